@@ -41,6 +41,23 @@ const FACTS: [step: string, pattern: RegExp][] = [
 ];
 const PRIVILEGED = STEPS.filter((s) => s.endsWith('-cpl3') && !['popfd-cpl3', 'iretd-to-ring0-cpl3'].includes(s));
 
+// The one place qemu is known to differ from the SDM: for a fault-class exception (except an
+// instruction-breakpoint #DB) the EFLAGS image pushed has RF=1 (SDM vol. 3 17.3.1.1), and
+// qemu's TCG pushes RF=0. The comparison masks RF in fault frames; a separate check holds ntflow
+// to the SDM there. Faults in this kernel: #DE 00, #UD 06, #NP 0B, #GP 0D.
+const FAULT_VECTORS = new Set(['00', '06', '0B', '0D']);
+const RF = 0x10000;
+
+/** The frame line of a fault with RF cleared in the pushed EFLAGS; every other line unchanged. */
+function maskFaultRf(line: string): string {
+  const m = /^([\w-]+): vec=(\w\w) /.exec(line);
+  if (!m || !FAULT_VECTORS.has(m[2]!)) return line;
+  return line.replace(/ efl=([0-9A-F]{8}) /, (_all, v: string) => {
+    const masked = (parseInt(v, 16) & ~RF) >>> 0;
+    return ` efl=${masked.toString(16).toUpperCase().padStart(8, '0')} `;
+  });
+}
+
 /** "a=1 b=2" fields of one line, for naming what differs. */
 function fields(line: string): Map<string, string> {
   const m = new Map<string, string>();
@@ -51,6 +68,7 @@ function fields(line: string): Map<string, string> {
   return m;
 }
 
+/** One assertion name per differing line: the step and the fields that differ. */
 function describeMismatch(i: number, q: string | undefined, n: string | undefined): string {
   const step = (q ?? n ?? '').split(':')[0];
   let what = '';
@@ -58,13 +76,9 @@ function describeMismatch(i: number, q: string | undefined, n: string | undefine
     const fq = fields(q);
     const fn = fields(n);
     const keys = [...new Set([...fq.keys(), ...fn.keys()])].filter((k) => fq.get(k) !== fn.get(k));
-    what = keys.map((k) => `${k}: qemu ${fq.get(k) ?? '-'} ntflow ${fn.get(k) ?? '-'}`).join(', ');
+    what = keys.map((k) => `${k} qemu ${fq.get(k) ?? '-'} ntflow ${fn.get(k) ?? '-'}`).join(', ');
   }
-  return [
-    `line ${i + 1} (step ${step})${what ? `: ${what}` : ''}`,
-    `  qemu:   ${q ?? '<missing>'}`,
-    `  ntflow: ${n ?? '<missing>'}`,
-  ].join('\n');
+  return `line ${i + 1}, step ${step}: ${what || 'lines differ'}`;
 }
 
 t.test('ring transitions: ntflow vs qemu-system-i386', async (t) => {
@@ -102,11 +116,23 @@ t.test('ring transitions: ntflow vs qemu-system-i386', async (t) => {
     t.equal(nt.stop.kind, 'stopped', `ntflow stopped by isa-debug-exit (got ${nt.stop.kind}${nt.stop.reason ? `: ${nt.stop.reason}` : ''})`);
     t.equal(nt.exitValue, 0, 'the guest wrote 0 to isa-debug-exit');
     const ntLines = nt.text.split('\n');
-    const diffs: string[] = [];
+    let differing = 0;
     for (let i = 0; i < Math.max(qemuLines.length, ntLines.length); i++) {
-      if (qemuLines[i] !== ntLines[i]) diffs.push(describeMismatch(i, qemuLines[i], ntLines[i]));
+      const q = qemuLines[i] === undefined ? undefined : maskFaultRf(qemuLines[i]!);
+      const n = ntLines[i] === undefined ? undefined : maskFaultRf(ntLines[i]!);
+      if (q === n) continue;
+      // each differing line is its own failure, with both lines in the diagnostics
+      if (++differing <= 40) t.fail(describeMismatch(i, q, n), { qemu: q ?? '<missing>', ntflow: n ?? '<missing>' });
     }
-    t.equal(diffs.length, 0, diffs.length ? `${diffs.length} line(s) differ:\n${diffs.join('\n')}` : 'identical, line by line');
-    t.equal(nt.text, qemu.text, 'identical text');
+    t.equal(differing, 0, 'every line identical (RF masked in fault frames)');
+
+    // RF in the frames ntflow pushed: 1 for faults, 0 for traps and INT n (SDM 17.3.1.1).
+    for (const line of ntLines) {
+      const m = /^([\w-]+): vec=(\w\w) .*? efl=([0-9A-F]{8}) /.exec(line);
+      if (!m) continue;
+      const rf = (parseInt(m[3]!, 16) & RF) !== 0;
+      const fault = FAULT_VECTORS.has(m[2]!);
+      t.equal(rf, fault, `${m[1]}: vector ${m[2]}h frame RF=${fault ? 1 : 0} (${fault ? 'fault' : 'trap / INT n'})`);
+    }
   });
 });
