@@ -36,8 +36,8 @@ UCODE equ 0x1B
 UDATA equ 0x23
 TSSSEL equ 0x28
 
-K_ERR equ 0x100        ; kind bits pushed by the stubs: the CPU pushed an error code
-K_SYSENTER equ 0x200        ; entered by SYSENTER (no frame; leave by SYSEXIT)
+K_ERR equ 0x100           ; kind bits pushed by the stubs: the CPU pushed an error code
+K_SYSENTER equ 0x200      ; entered by SYSENTER (no frame; leave by SYSEXIT)
 
 ; EFLAGS bits used below
 F_CF equ 0x001
@@ -383,8 +383,8 @@ user_start:
   xor edx, edx
   int 0x31
 
-  ; --- Step: a second SYSENTER round trip, now with DF set and a lower user stack, to check the MSR write
-  ; took effect and nothing was left behind by the earlier faults.
+  ; --- Step: a second SYSENTER round trip, with DF set and a lower user stack, to check that
+  ; the MSR write took effect and the earlier faults left nothing behind.
   STEP "sysenter-2", sys_stub_ret
   sub esp, 0x14                     ; (before MIX: it changes flags)
   MIX sub, 0x40000000, 0xC0000000   ; CF OF SF
