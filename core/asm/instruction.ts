@@ -1,0 +1,184 @@
+// One instruction: NASM's mnemonic spellings mapped onto iced's, the forms that fit, and the
+// encoding NASM would pick — the shortest, and among equally short ones the lowest opcode (which
+// is NASM's `89 /r` for reg,reg moves and ALU ops).
+import { OpCodeOperandKind as K, Register } from 'iced-x86';
+import { fail, nearestName, type SourcePos } from './errors.js';
+import { encodeForm, type Prefixes } from './encode.js';
+import { formsFitting, formsInRange, immediateKind, memorySizeAmbiguity, NEAR_BRANCH_KINDS } from './match.js';
+import { formsByMnemonic, type OpcodeForm } from './opcodes.js';
+import type { Operand } from './operands.js';
+import { registerNamed, sizeName } from './registers.js';
+
+const CONDITION_ALIASES: Record<string, string> = {
+  c: 'b', nae: 'b', nc: 'ae', nb: 'ae', z: 'e', nz: 'ne', na: 'be', nbe: 'a',
+  pe: 'p', po: 'np', nge: 'l', nl: 'ge', ng: 'le', nle: 'g',
+};
+
+// NASM's names that iced spells differently; in 32-bit code the plain forms mean the 32-bit ones.
+const MNEMONIC_ALIASES: Record<string, string> = {
+  sal: 'shl', pushf: 'pushfd', popf: 'popfd', pusha: 'pushad', popa: 'popad', iret: 'iretd',
+  pushfw: 'pushf', popfw: 'popf', pushaw: 'pusha', popaw: 'popa', iretw: 'iret',
+  retn: 'ret', xlat: 'xlatb', fwait: 'wait', icebp: 'int1', int01: 'int1', int03: 'int3',
+  loopz: 'loope', loopnz: 'loopne',
+};
+
+export function canonicalMnemonic(mnemonic: string): string {
+  const alias = MNEMONIC_ALIASES[mnemonic];
+  if (alias !== undefined) return alias;
+  const cc = /^(j|set|cmov)(.+)$/.exec(mnemonic);
+  if (cc && CONDITION_ALIASES[cc[2]!] !== undefined) return cc[1]! + CONDITION_ALIASES[cc[2]!]!;
+  return mnemonic;
+}
+
+export function knownMnemonics(): string[] {
+  return [...formsByMnemonic().keys(), ...Object.keys(MNEMONIC_ALIASES)];
+}
+
+export interface InstructionRequest {
+  mnemonic: string;
+  mnemonicPos: SourcePos;
+  operands: Operand[];
+  prefixes: Prefixes;
+  address: number;
+  /** Operands whose value is provisional this pass (a label not yet placed). */
+  provisional: boolean[];
+  final: boolean;
+  direction?: 'load' | 'store';
+  /** Encodings shorter than this are not taken (keeps late passes from oscillating). */
+  minimumLength: number;
+}
+
+export function encodeInstruction(request: InstructionRequest): { bytes: Uint8Array; form: OpcodeForm } {
+  const mnemonic = canonicalMnemonic(request.mnemonic);
+  const forms = formsByMnemonic().get(mnemonic);
+  if (forms === undefined) {
+    const suggestion = nearestName(request.mnemonic, knownMnemonics());
+    fail(request.mnemonicPos, `unknown instruction '${request.mnemonic}'` + (suggestion ? `; did you mean '${suggestion}'?` : ''));
+  }
+  let operands = nasmOperandRewrites(mnemonic, request.operands);
+  let fitting = formsFitting(forms, { mnemonic, operands });
+  if (fitting.length === 0 && (mnemonic === 'xchg' || mnemonic === 'test') && operands.length === 2) {
+    // Both operand orders mean the same; iced lists one of them.
+    operands = [operands[1]!, operands[0]!];
+    fitting = formsFitting(forms, { mnemonic, operands });
+  }
+  if (fitting.length === 0) fail(firstOperandPos(request), badCombination(request.mnemonic, request.operands, forms));
+  const ambiguity = memorySizeAmbiguity(fitting, { mnemonic, operands });
+  if (ambiguity) {
+    if (ambiguity.forms.length === 0) {
+      const memory = operands.find((o) => o.kind === 'memory')!;
+      fail(memory.pos, `operation size not specified; write ${ambiguity.sizes.filter((s) => s > 0).map(sizeName).join(' or ')} before the memory operand (e.g. 'dword [eax]')`);
+    }
+    fitting = ambiguity.forms;
+  }
+  let inRange = formsInRange(fitting, operands);
+  if (inRange.length === 0) {
+    if (request.final) fail(rangeErrorPos(operands, fitting), rangeError(operands, fitting));
+    inRange = fitting;
+  }
+  if (request.direction) inRange = preferDirection(inRange, request.direction);
+  if (request.prefixes.lock && !inRange.some((f) => f.canLock)) fail(request.mnemonicPos, `'lock' cannot be used with '${request.mnemonic}' in this form; lock works with read-modify-write instructions on memory`);
+
+  let best: { bytes: Uint8Array; form: OpcodeForm } | undefined;
+  let fallback: { bytes: Uint8Array; form: OpcodeForm } | undefined;
+  let firstError: string | undefined;
+  for (const form of inRange) {
+    // A provisional value is optimistic (0, and a branch target within short reach) so that
+    // NASM's short forms are tried first; later passes grow what does not fit.
+    const valued = operands.map((o, i) =>
+      request.provisional[i] && o.kind === 'immediate' && NEAR_BRANCH_KINDS.has(form.operands[form.explicit[i]!]!) ? { ...o, value: BigInt(request.address) } : o,
+    );
+    const result = encodeForm(form, valued, request.prefixes, request.address);
+    if ('error' in result) {
+      firstError ??= result.error;
+      continue;
+    }
+    const candidate = { bytes: result.bytes, form };
+    if (!fallback || candidate.bytes.length > fallback.bytes.length) fallback = candidate;
+    if (candidate.bytes.length < request.minimumLength) continue;
+    if (!best || candidate.bytes.length < best.bytes.length || (candidate.bytes.length === best.bytes.length && form.code < best.form.code)) best = candidate;
+  }
+  best ??= fallback;
+  if (!best) fail(firstOperandPos(request), explainEncoderError(request.mnemonic, firstError ?? 'no encoding'));
+  return best;
+}
+
+const REG_FIELD = new Set<K>([K.r8_reg, K.r16_reg, K.r32_reg]);
+const RM_FIELD = new Set<K>([K.r8_or_mem, K.r16_or_mem, K.r32_or_mem]);
+
+/** {load}: the form whose destination is the ModRM reg field; {store}: the one whose source is. */
+function preferDirection(forms: OpcodeForm[], direction: 'load' | 'store'): OpcodeForm[] {
+  const [destination, source] = direction === 'load' ? [REG_FIELD, RM_FIELD] : [RM_FIELD, REG_FIELD];
+  const preferred = forms.filter((f) => destination.has(f.operands[0]!) && source.has(f.operands[1]!));
+  return preferred.length > 0 ? preferred : forms;
+}
+
+/** NASM conveniences that iced's table does not list as forms. */
+function nasmOperandRewrites(mnemonic: string, operands: Operand[]): Operand[] {
+  // imul eax, 5 is imul eax, eax, 5.
+  if (mnemonic === 'imul' && operands.length === 2 && operands[1]!.kind === 'immediate') return [operands[0]!, operands[0]!, operands[1]!];
+  // xchg eax, ebx uses the one-byte 90+r form, which iced lists as xchg r32, eax.
+  if (mnemonic === 'xchg' && operands.length === 2) {
+    const [a, b] = operands as [Operand, Operand];
+    const accumulator = (o: Operand) => o.kind === 'register' && (o.info.name === 'eax' || o.info.name === 'ax');
+    if (accumulator(a) && b.kind === 'register' && (b.info.cls === 'gpr32' || b.info.cls === 'gpr16')) return [b, a];
+  }
+  // mov ds, ax is encoded without the 66h prefix, as mov ds, eax.
+  if (mnemonic === 'mov' && operands.length === 2) {
+    const [a, b] = operands as [Operand, Operand];
+    const widen = (o: Operand): Operand =>
+      o.kind === 'register' && o.info.cls === 'gpr16' ? { ...o, info: registerNamed('e' + o.info.name)! } : o;
+    if (a.kind === 'register' && a.info.cls === 'segment') return [a, widen(b)];
+  }
+  return operands;
+}
+
+function firstOperandPos(request: InstructionRequest): SourcePos {
+  return request.operands[0]?.pos ?? request.mnemonicPos;
+}
+
+function describeOperand(operand: Operand): string {
+  switch (operand.kind) {
+    case 'register':
+      return operand.info.name;
+    case 'memory':
+      return operand.size ? `${sizeName(operand.size)} memory` : 'memory';
+    case 'immediate':
+      return 'immediate';
+    case 'farPointer':
+      return 'far pointer';
+  }
+}
+
+function badCombination(mnemonic: string, operands: Operand[], forms: OpcodeForm[]): string {
+  const sameCount = forms.filter((f) => f.explicit.length === operands.length);
+  const shown = (sameCount.length > 0 ? sameCount : forms).slice(0, 8).map((f) => f.syntax.toLowerCase());
+  const written = operands.length === 0 ? 'no operands' : operands.map(describeOperand).join(', ');
+  const more = (sameCount.length > 0 ? sameCount : forms).length > shown.length ? ' …' : '';
+  return `'${mnemonic}' cannot take ${written}; accepted forms: ${[...new Set(shown)].join(' | ')}${more}`;
+}
+
+function rangeErrorPos(operands: Operand[], forms: OpcodeForm[]): SourcePos {
+  return operands.find((o, i) => o.kind === 'immediate' && forms.some((f) => immediateKind(f.operands[f.explicit[i]!]!)))?.pos ?? operands[0]!.pos;
+}
+
+function rangeError(operands: Operand[], forms: OpcodeForm[]): string {
+  for (let i = 0; i < operands.length; i++) {
+    const operand = operands[i]!;
+    if (operand.kind !== 'immediate') continue;
+    const widest = Math.max(0, ...forms.map((f) => immediateKind(f.operands[f.explicit[i]!]!)?.bits ?? 0));
+    if (widest === 0) continue;
+    const shown = operand.value < 0n ? `-0x${(-operand.value).toString(16)}` : `0x${operand.value.toString(16)}`;
+    if (forms.every((f) => !immediateKind(f.operands[f.explicit[i]!]!)?.fits(operand.value))) {
+      return `value ${shown} is out of range: this operand holds ${widest} bits (${-(2 ** (widest - 1))} to ${2 ** widest - 1})`;
+    }
+  }
+  return 'value out of range';
+}
+
+function explainEncoderError(mnemonic: string, error: string): string {
+  if (/Branch distance is too far/i.test(error)) return `short jump target is out of range for '${mnemonic}'; remove 'short' (or bring the target within 127 bytes)`;
+  return `'${mnemonic}' cannot be encoded with these operands (${error.replace(/\s+/g, ' ')})`;
+}
+
+export const NO_PREFIXES: Prefixes = { lock: false, rep: false, repe: false, repne: false, segment: Register.None };
