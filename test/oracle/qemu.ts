@@ -113,12 +113,19 @@ export function parseMultiboot(bytes: Uint8Array): MultibootImage {
 interface NtflowMachine {
   loadPhysical(addr: number, bytes: Uint8Array): void;
   cpu: {
-    enterFlatProtectedMode(s: { eip: number; esp: number; cpl: number }): void;
-    setReg(name: string, value: number): void;
+    enterFlatProtectedMode(s: { eip: number; esp: number; cpl: 0 | 3 }): void;
+    /** eax ecx edx ebx esp ebp esi edi */
+    regs: { [index: number]: number };
   };
   io: { out?: (port: number, size: 1 | 2 | 4, value: number) => void };
   stop(reason: string): void;
-  run(opts: { maxInstructions: number }): { kind: string; reason?: string };
+  run(opts: { maxInstructions: number }): NtflowStop;
+}
+/** core/cpu's StopReason says `detail`; the announced Machine API says `reason`. */
+export interface NtflowStop {
+  kind: string;
+  reason?: string;
+  detail?: string;
 }
 type MachineCtor = new (opts: { cpu: string }) => NtflowMachine;
 
@@ -138,7 +145,7 @@ async function loadMachine(): Promise<MachineCtor> {
 export interface NtflowRun {
   text: string;
   /** How the machine stopped: 'stopped' (the guest wrote to isa-debug-exit) is the clean end. */
-  stop: { kind: string; reason?: string };
+  stop: NtflowStop;
   /** The byte the guest wrote to isa-debug-exit, or null. */
   exitValue: number | null;
 }
@@ -162,8 +169,8 @@ export async function runOnNtflow(
   const m = new Machine({ cpu: 'sysenter' });
   m.loadPhysical(mb.loadAddr, bytes.subarray(fileStart, fileEnd));
   m.cpu.enterFlatProtectedMode({ eip: mb.entry, esp: 0, cpl: 0 });
-  m.cpu.setReg('eax', 0x2badb002);
-  m.cpu.setReg('ebx', 0); // no multiboot information structure; the kernels do not read one
+  m.cpu.regs[0] = 0x2badb002; // EAX: the multiboot magic
+  m.cpu.regs[3] = 0; // EBX: no multiboot information structure; the kernels do not read one
 
   let text = '';
   let exitValue: number | null = null;
