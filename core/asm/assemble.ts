@@ -197,6 +197,7 @@ class Pass {
 
   private data(body: Extract<Body, { kind: 'data' }>): void {
     const unit = body.unit;
+    const here = this.address; // $ is the start of the line, not of each item
     for (const item of body.items) {
       if (item.kind === 'bytes') {
         this.output.push(...item.bytes);
@@ -204,7 +205,7 @@ class Pass {
         for (let i = item.bytes.length; i % unit !== 0; i++) this.output.push(0);
         continue;
       }
-      const { value, provisional } = this.value(item.expr, this.address);
+      const { value, provisional } = this.value(item.expr, here);
       const bits = BigInt(unit * 8);
       if (!provisional && this.final && (value < -(1n << (bits - 1n)) || value >= 1n << bits)) {
         fail(item.pos, `value ${value} does not fit in ${unit * 8} bits; use a wider directive (dw, dd, dq) or a smaller value`);

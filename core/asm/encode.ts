@@ -35,13 +35,31 @@ export function encodeForm(form: OpcodeForm, operands: Operand[], prefixes: Pref
   const instruction = buildInstruction(form.code, form, operands, prefixes);
   try {
     encoder.encode(instruction, BigInt(address));
-    return { bytes: encoder.takeBuffer() };
+    const bytes = encoder.takeBuffer();
+    return { bytes: form.hasMandatoryPrefix ? bytes : nasmPrefixOrder(bytes) };
   } catch (error) {
     encoder.takeBuffer();
     return { error: error instanceof Error ? error.message : String(error) };
   } finally {
     instruction.free();
   }
+}
+
+// NASM writes lock/rep first, then the segment override, then 66h and 67h.
+const PREFIX_RANK = new Map<number, number>([
+  [0xf0, 0], [0xf2, 0], [0xf3, 0],
+  [0x26, 1], [0x2e, 1], [0x36, 1], [0x3e, 1], [0x64, 1], [0x65, 1],
+  [0x66, 2], [0x67, 3],
+]);
+
+function nasmPrefixOrder(bytes: Uint8Array): Uint8Array {
+  let count = 0;
+  while (count < bytes.length && PREFIX_RANK.has(bytes[count]!)) count++;
+  if (count < 2) return bytes;
+  const prefixes = [...bytes.subarray(0, count)].sort((a, b) => PREFIX_RANK.get(a)! - PREFIX_RANK.get(b)!);
+  const reordered = Uint8Array.from(bytes);
+  reordered.set(prefixes, 0);
+  return reordered;
 }
 
 function buildInstruction(code: Code, form: OpcodeForm, operands: Operand[], prefixes: Prefixes): Instruction {

@@ -136,13 +136,14 @@ export interface EvalContext {
 /** A linear form: constant + sum of register * coefficient (registers only inside brackets). */
 export interface Linear {
   constant: bigint;
-  registers: { name: string; scale: bigint; pos: SourcePos }[];
+  /** `scaled`: written with a multiplier (even *1), which makes NASM use it as the index. */
+  registers: { name: string; scale: bigint; scaled: boolean; pos: SourcePos }[];
 }
 
 export function evaluateLinear(expr: Expr, ctx: EvalContext): Linear {
   switch (expr.kind) {
     case 'register':
-      return { constant: 0n, registers: [{ name: expr.name, scale: 1n, pos: expr.pos }] };
+      return { constant: 0n, registers: [{ name: expr.name, scale: 1n, scaled: false, pos: expr.pos }] };
     case 'unary': {
       const arg = evaluateLinear(expr.arg, ctx);
       if (expr.op === '+') return arg;
@@ -159,8 +160,9 @@ export function evaluateLinear(expr: Expr, ctx: EvalContext): Linear {
         return { constant: left.constant + other.constant, registers: [...left.registers, ...other.registers] };
       }
       if (expr.op === '*') {
-        if (left.registers.length === 0) return scaleLinear(right, left.constant);
-        if (right.registers.length === 0) return scaleLinear(left, right.constant);
+        const marked = (value: Linear): Linear => ({ ...value, registers: value.registers.map((r) => ({ ...r, scaled: true })) });
+        if (left.registers.length === 0) return marked(scaleLinear(right, left.constant));
+        if (right.registers.length === 0) return marked(scaleLinear(left, right.constant));
       }
       requireConstant(left, expr.pos);
       requireConstant(right, expr.pos);

@@ -57,12 +57,13 @@ export function encodeInstruction(request: InstructionRequest): { bytes: Uint8Ar
   }
   let operands = nasmOperandRewrites(mnemonic, request.operands);
   let fitting = formsFitting(forms, { mnemonic, operands });
-  if (fitting.length === 0 && (mnemonic === 'xchg' || mnemonic === 'test') && operands.length === 2) {
-    // Both operand orders mean the same; iced lists one of them.
-    operands = [operands[1]!, operands[0]!];
-    fitting = formsFitting(forms, { mnemonic, operands });
+  for (const alternative of alternativeOperands(mnemonic, operands)) {
+    if (fitting.length > 0) break;
+    fitting = formsFitting(forms, { mnemonic, operands: alternative });
+    if (fitting.length > 0) operands = alternative;
   }
   if (fitting.length === 0) fail(firstOperandPos(request), badCombination(request.mnemonic, request.operands, forms));
+  fitting = preferOperandSize(fitting, operands);
   const ambiguity = memorySizeAmbiguity(fitting, { mnemonic, operands });
   if (ambiguity) {
     if (ambiguity.forms.length === 0) {
@@ -113,22 +114,61 @@ function preferDirection(forms: OpcodeForm[], direction: 'load' | 'store'): Opco
   return preferred.length > 0 ? preferred : forms;
 }
 
+/**
+ * A 16-bit form (66h prefix) is taken only when an operand asks for 16 bits: `push 80h` is the
+ * dword push 68 80 00 00 00, not the shorter 66 68 80 00.
+ */
+function preferOperandSize(forms: OpcodeForm[], operands: Operand[]): OpcodeForm[] {
+  const asksFor16 = operands.some(
+    (o) => (o.kind === 'register' && o.info.cls === 'gpr16') || ((o.kind === 'memory' || o.kind === 'immediate') && o.size === 2),
+  );
+  if (asksFor16) return forms;
+  const wide = forms.filter((f) => f.operandSize !== 16);
+  return wide.length > 0 ? wide : forms;
+}
+
+/** Other ways NASM reads the same operands, tried in order when the written ones fit no form. */
+function alternativeOperands(mnemonic: string, operands: Operand[]): Operand[][] {
+  // Both operand orders of xchg and test mean the same; iced lists one of them.
+  if ((mnemonic === 'xchg' || mnemonic === 'test') && operands.length === 2) return [[operands[1]!, operands[0]!]];
+  if (!mnemonic.startsWith('f')) return [];
+  const st = (n: number, pos: SourcePos): Operand => ({ kind: 'register', info: registerNamed(`st${n}`)!, pos });
+  // x87 shorthands: `fadd st1` is fadd st0, st1 (or st1, st0 for the popping forms), `fxch` is
+  // fxch st1, `faddp` is faddp st1, st0.
+  if (operands.length === 1 && operands[0]!.kind === 'register' && operands[0]!.info.cls === 'fpu') {
+    const pos = operands[0]!.pos;
+    return [[st(0, pos), operands[0]!], [operands[0]!, st(0, pos)]];
+  }
+  if (operands.length === 0) {
+    const pos = { line: 0, column: 0 };
+    return [[st(1, pos), st(0, pos)], [st(0, pos), st(1, pos)], [st(1, pos)]];
+  }
+  return [];
+}
+
 /** NASM conveniences that iced's table does not list as forms. */
 function nasmOperandRewrites(mnemonic: string, operands: Operand[]): Operand[] {
+  // aam and aad without an operand work in base 10.
+  if ((mnemonic === 'aam' || mnemonic === 'aad') && operands.length === 0) {
+    return [{ kind: 'immediate', value: 10n, size: 0, strict: false, pos: { line: 0, column: 0 } }];
+  }
   // imul eax, 5 is imul eax, eax, 5.
   if (mnemonic === 'imul' && operands.length === 2 && operands[1]!.kind === 'immediate') return [operands[0]!, operands[0]!, operands[1]!];
   // xchg eax, ebx uses the one-byte 90+r form, which iced lists as xchg r32, eax.
   if (mnemonic === 'xchg' && operands.length === 2) {
     const [a, b] = operands as [Operand, Operand];
     const accumulator = (o: Operand) => o.kind === 'register' && (o.info.name === 'eax' || o.info.name === 'ax');
-    if (accumulator(a) && b.kind === 'register' && (b.info.cls === 'gpr32' || b.info.cls === 'gpr16')) return [b, a];
+    // Otherwise NASM puts the first register in the ModRM reg field: xchg al, bl is 86 C3.
+    if (a.kind === 'register' && b.kind === 'register' && !accumulator(b)) return [b, a];
   }
-  // mov ds, ax is encoded without the 66h prefix, as mov ds, eax.
-  if (mnemonic === 'mov' && operands.length === 2) {
-    const [a, b] = operands as [Operand, Operand];
-    const widen = (o: Operand): Operand =>
-      o.kind === 'register' && o.info.cls === 'gpr16' ? { ...o, info: registerNamed('e' + o.info.name)! } : o;
-    if (a.kind === 'register' && a.info.cls === 'segment') return [a, widen(b)];
+  // A 16-bit register that only supplies a selector or a 16-bit value is encoded without the 66h
+  // prefix, as its 32-bit register: mov ds, ax is 8E D8; lldt ax is 0F 00 D0; lar eax, bx 0F 02 C3.
+  const widen = (o: Operand): Operand => (o.kind === 'register' && o.info.cls === 'gpr16' ? { ...o, info: registerNamed('e' + o.info.name)! } : o);
+  const first = operands[0];
+  if (mnemonic === 'mov' && operands.length === 2 && first?.kind === 'register' && first.info.cls === 'segment') return [first, widen(operands[1]!)];
+  if (['lldt', 'ltr', 'verr', 'verw', 'lmsw', 'arpl'].includes(mnemonic)) return operands.map(widen);
+  if ((mnemonic === 'lar' || mnemonic === 'lsl') && operands.length === 2 && first?.kind === 'register' && first.info.cls === 'gpr32') {
+    return [first, widen(operands[1]!)];
   }
   return operands;
 }

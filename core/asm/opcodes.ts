@@ -1,6 +1,6 @@
 // iced-x86's opcode table, indexed once by mnemonic: every instruction form iced can encode in
 // 32-bit mode, with its operand kinds, so the assembler describes no opcode by hand.
-import { Code, CodeExt, EncodingKind, MemorySize, MemorySizeExt, Mnemonic, OpCodeOperandKind as K } from 'iced-x86';
+import { Code, CodeExt, EncodingKind, MandatoryPrefix, MemorySize, MemorySizeExt, Mnemonic, OpCodeOperandKind as K } from 'iced-x86';
 
 export interface OpcodeForm {
   code: Code;
@@ -17,6 +17,8 @@ export interface OpcodeForm {
   canLock: boolean;
   canRep: boolean;
   canRepne: boolean;
+  /** A 66/F2/F3 byte that is part of the opcode (SSE), not a prefix the programmer chose. */
+  hasMandatoryPrefix: boolean;
   /** The form as Intel's manual writes it, e.g. "ADD r/m32, imm8". */
   syntax: string;
 }
@@ -56,6 +58,7 @@ export function formsByMnemonic(): Map<string, OpcodeForm[]> {
         canLock: info.canUseLockPrefix,
         canRep: info.canUseRepPrefix,
         canRepne: info.canUseRepnePrefix,
+        hasMandatoryPrefix: info.mandatoryPrefix !== MandatoryPrefix.None && info.mandatoryPrefix !== MandatoryPrefix.PNP,
         syntax: info.instructionString,
       };
       const list = index.get(mnemonic);

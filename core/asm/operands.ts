@@ -41,13 +41,15 @@ export function resolveOperand(syntax: OperandSyntax, ctx: EvalContext): Operand
 function resolveMemory(syntax: Extract<OperandSyntax, { kind: 'memory' }>, ctx: EvalContext): Operand {
   const linear = evaluateLinear(syntax.address, ctx);
   // Combine repeated registers: [eax+eax*2] is eax*3.
-  const terms: { info: RegisterInfo; scale: bigint; pos: SourcePos }[] = [];
+  const terms: { info: RegisterInfo; scale: bigint; scaled: boolean; pos: SourcePos }[] = [];
   for (const term of linear.registers) {
     const info = registerNamed(term.name)!;
     if (info.cls !== 'gpr32') fail(term.pos, `${term.name} cannot address memory in 32-bit code; use a 32-bit register such as eax`);
     const same = terms.find((t) => t.info.register === info.register);
-    if (same) same.scale += term.scale;
-    else terms.push({ info, scale: term.scale, pos: term.pos });
+    if (same) {
+      same.scale += term.scale;
+      same.scaled ||= term.scaled;
+    } else terms.push({ info, scale: term.scale, scaled: term.scaled, pos: term.pos });
   }
   const used = terms.filter((t) => t.scale !== 0n);
   let base = Register.None;
@@ -74,9 +76,10 @@ function resolveMemory(syntax: Extract<OperandSyntax, { kind: 'memory' }>, ctx: 
     }
   } else if (used.length === 2) {
     let [first, second] = used as [(typeof used)[number], (typeof used)[number]];
-    // The scaled register is the index; with two unscaled ones the first is the base, unless it is
-    // the esp that only a base can be.
-    if (first.scale !== 1n || (second.scale === 1n && second.info.register === Register.ESP)) [first, second] = [second, first];
+    // The scaled register (even one written *1) is the index; with two unscaled ones the first is
+    // the base. esp can only be a base.
+    const indexFirst = first.scale !== 1n || (first.scaled && !second.scaled);
+    if (indexFirst || (second.scale === 1n && second.info.register === Register.ESP)) [first, second] = [second, first];
     if (first.scale !== 1n) fail(second.pos, `only one register of an address may be scaled`);
     base = first.info.register;
     index = second.info.register;

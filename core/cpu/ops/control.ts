@@ -1,0 +1,114 @@
+// Control transfer: jmp and call (relative, indirect, far), ret/ret imm16, retf, jcc, loop/loope/
+// loopne, jecxz, int n, int3, into, iretd. The CPU's microcode (cpu.ts) does the privilege work.
+import { Mnemonic } from 'iced-x86';
+import { R } from '../cpu.js';
+import { K, type Handler, type Op } from '../op.js';
+import type { Family } from '../table.js';
+import { rd0 } from './operands.js';
+
+const jmpRel: Handler = (cpu, op) => {
+  cpu.nextEip = op.target;
+};
+const jmpIndirect: Handler = (cpu, op) => {
+  cpu.nextEip = op.size === 2 ? rd0(cpu, op) & 0xffff : rd0(cpu, op);
+};
+const jmpFarDirect: Handler = (cpu, op) => {
+  cpu.farTransfer(op.selector, op.target, false, op.size);
+};
+/** JMP/CALL m16:32 — offset then selector in memory. */
+function farIndirect(call: boolean): Handler {
+  return (cpu, op) => {
+    const size = op.size === 6 ? 4 : 2; // the memory operand is m16:32 (6 bytes) or m16:16
+    const lin = cpu.ea(op, size + 2);
+    const offset = cpu.readSized(size, lin);
+    const sel = cpu.read16((lin + size) | 0);
+    cpu.farTransfer(sel, offset, call, size);
+  };
+}
+
+const callRel: Handler = (cpu, op) => {
+  cpu.push(op.size, cpu.nextEip);
+  cpu.nextEip = op.target;
+};
+/** CALL r/m: the target is read before the return address is pushed (call [esp] uses the old ESP). */
+const callIndirect: Handler = (cpu, op) => {
+  const target = rd0(cpu, op);
+  cpu.push(op.size, cpu.nextEip);
+  cpu.nextEip = op.size === 2 ? target & 0xffff : target;
+};
+const callFarDirect: Handler = (cpu, op) => {
+  cpu.farTransfer(op.selector, op.target, true, op.size);
+};
+
+function resolveJmp(op: Op, far: boolean): Handler | null {
+  if (far) return op.k0 === K.MEM ? farIndirect(false) : jmpFarDirect;
+  return op.k0 === K.REG || op.k0 === K.MEM ? jmpIndirect : jmpRel;
+}
+function resolveCall(op: Op, far: boolean): Handler | null {
+  if (far) return op.k0 === K.MEM ? farIndirect(true) : callFarDirect;
+  return op.k0 === K.REG || op.k0 === K.MEM ? callIndirect : callRel;
+}
+
+/** RET [imm16]: EIP from the stack, then release imm16 bytes of arguments. */
+const ret: Handler = (cpu, op) => {
+  const eip = cpu.pop(op.size);
+  if (op.k0 === K.IMM) cpu.regs[R.ESP] = (cpu.regs[R.ESP] + (op.imm & 0xffff)) | 0;
+  cpu.nextEip = op.size === 2 ? eip & 0xffff : eip;
+};
+const retf: Handler = (cpu, op) => {
+  cpu.retf(op.size, op.k0 === K.IMM ? op.imm & 0xffff : 0);
+};
+
+const jcc: Handler = (cpu, op) => {
+  if (cpu.cond(op.cond)) cpu.nextEip = op.target;
+};
+/** The hot pair: jz/jnz on a lazily recorded result. */
+const jnz: Handler = (cpu, op) => {
+  if (cpu.getZF() === 0) cpu.nextEip = op.target;
+};
+const jz: Handler = (cpu, op) => {
+  if (cpu.getZF() === 1) cpu.nextEip = op.target;
+};
+
+function loop(kind: 'loop' | 'loope' | 'loopne'): Handler {
+  return (cpu, op) => {
+    const ecx = (cpu.regs[R.ECX] - 1) | 0;
+    cpu.regs[R.ECX] = ecx;
+    const zf = cpu.getZF();
+    const go = ecx !== 0 && (kind === 'loop' || (kind === 'loope' ? zf === 1 : zf === 0));
+    if (go) cpu.nextEip = op.target;
+  };
+}
+const jecxz: Handler = (cpu, op) => {
+  if (cpu.regs[R.ECX] === 0) cpu.nextEip = op.target;
+};
+
+const intN: Handler = (cpu, op) => cpu.softInterrupt(op.imm & 0xff);
+const int3: Handler = (cpu) => cpu.softInterrupt(3);
+const into: Handler = (cpu) => {
+  if (cpu.getOF()) cpu.softInterrupt(4);
+};
+const iretd: Handler = (cpu, op) => cpu.iret(op.size);
+
+const jccNames = [
+  Mnemonic.Jo, Mnemonic.Jno, Mnemonic.Jb, Mnemonic.Jae, Mnemonic.Je, Mnemonic.Jne, Mnemonic.Jbe,
+  Mnemonic.Ja, Mnemonic.Js, Mnemonic.Jns, Mnemonic.Jp, Mnemonic.Jnp, Mnemonic.Jl, Mnemonic.Jge,
+  Mnemonic.Jle, Mnemonic.Jg,
+];
+
+export const controlTransfer: Family = {
+  [Mnemonic.Jmp]: { resolve: (op, instr) => resolveJmp(op, instr.isJmpFar || instr.isJmpFarIndirect) },
+  [Mnemonic.Call]: { resolve: (op, instr) => resolveCall(op, instr.isCallFar || instr.isCallFarIndirect) },
+  [Mnemonic.Ret]: { resolve: () => ret },
+  [Mnemonic.Retf]: { resolve: () => retf },
+  ...Object.fromEntries(jccNames.map((m) => [m, { resolve: () => (m === Mnemonic.Jne ? jnz : m === Mnemonic.Je ? jz : jcc) }])),
+  [Mnemonic.Loop]: { resolve: () => loop('loop') },
+  [Mnemonic.Loope]: { resolve: () => loop('loope') },
+  [Mnemonic.Loopne]: { resolve: () => loop('loopne') },
+  [Mnemonic.Jecxz]: { resolve: () => jecxz },
+  [Mnemonic.Int]: { resolve: () => intN },
+  [Mnemonic.Int3]: { resolve: () => int3 },
+  [Mnemonic.Into]: { resolve: () => into },
+  [Mnemonic.Iretd]: { resolve: () => iretd },
+  [Mnemonic.Iret]: { resolve: () => iretd },
+};

@@ -1,0 +1,125 @@
+// The one discriminated union of everything the machine reports. Every event carries `seq`
+// (gapless from 0 within a machine's life), `icount` (instructions retired before it), `cpl` and
+// `eip` (the CPU's privilege level and instruction pointer when it happened) and `thread` (the
+// guest thread id the guest layer reports, 0 on a bare machine).
+//
+// Events are emitted from a few choke points only: instruction retire, the privilege-change
+// microcode (sysenter, sysexit, int, iret, exception delivery), MSR access, and, in the guest
+// layer, declared probes and service bodies.
+
+/** Register ids used in effect lists: 0–7 EAX..EDI, then EFLAGS, the six selectors, control registers. */
+export const enum RegId {
+  EAX = 0,
+  ECX,
+  EDX,
+  EBX,
+  ESP,
+  EBP,
+  ESI,
+  EDI,
+  EFLAGS,
+  ES,
+  CS,
+  SS,
+  DS,
+  FS,
+  GS,
+  CR0,
+  CR2,
+  CR3,
+  CR4,
+}
+export const REG_ID_NAMES = [
+  'eax', 'ecx', 'edx', 'ebx', 'esp', 'ebp', 'esi', 'edi', 'eflags',
+  'es', 'cs', 'ss', 'ds', 'fs', 'gs', 'cr0', 'cr2', 'cr3', 'cr4',
+] as const;
+export type RegName = (typeof REG_ID_NAMES)[number];
+
+export interface EventBase {
+  seq: number;
+  icount: number;
+  cpl: number;
+  eip: number;
+  thread: number;
+}
+
+/**
+ * State changes since the previous effect-carrying event: `regs` is flat pairs [RegId, value, …]
+ * (values as unsigned 32-bit numbers), `writes` flat triples [linear, size, value, …] in order.
+ * Replaying the effects of every event in `seq` order rebuilds the machine's registers and memory.
+ */
+export interface Effects {
+  regs: number[];
+  writes: number[];
+}
+
+/** An instruction retired. `eip` is its address; `nextEip` where execution continues. */
+export interface InstructionEvent extends EventBase, Effects {
+  type: 'instruction';
+  bytes: Uint8Array;
+  nextEip: number;
+}
+
+export type RingMechanism = 'sysenter' | 'sysexit' | 'int' | 'iret' | 'exception';
+
+/** The CPU changed privilege level (emitted by the microcode, before the instruction retires). */
+export interface RingTransitionEvent extends EventBase {
+  type: 'ring-transition';
+  fromCpl: number;
+  toCpl: number;
+  mechanism: RingMechanism;
+  fromEip: number;
+  toEip: number;
+  fromEsp: number;
+  toEsp: number;
+  /** The vector for `int` and `exception`. */
+  vector: number | null;
+}
+
+export type MsrSource = 'rdmsr' | 'sysenter' | 'sysexit';
+
+export interface MsrReadEvent extends EventBase {
+  type: 'msr-read';
+  msr: number;
+  value: bigint;
+  source: MsrSource;
+}
+
+export interface MsrWriteEvent extends EventBase {
+  type: 'msr-write';
+  msr: number;
+  value: bigint;
+}
+
+/**
+ * A fault or trap delivered to the guest through the IDT (or, on a bare `exec` machine, the one that
+ * stopped it). Carries the effects of the delivery itself (the frame pushed, the new CS:EIP, SS:ESP).
+ */
+export interface ExceptionEvent extends EventBase, Effects {
+  type: 'exception';
+  vector: number;
+  errorCode: number | null;
+  cr2: number | null;
+  /** The instruction that faulted (eip of the event is the same). */
+  faultEip: number;
+}
+
+/** The machine stopped (hlt, instruction limit, triple fault, a guest-layer stop). */
+export interface MachineStopEvent extends EventBase {
+  type: 'machine-stop';
+  reason: StopKind;
+  detail: string | null;
+}
+
+export type StopKind = 'hlt' | 'instruction-limit' | 'triple-fault' | 'stopped' | 'exception';
+
+/** The CPU's events; the guest layer (issue B) extends the union with its own. */
+export type CpuEvent =
+  | InstructionEvent
+  | RingTransitionEvent
+  | MsrReadEvent
+  | MsrWriteEvent
+  | ExceptionEvent
+  | MachineStopEvent;
+
+export type TraceEvent = CpuEvent;

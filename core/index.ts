@@ -1,0 +1,10 @@
+// core/ public API: the machine, its events, the bare `exec` runner, the assembler and disassembler.
+export { Machine, type MachineOptions, type RunOptions } from './machine.js';
+export { CPU, R, Seg, REG_NAMES, SEG_NAMES, type CpuModel, type CpuSnapshot, type StopReason, type IoPorts } from './cpu/cpu.js';
+export { GuestFault, EmulatorError, Vector, VECTOR_NAMES } from './cpu/faults.js';
+export { F as EFLAGS } from './cpu/flags.js';
+export { PhysicalMemory, Mmu, PageFault, PTE_P, PTE_RW, PTE_US, PTE_A, PTE_D, PDE_PS, hex } from './mmu.js';
+export { FAMILIES, INSTRUCTION_TABLE } from './cpu/table.js';
+export type * from './events.js';
+export { REG_ID_NAMES } from './events.js';
+export { runCase, validateCase, ExecInputError, type ExecCase, type ExecResult } from './exec.js';

@@ -1,0 +1,45 @@
+// Independent oracles (Unicorn, nasm, qemu-system-i386) are installed by .ci/run. A developer
+// without them sees a visible skip; in CI (CI=true) a missing oracle is a failure, never a skip.
+import { spawnSync } from 'node:child_process';
+
+export type OracleName = 'unicorn' | 'nasm' | 'qemu';
+
+/** The Debian python that sees python3-unicorn (the pyenv python3 on PATH does not). */
+export const DEBIAN_PYTHON = '/usr/bin/python3';
+
+const probes: Record<OracleName, () => boolean> = {
+  unicorn: () => spawnSync(DEBIAN_PYTHON, ['-c', 'import unicorn'], { stdio: 'ignore' }).status === 0,
+  nasm: () => spawnSync('nasm', ['-v'], { stdio: 'ignore' }).status === 0,
+  qemu: () => spawnSync('qemu-system-i386', ['--version'], { stdio: 'ignore' }).status === 0,
+};
+
+const install: Record<OracleName, string> = {
+  unicorn: 'apt-get install -y python3-unicorn',
+  nasm: 'apt-get install -y nasm',
+  qemu: 'apt-get install -y --no-install-recommends qemu-system-x86',
+};
+
+const cache = new Map<OracleName, boolean>();
+
+/** null when the oracle is usable, else the reason it is not (with the install command). */
+export function oracleMissing(name: OracleName): string | null {
+  if (!cache.has(name)) cache.set(name, probes[name]());
+  return cache.get(name) ? null : `${name} oracle not installed (${install[name]})`;
+}
+
+interface SkippableTest {
+  skip(message?: string): void;
+  fail(message?: string): void;
+}
+
+/**
+ * Call at the top of a tap test: true when the oracle is there. Otherwise the test is skipped with
+ * the reason, or failed when CI=true (CI installs every oracle, so absence there is a broken setup).
+ */
+export function haveOracle(t: SkippableTest, name: OracleName): boolean {
+  const missing = oracleMissing(name);
+  if (missing === null) return true;
+  if (process.env.CI === 'true') t.fail(`${missing}; CI must install it (.ci/run)`);
+  else t.skip(missing);
+  return false;
+}
