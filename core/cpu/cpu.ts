@@ -809,7 +809,9 @@ export class CPU {
       esp = this.regs[R.ESP];
       ssBase = this.segBase[Seg.SS];
     }
-    frame.push(eflags, oldCs, returnEip);
+    // A fault's saved EFLAGS has RF set, so IRETD back to the instruction does not re-trigger an
+    // instruction breakpoint on it (SDM vol. 3, 17.3.1.1); interrupts and traps save RF as it was.
+    frame.push(mech === 'exception' ? eflags | F.RF : eflags, oldCs, returnEip);
     if (errorCode !== null) frame.push(errorCode);
     // Write the frame at the new privilege (ring-0 pushes are supervisor accesses).
     const user = newCpl === 3;

@@ -66,7 +66,8 @@ function resolve(instr: Instruction, bytes: Uint8Array, eip: number, model: CpuM
         if (reg >= Register.AL && reg <= Register.BH) (k = K.REG), (r = reg - Register.AL), (size = 1);
         else if (reg >= Register.AX && reg <= Register.DI) (k = K.REG), (r = reg - Register.AX), (size = 2);
         else if (reg >= Register.EAX && reg <= Register.EDI) (k = K.REG), (r = reg - Register.EAX), (size = 4);
-        else if (reg >= Register.ES && reg <= Register.GS) (k = K.SREG), (r = reg - Register.ES), (size = 2);
+        // A segment register does not size the instruction (push ds pushes a dword in 32-bit code).
+        else if (reg >= Register.ES && reg <= Register.GS) (k = K.SREG), (r = reg - Register.ES);
         else if (reg >= Register.CR0 && reg <= Register.CR0 + 15) (k = K.CR), (r = reg - Register.CR0), (size = 4);
         else return gap(op, eip, `register ${Register[reg]} is not emulated`);
         break;
@@ -128,7 +129,7 @@ function resolve(instr: Instruction, bytes: Uint8Array, eip: number, model: CpuM
   }
   // Instructions without a sized first operand (movsd, pushfd, ret, ...) keep the prefix-derived size;
   // memory-only string forms take the element size from the memory operand.
-  if (count === 0 || (op.k0 !== K.REG && op.k0 !== K.MEM && op.k0 !== K.SREG)) {
+  if (count === 0 || (op.k0 !== K.REG && op.k0 !== K.MEM)) {
     op.size = opsize16 ? 2 : 4;
   }
   const entry = INSTRUCTION_TABLE.get(instr.mnemonic);
