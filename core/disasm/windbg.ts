@@ -1,0 +1,77 @@
+// WinDbg's rendering of 32-bit code, on iced-x86's MASM formatter: `mov eax,0B7h`,
+// `mov dword ptr [ebp-1Ch],edi`, `mov eax,dword ptr fs:[00000124h]`, and near branch targets as
+// `call nt!_SEH_prolog (805352d8)` or a bare `jmp 8053a357`.
+import { Formatter, FormatterSyntax, MemorySizeOptions, OpKind, Register, type Instruction } from 'iced-x86';
+
+/** A symbol covering an address: `offset` bytes past the start of module!name. */
+export interface SymbolInfo {
+  module: string;
+  name: string;
+  offset: number;
+}
+
+export interface SymbolLookup {
+  lookup(address: number): SymbolInfo | undefined;
+}
+
+export class WinDbgFormatter {
+  private readonly plain: Formatter;
+  // WinDbg writes an absolute address in brackets with all eight digits (fs:[00000124h]) but a
+  // displacement from a register without leading zeros ([ebp-1Ch]).
+  private readonly absolute: Formatter;
+
+  constructor() {
+    this.plain = configure(new Formatter(FormatterSyntax.Masm), false);
+    this.absolute = configure(new Formatter(FormatterSyntax.Masm), true);
+  }
+
+  free(): void {
+    this.plain.free();
+    this.absolute.free();
+  }
+
+  format(instruction: Instruction, symbols?: SymbolLookup): string {
+    if (instruction.isInvalid) return '???';
+    const target = nearBranchTarget(instruction);
+    if (target !== undefined) return `${this.plain.formatMnemonic(instruction)} ${branchTarget(target, symbols)}`;
+    const formatter = hasAbsoluteMemory(instruction) ? this.absolute : this.plain;
+    return formatter.format(instruction);
+  }
+}
+
+function configure(formatter: Formatter, displacementLeadingZeros: boolean): Formatter {
+  formatter.memorySizeOptions = MemorySizeOptions.Always;
+  formatter.uppercaseHex = true;
+  formatter.hexSuffix = 'h';
+  formatter.hexPrefix = '';
+  formatter.addLeadingZeroToHexNumbers = true;
+  formatter.smallHexNumbersInDecimal = true; // push 8, int 3
+  formatter.spaceAfterOperandSeparator = false;
+  formatter.displacementLeadingZeros = displacementLeadingZeros;
+  formatter.showBranchSize = false;
+  return formatter;
+}
+
+function nearBranchTarget(instruction: Instruction): number | undefined {
+  for (let i = 0; i < instruction.opCount; i++) {
+    if (instruction.opKind(i) === OpKind.NearBranch32) return instruction.nearBranch32 >>> 0;
+  }
+  return undefined;
+}
+
+function hasAbsoluteMemory(instruction: Instruction): boolean {
+  for (let i = 0; i < instruction.opCount; i++) {
+    if (instruction.opKind(i) === OpKind.Memory && instruction.memoryBase === Register.None && instruction.memoryIndex === Register.None) return true;
+  }
+  return false;
+}
+
+const hex8 = (value: number) => (value >>> 0).toString(16).padStart(8, '0');
+
+/** `nt!KiSystemService+0x5c (8053a357)`, `nt!_SEH_prolog (805352d8)` or `8053a357`. */
+export function branchTarget(address: number, symbols?: SymbolLookup): string {
+  const symbol = symbols?.lookup(address >>> 0);
+  if (symbol === undefined) return hex8(address);
+  const offset = symbol.offset === 0 ? '' : `+0x${symbol.offset.toString(16)}`;
+  return `${symbol.module}!${symbol.name}${offset} (${hex8(address)})`;
+}
