@@ -108,12 +108,12 @@ t.test('ring transitions: ntflow vs qemu-system-i386', async (t) => {
   t.test('ntflow prints exactly what qemu prints', async (t) => {
     let nt;
     try {
-      nt = await runOnNtflow(kernel);
+      nt = runOnNtflow(kernel);
     } catch (e) {
       t.fail(`ntflow could not run the kernel: ${(e as Error).message}`);
       return;
     }
-    t.equal(nt.stop.kind, 'stopped', `ntflow stopped by isa-debug-exit (got ${nt.stop.kind}${(nt.stop.reason ?? nt.stop.detail) ? `: ${nt.stop.reason ?? nt.stop.detail}` : ''})`);
+    t.equal(nt.stop.kind, 'stopped', `ntflow stopped by isa-debug-exit (got ${nt.stop.kind}${nt.stop.detail ? `: ${nt.stop.detail}` : ''})`);
     t.equal(nt.exitValue, 0, 'the guest wrote 0 to isa-debug-exit');
     const ntLines = nt.text.split('\n');
     let differing = 0;

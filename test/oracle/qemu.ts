@@ -6,8 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { repoPath } from '../util/paths.js';
+import { Machine, type StopReason } from '../../core/index.js';
 
 /** The debug port the kernels print to (qemu's -debugcon, Bochs' 0xE9 hack). */
 export const DEBUG_PORT = 0xe9;
@@ -109,43 +108,10 @@ export function parseMultiboot(bytes: Uint8Array): MultibootImage {
   throw new Error('no multiboot header in the first 8 KiB');
 }
 
-/** The part of ntflow's core API the harness uses (core/index.ts, core/machine.ts). */
-interface NtflowMachine {
-  loadPhysical(addr: number, bytes: Uint8Array): void;
-  cpu: {
-    enterFlatProtectedMode(s: { eip: number; esp: number; cpl: 0 | 3 }): void;
-    /** eax ecx edx ebx esp ebp esi edi */
-    regs: { [index: number]: number };
-  };
-  io: { out?: (port: number, size: 1 | 2 | 4, value: number) => void };
-  stop(reason: string): void;
-  run(opts: { maxInstructions: number }): NtflowStop;
-}
-/** core/cpu's StopReason says `detail`; the announced Machine API says `reason`. */
-export interface NtflowStop {
-  kind: string;
-  reason?: string;
-  detail?: string;
-}
-type MachineCtor = new (opts: { cpu: string }) => NtflowMachine;
-
-async function loadMachine(): Promise<MachineCtor> {
-  // Loaded at run time from the compiled core so this harness builds while core/ is being written.
-  const url = pathToFileURL(repoPath('dist', 'core', 'index.js')).href;
-  let mod: { Machine?: MachineCtor };
-  try {
-    mod = (await import(url)) as { Machine?: MachineCtor };
-  } catch (e) {
-    throw new Error(`cannot load ntflow's machine from ${url}: ${(e as Error).message}`);
-  }
-  if (typeof mod.Machine !== 'function') throw new Error(`core/index.ts exports no Machine yet`);
-  return mod.Machine;
-}
-
 export interface NtflowRun {
   text: string;
   /** How the machine stopped: 'stopped' (the guest wrote to isa-debug-exit) is the clean end. */
-  stop: NtflowStop;
+  stop: StopReason;
   /** The byte the guest wrote to isa-debug-exit, or null. */
   exitValue: number | null;
 }
@@ -156,11 +122,7 @@ export interface NtflowRun {
  * mode at ring 0 with paging and interrupts off, EAX = the multiboot magic; then run until the
  * guest writes to isa-debug-exit. Port 0xE9 bytes are the text.
  */
-export async function runOnNtflow(
-  bytes: Uint8Array,
-  opts: { maxInstructions?: number } = {},
-): Promise<NtflowRun> {
-  const Machine = await loadMachine();
+export function runOnNtflow(bytes: Uint8Array, opts: { maxInstructions?: number } = {}): NtflowRun {
   const mb = parseMultiboot(bytes);
   const fileStart = mb.headerOffset - (mb.headerAddr - mb.loadAddr);
   const fileEnd = mb.loadEndAddr === 0 ? bytes.length : fileStart + (mb.loadEndAddr - mb.loadAddr);
