@@ -150,7 +150,7 @@ function alternativeOperands(mnemonic: string, operands: Operand[]): Operand[][]
 function nasmOperandRewrites(mnemonic: string, operands: Operand[]): Operand[] {
   // aam and aad without an operand work in base 10.
   if ((mnemonic === 'aam' || mnemonic === 'aad') && operands.length === 0) {
-    return [{ kind: 'immediate', value: 10n, size: 0, strict: false, pos: { line: 0, column: 0 } }];
+    return [{ kind: 'immediate', value: 10n, size: 0, strict: false, absolute: true, pos: { line: 0, column: 0 } }];
   }
   // imul eax, 5 is imul eax, eax, 5.
   if (mnemonic === 'imul' && operands.length === 2 && operands[1]!.kind === 'immediate') return [operands[0]!, operands[0]!, operands[1]!];

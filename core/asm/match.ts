@@ -62,7 +62,12 @@ function shapeFits(kind: K, operand: Operand): boolean {
   if (MEMORY_KINDS.has(kind)) return operand.kind === 'memory';
   if (kind === K.mem_offs) return operand.kind === 'memory' && operand.base === Register.None && operand.index === Register.None;
   if (IMMEDIATE_KINDS.has(kind)) return operand.kind === 'immediate' && operand.distance === undefined;
-  if (kind === K.br32_1) return operand.kind === 'immediate' && operand.distance !== 'near' && operand.distance !== 'far';
+  // As in nasm, a jump to an absolute address (a number, module!Name) is near unless written short:
+  // only distances within the program are known to stay put.
+  if (kind === K.br32_1) {
+    if (operand.kind !== 'immediate' || operand.distance === 'near' || operand.distance === 'far') return false;
+    return !operand.absolute || operand.distance === 'short';
+  }
   if (kind === K.br32_4 || kind === K.xbegin_4) return operand.kind === 'immediate' && operand.distance !== 'short' && operand.distance !== 'far';
   if (kind === K.farbr4_2) return operand.kind === 'farPointer';
   return false;

@@ -2,7 +2,7 @@
 // base + index*scale + displacement the way NASM reduces them.
 import { Register } from 'iced-x86';
 import { fail, type SourcePos } from './errors.js';
-import { evaluate, evaluateLinear, type EvalContext } from './expr.js';
+import { evaluate, evaluateLinear, type EvalContext, type Expr } from './expr.js';
 import type { OperandSyntax } from './parser.js';
 import { registerNamed, type RegisterInfo } from './registers.js';
 
@@ -22,7 +22,16 @@ export type Operand =
       displacementSize: number;
       pos: SourcePos;
     }
-  | { kind: 'immediate'; value: bigint; size: number; strict: boolean; distance?: 'short' | 'near' | 'far'; pos: SourcePos }
+  | {
+      kind: 'immediate';
+      value: bigint;
+      size: number;
+      strict: boolean;
+      distance?: 'short' | 'near' | 'far';
+      /** A plain number or module!Name address, not a place in this program (see shapeFits). */
+      absolute: boolean;
+      pos: SourcePos;
+    }
   | { kind: 'farPointer'; selector: bigint; offset: bigint; pos: SourcePos };
 
 export function resolveOperand(syntax: OperandSyntax, ctx: EvalContext): Operand {
@@ -30,11 +39,34 @@ export function resolveOperand(syntax: OperandSyntax, ctx: EvalContext): Operand
     case 'register':
       return { kind: 'register', info: registerNamed(syntax.name)!, pos: syntax.pos };
     case 'immediate':
-      return { kind: 'immediate', value: evaluate(syntax.expr, ctx), size: syntax.size, strict: syntax.strict, distance: syntax.distance, pos: syntax.pos };
+      return {
+        kind: 'immediate',
+        value: evaluate(syntax.expr, ctx),
+        size: syntax.size,
+        strict: syntax.strict,
+        distance: syntax.distance,
+        absolute: !mentionsPlace(syntax.expr),
+        pos: syntax.pos,
+      };
     case 'farPointer':
       return { kind: 'farPointer', selector: evaluate(syntax.selector, ctx), offset: evaluate(syntax.offset, ctx), pos: syntax.pos };
     case 'memory':
       return resolveMemory(syntax, ctx);
+  }
+}
+
+function mentionsPlace(expr: Expr): boolean {
+  switch (expr.kind) {
+    case 'symbol':
+    case 'here':
+    case 'sectionStart':
+      return true;
+    case 'unary':
+      return mentionsPlace(expr.arg);
+    case 'binary':
+      return mentionsPlace(expr.left) || mentionsPlace(expr.right);
+    default:
+      return false;
   }
 }
 

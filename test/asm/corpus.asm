@@ -502,6 +502,9 @@ backward:
     call far [ebx]
     jmp 0x08:forward
     call 0x1B:0x401000
+    jmp 0x401000
+    call 0x401005
+    jz 0x401000
 .inner:
     jmp .inner
     jz .inner
