@@ -52,7 +52,8 @@ function runPasses(statements: Statement[], options: AsmOptions): AsmResult {
   for (let pass = 1; pass <= MAX_PASSES; pass++) {
     const layout = new Pass(statements, options, previous, lengths, pass, false);
     layout.run();
-    const settled = !layout.unknown && sameValues(previous, layout.labels);
+    // A label still unknown once nothing moves is undefined: the final pass reports it.
+    const settled = (!layout.unknown || pass > 1) && sameValues(previous, layout.labels);
     previous = layout.labels;
     if (settled) break;
     if (pass === MAX_PASSES) fail({ line: 1, column: 1 }, `the layout did not settle after ${MAX_PASSES} passes; check for labels whose values depend on each other`);

@@ -63,12 +63,15 @@ export function encodeInstruction(request: InstructionRequest): { bytes: Uint8Ar
     if (fitting.length > 0) operands = alternative;
   }
   if (fitting.length === 0) fail(firstOperandPos(request), badCombination(request.mnemonic, request.operands, forms));
+  const allSizes = memorySizeAmbiguity(fitting, { mnemonic, operands })?.sizes ?? [];
   fitting = preferOperandSize(fitting, operands);
   const ambiguity = memorySizeAmbiguity(fitting, { mnemonic, operands });
   if (ambiguity) {
     if (ambiguity.forms.length === 0) {
       const memory = operands.find((o) => o.kind === 'memory')!;
-      fail(memory.pos, `operation size not specified; write ${ambiguity.sizes.filter((s) => s > 0).map(sizeName).join(' or ')} before the memory operand (e.g. 'dword [eax]')`);
+      const names = allSizes.filter((s) => s > 0).sort((a, b) => a - b).map(sizeName);
+      const choices = names.length > 1 ? `${names.slice(0, -1).join(', ')} or ${names[names.length - 1]}` : names.join('');
+      fail(memory.pos, `operation size not specified; write ${choices} before the memory operand (e.g. 'dword [eax]')`);
     }
     fitting = ambiguity.forms;
   }
