@@ -34,6 +34,11 @@ export class WinDbgFormatter {
     if (instruction.isInvalid) return '???';
     const target = nearBranchTarget(instruction);
     if (target !== undefined) return `${this.plain.formatMnemonic(instruction)} ${branchTarget(target, symbols)}`;
+    if (instruction.opCount === 1 && instruction.op0Kind === OpKind.FarBranch32) {
+      // WinDbg: jmp 0008:8053a270
+      const selector = instruction.farBranchSelector.toString(16).padStart(4, '0');
+      return `${this.plain.formatMnemonic(instruction)} ${selector}:${hex8(instruction.farBranch32)}`;
+    }
     const formatter = hasAbsoluteMemory(instruction) ? this.absolute : this.plain;
     return formatter.format(instruction);
   }
