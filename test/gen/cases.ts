@@ -24,8 +24,8 @@ export const DATA_BASE = 0x1000_0000;
 export const DATA_SIZE = 0x100;
 /** The stack page; ESP starts near its middle and a window around it is random and read back. */
 export const STACK_PAGE = 0x1000_f000;
-export const STACK_WIN = 0x1000_f600;
-export const STACK_WIN_SIZE = 0x400;
+export const STACK_WIN = 0x1000_f700;
+export const STACK_WIN_SIZE = 0x200;
 const ESP_HOME = 0x1000_f800;
 
 // ---- Flags ----
