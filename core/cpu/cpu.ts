@@ -371,6 +371,7 @@ export class CPU {
     let off = op.disp;
     if (op.base >= 0) off += this.regs[op.base];
     if (op.index >= 0) off += this.regs[op.index] << op.scale;
+    if (op.addr16) off &= 0xffff;
     return this.segLin(op.seg, off | 0, size);
   }
 

@@ -45,10 +45,16 @@ function resolve(instr: Instruction, bytes: Uint8Array, eip: number, model: CpuM
   op.code = instr.code;
   op.mnemonic = instr.mnemonic;
   let opsize16 = false;
+  let addr16 = false;
   for (const b of bytes) {
     if (!PREFIXES.has(b)) break;
     if (b === 0x66) opsize16 = true;
-    if (b === 0x67) return gap(op, eip, 'the address-size prefix (16-bit addressing) is not emulated');
+    if (b === 0x67) addr16 = true;
+  }
+  // With 0x67, explicit memory operands use 16-bit addressing (handled below); the instructions
+  // whose implicit registers shrink to SI/DI/CX under it are not emulated.
+  if (addr16 && (instr.isStringInstruction || instr.isLoop || instr.isLoopcc || instr.isJcxShort || instr.mnemonic === Mnemonic.Xlatb)) {
+    return gap(op, eip, 'the address-size prefix on a string, loop or jcxz instruction is not emulated');
   }
   op.size = opsize16 ? 2 : 4;
   op.size1 = op.size;
@@ -83,10 +89,13 @@ function resolve(instr: Instruction, bytes: Uint8Array, eip: number, model: CpuM
         if (kind === OpKind.Memory) {
           const base = instr.memoryBase;
           const index = instr.memoryIndex;
-          op.base = base === Register.None ? -1 : base - Register.EAX;
-          op.index = index === Register.None ? -1 : index - Register.EAX;
+          // 16-bit addressing (0x67): BX/BP/SI/DI, offset wraps at 64 KiB (see CPU.ea).
+          const first = addr16 ? Register.AX : Register.EAX;
+          op.addr16 = addr16;
+          op.base = base === Register.None ? -1 : base - first;
+          op.index = index === Register.None ? -1 : index - first;
           op.scale = [0, 0, 1, 1, 2, 2, 2, 2, 3][instr.memoryIndexScale];
-          op.disp = Number(BigInt.asIntN(32, instr.memoryDisplacement));
+          op.disp = addr16 ? Number(instr.memoryDisplacement & 0xffffn) : Number(BigInt.asIntN(32, instr.memoryDisplacement));
           if ((op.base > 7 || op.index > 7) && (base !== Register.None || index !== Register.None)) {
             return gap(op, eip, 'this addressing form is not emulated');
           }

@@ -41,6 +41,8 @@ export class Op {
   index = -1;
   scale = 0;
   disp = 0;
+  /** 16-bit addressing (0x67 prefix): the offset wraps at 64 KiB. */
+  addr16 = false;
   /** Condition code (iced ConditionCode) for jcc / setcc / cmovcc / loopcc. */
   cond = 0;
   /** Near branch target (absolute EIP) or far branch offset. */

@@ -45,7 +45,7 @@ export function offsetOf(cpu: CPU, op: Op): number {
   let off = op.disp;
   if (op.base >= 0) off += cpu.regs[op.base];
   if (op.index >= 0) off += cpu.regs[op.index] << op.scale;
-  return off | 0;
+  return op.addr16 ? off & 0xffff : off | 0;
 }
 
 /** Sign-extend a value of `size` bytes to int32. */
