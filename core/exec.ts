@@ -52,7 +52,7 @@ const REG_ORDER = ['eax', 'ecx', 'edx', 'ebx', 'esp', 'ebp', 'esi', 'edi'] as co
 const FLAG_BITS = { CF: 0, PF: 2, AF: 4, ZF: 6, SF: 7, TF: 8, IF: 9, DF: 10, OF: 11 } as const;
 const CASE_FIELDS = new Set(['code', 'base', 'regs', 'mem', 'map', 'fs_base', 'read', 'count', 'automap', 'trace', 'cpl', 'cpu']);
 /** Physical memory of the bare machine: page tables and every page the case touches. */
-const EXEC_MEMORY = 32 * 1024 * 1024;
+const EXEC_MEMORY = 8 * 1024 * 1024;
 /** Default bound when the case gives no count and the code never reaches its end. */
 const DEFAULT_COUNT = 1_000_000;
 
@@ -74,6 +74,10 @@ function hexBytes(s: unknown, field: string): Uint8Array {
 /** Builds page tables on the bare machine and hands out zeroed physical frames. */
 class FlatAddressSpace {
   private nextFrame = 0x1000;
+  /** Bytes of physical memory handed out so far (frames are allocated from 0 upwards). */
+  get used(): number {
+    return this.nextFrame;
+  }
   readonly pageDirectory: number;
   readonly mapped = new Set<number>();
 
@@ -124,6 +128,21 @@ class FlatAddressSpace {
   write(linear: number, data: Uint8Array): void {
     for (let i = 0; i < data.length; i++) this.m.mem.write8(this.physical((linear + i) >>> 0), data[i]);
   }
+}
+
+// One bare machine per CPU model, reused across cases: allocating megabytes of memory and a TLB
+// for every three-instruction case would cost more than running it. Each case starts from the
+// CPU's power-on state and zeroed memory.
+const machines = new Map<CpuModel, Machine>();
+function bareMachine(model: CpuModel): Machine {
+  let m = machines.get(model);
+  if (m === undefined) {
+    m = new Machine({ cpu: model, memorySize: EXEC_MEMORY });
+    machines.set(model, m);
+  } else {
+    m.cpu.reset();
+  }
+  return m;
 }
 
 /** Check a case's shape; throws ExecInputError naming the bad field. */
@@ -179,7 +198,7 @@ export function runCase(input: ExecCase, defaults: { cpl?: 0 | 3; cpu?: CpuModel
   const c = validateCase(input);
   const code = hexBytes(c.code, 'code');
   const base = num(c.base ?? DEFAULT_BASE, 'base') >>> 0;
-  const m = new Machine({ cpu: c.cpu ?? defaults.cpu ?? 'sysenter', memorySize: EXEC_MEMORY });
+  const m = bareMachine(c.cpu ?? defaults.cpu ?? 'sysenter');
   const cpu = m.cpu;
   const space = new FlatAddressSpace(m);
   const automap = c.automap ?? true;
@@ -240,6 +259,21 @@ export function runCase(input: ExecCase, defaults: { cpl?: 0 | 3; cpu?: CpuModel
   } finally {
     sub.unsubscribe();
   }
+  const result = collect(c, m, memRegions, writes, error, automapped, trace);
+  m.mem.bytes.fill(0, 0, space.used);
+  return result;
+}
+
+function collect(
+  c: ExecCase,
+  m: Machine,
+  memRegions: [number, Uint8Array][],
+  writes: [number, number, number][],
+  error: string | null,
+  automapped: number[],
+  trace: number[],
+): ExecResult {
+  const cpu = m.cpu;
 
   const eflags = cpu.getEflags() >>> 0;
   const ex = cpu.lastException;

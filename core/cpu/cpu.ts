@@ -198,6 +198,7 @@ export class CPU {
     this.mmu = new Mmu(mem);
     mem.onCodeWrite = (page) => this.invalidateCodePage(page);
     for (let s = 0; s < 6; s++) this.segLimit[s] = 0xffff;
+    this.powerOn = this.snapshot();
   }
 
   // ============================================================================================
@@ -1217,6 +1218,27 @@ export class CPU {
       icount: this.icount,
     };
   }
+
+  /**
+   * Back to the power-on state (registers, segments, control registers, MSRs, counters) with every
+   * cached translation and decoded instruction dropped. Memory is the caller's business.
+   */
+  reset(): void {
+    this.restore(this.powerOn);
+    for (const page of this.codeCache.keys()) this.mem.codePages[page] = 0;
+    this.codeCache.clear();
+    this.straddlers.clear();
+    this.fetchLin = -1;
+    this.stop = null;
+    this.running = false;
+    this.stopOnException = false;
+    this.lastException = null;
+    this.delivering = -1;
+    this.seq = 0;
+    this.threadId = 0;
+    this.mmu.onNotPresent = null;
+  }
+  private readonly powerOn: CpuSnapshot;
 
   restore(s: CpuSnapshot): void {
     s.regs.forEach((v, i) => (this.regs[i] = v));
