@@ -8,3 +8,5 @@ export { FAMILIES, INSTRUCTION_TABLE } from './cpu/table.js';
 export type * from './events.js';
 export { REG_ID_NAMES } from './events.js';
 export { runCase, validateCase, ExecInputError, type ExecCase, type ExecResult } from './exec.js';
+export { assemble, AsmError, type AsmLine, type AsmOptions, type AsmResult } from './asm/index.js';
+export { disassemble, formatBytes, type DisasmLine, type SymbolInfo, type SymbolLookup } from './disasm/index.js';
