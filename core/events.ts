@@ -49,8 +49,8 @@ export interface EventBase {
  * Replaying the effects of every event in `seq` order rebuilds the machine's registers and memory.
  */
 export interface Effects {
-  regs: number[];
-  writes: number[];
+  readonly regs: readonly number[];
+  readonly writes: readonly number[];
 }
 
 /** An instruction retired. `eip` is its address; `nextEip` where execution continues. */

@@ -109,6 +109,8 @@ export interface CpuSnapshot {
 }
 
 const SEG_FLAT_LIMIT = 0xffffffff;
+/** Shared by every event without register or memory effects (consumers treat effect lists as read-only). */
+const NO_EFFECTS: readonly number[] = Object.freeze([]);
 
 export class CPU {
   readonly regs = new Int32Array(8);
@@ -173,6 +175,8 @@ export class CPU {
   threadId = 0;
   /** Effects since the last effect-carrying event (only while tracing). */
   private traceWrites: number[] = [];
+  /** The next event's register-effect list (reused while it stays empty). */
+  private spareRegs: number[] = [];
   private readonly traceBase = new Int32Array(19);
 
   // --- execution control --------------------------------------------------------------------
@@ -925,9 +929,10 @@ export class CPU {
   /** Deliver a fault raised by the instruction at EIP, applying the double/triple-fault rules. */
   private handleFault(f: GuestFault): void {
     if (f.vector === Vector.PF && f.cr2 !== null) this.cr2 = f.cr2 | 0;
+    const at = { eip: this.eip, cpl: this.cpl };
     if (this.stopOnException) {
       this.lastException = { vector: f.vector, eip: this.eip, errorCode: f.errorCode, cr2: f.cr2 };
-      this.emitException(f);
+      this.emitException(at, f);
       this.halt({ kind: 'exception', detail: describeFault(f) });
       return;
     }
@@ -939,7 +944,7 @@ export class CPU {
         this.deliver(current.vector, pushesErrorCode(current.vector) ? current.errorCode ?? 0 : null, false, this.eip, 'exception');
         this.eip = this.nextEip;
         this.delivering = -1;
-        this.emitException(current, f);
+        this.emitException(at, current, f);
         return;
       } catch (e) {
         if (!(e instanceof GuestFault)) throw e;
@@ -1011,19 +1016,22 @@ export class CPU {
       this.eip = this.nextEip;
       const icount = this.icount;
       this.icount = icount + 1;
-      const regs: number[] = [];
-      this.diffRegs(regs);
-      const writes = this.traceWrites;
-      this.traceWrites = [];
+      let regs: readonly number[] = this.spareRegs;
+      this.diffRegs(this.spareRegs);
+      if (regs.length === 0) regs = NO_EFFECTS;
+      else this.spareRegs = [];
+      let writes: readonly number[] = this.traceWrites;
+      if (writes.length === 0) writes = NO_EFFECTS;
+      else this.traceWrites = [];
       this.emitRaw({
         type: 'instruction',
         seq: this.seq++,
         icount,
         cpl,
-        eip,
+        eip: eip >>> 0,
         thread: this.threadId,
         bytes: op.bytes,
-        nextEip: this.eip,
+        nextEip: this.eip >>> 0,
         regs,
         writes,
       });
@@ -1103,7 +1111,7 @@ export class CPU {
   // ============================================================================================
 
   base(): { seq: number; icount: number; cpl: number; eip: number; thread: number } {
-    return { seq: this.seq++, icount: this.icount, cpl: this.cpl, eip: this.eip, thread: this.threadId };
+    return { seq: this.seq++, icount: this.icount, cpl: this.cpl, eip: this.eip >>> 0, thread: this.threadId };
   }
 
   /** Emit an event built by the caller with `...this.base()` (only call while tracing). */
@@ -1120,19 +1128,20 @@ export class CPU {
       type: 'ring-transition',
       ...this.base(),
       cpl: from.cpl,
-      eip: from.eip,
+      eip: from.eip >>> 0,
       fromCpl: from.cpl,
       toCpl: this.cpl,
       mechanism,
-      fromEip: from.eip,
-      toEip: this.nextEip,
-      fromEsp: from.esp,
-      toEsp: this.regs[R.ESP],
+      fromEip: from.eip >>> 0,
+      toEip: this.nextEip >>> 0,
+      fromEsp: from.esp >>> 0,
+      toEsp: this.regs[R.ESP] >>> 0,
       vector,
     });
   }
 
-  private emitException(delivered: GuestFault, original: GuestFault = delivered): void {
+  /** The exception event: where it happened (`at`), what was delivered, and the delivery's effects. */
+  private emitException(at: { eip: number; cpl: number }, delivered: GuestFault, original: GuestFault = delivered): void {
     if (!this.tracing) return;
     const regs: number[] = [];
     this.diffRegs(regs);
@@ -1141,11 +1150,12 @@ export class CPU {
     this.emit({
       type: 'exception',
       ...this.base(),
-      eip: this.eip,
+      cpl: at.cpl,
+      eip: at.eip >>> 0,
       vector: delivered.vector,
       errorCode: delivered.errorCode,
       cr2: delivered.vector === Vector.PF || original.vector === Vector.PF ? this.cr2 >>> 0 : null,
-      faultEip: this.eip,
+      faultEip: at.eip >>> 0,
       regs,
       writes,
     });
@@ -1165,6 +1175,7 @@ export class CPU {
   }
   private resetTraceBase(): void {
     for (let id = 0; id < 19; id++) this.traceBase[id] = this.currentRegValue(id);
+    this.lazyKey.fill(NaN);
     this.traceWrites = [];
   }
   private diffRegs(out: number[]): void {
@@ -1176,19 +1187,45 @@ export class CPU {
         out.push(id, r[id] >>> 0);
       }
     }
-    const ef = this.getEflags();
-    if (ef !== b[8]) {
-      b[8] = ef;
-      out.push(8, ef >>> 0);
+    // EFLAGS is only recomputed when its inputs (stored bits or the lazy record) changed.
+    const lz = this.lazyKey;
+    if (
+      lz[0] !== this.ef || lz[1] !== this.lazyMask ||
+      (this.lazyMask !== 0 && (lz[2] !== this.lfRes || lz[3] !== this.lfA || lz[4] !== this.lfB || lz[5] !== this.lfOp || lz[6] !== this.lfCin || lz[7] !== this.lfBits))
+    ) {
+      lz[0] = this.ef;
+      lz[1] = this.lazyMask;
+      lz[2] = this.lfRes;
+      lz[3] = this.lfA;
+      lz[4] = this.lfB;
+      lz[5] = this.lfOp;
+      lz[6] = this.lfCin;
+      lz[7] = this.lfBits;
+      const ef = this.getEflags();
+      if (ef !== b[8]) {
+        b[8] = ef;
+        out.push(8, ef >>> 0);
+      }
     }
-    for (let id = 9; id < 19; id++) {
-      const v = this.currentRegValue(id);
-      if (v !== b[id]) {
-        b[id] = v;
-        out.push(id, v >>> 0);
+    const sel = this.segSel;
+    for (let s = 0; s < 6; s++) {
+      if (sel[s] !== b[9 + s]) {
+        b[9 + s] = sel[s];
+        out.push(9 + s, sel[s]);
+      }
+    }
+    if (this.cr0 !== b[15] || this.cr2 !== b[16] || this.cr3 !== b[17] || this.cr4 !== b[18]) {
+      for (let id = 15; id < 19; id++) {
+        const v = this.currentRegValue(id);
+        if (v !== b[id]) {
+          b[id] = v;
+          out.push(id, v >>> 0);
+        }
       }
     }
   }
+  /** The lazy-flag inputs as of the last EFLAGS comparison (see diffRegs). */
+  private readonly lazyKey = new Float64Array(8).fill(NaN);
 
   // ============================================================================================
   // Snapshots

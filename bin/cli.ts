@@ -1,0 +1,113 @@
+// The ntflow command line. It composes core/, recorder/, analyzer/ and viz/ and holds no logic of
+// its own beyond argument handling and the exit-status contract: 0 success, 1 a user error (one
+// line naming what was wrong), 2 an internal error.
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { createInterface } from 'node:readline';
+import { ExecInputError, runCase, type ExecCase } from '../core/index.js';
+import { runDemo } from './demo.js';
+
+/** A mistake the user can fix; printed as one line, exit status 1. */
+export class UserError extends Error {
+  override name = 'UserError';
+}
+
+function cplOption(v: string): 0 | 3 {
+  if (v === '0' || v === '3') return Number(v) as 0 | 3;
+  throw new InvalidArgumentError('use 0 or 3');
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function parseJson(text: string, where: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new UserError(`${where}: not valid JSON (${(e as Error).message})`);
+  }
+}
+
+function execOne(c: unknown, defaults: { cpl: 0 | 3; cpu: 'sysenter' | 'int2e' }, where: string): object {
+  try {
+    return runCase(c as ExecCase, defaults);
+  } catch (e) {
+    if (e instanceof ExecInputError) throw new UserError(`${where}: ${e.message}`);
+    throw e;
+  }
+}
+
+async function execCommand(opts: { jsonl?: boolean; cpl: 0 | 3; cpu: 'sysenter' | 'int2e' }): Promise<void> {
+  const defaults = { cpl: opts.cpl, cpu: opts.cpu };
+  if (opts.jsonl) {
+    // One case per line in, one result per line out, flushed: thousands of cases in one process.
+    // A bad line gets an {"error": …} line so the stream stays aligned; the exit status is then 1.
+    let bad = 0;
+    let lineNo = 0;
+    for await (const line of createInterface({ input: process.stdin, crlfDelay: Infinity })) {
+      lineNo++;
+      if (line.trim() === '') continue;
+      let out: object;
+      try {
+        out = execOne(parseJson(line, `line ${lineNo}`), defaults, `line ${lineNo}`);
+      } catch (e) {
+        if (!(e instanceof UserError)) throw e;
+        bad++;
+        process.stderr.write(`ntflow exec: ${e.message}\n`);
+        out = { error: `bad case: ${e.message}` };
+      }
+      process.stdout.write(JSON.stringify(out) + '\n');
+    }
+    if (bad > 0) process.exitCode = 1;
+    return;
+  }
+  const text = await readStdin();
+  if (text.trim() === '') throw new UserError('stdin: no case given (pipe a JSON case, e.g. {"code": "01c8"})');
+  const data = parseJson(text, 'stdin');
+  const result = Array.isArray(data) ? data.map((c, i) => execOne(c, defaults, `case ${i}`)) : execOne(data, defaults, 'case');
+  process.stdout.write(JSON.stringify(result, null, 1) + '\n');
+}
+
+export function buildProgram(): Command {
+  const program = new Command('ntflow')
+    .description('Record, query and draw the Windows XP native system-call path on an emulated IA-32 machine')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) })
+    .showSuggestionAfterError(true);
+
+  program
+    .command('exec')
+    .description('run raw machine code on a bare flat machine: a JSON case on stdin, the result as JSON')
+    .option('--jsonl', 'one case per line in, one result per line out (flushed)')
+    .addOption(new Option('--cpl <level>', 'privilege level to run at').argParser(cplOption).default(3))
+    .addOption(new Option('--cpu <model>', 'CPU model').choices(['sysenter', 'int2e']).default('sysenter'))
+    .action(execCommand);
+
+  program
+    .command('demo')
+    .description('run the seed ntdll!NtReadFile stub through SYSENTER and back, and print the instructions')
+    .action(runDemo);
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // commander already printed its message; help and version are not errors.
+      return e.exitCode === 0 ? 0 : 1;
+    }
+    if (e instanceof UserError) {
+      process.stderr.write(`ntflow: ${e.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`ntflow: internal error: ${(e as Error).stack ?? String(e)}\n`);
+    return 2;
+  }
+}
