@@ -595,3 +595,22 @@ t.test('runCase reports the first exception: vector, eip, error_code, cr2', asyn
 });
 
 void SS_; void P; void RW; void UDATA; void KCODE;
+
+t.test('segment register loads: #GP(selector) for privilege and table violations', async (t) => {
+  const cases: [string, string, number][] = [
+    ['mov ds, 0x10 at CPL 3 (DPL 0 < CPL)', 'mov ax, 0x10\nfault: mov ds, ax', 0x10],
+    ['mov ds, 0x20 (RPL 0 < ... DPL 3 data: allowed) then mov ss, 0x20 (RPL 0 != CPL 3)', 'mov ax, 0x20\nmov ds, ax\nfault: mov ss, ax', 0x20],
+    ['mov ss, 0 at CPL 3: #GP(0)', 'xor eax, eax\nfault: mov ss, ax', 0],
+    ['mov es, 0x48 (beyond the GDT limit 3Fh)', 'mov ax, 0x4b\nfault: mov es, ax', 0x48],
+    ['mov fs, 0x0F (TI=1, no LDT)', 'mov ax, 0x0f\nfault: mov fs, ax', 0x0c],
+    ['mov ds, 0x2B (the TSS: a system descriptor)', 'mov ax, 0x2b\nfault: mov ds, ax', 0x28],
+  ];
+  for (const [name, src, err] of cases) {
+    t.test(name, async (tt) => {
+      const r = runAt(src + '\nint 0x80');
+      // mov to a segment register does not change the flags: EFLAGS as set by the last xor or 0x202.
+      const eflags = src.startsWith('xor') ? 0x246 : 0x202;
+      expectUserFault(tt, r, GP, err, r.labels.get('fault')!, eflags);
+    });
+  }
+});

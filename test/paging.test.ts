@@ -464,4 +464,74 @@ t.test('SharedUserData: code rewritten through the kernel view runs new at 0x7FF
   t.equal(tm.reg(ECX), 2, 'second call ran v2 (the write through 0xFFDF0301 invalidated the decoded 0x7FFE0300)');
 });
 
+
+// ------------------------------------------------------------------------------------------------
+// More: permission caching, WP toggling, precise faults in string instructions and fetches
+// ------------------------------------------------------------------------------------------------
+
+t.test('a TLB entry filled by a supervisor access grants no user access', async (t) => {
+  const tm = new TestMachine();
+  tm.map(SUPER_PAGE, FRAME, P | RW);
+  tm.cpu.sysenterCs = KCS;
+  tm.code(KCODE, `mov eax, [0x00601010]\nmov dword [0x00601014], 1\n${TO_USER}`);
+  const labels = tm.code(UCODE, 'fault: mov ebx, [0x00601010]\nint 0x80');
+  tm.start({ eip: KCODE, cpl: 0 });
+  tm.run();
+  t.equal(tm.vector, PF, 'user read faults');
+  t.same(tm.stack(2).map(hex), [5, labels.get('fault')!].map(hex), '#PF(5) at the user load');
+  t.equal(hex(tm.cpu.cr2), hex(0x00601010));
+});
+
+t.test('setting CR0.WP at run time makes the next supervisor write to a read-only page fault', async (t) => {
+  const r = runAt(
+    `mov dword [0x00603010], 1          ; WP=0: allowed (and cached as writable)
+     mov eax, cr0
+     or eax, 0x10000
+     mov cr0, eax
+     fault: mov dword [0x00603010], 2
+     hlt`,
+    { cpl: 0, wp: false, setup: pages },
+  );
+  t.equal(r.tm.mem.read32(FRAME + 0x2010), 1, 'first write landed');
+  t.equal(r.tm.vector, PF);
+  t.same(r.tm.stack(2).map(hex), [3, r.labels.get('fault')!].map(hex), '#PF(3) at the second write');
+});
+
+t.test('rep movsd faulting mid-way: completed iterations stay, registers show progress, EIP at rep', async (t) => {
+  // Copy 4 dwords to 0x00605FF8: the first two land on the writable page, the third is on the
+  // read-only page 0x00606000 (SDM REP: a fault leaves ECX/ESI/EDI for the iterations completed).
+  const r = runAt(
+    `mov esi, 0x00410000
+     mov edi, 0x00605FF8
+     mov ecx, 4
+     cld
+     fault: rep movsd
+     int 0x80`,
+    {
+      setup: (tm) => {
+        tm.map(0x00605000, FRAME + 0x5000, P | RW | US);
+        tm.map(0x00606000, FRAME + 0x6000, P | US);
+        for (let i = 0; i < 4; i++) tm.mem.write32(0x00410000 + 4 * i, 0xa0a0a0a0 + i);
+      },
+    },
+  );
+  expectPF(t, r, 7, 0x00606000, r.labels.get('fault')!);
+  t.same([r.tm.reg(ECX), r.tm.reg(6), r.tm.reg(7)].map(hex), [2, 0x00410008, 0x00606000].map(hex), 'ECX=2 ESI+8 EDI+8');
+  t.same([r.tm.mem.read32(FRAME + 0x5ff8), r.tm.mem.read32(FRAME + 0x5ffc)].map(hex), [0xa0a0a0a0, 0xa0a0a0a1].map(hex), 'two dwords copied');
+});
+
+t.test('instruction fetch faults: not-present target, and an instruction running into a not-present page', async (t) => {
+  let r = runAt('mov eax, 0x00600000\njmp eax');
+  expectPF(t, r, 4, 0x00600000, 0x00600000);
+  // A 5-byte mov at 0x00605FFE: its last 3 bytes are on the not-present page 0x00606000.
+  r = runAt('mov eax, 0x00605FFE\njmp eax', {
+    setup: (tm) => {
+      tm.map(0x00605000, FRAME + 0x5000, P | RW | US);
+      tm.mem.write8(FRAME + 0x5ffe, 0xb8); // mov eax, imm32
+      tm.mem.write8(FRAME + 0x5fff, 0x01);
+    },
+  });
+  expectPF(t, r, 4, 0x00606000, 0x00605ffe);
+});
+
 void handler; void USTACK; void KSTACK;
