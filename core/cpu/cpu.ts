@@ -449,7 +449,8 @@ export class CPU {
   private writeN(lin: number, size: number, v: number, user: boolean): void {
     const first = this.xlate(lin, true, user);
     const lastLin = (lin + size - 1) | 0;
-    const second = (lastLin & ~0xfff) !== (lin & ~0xfff) ? this.xlate(lastLin, true, user) : -1;
+    // The second page is checked at its first byte, which is what CR2 reports if it faults.
+    const second = (lastLin & ~0xfff) !== (lin & ~0xfff) ? this.xlate(lastLin & ~0xfff, true, user) : -1;
     for (let i = 0; i < size; i++) {
       const l = (lin + i) | 0;
       const p = second >= 0 && (l & ~0xfff) === (lastLin & ~0xfff) ? second + (l & 0xfff) : first + i;

@@ -182,6 +182,9 @@ export const system: Family = {
   [Mnemonic.Hlt]: { resolve: () => hlt },
   [Mnemonic.In]: { resolve: () => inPort },
   [Mnemonic.Out]: { resolve: () => outPort },
+  // UD0, UD1 and UD2 all exist to raise #UD.
+  [Mnemonic.Ud0]: { resolve: () => ud2 },
+  [Mnemonic.Ud1]: { resolve: () => ud2 },
   [Mnemonic.Ud2]: { resolve: () => ud2 },
 };
 
