@@ -45,12 +45,15 @@ export interface EventBase {
 
 /**
  * State changes since the previous effect-carrying event: `regs` is flat pairs [RegId, value, …]
- * (values as unsigned 32-bit numbers), `writes` flat triples [linear, size, value, …] in order.
- * Replaying the effects of every event in `seq` order rebuilds the machine's registers and memory.
+ * (values as unsigned 32-bit numbers), `writes` flat triples [linear, size, value, …] in order,
+ * `tableWrites` flat pairs [physical, value, …] for the accessed/dirty bits the paging unit set in
+ * page-directory and page-table entries on its own. Replaying the effects of every event in `seq`
+ * order rebuilds the machine's registers and memory.
  */
 export interface Effects {
   readonly regs: readonly number[];
   readonly writes: readonly number[];
+  readonly tableWrites: readonly number[];
 }
 
 /** An instruction retired. `eip` is its address; `nextEip` where execution continues. */

@@ -116,6 +116,8 @@ export class Mmu {
   /** Indexed by linear page number. */
   private readonly tlb = new Int32Array(1 << 20);
   private readonly tlbFilled: number[] = [];
+  /** Called for each accessed/dirty-bit update the walk writes (physical address, new entry). */
+  onTableWrite: ((physical: number, value: number) => void) | null = null;
   /** Exec-mode hook: an access to a not-present page may map it (ntflow exec's automap). */
   onNotPresent: ((linear: number) => boolean) | null = null;
 
@@ -167,7 +169,7 @@ export class Mmu {
       entry = pde;
     } else {
       const pteAddr = ((pde & PAGE_MASK) + (((linear >>> 12) & 0x3ff) << 2)) >>> 0;
-      let pte = mem.read32(pteAddr);
+      const pte = mem.read32(pteAddr);
       if (!(pte & PTE_P)) {
         if (this.onNotPresent?.(linear)) return this.walk(linear, write, user);
         return new PageFault(linear, code);
@@ -178,13 +180,12 @@ export class Mmu {
       entryAddr = pteAddr;
       entry = pte;
       // The accessed bit of the directory entry is set on every walk through it.
-      if (!(pde & PTE_A)) mem.write32(pdeAddr, (pde |= PTE_A));
-      void pte;
+      if (!(pde & PTE_A)) this.writeEntry(pdeAddr, (pde |= PTE_A));
     }
     const allowed = user ? us && (!write || rw) : !write || rw || !this.ctl.writeProtect;
     if (!allowed) return new PageFault(linear, code | PF_PRESENT);
     const newEntry = entry | PTE_A | (write ? PTE_D : 0);
-    if (newEntry !== entry) mem.write32(entryAddr, newEntry);
+    if (newEntry !== entry) this.writeEntry(entryAddr, newEntry);
     const dirty = (newEntry & PTE_D) !== 0;
     let flags = TLB_VALID;
     if (us) flags |= TLB_USER_READ;
@@ -194,6 +195,11 @@ export class Mmu {
     if (this.tlb[vpn] === 0) this.tlbFilled.push(vpn);
     this.tlb[vpn] = pageBase | flags;
     return (pageBase | (linear & 0xfff)) >>> 0;
+  }
+
+  private writeEntry(physical: number, value: number): void {
+    this.mem.write32(physical, value);
+    this.onTableWrite?.(physical, value);
   }
 
   /** Side-effect-free translation for tools: no A/D bits, no TLB fill, no fault. null when unmapped. */

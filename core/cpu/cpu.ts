@@ -175,6 +175,7 @@ export class CPU {
   threadId = 0;
   /** Effects since the last effect-carrying event (only while tracing). */
   private traceWrites: number[] = [];
+  private traceTableWrites: number[] = [];
   /** The next event's register-effect list (reused while it stays empty). */
   private spareRegs: number[] = [];
   private readonly traceBase = new Int32Array(19);
@@ -972,6 +973,7 @@ export class CPU {
     this.running = true;
     this.tracing = this.events.observed;
     if (this.tracing) this.resetTraceBase();
+    this.mmu.onTableWrite = this.tracing ? (p, v) => this.traceTableWrites.push(p, v >>> 0) : null;
     while (this.running) {
       try {
         if (this.tracing) this.loopTraced(limit);
@@ -985,15 +987,15 @@ export class CPU {
       }
       if (this.icount >= limit && this.running) this.halt({ kind: 'instruction-limit' });
     }
-    return this.stop ?? { kind: 'stopped' };
+    const stop: StopReason = this.stop ?? { kind: 'stopped' };
+    // After the stopping instruction's own event (hlt retires, then the machine stops).
+    if (this.tracing) this.emit({ type: 'machine-stop', reason: stop.kind, detail: stop.detail ?? null, ...this.base() });
+    return stop;
   }
 
   /** Stop the loop after the current instruction (used by hlt, port handlers, the guest layer). */
   halt(reason: StopReason): void {
-    if (this.stop === null) {
-      this.stop = reason;
-      if (this.tracing) this.emit({ type: 'machine-stop', reason: reason.kind, detail: reason.detail ?? null, ...this.base() });
-    }
+    if (this.stop === null) this.stop = reason;
     this.running = false;
   }
 
@@ -1024,6 +1026,9 @@ export class CPU {
       let writes: readonly number[] = this.traceWrites;
       if (writes.length === 0) writes = NO_EFFECTS;
       else this.traceWrites = [];
+      let tableWrites: readonly number[] = this.traceTableWrites;
+      if (tableWrites.length === 0) tableWrites = NO_EFFECTS;
+      else this.traceTableWrites = [];
       this.emitRaw({
         type: 'instruction',
         seq: this.seq++,
@@ -1035,6 +1040,7 @@ export class CPU {
         nextEip: this.eip >>> 0,
         regs,
         writes,
+        tableWrites,
       });
     }
   }
@@ -1148,6 +1154,8 @@ export class CPU {
     this.diffRegs(regs);
     const writes = this.traceWrites;
     this.traceWrites = [];
+    const tableWrites = this.traceTableWrites;
+    this.traceTableWrites = [];
     this.emit({
       type: 'exception',
       ...this.base(),
@@ -1159,6 +1167,7 @@ export class CPU {
       faultEip: at.eip >>> 0,
       regs,
       writes,
+      tableWrites,
     });
   }
 
@@ -1178,6 +1187,7 @@ export class CPU {
     for (let id = 0; id < 19; id++) this.traceBase[id] = this.currentRegValue(id);
     this.lazyKey.fill(NaN);
     this.traceWrites = [];
+    this.traceTableWrites = [];
   }
   private diffRegs(out: number[]): void {
     const b = this.traceBase;

@@ -116,10 +116,10 @@ function resolve(instr: Instruction, bytes: Uint8Array, eip: number, model: CpuM
         op.imm2 = instr.immediate8_2nd;
         break;
       case OpKind.NearBranch32:
-        op.target = instr.nearBranch32 | 0;
+        op.rel = (instr.nearBranch32 - (eip + instr.length)) | 0;
         break;
       case OpKind.NearBranch16:
-        op.target = instr.nearBranch16;
+        op.rel = (instr.nearBranch16 - ((eip + instr.length) & 0xffff)) | 0;
         break;
       case OpKind.FarBranch32:
         op.target = instr.farBranch32 | 0;

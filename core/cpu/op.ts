@@ -45,7 +45,12 @@ export class Op {
   addr16 = false;
   /** Condition code (iced ConditionCode) for jcc / setcc / cmovcc / loopcc. */
   cond = 0;
-  /** Near branch target (absolute EIP) or far branch offset. */
+  /**
+   * Near branch displacement from the next instruction. Relative, not absolute: decoded Ops are
+   * cached per physical page, and one page may be mapped at several linear addresses.
+   */
+  rel = 0;
+  /** Far branch offset. */
   target = 0;
   /** Far branch selector. */
   selector = 0;

@@ -1,13 +1,19 @@
 // Control transfer: jmp and call (relative, indirect, far), ret/ret imm16, retf, jcc, loop/loope/
 // loopne, jecxz, int n, int3, into, iretd. The CPU's microcode (cpu.ts) does the privilege work.
 import { Mnemonic } from 'iced-x86';
-import { R } from '../cpu.js';
+import { R, type CPU } from '../cpu.js';
 import { K, type Handler, type Op } from '../op.js';
 import type { Family } from '../table.js';
 import { rd0 } from './operands.js';
 
+/** The target of a relative branch: next EIP + displacement (wrapping at 64 KiB for 16-bit operand size). */
+function near(cpu: CPU, op: Op): number {
+  const t = cpu.nextEip + op.rel;
+  return op.size === 2 ? t & 0xffff : t | 0;
+}
+
 const jmpRel: Handler = (cpu, op) => {
-  cpu.nextEip = op.target;
+  cpu.nextEip = near(cpu, op);
 };
 const jmpIndirect: Handler = (cpu, op) => {
   cpu.nextEip = op.size === 2 ? rd0(cpu, op) & 0xffff : rd0(cpu, op);
@@ -28,7 +34,7 @@ function farIndirect(call: boolean): Handler {
 
 const callRel: Handler = (cpu, op) => {
   cpu.push(op.size, cpu.nextEip);
-  cpu.nextEip = op.target;
+  cpu.nextEip = near(cpu, op);
 };
 /** CALL r/m: the target is read before the return address is pushed (call [esp] uses the old ESP). */
 const callIndirect: Handler = (cpu, op) => {
@@ -60,14 +66,14 @@ const retf: Handler = (cpu, op) => {
 };
 
 const jcc: Handler = (cpu, op) => {
-  if (cpu.cond(op.cond)) cpu.nextEip = op.target;
+  if (cpu.cond(op.cond)) cpu.nextEip = near(cpu, op);
 };
 /** The hot pair: jz/jnz on a lazily recorded result. */
 const jnz: Handler = (cpu, op) => {
-  if (cpu.getZF() === 0) cpu.nextEip = op.target;
+  if (cpu.getZF() === 0) cpu.nextEip = near(cpu, op);
 };
 const jz: Handler = (cpu, op) => {
-  if (cpu.getZF() === 1) cpu.nextEip = op.target;
+  if (cpu.getZF() === 1) cpu.nextEip = near(cpu, op);
 };
 
 function loop(kind: 'loop' | 'loope' | 'loopne'): Handler {
@@ -76,11 +82,11 @@ function loop(kind: 'loop' | 'loope' | 'loopne'): Handler {
     cpu.regs[R.ECX] = ecx;
     const zf = cpu.getZF();
     const go = ecx !== 0 && (kind === 'loop' || (kind === 'loope' ? zf === 1 : zf === 0));
-    if (go) cpu.nextEip = op.target;
+    if (go) cpu.nextEip = near(cpu, op);
   };
 }
 const jecxz: Handler = (cpu, op) => {
-  if (cpu.regs[R.ECX] === 0) cpu.nextEip = op.target;
+  if (cpu.regs[R.ECX] === 0) cpu.nextEip = near(cpu, op);
 };
 
 const intN: Handler = (cpu, op) => cpu.softInterrupt(op.imm & 0xff);
