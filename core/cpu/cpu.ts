@@ -424,6 +424,16 @@ export class CPU {
   readSized(size: number, lin: number): number {
     return size === 4 ? this.read32(lin) : size === 2 ? this.read16(lin) : this.read8(lin);
   }
+  /**
+   * The read half of a read-modify-write instruction: the CPU checks the access as a write, so a
+   * fault here carries the write bit in its #PF error code, as on hardware.
+   */
+  readForWrite(size: number, lin: number): number {
+    const p = this.xlate(lin, true, this.user);
+    if ((lin & 0xfff) <= 0x1000 - size) return size === 4 ? this.mem.read32(p) : size === 2 ? this.mem.read16(p) : this.mem.read8(p);
+    this.xlate((lin + size - 1) & ~0xfff, true, this.user);
+    return this.readSized(size, lin);
+  }
 
   write8(lin: number, v: number): void {
     this.mem.write8(this.xlate(lin, true, this.user), v);

@@ -5,7 +5,7 @@ import type { CPU } from '../cpu.js';
 import { LazyOp } from '../flags.js';
 import { K, type Handler, type Op } from '../op.js';
 import type { Family } from '../table.js';
-import { maskOf, rd0, rd1, wr0 } from './operands.js';
+import { maskOf, rd0, rd1, rmw0, wr0 } from './operands.js';
 
 const enum Alu {
   ADD,
@@ -90,7 +90,7 @@ function binary(kind: Alu) {
     return writes
       ? (cpu, o) => {
           // Operand order matters for faults: the destination is read (and its address fixed) first.
-          const a = rd0(cpu, o);
+          const a = rmw0(cpu, o);
           const lin = cpu.lastLin;
           const b = rd1(cpu, o);
           cpu.lastLin = lin;
@@ -114,7 +114,7 @@ function incDec(inc: boolean) {
       };
     }
     return (cpu, o) => {
-      const a = rd0(cpu, o);
+      const a = rmw0(cpu, o);
       const r = (inc ? a + 1 : a - 1) & maskOf(o.size);
       wr0(cpu, o, r);
       cpu.setLazyKeepCF(inc ? LazyOp.INC : LazyOp.DEC, a, r, o.size * 8);
@@ -123,14 +123,14 @@ function incDec(inc: boolean) {
 }
 
 const neg: Handler = (cpu, o) => {
-  const a = rd0(cpu, o);
+  const a = rmw0(cpu, o);
   const r = -a & maskOf(o.size);
   wr0(cpu, o, r);
   cpu.setLazy(LazyOp.NEG, 0, a, r, o.size * 8);
 };
 
 const not: Handler = (cpu, o) => {
-  wr0(cpu, o, ~rd0(cpu, o) & maskOf(o.size));
+  wr0(cpu, o, ~rmw0(cpu, o) & maskOf(o.size));
 };
 
 export const arithmetic: Family = {

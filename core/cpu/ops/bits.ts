@@ -37,7 +37,7 @@ function bitTest(kind: Bt) {
         offset = signed & (bits - 1);
       }
       lin = (cpu.ea(op, size) + byteOff) | 0;
-      value = cpu.readSized(size, lin);
+      value = kind === Bt.TEST ? cpu.readSized(size, lin) : cpu.readForWrite(size, lin);
     }
     const bit = (value >>> offset) & 1;
     if (kind !== Bt.TEST) {

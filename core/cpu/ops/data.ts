@@ -7,7 +7,7 @@ import { K, type Handler, type Op } from '../op.js';
 import type { Family } from '../table.js';
 import { addFlags, subFlags } from './arith.js';
 import { movControlRegister } from './system.js';
-import { offsetOf, rd0, rd1, signExtend, store0, wr0 } from './operands.js';
+import { offsetOf, rmw0, rd1, signExtend, store0, wr0 } from './operands.js';
 
 const movRegReg32: Handler = (cpu, op) => {
   cpu.regs[op.r0] = cpu.regs[op.r1];
@@ -61,7 +61,7 @@ const xchg: Handler = (cpu, op) => {
   const memFirst = op.k0 === K.MEM;
   const reg = memFirst ? op.r1 : op.r0;
   const lin = cpu.ea(op, op.size);
-  const m = cpu.readSized(op.size, lin);
+  const m = cpu.readForWrite(op.size, lin);
   cpu.writeSized(op.size, lin, cpu.getReg(reg, op.size));
   cpu.setReg(reg, op.size, m);
 };
@@ -69,7 +69,7 @@ const xchg: Handler = (cpu, op) => {
 /** CMPXCHG r/m, reg: compare with the accumulator; the destination is always written (locked RMW). */
 const cmpxchg: Handler = (cpu, op) => {
   const size = op.size;
-  const dest = rd0(cpu, op);
+  const dest = rmw0(cpu, op);
   const acc = cpu.getReg(0, size);
   subFlags(cpu, acc, dest, size);
   if (acc === dest) wr0(cpu, op, cpu.getReg(op.r1, size));
@@ -82,7 +82,7 @@ const cmpxchg: Handler = (cpu, op) => {
 /** XADD r/m, reg: reg = old destination, destination = sum. */
 const xadd: Handler = (cpu, op) => {
   const size = op.size;
-  const dest = rd0(cpu, op);
+  const dest = rmw0(cpu, op);
   const src = cpu.getReg(op.r1, size);
   const sum = addFlags(cpu, dest, src, size);
   if (op.k0 === K.MEM) {

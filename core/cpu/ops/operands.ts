@@ -15,7 +15,15 @@ export function rd0(cpu: CPU, op: Op): number {
   return cpu.readSized(op.size, lin);
 }
 
-/** Write operand 0 after rd0 (same address). */
+/** Read operand 0 of a read-modify-write instruction (a memory operand is checked for writing). */
+export function rmw0(cpu: CPU, op: Op): number {
+  if (op.k0 === K.REG) return cpu.getReg(op.r0, op.size);
+  const lin = cpu.ea(op, op.size);
+  cpu.lastLin = lin;
+  return cpu.readForWrite(op.size, lin);
+}
+
+/** Write operand 0 after rd0/rmw0 (same address). */
 export function wr0(cpu: CPU, op: Op, v: number): void {
   if (op.k0 === K.REG) cpu.setReg(op.r0, op.size, v);
   else cpu.writeSized(op.size, cpu.lastLin, v);

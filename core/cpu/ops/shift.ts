@@ -6,7 +6,7 @@ import type { CPU } from '../cpu.js';
 import { ARITH_FLAGS, F, PARITY } from '../flags.js';
 import { K, type Handler, type Op } from '../op.js';
 import type { Family } from '../table.js';
-import { maskOf, rd0, signExtend, szp, wr0 } from './operands.js';
+import { maskOf, rmw0, signExtend, szp, wr0 } from './operands.js';
 
 const enum Sh {
   ROL,
@@ -18,6 +18,11 @@ const enum Sh {
   SAR,
 }
 
+/** A masked count of 0 changes nothing, but the CPU still accesses a memory operand (and may fault). */
+function touchIfMemory(cpu: CPU, op: Op): void {
+  if (op.k0 === K.MEM) cpu.readForWrite(op.size, cpu.ea(op, op.size));
+}
+
 /** The shift count: operand 1 (CL or an immediate; `shl eax,1` decodes with an immediate 1). */
 function count(cpu: CPU, op: Op): number {
   return (op.k1 === K.REG ? cpu.regs[1] & 0xff : op.imm) & 0x1f;
@@ -26,11 +31,11 @@ function count(cpu: CPU, op: Op): number {
 function shift(kind: Sh) {
   return (): Handler => (cpu, op) => {
     const c = count(cpu, op);
-    if (c === 0) return;
+    if (c === 0) return touchIfMemory(cpu, op);
     const size = op.size;
     const bits = size * 8;
     const m = maskOf(size);
-    const a = rd0(cpu, op);
+    const a = rmw0(cpu, op);
     let r = 0;
     let cf = 0;
     let of = 0;
@@ -104,11 +109,11 @@ function shift(kind: Sh) {
 function doubleShift(left: boolean) {
   return (): Handler => (cpu, op) => {
     const c = (op.k2 === K.REG ? cpu.regs[1] & 0xff : op.imm) & 0x1f;
-    if (c === 0) return;
+    if (c === 0) return touchIfMemory(cpu, op);
     const size = op.size;
     const bits = size * 8;
     const m = maskOf(size);
-    const a = rd0(cpu, op) & m;
+    const a = rmw0(cpu, op) & m;
     const b = cpu.getReg(op.r1, size) & m;
     let r: number;
     let cf: number;
