@@ -66,6 +66,7 @@ function shapeFits(kind: K, operand: Operand): boolean {
   // only distances within the program are known to stay put.
   if (kind === K.br32_1) {
     if (operand.kind !== 'immediate' || operand.distance === 'near' || operand.distance === 'far') return false;
+    if (operand.size >= 2) return false; // `jmp dword label` is a near jump, as in nasm
     return !operand.absolute || operand.distance === 'short';
   }
   if (kind === K.br32_4 || kind === K.xbegin_4) return operand.kind === 'immediate' && operand.distance !== 'short' && operand.distance !== 'far';
