@@ -78,7 +78,7 @@ function loadTable(file: string, table: 0 | 1, expected: number): Service[] {
     if (number !== base + i || index !== i) throw new Error(`${where}: service ${row.number} is out of order (expected ${base + i})`);
     if (toInt(row.number_hex, where) !== number) throw new Error(`${where}: number and number_hex disagree`);
     if (argBytes !== 4 * args) throw new Error(`${where}: arg_bytes ${row.arg_bytes} is not 4 x ${args}`);
-    if (!/^Nt[A-Za-z0-9]+$/.test(row.name ?? '')) throw new Error(`${where}: bad service name '${row.name}'`);
+    if (!/^Nt[A-Za-z0-9_]+$/.test(row.name ?? '')) throw new Error(`${where}: bad service name '${row.name}'`);
     const altName = row.alt_name_tinysec ? row.alt_name_tinysec : undefined;
     return Object.freeze({ number, name: row.name!, args, argBytes, table, index, ...(altName ? { altName } : {}) });
   });
