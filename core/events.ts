@@ -114,9 +114,9 @@ export interface MachineStopEvent extends EventBase {
   detail: string | null;
 }
 
-export type StopKind = 'hlt' | 'instruction-limit' | 'triple-fault' | 'stopped' | 'exception';
+export type StopKind = 'hlt' | 'instruction-limit' | 'triple-fault' | 'stopped' | 'exception' | 'exited' | 'bugcheck';
 
-/** The CPU's events; the guest layer (issue B) extends the union with its own. */
+/** The CPU's events. */
 export type CpuEvent =
   | InstructionEvent
   | RingTransitionEvent
@@ -125,4 +125,113 @@ export type CpuEvent =
   | ExceptionEvent
   | MachineStopEvent;
 
-export type TraceEvent = CpuEvent;
+// ---- the guest's events (core/guest): from probes on kernel labels and from service bodies ----
+
+/**
+ * One dispatch decision of KiSystemService: at the limit check for a number past its table
+ * (inRange false, target null), at `mov ebx,[edi+eax*4]` otherwise.
+ */
+export interface SsdtLookupEvent extends EventBase {
+  type: 'ssdt-lookup';
+  serviceNumber: number;
+  tableIndex: number;
+  serviceIndex: number;
+  /** KSERVICE_TABLE_DESCRIPTOR.Base of the chosen descriptor (0 when none). */
+  tableBase: number;
+  limit: number;
+  target: number | null;
+  targetSymbol: string | null;
+  argBytes: number | null;
+  inRange: boolean;
+}
+
+/** One pass of KiServiceExit's user-APC loop (at `cmp byte [ebx+4Ah],0`). */
+export interface ApcCheckEvent extends EventBase {
+  type: 'apc-check';
+  threadId: number;
+  returningToCpl: number;
+  userApcPending: boolean;
+  kernelApcPending: boolean;
+  /** This pass found a user APC pending and calls KiDeliverApc. */
+  delivered: boolean;
+}
+
+/** An Nt routine's body starts (at its escape): which service, and PreviousMode as it reads it. */
+export interface ServiceEnterEvent extends EventBase {
+  type: 'service-enter';
+  service: string;
+  serviceNumber: number;
+  previousMode: 'UserMode' | 'KernelMode';
+  /** The return address of the Nt routine (the dispatcher's `call ebx`, or a driver's direct call). */
+  caller: number;
+  args: number[];
+}
+
+export interface ServiceExitEvent extends EventBase {
+  type: 'service-exit';
+  service: string;
+  serviceNumber: number;
+  status: number;
+  statusName: string;
+}
+
+/** ProbeForRead / ProbeForWrite on a caller's buffer. */
+export interface ProbeEvent extends EventBase {
+  type: 'probe';
+  kind: 'read' | 'write';
+  address: number;
+  length: number;
+  alignment: number;
+  /** STATUS_SUCCESS, STATUS_DATATYPE_MISALIGNMENT or STATUS_ACCESS_VIOLATION. */
+  status: number;
+}
+
+/** ObReferenceObjectByHandle (and NtClose's lookup): which table, in which mode, with what result. */
+export interface HandleLookupEvent extends EventBase {
+  type: 'handle-lookup';
+  handle: number;
+  table: 'process' | 'kernel' | 'pseudo' | 'none';
+  previousMode: 'UserMode' | 'KernelMode';
+  status: number;
+  object: number | null;
+  objectType: string | null;
+}
+
+/** An IRP sent to a driver's dispatch routine, or completed. */
+export interface IrpEvent extends EventBase {
+  type: 'irp';
+  phase: 'dispatch' | 'complete';
+  irp: number;
+  majorFunction: number;
+  majorFunctionName: string;
+  device: number;
+  driver: string;
+  requestorMode: 'UserMode' | 'KernelMode';
+  status: number | null;
+}
+
+/** The processor switched threads (to a System worker thread and back, or at exit). */
+export interface ThreadSwitchEvent extends EventBase {
+  type: 'thread-switch';
+  fromThread: number;
+  toThread: number;
+  fromProcess: string;
+  toProcess: string;
+  reason: string;
+}
+
+export type GuestEvent =
+  | SsdtLookupEvent
+  | ApcCheckEvent
+  | ServiceEnterEvent
+  | ServiceExitEvent
+  | ProbeEvent
+  | HandleLookupEvent
+  | IrpEvent
+  | ThreadSwitchEvent;
+
+/** Every event the machine and its guest emit: one discriminated union on `type`. */
+export type TraceEvent = CpuEvent | GuestEvent;
+
+/** Event bodies without the fields the emitter stamps. */
+export type EventBody<E extends TraceEvent> = Omit<E, keyof EventBase>;

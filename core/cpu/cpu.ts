@@ -4,10 +4,10 @@
 // here because it is where ring transitions and MSR reads are reported.
 import { Subject } from 'rxjs';
 import type {
-  CpuEvent,
   MsrSource,
   RingMechanism,
   StopKind,
+  TraceEvent,
 } from '../events.js';
 import { Mmu, PageFault, PhysicalMemory, hex } from '../mmu.js';
 import { EmulatorError, GuestFault, Vector, faultCombination, pushesErrorCode } from './faults.js';
@@ -167,7 +167,7 @@ export class CPU {
   };
 
   // --- events -------------------------------------------------------------------------------
-  readonly events = new Subject<CpuEvent>();
+  readonly events = new Subject<TraceEvent>();
   /** True while someone subscribes: the loop then collects effects and emits per instruction. */
   tracing = false;
   seq = 0;
@@ -189,6 +189,14 @@ export class CPU {
   lastException: { vector: number; eip: number; errorCode: number | null; cr2: number | null } | null = null;
   /** Vector being delivered (for double-fault classification), -1 when none. */
   private delivering = -1;
+
+  /**
+   * Probes declared on guest labels: called with the register values at that instruction, before
+   * it executes. Keyed by linear address; attached to the decoded instruction, so an address
+   * without a probe costs nothing. Register them before the code first runs (or call
+   * flushDecodeCache).
+   */
+  readonly probes = new Map<number, (cpu: CPU) => void>();
 
   // --- decoded-instruction cache, keyed by physical page --------------------------------------
   private readonly codeCache = new Map<number, (Op | undefined)[]>();
@@ -978,7 +986,7 @@ export class CPU {
 
   /** Run until the machine stops or `maxInstructions` more have retired. */
   run(maxInstructions: number): StopReason {
-    const limit = this.icount + maxInstructions;
+    const limit = (this.limit = this.icount + maxInstructions);
     this.stop = null;
     this.running = true;
     this.tracing = this.events.observed;
@@ -1003,10 +1011,59 @@ export class CPU {
     return stop;
   }
 
+  /**
+   * Run guest code from inside an instruction (the guest layer calling an x86 routine from a
+   * service body): executes until `returnFromNested()` is called (by the routine's return
+   * trampoline) and returns true, or until the machine stops for any other reason and returns false.
+   * Shares the instruction limit of the run in progress.
+   */
+  runNested(): boolean {
+    const outerNextEip = this.nextEip;
+    this.nestedReturned = false;
+    this.running = true;
+    while (this.running) {
+      try {
+        if (this.tracing) this.loopTraced(this.limit);
+        else this.loopFast(this.limit);
+      } catch (e) {
+        if (e instanceof GuestFault) this.handleFault(e);
+        else throw e;
+      }
+      if (this.icount >= this.limit && this.running) this.halt({ kind: 'instruction-limit' });
+    }
+    this.nextEip = outerNextEip;
+    if (this.nestedReturned) {
+      this.nestedReturned = false;
+      this.running = true;
+      return true;
+    }
+    return false;
+  }
+  /** Called by the return trampoline of a nested call: ends the innermost runNested. */
+  returnFromNested(): void {
+    this.nestedReturned = true;
+    this.running = false;
+  }
+  private nestedReturned = false;
+  /** icount at which the current run stops (runNested shares it). */
+  private limit = 0;
+
   /** Stop the loop after the current instruction (used by hlt, port handlers, the guest layer). */
   halt(reason: StopReason): void {
     if (this.stop === null) this.stop = reason;
+    this.nestedReturned = false;
     this.running = false;
+  }
+  /** Why the machine stopped (null while it can run). */
+  get stopReason(): StopReason | null {
+    return this.stop;
+  }
+  /** Drop every decoded instruction (after registering probes on code that already ran). */
+  flushDecodeCache(): void {
+    for (const page of this.codeCache.keys()) this.mem.codePages[page] = 0;
+    this.codeCache.clear();
+    this.straddlers.clear();
+    this.fetchLin = -1;
   }
 
   private loopFast(limit: number): void {
@@ -1096,6 +1153,14 @@ export class CPU {
         }
       }
       op = decodeAt(bytes.subarray(0, avail), this.eip, this.model);
+      const probe = this.probes.get(lin >>> 0);
+      if (probe !== undefined) {
+        const exec = op.exec;
+        op.exec = (cpu, o) => {
+          probe(cpu);
+          exec(cpu, o);
+        };
+      }
       if (op.len > avail) this.xlate((lin + avail) | 0, false, this.user); // raises the #PF for the next page
       cache[lin & 0xfff] = op;
       // An instruction straddling into the next page must be dropped when that page is written.
@@ -1132,10 +1197,10 @@ export class CPU {
   }
 
   /** Emit an event built by the caller with `...this.base()` (only call while tracing). */
-  emit(e: CpuEvent): void {
+  emit(e: TraceEvent): void {
     this.events.next(e);
   }
-  private emitRaw(e: CpuEvent): void {
+  private emitRaw(e: TraceEvent): void {
     this.events.next(e);
   }
 

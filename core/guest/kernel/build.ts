@@ -1,0 +1,354 @@
+// Builds the guest's images from source: ntoskrnl (the hand-written .asm files of this folder plus
+// generated parts: the 284 Zw stubs, the Nt service routines, the service tables, the trap
+// vectors), ntdll (one stub per service, KiUserApcDispatcher), win32k (its 667 routines and
+// table) and SharedUserData's system-call stub. Everything is assembled by ntflow's assembler;
+// the symbols of every image feed the disassembler, the probes and the loader.
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { assemble, type AsmResult } from '../../asm/index.js';
+import type { CpuModel } from '../../cpu/cpu.js';
+import { ESCAPE_ROUTINE_BASE, ESCAPE_SERVICE_BASE, type RoutineTable, type ServiceTable } from '../escape.js';
+import * as L from '../layout.js';
+import { BUGCHECK, NTSTATUS } from '../ntstatus.js';
+import { NT_SERVICES, WIN32K_SERVICES, argumentTable, type Service } from '../services.js';
+import { offsetOf, offsetsAsm } from '../structs.js';
+
+/** The kernel-side source files, in this folder, found from the compiled module too. */
+function kernelSource(name: string): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    for (const candidate of [join(dir, name), join(dir, 'core', 'guest', 'kernel', name)]) {
+      try {
+        return readFileSync(candidate, 'utf8');
+      } catch {
+        /* keep looking upwards (dist/ has no .asm files) */
+      }
+    }
+    dir = dirname(dir);
+  }
+  throw new Error(`cannot find core/guest/kernel/${name}`);
+}
+
+const hex = (n: number) => '0x' + (n >>> 0).toString(16).toUpperCase();
+
+export interface ImageSymbol {
+  module: string;
+  name: string;
+  address: number;
+}
+
+export interface Image {
+  module: string;
+  base: number;
+  bytes: Uint8Array;
+  /** Exported symbols (global labels) by name. */
+  symbols: Map<string, number>;
+  /** Every label, local ones (`KiSystemService.repeat`) included: probes are declared on them. */
+  labels: Map<string, number>;
+}
+
+export interface GuestImages {
+  ntoskrnl: Image;
+  ntdll: Image;
+  win32k: Image;
+  /** SharedUserData+0x300: SystemCallStub (SYSENTER) or KiIntSystemCall (INT 2Eh). */
+  systemCallStub: Uint8Array;
+  /** Addresses of the IDT's handlers by vector. */
+  idt: Map<number, { handler: number; dpl: number; trap: boolean }>;
+  /** Escape id → body, filled from the service and routine tables. */
+  escapes: Map<number, { kind: 'service'; name: string; service: Service } | { kind: 'routine'; name: string }>;
+}
+
+/** Constants every kernel source sees: structure offsets, PCR addresses, selectors, statuses, escapes. */
+function header(services: ServiceTable, routines: RoutineTable): string {
+  const pcr = (path: Parameters<typeof offsetOf<'KPCR'>>[1]) => hex(L.KPCR + offsetOf('KPCR', path));
+  const lines = [
+    'bits 32',
+    offsetsAsm(),
+    `PCR_ExceptionList equ ${pcr('NtTib.ExceptionList')}`,
+    `PCR_Teb equ ${pcr('NtTib.Self')}`,
+    `PCR_SelfPcr equ ${pcr('SelfPcr')}`,
+    `PCR_Irql equ ${pcr('Irql')}`,
+    `PCR_TSS equ ${pcr('TSS')}`,
+    `PCR_CurrentThread equ ${pcr('PrcbData.CurrentThread')}`,
+    `PCR_KeSystemCalls equ ${pcr('PrcbData.KeSystemCalls')}`,
+    `KGDT_R0_CODE equ ${L.KGDT_R0_CODE}`,
+    `KGDT_R0_DATA equ ${L.KGDT_R0_DATA}`,
+    `KGDT_R3_CODE equ ${L.KGDT_R3_CODE & ~3}`,
+    `KGDT_R3_DATA equ ${L.KGDT_R3_DATA & ~3}`,
+    `KGDT_R0_PCR equ ${L.KGDT_R0_PCR}`,
+    `KGDT_R3_TEB equ ${L.KGDT_R3_TEB & ~3}`,
+    'EFLAGS_TF equ 0x100',
+    'EFLAGS_IF equ 0x200',
+    'EFLAGS_VM equ 0x20000',
+    'KERNEL_MODE equ 0',
+    'USER_MODE equ 1',
+    'APC_LEVEL equ 1',
+    `SYSTEM_CALL_RET equ ${hex(L.SYSTEM_CALL_RET)}`,
+    `MM_USER_PROBE_ADDRESS equ ${hex(L.MM_USER_PROBE_ADDRESS)}`,
+    `STATUS_NOT_IMPLEMENTED equ ${hex(NTSTATUS.STATUS_NOT_IMPLEMENTED)}`,
+    `STATUS_ACCESS_VIOLATION equ ${hex(NTSTATUS.STATUS_ACCESS_VIOLATION)}`,
+    `STATUS_INVALID_SYSTEM_SERVICE equ ${hex(NTSTATUS.STATUS_INVALID_SYSTEM_SERVICE)}`,
+    `UNEXPECTED_KERNEL_MODE_TRAP equ ${hex(BUGCHECK.UNEXPECTED_KERNEL_MODE_TRAP)}`,
+    `ESCAPE_PORT equ ${hex(L.ESCAPE_PORT)}`,
+    `CALLBACK_RETURN_PORT equ ${hex(L.CALLBACK_RETURN_PORT)}`,
+  ];
+  for (const name of Object.keys(services)) {
+    const s = NT_SERVICES.find((x) => x.name === name);
+    if (!s) throw new Error(`service body for unknown service ${name}`);
+    lines.push(`ESCAPE_SERVICE_${name} equ ${hex(ESCAPE_SERVICE_BASE + s.number)}`);
+  }
+  Object.keys(routines).forEach((name, i) => lines.push(`ESCAPE_ROUTINE_${name} equ ${hex(ESCAPE_ROUTINE_BASE + i)}`));
+  return lines.join('\n');
+}
+
+/** A `; @at ADDRESS` line becomes padding (int3) up to that address in the image. */
+function placeChunks(source: string, base: number): string {
+  return source.replace(/^; @at (0x[0-9A-Fa-f]+)\s*$/gm, (_, at: string) => {
+    const addr = parseInt(at, 16);
+    return `times ${hex(addr)} - ${hex(base)} - ($ - $$) db 0xCC   ; @at ${at}`;
+  });
+}
+
+/** The kernel-mode Zw stubs: `mov eax,N; lea edx,[esp+4]; pushfd; push 8; call KiSystemService; ret N`. */
+function zwStubs(): string {
+  const out = [`; @at ${hex(L.ZW_STUBS)}`, '; Kernel-mode Zw stubs, one per service, 0x14 bytes apart (generated).'];
+  for (const s of NT_SERVICES) {
+    const zw = 'Zw' + s.name.slice(2);
+    out.push(
+      `${zw}:`,
+      `    mov eax, ${hex(s.number)}`,
+      '    lea edx, [esp+4]',
+      '    pushfd',
+      '    push KGDT_R0_CODE',
+      '    call KiSystemService',
+      s.argBytes ? `    ret ${hex(s.argBytes)}` : '    ret',
+      `    times ${L.ZW_STUB_SIZE} - ($ - ${zw}) db 0xCC`,
+    );
+  }
+  return out.join('\n');
+}
+
+/** An x86 entry whose body is TypeScript, reached through the escape. */
+function escapeStub(name: string, escape: string, argBytes: number, comment: string): string {
+  return [
+    `${name}:                    ; ${comment}`,
+    '    push ebp',
+    '    {load} mov ebp, esp',
+    `    mov eax, ${escape}`,
+    '    out ESCAPE_PORT, eax',
+    '    pop ebp',
+    argBytes ? `    ret ${hex(argBytes)}` : '    ret',
+  ].join('\n');
+}
+
+/** Every Nt service routine that is not hand-written: a TypeScript body or STATUS_NOT_IMPLEMENTED. */
+function ntRoutines(services: ServiceTable, handWritten: Set<string>): string {
+  const out = ['; Nt service routines (generated): a TypeScript body behind the escape, or not implemented.'];
+  for (const s of NT_SERVICES) {
+    if (handWritten.has(s.name)) continue;
+    if (s.name in services) out.push(escapeStub(s.name, `ESCAPE_SERVICE_${s.name}`, s.argBytes, 'body: TypeScript (core/guest/nt)'));
+    else out.push(`${s.name}:`, '    mov eax, STATUS_NOT_IMPLEMENTED', s.argBytes ? `    ret ${hex(s.argBytes)}` : '    ret');
+  }
+  return out.join('\n');
+}
+
+function routineStubs(routines: RoutineTable): string {
+  const out = ['; Kernel routines with TypeScript bodies (generated).'];
+  for (const [name, def] of Object.entries(routines)) {
+    if (name === 'KiTrapCommon') continue; // reached by jmp from the trap vectors, see misc.asm
+    out.push(escapeStub(name, `ESCAPE_ROUTINE_${name}`, def.argBytes, def.fastcall ? 'fastcall, body: TypeScript' : 'body: TypeScript'));
+  }
+  return out.join('\n');
+}
+
+/** IDT vectors 0x00-0x1F: push a dummy error code when the CPU pushes none, push the vector. */
+function trapVectors(): string {
+  const out = ['; Trap vectors 0x00-0x1F (generated); see KiTrapCommon.'];
+  const withCode = new Set([8, 10, 11, 12, 13, 14, 17]);
+  for (let v = 0; v < 0x20; v++) {
+    const name = `KiTrap${v.toString(16).toUpperCase().padStart(2, '0')}`;
+    out.push(`${name}:`);
+    if (!withCode.has(v)) out.push('    push 0');
+    out.push(`    push ${hex(v)}`, '    jmp near KiTrapCommon');
+  }
+  // XP's neighbours of INT 2Eh: DPL-3 gates whose services this miniature does not provide.
+  for (const name of ['KiGetTickCount', 'KiCallbackReturn', 'KiSetLowWaitHighThread', 'KiDebugService']) {
+    out.push(`${name}:`, '    push 0', '    push 0xFF', '    jmp near KiTrapCommon');
+  }
+  return out.join('\n');
+}
+
+function serviceTables(): string {
+  const nt = NT_SERVICES;
+  const args = argumentTable(0);
+  return [
+    '; The service descriptor tables (generated from the XP SP1 service list).',
+    'align 4',
+    'KiServiceTable:',
+    ...nt.map((s) => `    dd ${s.name}`),
+    'KiArgumentTable:',
+    `    db ${Array.from(args).join(', ')}`,
+    'align 4',
+    '; KeServiceDescriptorTable: four descriptors, [0] = ntoskrnl. Non-GUI threads use this one.',
+    'KeServiceDescriptorTable:',
+    `    dd KiServiceTable, 0, ${nt.length}, KiArgumentTable`,
+    '    dd 0, 0, 0, 0',
+    '    dd 0, 0, 0, 0',
+    '    dd 0, 0, 0, 0',
+    '; KeServiceDescriptorTableShadow: [0] = ntoskrnl again, [1] = win32k. GUI threads use this one.',
+    'KeServiceDescriptorTableShadow:',
+    `    dd KiServiceTable, 0, ${nt.length}, KiArgumentTable`,
+    `    dd win32k!W32pServiceTable, 0, ${WIN32K_SERVICES.length}, win32k!W32pArgumentTable`,
+    '    dd 0, 0, 0, 0',
+    '    dd 0, 0, 0, 0',
+  ].join('\n');
+}
+
+function win32kSource(): string {
+  const out = [`org ${hex(L.WIN32K_BASE)}`, 'bits 32', `STATUS_NOT_IMPLEMENTED equ ${hex(NTSTATUS.STATUS_NOT_IMPLEMENTED)}`, '; win32k.sys: its system services (none implemented in this miniature) and its table.'];
+  for (const s of WIN32K_SERVICES) out.push(`${s.name}:`, '    mov eax, STATUS_NOT_IMPLEMENTED', s.argBytes ? `    ret ${hex(s.argBytes)}` : '    ret');
+  out.push('align 4', 'W32pServiceTable:', ...WIN32K_SERVICES.map((s) => `    dd ${s.name}`), 'W32pArgumentTable:');
+  out.push(`    db ${Array.from(argumentTable(1)).join(', ')}`);
+  return out.join('\n');
+}
+
+function ntdllSource(): string {
+  const out = [
+    `org ${hex(L.NTDLL_BASE)}`,
+    'bits 32',
+    '; ntdll: the native API stubs, one per service, 16 bytes apart in service-number order (generated),',
+    '; each exported as both NtXxx and ZwXxx: EAX = service number, then SharedUserData!SystemCallStub.',
+    `times ${hex(L.NTDLL_STUBS)} - ${hex(L.NTDLL_BASE)} - ($ - $$) db 0xCC`,
+  ];
+  for (const s of NT_SERVICES) {
+    const zw = 'Zw' + s.name.slice(2);
+    out.push(
+      `${s.name}:`,
+      `${zw}:`,
+      `    mov eax, ${hex(s.number)}`,
+      `    mov edx, ${hex(L.SYSTEM_CALL_STUB)}`,
+      '    call edx',
+      s.argBytes ? `    ret ${hex(s.argBytes)}` : '    ret',
+      `    times ${L.NTDLL_STUB_SIZE} - ($ - ${s.name}) db 0xCC`,
+    );
+  }
+  out.push(
+    '',
+    '; KiUserApcDispatcher: where KiDeliverApc sends a thread with a user APC. The stack holds',
+    '; NormalRoutine, NormalContext, SystemArgument1, SystemArgument2 and the CONTEXT to resume.',
+    'KiUserApcDispatcher:',
+    '    lea edi, [esp+0x10]            ; the CONTEXT',
+    '    pop eax                        ; NormalRoutine …',
+    '    call eax                       ; … (NormalContext, SystemArgument1, SystemArgument2)',
+    '    push 1                         ; TestAlert: another queued APC is delivered next',
+    '    push edi',
+    '    call ZwContinue                ; resumes the CONTEXT; does not return',
+    '    int3',
+    '',
+    '; The return address of a program\'s `start`: its EAX is the exit status.',
+    'LdrpProgramExit:',
+    '    push eax                       ; ExitStatus',
+    '    push -1                        ; NtCurrentProcess()',
+    '    call ZwTerminateProcess',
+    '    int3',
+  );
+  return out.join('\n');
+}
+
+/** SharedUserData+0x300 as XP SP1's kernel copies it there at boot. */
+function systemCallStubSource(model: CpuModel): string {
+  return model === 'sysenter'
+    ? ['bits 32', `org ${hex(L.SYSTEM_CALL_STUB)}`, 'SystemCallStub:', '    {load} mov edx, esp', '    sysenter', '    ret'].join('\n')
+    : ['bits 32', `org ${hex(L.SYSTEM_CALL_STUB)}`, 'KiIntSystemCall:', '    lea edx, [esp+8]', '    int 0x2E', '    ret'].join('\n');
+}
+
+/** Global labels of an assembled module (no locals, no equ constants). */
+function exported(result: AsmResult, constants: Set<string>): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [name, addr] of result.labels) {
+    if (name.includes('.') || constants.has(name)) continue;
+    out.set(name, addr >>> 0);
+  }
+  return out;
+}
+
+function constantNames(source: string): Set<string> {
+  const names = new Set<string>();
+  for (const m of source.matchAll(/^\s*([A-Za-z_][\w]*)\s+equ\b/gm)) names.add(m[1]);
+  return names;
+}
+
+const cache = new Map<string, GuestImages>();
+
+/** Assemble the guest images (cached per CPU model and set of TypeScript bodies). */
+export function buildImages(model: CpuModel, services: ServiceTable, routines: RoutineTable): GuestImages {
+  const key = `${model}|${Object.keys(services).sort().join(',')}|${Object.keys(routines).join(',')}`;
+  const hit = cache.get(key);
+  if (hit) return hit;
+
+  const win32kSrc = win32kSource();
+  const win32kAsm = assemble(win32kSrc, { fileName: 'win32k.asm' });
+  const win32k: Image = { module: 'win32k', base: L.WIN32K_BASE, bytes: win32kAsm.bytes, symbols: exported(win32kAsm, constantNames(win32kSrc)), labels: win32kAsm.labels };
+
+  const handWritten = new Set(['NtReadFile', 'NtContinue']);
+  const head = header(services, routines);
+  const body = [
+    kernelSource('readfile.asm').split('; @at 0x8056B2EC')[0], // the scope table chunk (0x804E0458)
+    zwStubs(),
+    kernelSource('seh.asm'),
+    kernelSource('trap.asm'),
+    '; @at 0x8056B2EC' + kernelSource('readfile.asm').split('; @at 0x8056B2EC')[1],
+    kernelSource('misc.asm'),
+    trapVectors(),
+    routineStubs(routines),
+    ntRoutines(services, handWritten),
+    serviceTables(),
+  ].join('\n\n');
+  const ntSource = `${head}\norg ${hex(L.NTOSKRNL_BASE)}\n${placeChunks(body, L.NTOSKRNL_BASE)}`;
+  const ntAsm = assemble(ntSource, {
+    fileName: 'ntoskrnl.asm',
+    resolveSymbol: (module, name) => (module === 'win32k' ? win32k.symbols.get(name) : undefined),
+  });
+  if (L.NTOSKRNL_BASE + ntAsm.bytes.length > L.NTOSKRNL_END) throw new Error('ntoskrnl image overflows its region');
+  const ntoskrnl: Image = { module: 'nt', base: L.NTOSKRNL_BASE, bytes: ntAsm.bytes, symbols: exported(ntAsm, constantNames(head)), labels: ntAsm.labels };
+
+  const ntdllSrc = ntdllSource();
+  const ntdllAsm = assemble(ntdllSrc, { fileName: 'ntdll.asm' });
+  const ntdll: Image = { module: 'ntdll', base: L.NTDLL_BASE, bytes: ntdllAsm.bytes, symbols: exported(ntdllAsm, constantNames(ntdllSrc)), labels: ntdllAsm.labels };
+
+  const sym = (name: string) => {
+    const a = ntoskrnl.symbols.get(name);
+    if (a === undefined) throw new Error(`ntoskrnl has no ${name}`);
+    return a;
+  };
+  const idt = new Map<number, { handler: number; dpl: number; trap: boolean }>();
+  for (let v = 0; v < 0x20; v++) {
+    const user = v === 3 || v === 4; // int3 and into work from ring 3
+    idt.set(v, { handler: sym(`KiTrap${v.toString(16).toUpperCase().padStart(2, '0')}`), dpl: user ? 3 : 0, trap: false });
+  }
+  idt.set(0x2a, { handler: sym('KiGetTickCount'), dpl: 3, trap: false });
+  idt.set(0x2b, { handler: sym('KiCallbackReturn'), dpl: 3, trap: false });
+  idt.set(0x2c, { handler: sym('KiSetLowWaitHighThread'), dpl: 3, trap: false });
+  idt.set(0x2d, { handler: sym('KiDebugService'), dpl: 3, trap: false });
+  idt.set(0x2e, { handler: sym('KiSystemService'), dpl: 3, trap: false });
+
+  const escapes: GuestImages['escapes'] = new Map();
+  for (const name of Object.keys(services)) {
+    const s = NT_SERVICES.find((x) => x.name === name)!;
+    escapes.set(ESCAPE_SERVICE_BASE + s.number, { kind: 'service', name, service: s });
+  }
+  Object.keys(routines).forEach((name, i) => escapes.set(ESCAPE_ROUTINE_BASE + i, { kind: 'routine', name }));
+
+  const images: GuestImages = {
+    ntoskrnl,
+    ntdll,
+    win32k,
+    systemCallStub: assemble(systemCallStubSource(model), { fileName: 'SharedUserData.asm' }).bytes,
+    idt,
+    escapes,
+  };
+  cache.set(key, images);
+  return images;
+}

@@ -1,0 +1,300 @@
+// The loader: builds physical memory and page tables for the miniature XP — the kernel's images,
+// GDT, IDT, TSS, KPCR, SharedUserData, the System process and a program's process, their threads
+// — runs each driver's DriverEntry on the System thread, and starts the program's thread in
+// user mode. Everything it writes is ordinary guest memory the trace can show.
+import { CR0_PE, CR0_PG, CR0_WP, MSR_SYSENTER_CS, MSR_SYSENTER_EIP, MSR_SYSENTER_ESP, type CpuModel } from '../cpu/cpu.js';
+import { Machine } from '../machine.js';
+import { PTE_RW, PTE_US } from '../mmu.js';
+import type { RoutineTable, ServiceTable } from './escape.js';
+import { KERNEL_ROUTINES, KERNEL_SERVICES, apcSource, testAlertHook } from './ke.js';
+import { Kernel, type Process, type Thread, type ThreadContext } from './kernel.js';
+import { buildImages, type Image } from './kernel/build.js';
+import * as L from './layout.js';
+import { ntExecutive } from './nt-bridge.js';
+import { assembleProgram, type AssembledProgram, type ProgramSource } from './program.js';
+import { installProbes } from './probes.js';
+import { offsetOf, sizeOf } from './structs.js';
+import { SymbolTable } from './symbols.js';
+
+export interface BootOptions {
+  cpu?: CpuModel;
+  program?: ProgramSource;
+  drivers?: ProgramSource[];
+}
+
+export interface BootedGuest {
+  machine: Machine;
+  kernel: Kernel;
+  symbols: SymbolTable;
+  program: AssembledProgram | null;
+  drivers: AssembledProgram[];
+}
+
+/** Hands out zeroed physical frames above the first MiB. */
+class FrameAllocator {
+  private next = 0x00100000;
+  constructor(private readonly size: number) {}
+  alloc = (): number => {
+    if (this.next + 0x1000 > this.size) throw new Error('guest physical memory exhausted');
+    const f = this.next;
+    this.next += 0x1000;
+    return f;
+  };
+}
+
+function descriptor(base: number, limit: number, access: number, flags: number): [number, number] {
+  const lo = ((base & 0xffff) << 16) | (limit & 0xffff);
+  const hi = (base & 0xff000000) | ((flags & 0xf) << 20) | (limit & 0xf0000) | ((access & 0xff) << 8) | ((base >>> 16) & 0xff);
+  return [lo | 0, hi | 0];
+}
+
+export function bootGuestMachine(options: BootOptions): BootedGuest {
+  const model = options.cpu ?? 'sysenter';
+  const machine = new Machine({ cpu: model, memorySize: L.GUEST_MEMORY });
+  const cpu = machine.cpu;
+  const mem = machine.mem;
+  const frames = new FrameAllocator(mem.size);
+  const nt = ntExecutive();
+  const services: ServiceTable = { ...nt.services, ...KERNEL_SERVICES };
+  const routines: RoutineTable = { ...KERNEL_ROUTINES, ...nt.routines };
+  const images = buildImages(model, services, routines);
+
+  const symbols = new SymbolTable();
+  for (const img of [images.ntoskrnl, images.ntdll, images.win32k]) symbols.addModule(img.module, img.symbols, img.base + img.bytes.length);
+  symbols.addModule(
+    'SharedUserData',
+    new Map([[model === 'sysenter' ? 'SystemCallStub' : 'KiIntSystemCall', L.SYSTEM_CALL_STUB]]),
+    L.SYSTEM_CALL_STUB + images.systemCallStub.length,
+  );
+
+  const kernel = new Kernel(machine, images, symbols, services, routines, frames.alloc);
+  const system: Process = { id: 4, name: 'System', eprocess: 0, pageDirectory: frames.alloc(), isSystem: true, peb: 0 };
+  kernel.processes.push(system);
+  kernel.systemProcess = system;
+
+  // ---- kernel space: images, descriptor tables, PCR, SharedUserData, pool (shared page tables) ----
+  const mapFresh = (p: Process, linear: number, flags: number): number => {
+    const f = frames.alloc();
+    kernel.mapPage(p, linear, f, flags);
+    return f;
+  };
+  const loadImage = (p: Process, img: { base: number; bytes: Uint8Array }, flags: number): void => {
+    for (let off = 0; off < img.bytes.length; off += 0x1000) {
+      const f = mapFresh(p, img.base + off, flags);
+      mem.load(f, img.bytes.subarray(off, Math.min(off + 0x1000, img.bytes.length)));
+    }
+  };
+  // Kernel images are read-only, as on XP with CR0.WP set: a hook has to lift WP to patch them.
+  loadImage(system, images.ntoskrnl, 0);
+  loadImage(system, images.win32k, 0);
+  mapFresh(system, L.GDT, PTE_RW); // GDT and IDT share a page
+  mapFresh(system, L.TSS, PTE_RW);
+  mapFresh(system, L.KPCR, PTE_RW);
+  const sharedUserData = mapFresh(system, L.SHARED_USER_DATA_KERNEL, PTE_RW);
+  mem.load(sharedUserData + 0x300, images.systemCallStub);
+  for (let p = L.POOL_BASE; p < L.POOL_BASE + L.POOL_SIZE; p += 0x1000) mapFresh(system, p, PTE_RW);
+  for (let p = L.DPC_STACK_TOP - 0x3000; p < L.DPC_STACK_TOP; p += 0x1000) mapFresh(system, p, PTE_RW);
+
+  // ---- GDT (XP's selectors), IDT, TSS ----
+  const gdt: [number, number][] = [
+    [0, 0],
+    descriptor(0, 0xfffff, 0x9b, 0xc), // 0x08 ring-0 code
+    descriptor(0, 0xfffff, 0x93, 0xc), // 0x10 ring-0 data
+    descriptor(0, 0xfffff, 0xfb, 0xc), // 0x18 ring-3 code
+    descriptor(0, 0xfffff, 0xf3, 0xc), // 0x20 ring-3 data
+    descriptor(L.TSS, 0x20ab, 0x89, 0x0), // 0x28 TSS (available 32-bit)
+    descriptor(L.KPCR, 0x1, 0x93, 0xc), // 0x30 PCR: two 4 KiB units from 0xFFDFF000
+    descriptor(L.TEB, 0xfff, 0xf3, 0x4), // 0x38 TEB of the current user thread
+  ];
+  gdt.forEach(([lo, hi], i) => {
+    mem.write32(frameOf(kernel, L.GDT) + i * 8, lo);
+    mem.write32(frameOf(kernel, L.GDT) + i * 8 + 4, hi);
+  });
+  for (const [vector, gate] of images.idt) {
+    const at = frameOf(kernel, L.IDT) + vector * 8;
+    const type = gate.trap ? 0x8f : 0x8e;
+    mem.write32(at, (L.KGDT_R0_CODE << 16) | (gate.handler & 0xffff));
+    mem.write32(at + 4, (gate.handler & 0xffff0000) | ((type | (gate.dpl << 5)) << 8));
+  }
+  const tss = frameOf(kernel, L.TSS);
+  mem.write32(tss + offsetOf('KTSS', 'Ss0'), L.KGDT_R0_DATA);
+  mem.write16(tss + offsetOf('KTSS', 'IoMapBase'), 0x20ac); // past the limit: no I/O from ring 3
+
+  cpu.enterFlatProtectedMode({ eip: 0, esp: L.DPC_STACK_TOP, cpl: 0 });
+  cpu.gdtrBase = L.GDT;
+  cpu.gdtrLimit = gdt.length * 8 - 1;
+  cpu.idtrBase = L.IDT;
+  cpu.idtrLimit = 0x7ff;
+  cpu.cr3 = system.pageDirectory;
+  cpu.writeCr(0, CR0_PE | CR0_PG | CR0_WP);
+  cpu.loadTaskRegister(L.KGDT_TSS);
+  cpu.writeMsr(MSR_SYSENTER_CS, BigInt(L.KGDT_R0_CODE));
+  cpu.writeMsr(MSR_SYSENTER_ESP, BigInt(L.DPC_STACK_TOP));
+  cpu.writeMsr(MSR_SYSENTER_EIP, BigInt(L.KI_FAST_CALL_ENTRY));
+
+  // KiSystemCallExitBranch, patched as XP's boot code does: IRETD on a CPU without SYSENTER.
+  if (model === 'int2e') patchExitBranch(kernel, images.ntoskrnl);
+
+  // ---- the KPCR ----
+  const pcr = L.KPCR;
+  kernel.w32(pcr + offsetOf('KPCR', 'NtTib.ExceptionList'), 0xffffffff);
+  kernel.w32(pcr + offsetOf('KPCR', 'SelfPcr'), pcr);
+  kernel.w32(pcr + offsetOf('KPCR', 'Prcb'), pcr + offsetOf('KPCR', 'PrcbData'));
+  kernel.w32(pcr + offsetOf('KPCR', 'IDT'), L.IDT);
+  kernel.w32(pcr + offsetOf('KPCR', 'GDT'), L.GDT);
+  kernel.w32(pcr + offsetOf('KPCR', 'TSS'), L.TSS);
+  kernel.w32(pcr + offsetOf('KPCR', 'PrcbData.DpcStack'), L.DPC_STACK_TOP);
+
+  // ---- the System process and its worker thread ----
+  initProcess(kernel, system, 'System', 0);
+  const systemThread = createThread(kernel, system, 'System worker', true, 0);
+  kernel.systemThread = systemThread;
+  kernel.setCurrent(systemThread);
+  kernel.w32(pcr + offsetOf('KPCR', 'PrcbData.CurrentThread'), systemThread.kthread);
+  kernel.w32(L.TSS + offsetOf('KTSS', 'Esp0'), systemThread.initialStack - 0x220);
+  cpu.regs[4] = systemThread.initialStack - 0x220 - 0x40;
+
+  // ---- wire the escape, the callback trampoline and the probes ----
+  machine.io.out = (port, _size, value) => {
+    if (port === L.ESCAPE_PORT) kernel.escape(value >>> 0);
+    else if (port === L.CALLBACK_RETURN_PORT) cpu.returnFromNested();
+  };
+  installProbes(kernel);
+  apcSource.dequeue = nt.dequeueUserApc;
+  testAlertHook.fn = nt.testAlert;
+
+  // ---- the program's process (created before drivers run, as XP has processes then too) ----
+  let program: AssembledProgram | null = null;
+  let programThread: Thread | null = null;
+  if (options.program) {
+    program = assembleProgram(options.program, L.PROGRAM_CODE, symbols);
+    if (program.kind !== 'user') throw new Error(`${options.program.fileName} is a driver; pass it with --driver`);
+    const proc: Process = { id: 0x7c8, name: imageName(options.program.fileName), eprocess: 0, pageDirectory: frames.alloc(), isSystem: false, peb: L.PEB };
+    // The kernel half of the address space is shared: copy the System directory's kernel entries.
+    for (let i = 512; i < 1024; i++) mem.write32(proc.pageDirectory + i * 4, mem.read32(system.pageDirectory + i * 4));
+    kernel.processes.push(proc);
+    initProcess(kernel, proc, proc.name, 0x7c8);
+    loadImage(proc, images.ntdll, PTE_US);
+    kernel.mapPage(proc, L.SHARED_USER_DATA, sharedUserData, PTE_US); // the same page, user read-only
+    loadImage(proc, { base: L.PROGRAM_CODE, bytes: program.bytes }, PTE_US | PTE_RW);
+    for (let p = L.USER_STACK_TOP - L.USER_STACK_SIZE; p < L.USER_STACK_TOP; p += 0x1000) mapFresh(proc, p, PTE_US | PTE_RW);
+    mapFresh(proc, L.PEB, PTE_US | PTE_RW);
+    mapFresh(proc, L.TEB, PTE_US | PTE_RW);
+    programThread = createThread(kernel, proc, 'main', false, 0x7cc);
+  }
+
+  // ---- drivers: loaded into kernel space, DriverEntry run on the System thread ----
+  const drivers: AssembledProgram[] = [];
+  (options.drivers ?? []).forEach((src, i) => {
+    const base = L.DRIVER_BASE + i * L.DRIVER_SLOT;
+    const drv = assembleProgram(src, base, symbols);
+    if (drv.kind !== 'driver') throw new Error(`${src.fileName} is not a driver (its first line must be '; ntflow: driver')`);
+    if (drv.bytes.length > L.DRIVER_SLOT) throw new Error(`${src.fileName} is larger than ${L.DRIVER_SLOT} bytes`);
+    loadImage(system, { base, bytes: drv.bytes }, PTE_RW);
+    const name = imageName(src.fileName).replace(/\.\w+$/, '');
+    symbols.addModule(name, new Map([...drv.labels].filter(([n]) => !n.includes('.'))), base + drv.bytes.length);
+    drivers.push(drv);
+    const driverObject = nt.createDriver(kernel, name, base, drv.bytes.length);
+    kernel.inSystemThread(`DriverEntry of ${name}`, () => {
+      const status = kernel.callGuest(drv.entry, [driverObject, nt.registryPath(kernel, name)]);
+      kernel.log(`${name}!DriverEntry returned ${status.toString(16)}`);
+    });
+  });
+  nt.boot(kernel);
+
+  // ---- start the program: its thread enters user mode at `start`, returning into ntdll ----
+  if (program && programThread) {
+    const esp = L.USER_STACK_TOP - 0x10;
+    const stackFrame = frameOfIn(kernel, programThread.process, esp);
+    mem.write32(stackFrame, symbols.resolve('ntdll', 'LdrpProgramExit')!);
+    const start: ThreadContext = {
+      regs: [0, 0, 0, 0, esp, 0, 0, 0],
+      eip: program.entry,
+      eflags: 0x202,
+      selectors: [L.KGDT_R3_DATA, L.KGDT_R3_CODE, L.KGDT_R3_DATA, L.KGDT_R3_DATA, L.KGDT_R3_TEB, 0],
+      cr3: programThread.process.pageDirectory,
+    };
+    kernel.switchTo(programThread, 'program start', start);
+  }
+  return { machine, kernel, symbols, program, drivers };
+}
+
+/** The physical address behind a kernel linear address (loader use). */
+function frameOf(k: Kernel, linear: number): number {
+  return frameOfIn(k, k.systemProcess, linear);
+}
+function frameOfIn(k: Kernel, p: Process, linear: number): number {
+  const mem = k.machine.mem;
+  const pde = mem.read32(p.pageDirectory + (linear >>> 22) * 4);
+  const pte = mem.read32((pde & ~0xfff) + ((linear >>> 12) & 0x3ff) * 4);
+  return (pte & ~0xfff) + (linear & 0xfff);
+}
+
+function imageName(fileName: string): string {
+  return fileName.split(/[\\/]/).pop()!.replace(/\.asm$/i, '.exe');
+}
+
+/** EPROCESS in pool: id, name, directory base (and, from the executive, its handle table). */
+function initProcess(k: Kernel, p: Process, name: string, id: number): void {
+  const ep = k.allocPool(sizeOf('EPROCESS'));
+  p.eprocess = ep;
+  k.w32(ep + offsetOf('EPROCESS', 'Pcb.DirectoryTableBase'), p.pageDirectory);
+  k.w32(ep + offsetOf('EPROCESS', 'UniqueProcessId'), id || p.id);
+  const nameBytes = new TextEncoder().encode(name.slice(0, 15));
+  k.writeBytes(ep + offsetOf('EPROCESS', 'ImageFileName'), nameBytes);
+  if (p.peb) k.w32(ep + offsetOf('EPROCESS', 'Peb'), p.peb);
+}
+
+let nextStack = L.KERNEL_STACKS;
+
+/** KTHREAD/ETHREAD in pool with its kernel stack; a user thread also gets its TEB. */
+function createThread(k: Kernel, p: Process, name: string, system: boolean, id: number): Thread {
+  const stackBase = nextStack + 0x1000 + L.KERNEL_STACK_SIZE; // a guard page below each stack
+  nextStack = stackBase;
+  for (let a = stackBase - L.KERNEL_STACK_SIZE; a < stackBase; a += 0x1000) k.mapPage(k.systemProcess, a, k.allocFrame(), PTE_RW);
+  const kt = k.allocPool(sizeOf('ETHREAD'));
+  const t: Thread = { id: id || 8 + k.threads.length * 4, name, process: p, kthread: kt, teb: system ? 0 : L.TEB, initialStack: stackBase, system, saved: null };
+  k.threads.push(t);
+  const f = (path: Parameters<typeof offsetOf<'KTHREAD'>>[1]) => kt + offsetOf('KTHREAD', path);
+  k.w32(f('InitialStack'), stackBase);
+  k.w32(f('StackBase'), stackBase);
+  k.w32(f('StackLimit'), stackBase - L.KERNEL_STACK_SIZE);
+  k.w32(f('KernelStack'), stackBase - 0x220);
+  k.w32(f('Teb'), t.teb);
+  k.w32(f('ServiceTable'), k.symbols.resolve('nt', 'KeServiceDescriptorTable')!);
+  k.w8(f('PreviousMode'), system ? 0 : 1);
+  k.w8(f('ApcQueueable'), 1);
+  k.w32(f('ApcState.Process'), p.eprocess);
+  k.w32(f('ApcStatePointer'), f('ApcState'));
+  for (const mode of [0, 1]) {
+    const head = f('ApcState.ApcListHead') + mode * 8;
+    k.w32(head, head);
+    k.w32(head + 4, head);
+  }
+  k.w32(kt + offsetOf('ETHREAD', 'Cid.UniqueProcess'), p.id);
+  k.w32(kt + offsetOf('ETHREAD', 'Cid.UniqueThread'), t.id);
+  k.w32(kt + offsetOf('ETHREAD', 'ThreadsProcess'), p.eprocess);
+  if (!system) {
+    // The TEB lives in the process's user space; written through its own page tables.
+    const mem = k.machine.mem;
+    const teb = frameOfIn(k, p, L.TEB);
+    mem.write32(teb + offsetOf('TEB', 'NtTib.ExceptionList'), 0xffffffff);
+    mem.write32(teb + offsetOf('TEB', 'NtTib.StackBase'), L.USER_STACK_TOP);
+    mem.write32(teb + offsetOf('TEB', 'NtTib.StackLimit'), L.USER_STACK_TOP - L.USER_STACK_SIZE);
+    mem.write32(teb + offsetOf('TEB', 'NtTib.Self'), L.TEB);
+    mem.write32(teb + offsetOf('TEB', 'ClientId.UniqueProcess'), p.id);
+    mem.write32(teb + offsetOf('TEB', 'ClientId.UniqueThread'), t.id);
+    mem.write32(teb + offsetOf('TEB', 'ProcessEnvironmentBlock'), L.PEB);
+    const peb = frameOfIn(k, p, L.PEB);
+    mem.write32(peb + offsetOf('PEB', 'ImageBaseAddress'), L.PROGRAM_BASE);
+  }
+  return t;
+}
+
+/** Point KiSystemCallExitBranch's short jump at KiSystemCallExit (IRETD). */
+function patchExitBranch(k: Kernel, nt: Image): void {
+  const branch = nt.symbols.get('KiSystemCallExitBranch')!;
+  const iret = nt.symbols.get('KiSystemCallExit')!;
+  const phys = frameOf(k, branch);
+  k.machine.mem.write8(phys + 1, (iret - (branch + 2)) & 0xff);
+}

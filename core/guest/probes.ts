@@ -1,0 +1,91 @@
+// Probes declared on labels of the kernel source: at those instructions, with the registers as
+// they are there, the guest emits `ssdt-lookup` and `apc-check` events. They read guest memory
+// without side effects (no accessed bits, no faults).
+import { R } from '../cpu/cpu.js';
+import type { Kernel } from './kernel.js';
+import { offsetOf } from './structs.js';
+
+const DESCRIPTOR = 0x10;
+
+export function installProbes(k: Kernel): void {
+  const cpu = k.cpu;
+  const nt = k.images.ntoskrnl.labels;
+  const at = (label: string) => {
+    const a = nt.get(label);
+    if (a === undefined) throw new Error(`probe label nt!${label} is missing from the kernel source`);
+    return a;
+  };
+  const peek32 = (addr: number): number => {
+    const p = cpu.mmu.peek(addr >>> 0);
+    return p === null ? 0 : cpu.mem.read32(p) >>> 0;
+  };
+  const peek8 = (addr: number): number => {
+    const p = cpu.mmu.peek(addr >>> 0);
+    return p === null ? 0 : cpu.mem.read8(p);
+  };
+  const serviceTable = () => peek32(k.currentThread().kthread + offsetOf('KTHREAD', 'ServiceTable'));
+
+  // `cmp eax,[edi+8]`: EAX = index, EDI = the descriptor, EBX = the whole number, ECX = table*0x10.
+  // Only a number past the limit is a decision here; an in-range one is reported at the lookup.
+  cpu.probes.set(at('KiSystemService.limitCheck'), (c) => {
+    if (!c.tracing) return;
+    const index = c.regs[R.EAX] >>> 0;
+    const descriptor = c.regs[R.EDI] >>> 0;
+    const limit = peek32(descriptor + 8);
+    if (index < limit) return;
+    const table = (c.regs[R.ECX] >>> 4) & 3;
+    k.emit<'ssdt-lookup'>({
+      type: 'ssdt-lookup',
+      serviceNumber: c.regs[R.EBX] >>> 0,
+      tableIndex: table,
+      serviceIndex: index,
+      tableBase: peek32(descriptor),
+      limit,
+      target: null,
+      targetSymbol: null,
+      argBytes: null,
+      inRange: false,
+    });
+  });
+
+  // `mov ebx,[edi+eax*4]`: EAX = index, EDI = the table's Base, ECX = argument bytes.
+  cpu.probes.set(at('KiSystemService.serviceTableLookup'), (c) => {
+    if (!c.tracing) return;
+    const index = c.regs[R.EAX] >>> 0;
+    const base = c.regs[R.EDI] >>> 0;
+    const tables = serviceTable();
+    let table = 0;
+    for (let i = 0; i < 4; i++) if (peek32(tables + i * DESCRIPTOR) === base) (table = i), (i = 4);
+    const target = peek32(base + index * 4);
+    k.emit<'ssdt-lookup'>({
+      type: 'ssdt-lookup',
+      serviceNumber: (table << 12) | index,
+      tableIndex: table,
+      serviceIndex: index,
+      tableBase: base,
+      limit: peek32(tables + table * DESCRIPTOR + 8),
+      target,
+      targetSymbol: k.symbolAt(target),
+      argBytes: c.regs[R.ECX] & 0xff,
+      inRange: true,
+    });
+  });
+
+  // `cmp byte [ebx+4Ah],0`: EBX = the thread, EBP = the trap frame being returned through.
+  const apcCheck = (c: typeof cpu) => {
+    if (!c.tracing) return;
+    const thread = c.regs[R.EBX] >>> 0;
+    const frame = c.regs[R.EBP] >>> 0;
+    const user = peek8(thread + offsetOf('KTHREAD', 'ApcState.UserApcPending')) !== 0;
+    k.emit<'apc-check'>({
+      type: 'apc-check',
+      threadId: k.currentThread().id,
+      returningToCpl: peek32(frame + offsetOf('KTRAP_FRAME', 'SegCs')) & 3,
+      userApcPending: user,
+      kernelApcPending: peek8(thread + offsetOf('KTHREAD', 'ApcState.KernelApcPending')) !== 0,
+      delivered: user,
+    });
+  };
+  cpu.probes.set(at('KiServiceExit.apcCheck'), apcCheck);
+  cpu.probes.set(at('KiServiceExit2.apcCheck'), apcCheck);
+}

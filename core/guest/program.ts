@@ -1,0 +1,93 @@
+// Programs and drivers: `.asm` files in ntflow's assembler dialect. The first line says which
+// (`; ntflow: user`, the default, or `; ntflow: driver`); a user program starts at `start` and its
+// `ret` ends the thread with EAX as the exit status; a driver has DriverEntry(DriverObject,
+// RegistryPath). `module!Name` names resolve against the guest's exports.
+import { AsmError, assemble, type AsmResult } from '../asm/index.js';
+import type { SymbolTable } from './symbols.js';
+
+export type ProgramKind = 'user' | 'driver';
+
+export interface ProgramSource {
+  /** Shown in errors and traces (a file name, or the scenario's). */
+  fileName: string;
+  source: string;
+}
+
+export interface AssembledProgram {
+  kind: ProgramKind;
+  fileName: string;
+  origin: number;
+  bytes: Uint8Array;
+  entry: number;
+  labels: Map<string, number>;
+}
+
+/** A program the user wrote wrongly: the message is `file:line:col: what to fix`. */
+export class ProgramError extends Error {
+  override name = 'ProgramError';
+}
+
+export function programKind(p: ProgramSource): ProgramKind {
+  const first = p.source.split(/\r?\n/, 1)[0] ?? '';
+  const m = /^\s*;\s*ntflow:\s*(\w+)/i.exec(first);
+  if (!m) return 'user';
+  const kind = m[1].toLowerCase();
+  if (kind !== 'user' && kind !== 'driver') {
+    throw new ProgramError(`${p.fileName}:1:1: unknown program kind '${m[1]}' (use '; ntflow: user' or '; ntflow: driver')`);
+  }
+  return kind;
+}
+
+function levenshtein(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+  }
+  return d[a.length][b.length];
+}
+
+/** The guest export nearest to a mistyped `module!Name`. */
+export function nearestSymbol(wanted: string, names: string[]): string | undefined {
+  const w = wanted.toLowerCase();
+  let best: string | undefined;
+  let bestScore = Infinity;
+  for (const n of names) {
+    const score = levenshtein(w, n.toLowerCase());
+    if (score < bestScore) (best = n), (bestScore = score);
+  }
+  return bestScore <= Math.max(2, Math.floor(w.length / 4)) ? best : undefined;
+}
+
+/** Every `module!Name` reference must name a guest export; the error points at it. */
+function checkReferences(p: ProgramSource, symbols: SymbolTable): void {
+  const names = symbols.names();
+  p.source.split(/\r?\n/).forEach((line, i) => {
+    const code = line.replace(/;.*$/, '').replace(/'[^']*'|"[^"]*"/g, (s) => ' '.repeat(s.length));
+    for (const m of code.matchAll(/\b([A-Za-z_][\w]*)!([A-Za-z_][\w]*)/g)) {
+      if (symbols.resolve(m[1], m[2]) !== undefined) continue;
+      const hint = nearestSymbol(`${m[1]}!${m[2]}`, names);
+      throw new ProgramError(`${p.fileName}:${i + 1}:${(m.index ?? 0) + 1}: unknown guest symbol '${m[1]}!${m[2]}'${hint ? `; did you mean '${hint}'?` : ' (guest modules: nt, ntdll, win32k)'}`);
+    }
+  });
+}
+
+export function assembleProgram(p: ProgramSource, origin: number, symbols: SymbolTable): AssembledProgram {
+  const kind = programKind(p);
+  checkReferences(p, symbols);
+  let result: AsmResult;
+  try {
+    result = assemble(p.source, { origin, fileName: p.fileName, resolveSymbol: (m, n) => symbols.resolve(m, n) });
+  } catch (e) {
+    if (e instanceof AsmError) throw new ProgramError(e.message);
+    throw e;
+  }
+  const entryName = kind === 'user' ? 'start' : 'DriverEntry';
+  const entry = result.labels.get(entryName);
+  if (entry === undefined) {
+    throw new ProgramError(`${p.fileName}:1:1: no '${entryName}' label (a ${kind === 'user' ? 'user program starts at start:' : 'driver starts at DriverEntry:'})`);
+  }
+  return { kind, fileName: p.fileName, origin, bytes: result.bytes, entry: entry >>> 0, labels: result.labels };
+}
