@@ -1,0 +1,73 @@
+// core/guest public API: boot the miniature XP SP1 with a program (and drivers), run it, and say
+// why it stopped. Everything observable goes through the machine's events$.
+import type { Observable } from 'rxjs';
+import type { CpuModel } from '../cpu/cpu.js';
+import type { TraceEvent } from '../events.js';
+import type { Machine } from '../machine.js';
+import type { Kernel, Outcome } from './kernel.js';
+import { bootGuestMachine } from './loader.js';
+import type { AssembledProgram, ProgramSource } from './program.js';
+import { statusName, bugCheckName } from './ntstatus.js';
+import type { SymbolTable } from './symbols.js';
+
+export interface GuestOptions {
+  /** `sysenter` (default) or `int2e` (a CPU without SEP: ntdll goes through INT 2Eh). */
+  cpu?: CpuModel;
+  program: ProgramSource;
+  drivers?: ProgramSource[];
+}
+
+/** Why the guest stopped, in the trace's terms (sessions.outcome). */
+export interface GuestOutcome {
+  kind: 'exited' | 'exception' | 'bugcheck' | 'instruction-limit' | 'triple-fault' | 'hlt' | 'stopped';
+  /** Exit status, exception code or bug-check code. */
+  code: number | null;
+  /** A one-line human reading: "exited with STATUS_SUCCESS", "bug check 0x7F (UNEXPECTED_KERNEL_MODE_TRAP)". */
+  description: string;
+}
+
+export class Guest {
+  private constructor(
+    readonly machine: Machine,
+    readonly kernel: Kernel,
+    readonly symbols: SymbolTable,
+    readonly program: AssembledProgram | null,
+    readonly drivers: AssembledProgram[],
+  ) {}
+
+  /** Build the machine, load drivers (their DriverEntry runs at boot) and the program. */
+  static boot(options: GuestOptions): Guest {
+    const g = bootGuestMachine(options);
+    return new Guest(g.machine, g.kernel, g.symbols, g.program, g.drivers);
+  }
+
+  get events$(): Observable<TraceEvent> {
+    return this.machine.events$;
+  }
+
+  /** Run until the program exits, faults, the system bug-checks, or `maxInstructions` retire. */
+  run(maxInstructions = 50_000_000): GuestOutcome {
+    const stop = this.machine.run({ maxInstructions });
+    return describeOutcome(this.kernel.outcome, stop.kind, stop.detail);
+  }
+}
+
+function describeOutcome(outcome: Outcome | null, stopKind: string, detail?: string): GuestOutcome {
+  if (outcome?.kind === 'exited') return { kind: 'exited', code: outcome.status, description: `exited with ${statusName(outcome.status)}` };
+  if (outcome?.kind === 'exception') {
+    return { kind: 'exception', code: outcome.code, description: `the program's thread died of ${statusName(outcome.code)} (vector ${outcome.vector}) at ${outcome.eip.toString(16).padStart(8, '0')}` };
+  }
+  if (outcome?.kind === 'bugcheck') {
+    const p = outcome.parameters.map((x) => x.toString(16)).join(', ');
+    return { kind: 'bugcheck', code: outcome.code, description: `bug check 0x${outcome.code.toString(16).toUpperCase()} (${bugCheckName(outcome.code)}) (${p})` };
+  }
+  const kind = (['instruction-limit', 'triple-fault', 'hlt'].includes(stopKind) ? stopKind : 'stopped') as GuestOutcome['kind'];
+  return { kind, code: null, description: detail ? `${kind}: ${detail}` : kind };
+}
+
+export { ProgramError, type ProgramSource, type AssembledProgram } from './program.js';
+export { SymbolTable, type GuestSymbol } from './symbols.js';
+export { NTSTATUS, statusName, BUGCHECK, bugCheckName } from './ntstatus.js';
+export { NT_SERVICES, WIN32K_SERVICES, serviceByName, serviceByNumber, type Service } from './services.js';
+export * as layout from './layout.js';
+export type { Kernel, Outcome } from './kernel.js';
