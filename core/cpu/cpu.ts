@@ -986,12 +986,27 @@ export class CPU {
 
   /** Run until the machine stops or `maxInstructions` more have retired. */
   run(maxInstructions: number): StopReason {
-    const limit = (this.limit = this.icount + maxInstructions);
+    this.startRun(maxInstructions);
+    return this.continueRun();
+  }
+
+  /**
+   * Begin a run without entering the loop: the instruction limit, the stop reason and tracing
+   * are set, so the guest layer can call guest code (runNested) before the loop proper — e.g. a
+   * driver's DriverEntry, traced like everything else.
+   */
+  startRun(maxInstructions: number): void {
+    this.limit = this.icount + maxInstructions;
     this.stop = null;
     this.running = true;
     this.tracing = this.events.observed;
     if (this.tracing) this.resetTraceBase();
     this.mmu.onTableWrite = this.tracing ? (p, v) => this.traceTableWrites.push(p, v >>> 0) : null;
+  }
+
+  /** The loop of a run begun with startRun (or stopped already by what ran before it). */
+  continueRun(): StopReason {
+    const limit = this.limit;
     while (this.running) {
       try {
         if (this.tracing) this.loopTraced(limit);

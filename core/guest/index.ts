@@ -4,7 +4,7 @@ import type { Observable } from 'rxjs';
 import type { CpuModel } from '../cpu/cpu.js';
 import type { TraceEvent } from '../events.js';
 import type { Machine } from '../machine.js';
-import type { Kernel, Outcome } from './kernel.js';
+import { MachineStopped, type Kernel, type Outcome } from './kernel.js';
 import { bootGuestMachine } from './loader.js';
 import type { AssembledProgram, ProgramSource } from './program.js';
 import { statusName, bugCheckName } from './ntstatus.js';
@@ -27,18 +27,21 @@ export interface GuestOutcome {
 }
 
 export class Guest {
+  private started = false;
+
   private constructor(
     readonly machine: Machine,
     readonly kernel: Kernel,
     readonly symbols: SymbolTable,
     readonly program: AssembledProgram | null,
     readonly drivers: AssembledProgram[],
+    private readonly startup: () => void,
   ) {}
 
-  /** Build the machine, load drivers (their DriverEntry runs at boot) and the program. */
+  /** Build the machine and load the drivers and the program (nothing runs yet). */
   static boot(options: GuestOptions): Guest {
     const g = bootGuestMachine(options);
-    return new Guest(g.machine, g.kernel, g.symbols, g.program, g.drivers);
+    return new Guest(g.machine, g.kernel, g.symbols, g.program, g.drivers, g.startup);
   }
 
   get events$(): Observable<TraceEvent> {
@@ -47,7 +50,21 @@ export class Guest {
 
   /** Run until the program exits, faults, the system bug-checks, or `maxInstructions` retire. */
   run(maxInstructions = 50_000_000): GuestOutcome {
-    const stop = this.machine.run({ maxInstructions });
+    const cpu = this.machine.cpu;
+    let stop;
+    if (!this.started) {
+      // The first run begins with each driver's DriverEntry and the switch to the program.
+      this.started = true;
+      cpu.startRun(maxInstructions);
+      try {
+        this.startup();
+      } catch (e) {
+        if (!(e instanceof MachineStopped)) throw e;
+      }
+      stop = cpu.continueRun();
+    } else {
+      stop = this.machine.run({ maxInstructions });
+    }
     return describeOutcome(this.kernel.outcome, stop.kind, stop.detail);
   }
 }

@@ -16,7 +16,7 @@ export interface UserApc {
   arg1: number;
   arg2: number;
 }
-/** Set by the loader from core/guest/nt: take the next user APC of a thread (clears UserApcPending when empty). */
+/** Set by the executive (core/guest/nt) at boot: take the next user APC of the current thread. */
 export const apcSource: { dequeue: ((k: Kernel) => UserApc | null) | null } = { dequeue: null };
 
 const TF = (f: Parameters<typeof offsetOf<'KTRAP_FRAME'>>[1]) => offsetOf('KTRAP_FRAME', f);

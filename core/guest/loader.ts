@@ -6,12 +6,12 @@ import { CR0_PE, CR0_PG, CR0_WP, MSR_SYSENTER_CS, MSR_SYSENTER_EIP, MSR_SYSENTER
 import { Machine } from '../machine.js';
 import { PTE_RW, PTE_US } from '../mmu.js';
 import type { RoutineTable, ServiceTable } from './escape.js';
-import { KERNEL_ROUTINES, KERNEL_SERVICES, apcSource, testAlertHook } from './ke.js';
+import { KERNEL_ROUTINES, KERNEL_SERVICES } from './ke.js';
 import { Kernel, type Process, type Thread, type ThreadContext } from './kernel.js';
 import { buildImages, type Image } from './kernel/build.js';
 import * as L from './layout.js';
 import { ntExecutive } from './nt-bridge.js';
-import { assembleProgram, type AssembledProgram, type ProgramSource } from './program.js';
+import { assembleProgram, seedFiles, type AssembledProgram, type ProgramSource } from './program.js';
 import { installProbes } from './probes.js';
 import { offsetOf, sizeOf } from './structs.js';
 import { SymbolTable } from './symbols.js';
@@ -28,6 +28,11 @@ export interface BootedGuest {
   symbols: SymbolTable;
   program: AssembledProgram | null;
   drivers: AssembledProgram[];
+  /**
+   * The first part of the first run: each driver's DriverEntry on the System thread, then the
+   * switch to the program's thread in user mode. Run inside a started run so it is traced.
+   */
+  startup: () => void;
 }
 
 /** Hands out zeroed physical frames above the first MiB. */
@@ -57,7 +62,7 @@ export function bootGuestMachine(options: BootOptions): BootedGuest {
   const nt = ntExecutive();
   const services: ServiceTable = { ...nt.services, ...KERNEL_SERVICES };
   const routines: RoutineTable = { ...KERNEL_ROUTINES, ...nt.routines };
-  const images = buildImages(model, services, routines);
+  const images = buildImages(model, services, routines, nt.dataSymbols);
 
   const symbols = new SymbolTable();
   for (const img of [images.ntoskrnl, images.ntdll, images.win32k]) symbols.addModule(img.module, img.symbols, img.base + img.bytes.length);
@@ -85,7 +90,13 @@ export function bootGuestMachine(options: BootOptions): BootedGuest {
     }
   };
   // Kernel images are read-only, as on XP with CR0.WP set: a hook has to lift WP to patch them.
+  // Only ntoskrnl's data section is writable.
   loadImage(system, images.ntoskrnl, 0);
+  for (let p = images.ntoskrnl.symbols.get('KernelDataSection')!; p < images.ntoskrnl.symbols.get('KernelDataSectionEnd')!; p += 0x1000) {
+    const pde = mem.read32(system.pageDirectory + (p >>> 22) * 4);
+    const pteAddr = (pde & ~0xfff) + ((p >>> 12) & 0x3ff) * 4;
+    mem.write32(pteAddr, mem.read32(pteAddr) | PTE_RW);
+  }
   loadImage(system, images.win32k, 0);
   mapFresh(system, L.GDT, PTE_RW); // GDT and IDT share a page
   mapFresh(system, L.TSS, PTE_RW);
@@ -160,8 +171,6 @@ export function bootGuestMachine(options: BootOptions): BootedGuest {
     else if (port === L.CALLBACK_RETURN_PORT) cpu.returnFromNested();
   };
   installProbes(kernel);
-  apcSource.dequeue = nt.dequeueUserApc;
-  testAlertHook.fn = nt.testAlert;
 
   // ---- the program's process (created before drivers run, as XP has processes then too) ----
   let program: AssembledProgram | null = null;
@@ -181,10 +190,18 @@ export function bootGuestMachine(options: BootOptions): BootedGuest {
     mapFresh(proc, L.PEB, PTE_US | PTE_RW);
     mapFresh(proc, L.TEB, PTE_US | PTE_RW);
     programThread = createThread(kernel, proc, 'main', false, 0x7cc);
+    symbols.addModule(proc.name.replace(/\.exe$/, ''), program.symbols, L.PROGRAM_CODE + program.bytes.length);
   }
 
-  // ---- drivers: loaded into kernel space, DriverEntry run on the System thread ----
+  // ---- the executive: object types, handle tables, the C: volume; then the files programs expect ----
+  nt.boot(kernel);
+  for (const src of [...(options.program ? [options.program] : []), ...(options.drivers ?? [])]) {
+    for (const f of seedFiles(src)) nt.seedFile(kernel, f.path, f.content);
+  }
+
+  // ---- drivers: loaded into kernel space now; DriverEntry runs at the start of the first run ----
   const drivers: AssembledProgram[] = [];
+  const driverEntries: (() => void)[] = [];
   (options.drivers ?? []).forEach((src, i) => {
     const base = L.DRIVER_BASE + i * L.DRIVER_SLOT;
     const drv = assembleProgram(src, base, symbols);
@@ -192,31 +209,38 @@ export function bootGuestMachine(options: BootOptions): BootedGuest {
     if (drv.bytes.length > L.DRIVER_SLOT) throw new Error(`${src.fileName} is larger than ${L.DRIVER_SLOT} bytes`);
     loadImage(system, { base, bytes: drv.bytes }, PTE_RW);
     const name = imageName(src.fileName).replace(/\.\w+$/, '');
-    symbols.addModule(name, new Map([...drv.labels].filter(([n]) => !n.includes('.'))), base + drv.bytes.length);
+    symbols.addModule(name, drv.symbols, base + drv.bytes.length);
     drivers.push(drv);
-    const driverObject = nt.createDriver(kernel, name, base, drv.bytes.length);
-    kernel.inSystemThread(`DriverEntry of ${name}`, () => {
-      const status = kernel.callGuest(drv.entry, [driverObject, nt.registryPath(kernel, name)]);
-      kernel.log(`${name}!DriverEntry returned ${status.toString(16)}`);
+    const driverObject = nt.createDriver(kernel, name, { start: base, size: drv.bytes.length, entry: drv.entry });
+    driverEntries.push(() => {
+      kernel.inSystemThread(`DriverEntry of ${name}`, () => {
+        const status = kernel.callGuest(drv.entry, [driverObject, nt.registryPath(kernel, name)]);
+        kernel.log(`${name}!DriverEntry returned ${status.toString(16)}`);
+      });
+      nt.driverReady(kernel, driverObject);
     });
   });
-  nt.boot(kernel);
 
-  // ---- start the program: its thread enters user mode at `start`, returning into ntdll ----
+  // ---- the program: its thread enters user mode at `start`, returning into ntdll ----
+  let programStart: (() => void) | null = null;
   if (program && programThread) {
+    const thread = programThread;
     const esp = L.USER_STACK_TOP - 0x10;
-    const stackFrame = frameOfIn(kernel, programThread.process, esp);
-    mem.write32(stackFrame, symbols.resolve('ntdll', 'LdrpProgramExit')!);
+    mem.write32(frameOfIn(kernel, thread.process, esp), symbols.resolve('ntdll', 'LdrpProgramExit')!);
     const start: ThreadContext = {
       regs: [0, 0, 0, 0, esp, 0, 0, 0],
       eip: program.entry,
       eflags: 0x202,
       selectors: [L.KGDT_R3_DATA, L.KGDT_R3_CODE, L.KGDT_R3_DATA, L.KGDT_R3_DATA, L.KGDT_R3_TEB, 0],
-      cr3: programThread.process.pageDirectory,
+      cr3: thread.process.pageDirectory,
     };
-    kernel.switchTo(programThread, 'program start', start);
+    programStart = () => kernel.switchTo(thread, 'program start', start);
   }
-  return { machine, kernel, symbols, program, drivers };
+  const startup = () => {
+    for (const entry of driverEntries) entry();
+    programStart?.();
+  };
+  return { machine, kernel, symbols, program, drivers, startup };
 }
 
 /** The physical address behind a kernel linear address (loader use). */

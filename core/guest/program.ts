@@ -20,6 +20,8 @@ export interface AssembledProgram {
   bytes: Uint8Array;
   entry: number;
   labels: Map<string, number>;
+  /** Code and data labels for the symbol table: no `equ` constants, no local labels. */
+  symbols: Map<string, number>;
 }
 
 /** A program the user wrote wrongly: the message is `file:line:col: what to fix`. */
@@ -89,5 +91,33 @@ export function assembleProgram(p: ProgramSource, origin: number, symbols: Symbo
   if (entry === undefined) {
     throw new ProgramError(`${p.fileName}:1:1: no '${entryName}' label (a ${kind === 'user' ? 'user program starts at start:' : 'driver starts at DriverEntry:'})`);
   }
-  return { kind, fileName: p.fileName, origin, bytes: result.bytes, entry: entry >>> 0, labels: result.labels };
+  const constants = new Set([...p.source.matchAll(/^\s*([A-Za-z_]\w*)\s+equ\b/gim)].map((m) => m[1]));
+  const exported = new Map([...result.labels].filter(([n]) => !n.includes('.') && !constants.has(n)));
+  return { kind, fileName: p.fileName, origin, bytes: result.bytes, entry: entry >>> 0, labels: result.labels, symbols: exported };
+}
+
+export interface SeedFile {
+  /** An NT path, e.g. \??\C:\readme.txt. */
+  path: string;
+  content: Uint8Array;
+}
+
+/**
+ * Files a program or driver expects in the in-memory file system, declared in its header:
+ *   ; ntflow-file: \??\C:\readme.txt = "text, with \r\n escapes as in JSON"
+ */
+export function seedFiles(p: ProgramSource): SeedFile[] {
+  const files: SeedFile[] = [];
+  p.source.split(/\r?\n/).forEach((line, i) => {
+    const m = /^\s*;\s*ntflow-file:\s*(\S+)\s*=\s*(".*")\s*$/.exec(line);
+    if (!m) return;
+    let text: string;
+    try {
+      text = JSON.parse(m[2]) as string;
+    } catch {
+      throw new ProgramError(`${p.fileName}:${i + 1}:1: the file content must be a JSON string, e.g. "hello\\r\\n"`);
+    }
+    files.push({ path: m[1], content: new TextEncoder().encode(text) });
+  });
+  return files;
 }

@@ -206,6 +206,11 @@ function serviceTables(): string {
   ].join('\n');
 }
 
+/** ntoskrnl's writable data, on pages of its own (the code and tables above stay read-only). */
+function dataSection(names: string[]): string {
+  return ['; Writable kernel data (generated): filled by the executive at boot.', 'align 0x1000', 'KernelDataSection:', ...names.map((n) => `${n}:\n    dd 0`), 'align 0x1000', 'KernelDataSectionEnd:'].join('\n');
+}
+
 function win32kSource(): string {
   const out = [`org ${hex(L.WIN32K_BASE)}`, 'bits 32', `STATUS_NOT_IMPLEMENTED equ ${hex(NTSTATUS.STATUS_NOT_IMPLEMENTED)}`, '; win32k.sys: its system services (none implemented in this miniature) and its table.'];
   for (const s of WIN32K_SERVICES) out.push(`${s.name}:`, '    mov eax, STATUS_NOT_IMPLEMENTED', s.argBytes ? `    ret ${hex(s.argBytes)}` : '    ret');
@@ -283,8 +288,8 @@ function constantNames(source: string): Set<string> {
 const cache = new Map<string, GuestImages>();
 
 /** Assemble the guest images (cached per CPU model and set of TypeScript bodies). */
-export function buildImages(model: CpuModel, services: ServiceTable, routines: RoutineTable): GuestImages {
-  const key = `${model}|${Object.keys(services).sort().join(',')}|${Object.keys(routines).join(',')}`;
+export function buildImages(model: CpuModel, services: ServiceTable, routines: RoutineTable, dataSymbols: string[] = []): GuestImages {
+  const key = `${model}|${Object.keys(services).sort().join(',')}|${Object.keys(routines).join(',')}|${dataSymbols.join(',')}`;
   const hit = cache.get(key);
   if (hit) return hit;
 
@@ -305,6 +310,7 @@ export function buildImages(model: CpuModel, services: ServiceTable, routines: R
     routineStubs(routines),
     ntRoutines(services, handWritten),
     serviceTables(),
+    dataSection(dataSymbols),
   ].join('\n\n');
   const ntSource = `${head}\norg ${hex(L.NTOSKRNL_BASE)}\n${placeChunks(body, L.NTOSKRNL_BASE)}`;
   const ntAsm = assemble(ntSource, {
