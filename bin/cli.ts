@@ -4,7 +4,15 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { createInterface } from 'node:readline';
 import { ExecInputError, runCase, type ExecCase } from '../core/index.js';
+import { nearestSymbol } from '../core/guest/program.js';
 import { runDemo } from './demo.js';
+import { SCENARIOS, findScenario } from '../core/guest/scenarios.js';
+
+/** "; did you mean 'x'?" for the scenario name nearest to a mistyped one. */
+function suggest(name: string): string {
+  const near = nearestSymbol(name, SCENARIOS.map((s) => s.name));
+  return near ? `; did you mean '${near}'?` : '';
+}
 
 /** A mistake the user can fix; printed as one line, exit status 1. */
 export class UserError extends Error {
@@ -86,9 +94,22 @@ export function buildProgram(): Command {
     .action(execCommand);
 
   program
+    .command('scenarios')
+    .description('list the built-in scenarios with one-line descriptions')
+    .action(() => {
+      const width = Math.max(...SCENARIOS.map((s) => s.name.length));
+      for (const s of SCENARIOS) process.stdout.write(`${s.name.padEnd(width)}  ${s.summary}\n`);
+    });
+
+  program
     .command('demo')
-    .description('run the seed ntdll!NtReadFile stub through SYSENTER and back, and print the instructions')
-    .action(runDemo);
+    .description('run a built-in scenario and print its NtReadFile call instruction by instruction')
+    .argument('[scenario]', 'a scenario that reads a file', 'user-nt-readfile')
+    .action(async (name: string) => {
+      const s = findScenario(name);
+      if (!s) throw new UserError(`unknown scenario '${name}'${suggest(name)} (run 'ntflow scenarios' for the list)`);
+      await runDemo(name);
+    });
 
   return program;
 }

@@ -51,9 +51,11 @@ function levenshtein(a: string, b: string): number {
   return d[a.length][b.length];
 }
 
-/** The guest export nearest to a mistyped `module!Name`. */
+/** The name nearest to a mistyped one (a guest export, a scenario): a unique prefix match first. */
 export function nearestSymbol(wanted: string, names: string[]): string | undefined {
   const w = wanted.toLowerCase();
+  const prefixed = names.filter((n) => n.toLowerCase().startsWith(w));
+  if (w.length >= 3 && prefixed.length === 1) return prefixed[0];
   let best: string | undefined;
   let bestScore = Infinity;
   for (const n of names) {
