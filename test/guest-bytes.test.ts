@@ -11,6 +11,9 @@ function hexBytes(s: string): number[] {
 
 function boot(cpu: 'sysenter' | 'int2e'): { g: Guest; peek: (addr: number, n: number) => number[] } {
   const g = Guest.boot({ cpu, program: PROGRAM });
+  // Run the (empty) program: the first run switches to its thread and address space, where the
+  // user-mode views (ntdll, SharedUserData) are mapped.
+  g.run(10_000);
   const peek = (addr: number, n: number) => g.machine.cpu.mmu.peekBytes(addr, n).map((b) => (b === null ? -1 : b));
   return { g, peek };
 }
@@ -45,7 +48,7 @@ t.test('the seed bytes at the seed addresses (sysenter CPU)', async (t) => {
   // The KPCR: fs:[124h] is the current thread's KTHREAD (the program's, after boot).
   const current = peek(0xffdff124, 4).reduce((v, b, i) => v + b * 256 ** i, 0);
   t.equal(current, g.kernel.currentThread().kthread, 'KPCR+0x124 = the current KTHREAD');
-  t.equal(g.kernel.currentThread().process.name, 'noop.exe', 'the program thread runs after boot');
+  t.equal(g.kernel.currentThread().process.name, 'noop.exe', 'the program thread ran');
 });
 
 t.test('SharedUserData: one physical page, user read-only and kernel writable', async (t) => {
