@@ -1004,9 +1004,15 @@ export class CPU {
     this.mmu.onTableWrite = this.tracing ? (p, v) => this.traceTableWrites.push(p, v >>> 0) : null;
   }
 
-  /** The loop of a run begun with startRun (or stopped already by what ran before it). */
-  continueRun(): StopReason {
-    const limit = this.limit;
+  /**
+   * The loop of a run begun with startRun (or stopped already by what ran before it). With
+   * `pauseAt` (an icount), returns null when that many instructions have retired and the machine
+   * could go on — a pause, not a stop: no machine-stop event, and the next continueRun resumes.
+   */
+  continueRun(pauseAt?: number): StopReason;
+  continueRun(pauseAt: number): StopReason | null;
+  continueRun(pauseAt?: number): StopReason | null {
+    const limit = pauseAt === undefined ? this.limit : Math.min(this.limit, pauseAt);
     while (this.running) {
       try {
         if (this.tracing) this.loopTraced(limit);
@@ -1018,7 +1024,10 @@ export class CPU {
           throw e;
         }
       }
-      if (this.icount >= limit && this.running) this.halt({ kind: 'instruction-limit' });
+      if (this.icount >= limit && this.running) {
+        if (limit < this.limit) return null;
+        this.halt({ kind: 'instruction-limit' });
+      }
     }
     const stop: StopReason = this.stop ?? { kind: 'stopped' };
     // After the stopping instruction's own event (hlt retires, then the machine stops).

@@ -50,21 +50,37 @@ export class Guest {
 
   /** Run until the program exits, faults, the system bug-checks, or `maxInstructions` retire. */
   run(maxInstructions = 50_000_000): GuestOutcome {
+    this.start(maxInstructions);
+    return this.describe(this.machine.cpu.continueRun());
+  }
+
+  /**
+   * Begin a run of at most `maxInstructions` (the first one starts the drivers and the program);
+   * then call `slice` until it returns an outcome. Between slices the caller may yield to the
+   * event loop (the recorder flushes batches there).
+   */
+  start(maxInstructions = 50_000_000): void {
     const cpu = this.machine.cpu;
-    let stop;
+    cpu.startRun(maxInstructions);
     if (!this.started) {
       // The first run begins with each driver's DriverEntry and the switch to the program.
       this.started = true;
-      cpu.startRun(maxInstructions);
       try {
         this.startup();
       } catch (e) {
         if (!(e instanceof MachineStopped)) throw e;
       }
-      stop = cpu.continueRun();
-    } else {
-      stop = this.machine.run({ maxInstructions });
     }
+  }
+
+  /** Run up to `instructions` more; null when the run can go on, else why it stopped. */
+  slice(instructions: number): GuestOutcome | null {
+    const cpu = this.machine.cpu;
+    const stop = cpu.continueRun(cpu.icount + instructions);
+    return stop === null ? null : this.describe(stop);
+  }
+
+  private describe(stop: { kind: string; detail?: string }): GuestOutcome {
     return describeOutcome(this.kernel.outcome, stop.kind, stop.detail);
   }
 }
