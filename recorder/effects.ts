@@ -1,0 +1,78 @@
+// The packed form of an event's effects (instruction_log.effects, exceptions.effects):
+//   register:   1 byte RegId (0-18), 4 bytes value LE
+//   memory:     1 byte 0x80 | size (1, 2, 4), 4 bytes linear address LE, `size` bytes value LE
+//   page table: 1 byte 0xC0, 4 bytes physical address LE, 4 bytes value LE (accessed/dirty bits)
+// Replaying every row's effects in seq order rebuilds registers and memory (the analyzer does).
+import type { Effects } from '../core/index.js';
+
+export const MEMORY_WRITE = 0x80;
+export const TABLE_WRITE = 0xc0;
+
+/** Bytes the packed form of these effects takes. */
+export function packedSize(e: Effects): number {
+  let n = (e.regs.length / 2) * 5 + (e.tableWrites.length / 2) * 9;
+  for (let i = 1; i < e.writes.length; i += 3) n += 5 + e.writes[i];
+  return n;
+}
+
+/** Write the packed effects into `out` at `at`; returns the new offset. */
+export function packEffects(e: Effects, out: Uint8Array, at: number): number {
+  const put32 = (v: number) => {
+    out[at] = v;
+    out[at + 1] = v >>> 8;
+    out[at + 2] = v >>> 16;
+    out[at + 3] = v >>> 24;
+    at += 4;
+  };
+  const r = e.regs;
+  for (let i = 0; i < r.length; i += 2) {
+    out[at++] = r[i];
+    put32(r[i + 1]);
+  }
+  const w = e.writes;
+  for (let i = 0; i < w.length; i += 3) {
+    const size = w[i + 1];
+    out[at++] = MEMORY_WRITE | size;
+    put32(w[i]);
+    const v = w[i + 2];
+    for (let b = 0; b < size; b++) out[at++] = (v >>> (8 * b)) & 0xff;
+  }
+  const t = e.tableWrites;
+  for (let i = 0; i < t.length; i += 2) {
+    out[at++] = TABLE_WRITE;
+    put32(t[i]);
+    put32(t[i + 1]);
+  }
+  return at;
+}
+
+export interface UnpackedEffects {
+  regs: [number, number][];
+  writes: [number, number, number][];
+  tableWrites: [number, number][];
+}
+
+/** The inverse of packEffects (for the analyzer and tools). */
+export function unpackEffects(buf: Uint8Array | null): UnpackedEffects {
+  const out: UnpackedEffects = { regs: [], writes: [], tableWrites: [] };
+  if (!buf) return out;
+  const u32 = (at: number) => (buf[at] | (buf[at + 1] << 8) | (buf[at + 2] << 16) | (buf[at + 3] << 24)) >>> 0;
+  let at = 0;
+  while (at < buf.length) {
+    const tag = buf[at++];
+    if (tag === TABLE_WRITE) {
+      out.tableWrites.push([u32(at), u32(at + 4)]);
+      at += 8;
+    } else if (tag & MEMORY_WRITE) {
+      const size = tag & 7;
+      let v = 0;
+      for (let b = 0; b < size; b++) v += buf[at + 4 + b] * 2 ** (8 * b);
+      out.writes.push([u32(at), size, v]);
+      at += 4 + size;
+    } else {
+      out.regs.push([tag, u32(at)]);
+      at += 4;
+    }
+  }
+  return out;
+}

@@ -1,0 +1,135 @@
+// Opening trace files: create or upgrade for writing, open read-only for readers, and refuse what
+// is not an ntflow trace with a one-line message that says what the file is and what to do.
+import Database from 'better-sqlite3';
+import { closeSync, existsSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { SCHEMA_VERSION, schemaSql } from './schema.js';
+import { NTFLOW_VERSION } from './version.js';
+
+/** A trace file that cannot be used: the message is one line naming the file and the fix. */
+export class TraceFileError extends Error {
+  override name = 'TraceFileError';
+}
+
+const SQLITE_MAGIC = 'SQLite format 3\u0000';
+
+function isSqliteFile(path: string): boolean {
+  const fd = openSync(path, 'r');
+  try {
+    const buf = Buffer.alloc(16);
+    const n = readSync(fd, buf, 0, 16, 0);
+    return n === 16 && buf.toString('latin1') === SQLITE_MAGIC;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Check a path before anything is written: a directory, a non-SQLite file, a foreign database. */
+function checkExisting(path: string): 'new' | 'trace' {
+  if (!existsSync(path)) return 'new';
+  const st = statSync(path);
+  if (st.isDirectory()) throw new TraceFileError(`${path} is a directory; give a file name, e.g. ${path.replace(/\/?$/, '/trace.db')}`);
+  if (st.size === 0) return 'new';
+  if (!isSqliteFile(path)) throw new TraceFileError(`${path} is not an SQLite file (so not an ntflow trace); choose another output file`);
+  return 'trace';
+}
+
+function readSchemaVersion(db: Database.Database, path: string): number {
+  const hasMeta = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").get();
+  if (!hasMeta) throw new TraceFileError(`${path} is an SQLite database but not an ntflow trace (it has no meta table); choose another file`);
+  const row = db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get() as { value: string } | undefined;
+  const format = db.prepare("SELECT value FROM meta WHERE key = 'format'").get() as { value: string } | undefined;
+  if (!row || format?.value !== 'ntflow-trace') throw new TraceFileError(`${path} is an SQLite database but not an ntflow trace; choose another file`);
+  const version = Number(row.value);
+  if (version > SCHEMA_VERSION) {
+    const by = db.prepare("SELECT value FROM meta WHERE key = 'created_by'").get() as { value: string } | undefined;
+    throw new TraceFileError(
+      `${path} was written by ntflow ${by?.value ?? '(newer)'} with trace schema ${version}; this ntflow (${NTFLOW_VERSION}) reads schema ${SCHEMA_VERSION} or older — upgrade ntflow`,
+    );
+  }
+  return version;
+}
+
+/** Upgrades from older schema versions, applied in order on open (none yet: version 1 is the first). */
+const UPGRADES: Record<number, (db: Database.Database) => void> = {};
+
+function pragmasForWriting(db: Database.Database): void {
+  db.pragma('journal_mode = WAL'); // readers work while a recording runs; a kill keeps committed batches
+  db.pragma('synchronous = NORMAL'); // a committed transaction survives the process being killed
+  db.pragma('foreign_keys = OFF');
+}
+
+/** Open (creating or upgrading) a trace file for recording. */
+export function openTraceForWriting(path: string): Database.Database {
+  const state = checkExisting(path);
+  if (state === 'new') {
+    const dir = dirname(path);
+    try {
+      mkdirSync(dir, { recursive: true });
+    } catch (e) {
+      throw new TraceFileError(`cannot create the folder ${dir} for ${path}: ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+  let db: Database.Database;
+  try {
+    db = new Database(path);
+  } catch (e) {
+    throw new TraceFileError(`cannot open ${path} for writing: ${(e as Error).message.split('\n')[0]}`);
+  }
+  try {
+    if (state === 'new' || !db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'meta'").get()) {
+      if (state === 'trace' && db.prepare('SELECT count(*) AS n FROM sqlite_master').get() !== undefined) {
+        const n = (db.prepare('SELECT count(*) AS n FROM sqlite_master').get() as { n: number }).n;
+        if (n > 0) throw new TraceFileError(`${path} is an SQLite database but not an ntflow trace; choose another file`);
+      }
+      pragmasForWriting(db);
+      db.transaction(() => {
+        for (const stmt of schemaSql()) db.exec(stmt);
+        const meta = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)');
+        meta.run('format', 'ntflow-trace');
+        meta.run('schema_version', String(SCHEMA_VERSION));
+        meta.run('created_by', NTFLOW_VERSION);
+      })();
+      return db;
+    }
+    const version = readSchemaVersion(db, path);
+    pragmasForWriting(db);
+    for (let v = version; v < SCHEMA_VERSION; v++) {
+      db.transaction(() => {
+        UPGRADES[v](db);
+        db.prepare("UPDATE meta SET value = ? WHERE key = 'schema_version'").run(String(v + 1));
+      })();
+    }
+    return db;
+  } catch (e) {
+    db.close();
+    if (e instanceof TraceFileError) throw e;
+    const msg = (e as Error).message.split('\n')[0];
+    if (/readonly|read-only|permission/i.test(msg)) throw new TraceFileError(`cannot write ${path}: ${msg}`);
+    if (/not a database|file is encrypted/i.test(msg)) throw new TraceFileError(`${path} is not an ntflow trace (${msg}); choose another file`);
+    throw e;
+  }
+}
+
+/** Open a trace read-only (query, replay, flow): refuses what is not a trace of a known schema. */
+export function openTraceForReading(path: string): Database.Database {
+  if (!existsSync(path)) throw new TraceFileError(`${path} does not exist; record one with 'ntflow record <scenario> -o ${path}'`);
+  if (statSync(path).isDirectory()) throw new TraceFileError(`${path} is a directory, not a trace file`);
+  if (!isSqliteFile(path)) throw new TraceFileError(`${path} is not an SQLite file, so not an ntflow trace`);
+  let db: Database.Database;
+  try {
+    db = new Database(path, { readonly: true, fileMustExist: true });
+  } catch (e) {
+    throw new TraceFileError(`cannot open ${path}: ${(e as Error).message.split('\n')[0]}`);
+  }
+  try {
+    const version = readSchemaVersion(db, path);
+    if (version < SCHEMA_VERSION) {
+      throw new TraceFileError(`${path} has trace schema ${version}; open it once for writing (ntflow record … -o ${path}) to upgrade it`);
+    }
+  } catch (e) {
+    db.close();
+    throw e;
+  }
+  return db;
+}

@@ -1,0 +1,249 @@
+// `record`: run a program (or a built-in scenario) on the miniature XP and write everything the
+// machine says into a trace file. The machine runs here in slices; between slices each batch of
+// events goes, as transferable buffers, to the writer thread, so emulation and SQLite use both
+// cores. The session row is written 'incomplete' first and 'complete' at the end: a killed
+// recording leaves a valid file missing at most the batches in flight.
+import { Worker } from 'node:worker_threads';
+import { Guest, statusName, type GuestOutcome, type ProgramSource } from '../core/index.js';
+import { findScenario, scenarioSource, SCENARIOS } from '../core/guest/scenarios.js';
+import { nearestSymbol } from '../core/guest/program.js';
+import type { CpuModel } from '../core/cpu/cpu.js';
+import { BatchBuilder } from './batch.js';
+import { TraceFileError } from './file.js';
+import { NTFLOW_VERSION } from './version.js';
+import type { FromWriter, SymbolRow, ToWriter } from './writer.js';
+
+/** What to run: a built-in scenario by name, or a program (and drivers). */
+export type RecordTarget = { scenario: string } | { program: ProgramSource; drivers?: ProgramSource[] };
+
+export interface RecordOptions {
+  /** The trace file (created, or appended to: one file holds many sessions). */
+  output: string;
+  name?: string;
+  /** Overrides the scenario's CPU model. */
+  cpu?: CpuModel;
+  /** Stop the machine after this many instructions (default 50 M). */
+  maxInstructions?: number;
+  /** Called after every slice, for progress bars. */
+  onProgress?: (p: RecordProgress) => void;
+  /** Aborting stops after the current slice, writes the last batch and leaves the session incomplete. */
+  signal?: AbortSignal;
+}
+
+export interface RecordProgress {
+  instructions: number;
+  events: number;
+  syscalls: number;
+  seconds: number;
+}
+
+export interface SessionSummary {
+  sessionId: number;
+  file: string;
+  name: string;
+  status: 'complete' | 'incomplete';
+  outcome: GuestOutcome | null;
+  instructions: number;
+  events: number;
+  syscalls: number;
+  /** Failing NTSTATUS names → how many calls returned each. */
+  failures: Record<string, number>;
+  bytes: number;
+  bytesPerInstruction: number;
+  seconds: number;
+}
+
+/** A mistake in what the user asked to record (unknown scenario, bad program): one line, exit 1. */
+export class RecordInputError extends Error {
+  override name = 'RecordInputError';
+}
+
+const SLICE = 1 << 16;
+const MAX_IN_FLIGHT = 2;
+export const DEFAULT_MAX_INSTRUCTIONS = 50_000_000;
+
+interface Resolved {
+  program: ProgramSource;
+  drivers: ProgramSource[];
+  cpu: CpuModel;
+  scenario: string | null;
+  label: string;
+}
+
+export function resolveTarget(target: RecordTarget, cpu?: CpuModel): Resolved {
+  if ('scenario' in target) {
+    const s = findScenario(target.scenario);
+    if (!s) {
+      const near = nearestSymbol(target.scenario, SCENARIOS.map((x) => x.name));
+      throw new RecordInputError(`unknown scenario '${target.scenario}'${near ? `; did you mean '${near}'?` : ''} (run 'ntflow scenarios' for the list, or give a .asm file)`);
+    }
+    return { program: scenarioSource(s.program), drivers: s.drivers.map(scenarioSource), cpu: cpu ?? s.cpu, scenario: s.name, label: s.name };
+  }
+  return { program: target.program, drivers: target.drivers ?? [], cpu: cpu ?? 'sysenter', scenario: null, label: target.program.fileName.replace(/^.*[\\/]/, '').replace(/\.asm$/i, '') };
+}
+
+/** A writer thread and the promises of its replies, in order. */
+class WriterThread {
+  private readonly worker: Worker;
+  private readonly waiting: { resolve: (m: FromWriter) => void; reject: (e: Error) => void }[] = [];
+  private failure: Error | null = null;
+
+  constructor() {
+    this.worker = new Worker(new URL('./writer.js', import.meta.url));
+    this.worker.on('message', (m: FromWriter) => {
+      const w = this.waiting.shift();
+      if (!w) return;
+      if (m.type === 'error') {
+        const err = m.userError ? new TraceFileError(m.message) : new Error(m.message);
+        this.failure = err;
+        w.reject(err);
+        for (const rest of this.waiting.splice(0)) rest.reject(err);
+      } else w.resolve(m);
+    });
+    this.worker.on('error', (e) => {
+      this.failure = e;
+      for (const w of this.waiting.splice(0)) w.reject(e);
+    });
+  }
+
+  get inFlight(): number {
+    return this.waiting.length;
+  }
+
+  send(msg: ToWriter, transfer: ArrayBuffer[] = []): Promise<FromWriter> {
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ resolve, reject });
+      this.worker.postMessage(msg, transfer);
+    });
+  }
+
+  /** Wait until at most `n` replies are outstanding. */
+  async drain(n: number, pending: Promise<FromWriter>[]): Promise<void> {
+    while (pending.length > n) await pending.shift();
+  }
+
+  async close(): Promise<void> {
+    this.worker.postMessage({ type: 'close' } satisfies ToWriter);
+    await new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
+  }
+}
+
+function symbolRows(g: Guest): SymbolRow[] {
+  return g.symbols.all().map((s) => ({ address: s.address, module: s.module, name: s.name, size: s.size }));
+}
+
+/** Record one session; resolves with its summary (status 'incomplete' if aborted). */
+export async function record(target: RecordTarget, options: RecordOptions): Promise<SessionSummary> {
+  const resolved = resolveTarget(target, options.cpu);
+  const maxInstructions = options.maxInstructions ?? DEFAULT_MAX_INSTRUCTIONS;
+  if (!Number.isSafeInteger(maxInstructions) || maxInstructions <= 0) {
+    throw new RecordInputError(`--max-instructions must be a positive whole number (got ${options.maxInstructions})`);
+  }
+  // Boot first: a bad program is reported before the trace file is touched.
+  const guest = Guest.boot({ cpu: resolved.cpu, program: resolved.program, drivers: resolved.drivers });
+  const name = options.name ?? resolved.label;
+  const writer = new WriterThread();
+  const started = Date.now();
+  let sessionId = 0;
+  try {
+    const opened = await writer.send({
+      type: 'open',
+      path: options.output,
+      symbols: symbolRows(guest),
+      session: {
+        name,
+        program: resolved.scenario ?? resolved.program.fileName,
+        options: JSON.stringify({ cpu: resolved.cpu, maxInstructions, scenario: resolved.scenario }),
+        cpu: resolved.cpu,
+        scenario: resolved.scenario,
+        ntflowVersion: NTFLOW_VERSION,
+        programFile: resolved.program.fileName,
+        programSource: resolved.program.source,
+        drivers: JSON.stringify(resolved.drivers.map((d) => ({ file: d.fileName, source: d.source }))),
+        startedAt: new Date(started).toISOString(),
+      },
+    });
+    if (opened.type !== 'opened') throw new Error('writer did not open the trace');
+    sessionId = opened.sessionId;
+  } catch (e) {
+    await writer.close();
+    throw e;
+  }
+
+  const builder = new BatchBuilder();
+  const failures: Record<string, number> = {};
+  const sub = guest.events$.subscribe((e) => {
+    builder.add(e);
+    if (e.type === 'service-exit' && e.status >= 0xc0000000) failures[statusName(e.status)] = (failures[statusName(e.status)] ?? 0) + 1;
+  });
+  const pending: Promise<FromWriter>[] = [];
+  const flush = async () => {
+    if (builder.size === 0) return;
+    const { message, transfer } = builder.take();
+    pending.push(writer.send(message, transfer));
+    await writer.drain(MAX_IN_FLIGHT, pending);
+  };
+
+  let outcome: GuestOutcome | null = null;
+  let aborted = false;
+  try {
+    guest.start(maxInstructions);
+    for (;;) {
+      outcome = guest.slice(SLICE);
+      await flush();
+      options.onProgress?.({ instructions: guest.machine.cpu.icount, events: builder.totalEvents, syscalls: builder.syscalls, seconds: (Date.now() - started) / 1000 });
+      if (outcome !== null) break;
+      if (options.signal?.aborted) {
+        aborted = true;
+        break;
+      }
+      await new Promise((r) => setImmediate(r)); // let signals and the writer's replies in
+    }
+    sub.unsubscribe();
+    await flush();
+    await writer.drain(0, pending);
+    let bytes = 0;
+    if (!aborted && outcome) {
+      const fin = await writer.send({
+        type: 'finish',
+        status: 'complete',
+        outcome: outcome.kind,
+        code: outcome.code,
+        detail: outcome.description,
+        finishedAt: new Date().toISOString(),
+      });
+      if (fin.type === 'finished') bytes = fin.bytes;
+    }
+    const instructions = builder.totalInstructions;
+    return {
+      sessionId,
+      file: options.output,
+      name,
+      status: aborted ? 'incomplete' : 'complete',
+      outcome: aborted ? null : outcome,
+      instructions,
+      events: builder.totalEvents,
+      syscalls: builder.syscalls,
+      failures,
+      bytes,
+      bytesPerInstruction: instructions ? bytes / instructions : 0,
+      seconds: (Date.now() - started) / 1000,
+    };
+  } catch (e) {
+    sub.unsubscribe();
+    // ntflow itself failed (an emulator gap, a bug): keep what was recorded and say so in the row.
+    if (!(e instanceof TraceFileError)) {
+      try {
+        await flush();
+        await writer.drain(0, pending);
+        await writer.send({ type: 'finish', status: 'failed', outcome: 'failed', code: null, detail: (e as Error).message.split('\n')[0], finishedAt: new Date().toISOString() });
+      } catch {
+        /* the original error is what matters */
+      }
+    }
+    throw e;
+  } finally {
+    await writer.close();
+  }
+}

@@ -1,0 +1,319 @@
+// The trace file's schema, described once: every table, view and column with the comment that
+// SQLite keeps in the file (so each trace carries its own documentation), the event type each
+// typed table holds, and how an event's fields become its columns.
+import type { TraceEvent } from '../core/index.js';
+
+export const SCHEMA_VERSION = 1;
+
+type SqlType = 'INTEGER' | 'TEXT' | 'BLOB';
+export interface Column {
+  name: string;
+  type: SqlType;
+  comment: string;
+  notNull?: boolean;
+}
+
+/** A table holding one event type: the common event columns, then its own. */
+export interface EventTable {
+  name: string;
+  /** The TraceEvent `type` it holds. */
+  event: TraceEvent['type'];
+  comment: string;
+  columns: Column[];
+  /** The row's own columns from an event (in `columns` order). */
+  values: (e: any) => unknown[];
+}
+
+const bool = (b: boolean) => (b ? 1 : 0);
+/** MSR values are 64-bit: stored as SQLite's signed 64-bit integer, bit for bit. */
+const u64 = (v: bigint) => BigInt.asIntN(64, v);
+
+/** The columns every event row starts with (the `events` view's columns). */
+export const COMMON_COLUMNS: Column[] = [
+  { name: 'session_id', type: 'INTEGER', notNull: true, comment: 'the session (sessions.id)' },
+  { name: 'seq', type: 'INTEGER', notNull: true, comment: 'event number within the session, gapless from 0: the order things happened' },
+  { name: 'icount', type: 'INTEGER', notNull: true, comment: 'instructions retired before this event' },
+  { name: 'cpl', type: 'INTEGER', notNull: true, comment: 'privilege level when it happened (0 kernel, 3 user)' },
+  { name: 'eip', type: 'INTEGER', notNull: true, comment: 'instruction pointer when it happened (unsigned)' },
+  { name: 'thread_id', type: 'INTEGER', notNull: true, comment: 'guest thread id (the program\'s main thread 1996 = 0x7CC, the System thread 8)' },
+];
+
+export const EVENT_TABLES: EventTable[] = [
+  {
+    name: 'ring_transitions',
+    event: 'ring-transition',
+    comment: 'the CPU changed privilege level: SYSENTER, SYSEXIT, INT n, IRETD or exception delivery',
+    columns: [
+      { name: 'from_cpl', type: 'INTEGER', comment: 'privilege level before' },
+      { name: 'to_cpl', type: 'INTEGER', comment: 'privilege level after' },
+      { name: 'mechanism', type: 'TEXT', comment: "'sysenter', 'sysexit', 'int', 'iret' or 'exception'" },
+      { name: 'from_eip', type: 'INTEGER', comment: 'EIP of the instruction that caused it' },
+      { name: 'to_eip', type: 'INTEGER', comment: 'where execution continued' },
+      { name: 'from_esp', type: 'INTEGER', comment: 'ESP before' },
+      { name: 'to_esp', type: 'INTEGER', comment: 'ESP after (the new stack)' },
+      { name: 'vector', type: 'INTEGER', comment: 'interrupt or exception vector (NULL for sysenter/sysexit/iret)' },
+    ],
+    values: (e) => [e.fromCpl, e.toCpl, e.mechanism, e.fromEip, e.toEip, e.fromEsp, e.toEsp, e.vector],
+  },
+  {
+    name: 'msr_reads',
+    event: 'msr-read',
+    comment: 'a model-specific register was read: by RDMSR, or by SYSENTER/SYSEXIT themselves (0x174-0x176)',
+    columns: [
+      { name: 'msr', type: 'INTEGER', comment: 'the MSR number (0x174 SYSENTER_CS, 0x175 SYSENTER_ESP, 0x176 SYSENTER_EIP, 0x10 TSC)' },
+      { name: 'value', type: 'INTEGER', comment: 'the 64-bit value read (as a signed 64-bit integer)' },
+      { name: 'source', type: 'TEXT', comment: "'rdmsr', 'sysenter' or 'sysexit'" },
+    ],
+    values: (e) => [e.msr, u64(e.value), e.source],
+  },
+  {
+    name: 'msr_writes',
+    event: 'msr-write',
+    comment: 'a model-specific register was written by WRMSR',
+    columns: [
+      { name: 'msr', type: 'INTEGER', comment: 'the MSR number' },
+      { name: 'value', type: 'INTEGER', comment: 'the 64-bit value written (as a signed 64-bit integer)' },
+    ],
+    values: (e) => [e.msr, u64(e.value)],
+  },
+  {
+    name: 'exceptions',
+    event: 'exception',
+    comment: 'a fault delivered through the IDT (or the one that stopped a bare machine)',
+    columns: [
+      { name: 'vector', type: 'INTEGER', comment: 'exception vector (0 #DE, 6 #UD, 13 #GP, 14 #PF, …)' },
+      { name: 'error_code', type: 'INTEGER', comment: 'the error code pushed (NULL when the exception has none)' },
+      { name: 'cr2', type: 'INTEGER', comment: 'the faulting linear address for #PF (NULL otherwise)' },
+      { name: 'fault_eip', type: 'INTEGER', comment: 'the instruction that faulted' },
+      { name: 'effects', type: 'BLOB', comment: 'the delivery\'s register and memory effects (see instruction_log.effects)' },
+    ],
+    values: (e) => [e.vector, e.errorCode, e.cr2, e.faultEip, null],
+  },
+  {
+    name: 'machine_stops',
+    event: 'machine-stop',
+    comment: 'the machine stopped: the last event of a complete session',
+    columns: [
+      { name: 'reason', type: 'TEXT', comment: "'exited', 'exception', 'bugcheck', 'instruction-limit', 'triple-fault', 'hlt' or 'stopped'" },
+      { name: 'detail', type: 'TEXT', comment: 'one line about it' },
+    ],
+    values: (e) => [e.reason, e.detail],
+  },
+  {
+    name: 'ssdt_lookups',
+    event: 'ssdt-lookup',
+    comment:
+      "one dispatch decision of KiSystemService: at the limit check for a number past its table (in_range 0, no target), at `mov ebx,[edi+eax*4]` otherwise",
+    columns: [
+      { name: 'service_number', type: 'INTEGER', comment: 'the number the caller put in EAX (table << 12 | index)' },
+      { name: 'table_index', type: 'INTEGER', comment: 'which descriptor: 0 ntoskrnl (KiServiceTable), 1 win32k' },
+      { name: 'service_index', type: 'INTEGER', comment: 'the index within that table (EAX & 0xFFF)' },
+      { name: 'table_base', type: 'INTEGER', comment: "the descriptor's Base: the table's address" },
+      { name: 'service_limit', type: 'INTEGER', comment: "the descriptor's Limit (number of services)" },
+      { name: 'target', type: 'INTEGER', comment: 'the routine the table gives (NULL when out of range)' },
+      { name: 'target_symbol', type: 'TEXT', comment: 'module!Name of the target (a hook shows its own name here)' },
+      { name: 'arg_bytes', type: 'INTEGER', comment: 'argument bytes copied from the caller (KiArgumentTable)' },
+      { name: 'in_range', type: 'INTEGER', comment: '1 when the number passed the limit check, 0 when it did not' },
+    ],
+    values: (e) => [e.serviceNumber, e.tableIndex, e.serviceIndex, e.tableBase, e.limit, e.target, e.targetSymbol, e.argBytes, bool(e.inRange)],
+  },
+  {
+    name: 'apc_checks',
+    event: 'apc-check',
+    comment: "one pass of KiServiceExit's user-APC loop (`cmp byte [ebx+4Ah],0`)",
+    columns: [
+      { name: 'returning_to_cpl', type: 'INTEGER', comment: 'the privilege level the trap frame returns to' },
+      { name: 'user_apc_pending', type: 'INTEGER', comment: "KTHREAD.ApcState.UserApcPending (1/0)" },
+      { name: 'kernel_apc_pending', type: 'INTEGER', comment: 'KTHREAD.ApcState.KernelApcPending (1/0)' },
+      { name: 'delivered', type: 'INTEGER', comment: '1 when this pass found a user APC pending and called KiDeliverApc' },
+    ],
+    values: (e) => [e.returningToCpl, bool(e.userApcPending), bool(e.kernelApcPending), bool(e.delivered)],
+  },
+  {
+    name: 'service_enters',
+    event: 'service-enter',
+    comment: "an Nt service routine's body started (reached by the dispatcher or called directly)",
+    columns: [
+      { name: 'service', type: 'TEXT', comment: 'the Nt name (NtReadFile)' },
+      { name: 'service_number', type: 'INTEGER', comment: 'its number in the service table' },
+      { name: 'previous_mode', type: 'TEXT', comment: "KTHREAD.PreviousMode as the routine read it: 'UserMode' or 'KernelMode'" },
+      { name: 'caller', type: 'INTEGER', comment: "the routine's return address (the dispatcher's call ebx, or a driver)" },
+      { name: 'args', type: 'TEXT', comment: 'the arguments, a JSON array of unsigned integers' },
+    ],
+    values: (e) => [e.service, e.serviceNumber, e.previousMode, e.caller, JSON.stringify(e.args)],
+  },
+  {
+    name: 'service_exits',
+    event: 'service-exit',
+    comment: "an Nt service routine's body finished",
+    columns: [
+      { name: 'service', type: 'TEXT', comment: 'the Nt name' },
+      { name: 'service_number', type: 'INTEGER', comment: 'its number in the service table' },
+      { name: 'status', type: 'INTEGER', comment: 'the NTSTATUS returned, as an unsigned 32-bit integer' },
+      { name: 'status_name', type: 'TEXT', comment: 'its name (STATUS_INVALID_HANDLE)' },
+    ],
+    values: (e) => [e.service, e.serviceNumber, e.status, e.statusName],
+  },
+  {
+    name: 'probes',
+    event: 'probe',
+    comment: "ProbeForRead / ProbeForWrite on a caller's buffer (only for UserMode callers)",
+    columns: [
+      { name: 'kind', type: 'TEXT', comment: "'read' or 'write'" },
+      { name: 'address', type: 'INTEGER', comment: 'the buffer' },
+      { name: 'length', type: 'INTEGER', comment: 'its length in bytes' },
+      { name: 'alignment', type: 'INTEGER', comment: 'the alignment required' },
+      { name: 'status', type: 'INTEGER', comment: 'STATUS_SUCCESS, STATUS_DATATYPE_MISALIGNMENT or STATUS_ACCESS_VIOLATION' },
+    ],
+    values: (e) => [e.kind, e.address, e.length, e.alignment, e.status],
+  },
+  {
+    name: 'handle_lookups',
+    event: 'handle-lookup',
+    comment: 'ObReferenceObjectByHandle (or NtClose): which handle table, in which mode, with what result',
+    columns: [
+      { name: 'handle', type: 'INTEGER', comment: 'the handle value' },
+      { name: 'handle_table', type: 'TEXT', comment: "'process', 'kernel' (the System process's), 'pseudo' (-1/-2) or 'none'" },
+      { name: 'previous_mode', type: 'TEXT', comment: "the access mode: 'UserMode' or 'KernelMode'" },
+      { name: 'status', type: 'INTEGER', comment: 'the NTSTATUS of the lookup' },
+      { name: 'object', type: 'INTEGER', comment: "the object's body address (NULL when none)" },
+      { name: 'object_type', type: 'TEXT', comment: "the object's type (File, Device, …)" },
+    ],
+    values: (e) => [e.handle, e.table, e.previousMode, e.status, e.object, e.objectType],
+  },
+  {
+    name: 'irps',
+    event: 'irp',
+    comment: "an IRP sent to a driver's dispatch routine, or completed",
+    columns: [
+      { name: 'phase', type: 'TEXT', comment: "'dispatch' or 'complete'" },
+      { name: 'irp', type: 'INTEGER', comment: "the IRP's address" },
+      { name: 'major_function', type: 'INTEGER', comment: 'IRP_MJ_* number' },
+      { name: 'major_function_name', type: 'TEXT', comment: 'IRP_MJ_READ, …' },
+      { name: 'device', type: 'INTEGER', comment: 'the DEVICE_OBJECT' },
+      { name: 'driver', type: 'TEXT', comment: "the driver's name" },
+      { name: 'requestor_mode', type: 'TEXT', comment: "Irp->RequestorMode: 'UserMode' or 'KernelMode'" },
+      { name: 'status', type: 'INTEGER', comment: 'the completion status (NULL at dispatch)' },
+    ],
+    values: (e) => [e.phase, e.irp, e.majorFunction, e.majorFunctionName, e.device, e.driver, e.requestorMode, e.status],
+  },
+  {
+    name: 'thread_switches',
+    event: 'thread-switch',
+    comment: 'the processor switched guest threads (to a System worker thread and back, at start)',
+    columns: [
+      { name: 'from_thread', type: 'INTEGER', comment: 'the thread switched away from' },
+      { name: 'to_thread', type: 'INTEGER', comment: 'the thread switched to' },
+      { name: 'from_process', type: 'TEXT', comment: "its process's image name" },
+      { name: 'to_process', type: 'TEXT', comment: "the new thread's process's image name" },
+      { name: 'reason', type: 'TEXT', comment: 'why (work item, DriverEntry of x, program start)' },
+    ],
+    values: (e) => [e.fromThread, e.toThread, e.fromProcess, e.toProcess, e.reason],
+  },
+];
+
+function columnSql(c: Column, last: boolean): string {
+  return `  ${c.name} ${c.type}${c.notNull ? ' NOT NULL' : ''}${last ? '' : ','} -- ${c.comment}`;
+}
+
+function eventTableSql(t: EventTable): string {
+  const cols = [...COMMON_COLUMNS, ...t.columns];
+  return [
+    `CREATE TABLE ${t.name} (`,
+    `  -- ${t.comment} (one row per '${t.event}' event)`,
+    ...cols.map((c) => columnSql(c, false)),
+    '  PRIMARY KEY (session_id, seq)',
+    ') WITHOUT ROWID',
+  ].join('\n');
+}
+
+export const INSTRUCTION_LOG_COLUMNS: Column[] = [
+  ...COMMON_COLUMNS.filter((c) => c.name !== 'eip'),
+  { name: 'code_id', type: 'INTEGER', notNull: true, comment: 'the instruction (code.id): its address, bytes and disassembly' },
+  {
+    name: 'effects',
+    type: 'BLOB',
+    comment:
+      'what the instruction changed, packed: per register 1 byte id (0-7 EAX..EDI, 8 EFLAGS, 9-14 ES CS SS DS FS GS, 15-18 CR0 CR2 CR3 CR4) + 4 bytes LE; per memory write 1 byte 0x80|size + 4 bytes linear address + size bytes LE; per page-table A/D update 1 byte 0xC0 + 4 bytes physical address + 4 bytes; NULL when nothing changed but EIP',
+  },
+];
+
+/** The schema, statement by statement; each carries its documentation into the file. */
+export function schemaSql(): string[] {
+  return [
+    `CREATE TABLE meta (
+  -- facts about this trace file
+  key TEXT PRIMARY KEY, -- 'schema_version', 'created_by' (the ntflow version that created the file), 'format'
+  value TEXT NOT NULL -- the value
+)`,
+    `CREATE TABLE sessions (
+  -- one recording: a program (and its drivers) run on the miniature XP; written 'incomplete' when recording starts, so a killed recording stays 'incomplete'
+  id INTEGER PRIMARY KEY, -- session id, 1, 2, … in this file
+  name TEXT NOT NULL, -- the session's name (--name, else the scenario's or the program file's)
+  program TEXT NOT NULL, -- the scenario name, or the program's file name
+  status TEXT NOT NULL CHECK (status IN ('incomplete', 'complete', 'failed')), -- 'incomplete' while recording (or killed), 'complete' when the machine stopped for any guest reason, 'failed' when ntflow itself failed
+  outcome TEXT, -- why the machine stopped: 'exited', 'exception', 'bugcheck', 'instruction-limit', 'triple-fault', 'hlt' (NULL until complete)
+  outcome_code INTEGER, -- the exit status, exception code or bug-check code (unsigned)
+  outcome_detail TEXT, -- one line: 'exited with STATUS_SUCCESS', 'bug check 0x7F (UNEXPECTED_KERNEL_MODE_TRAP)'
+  instructions INTEGER NOT NULL DEFAULT 0, -- instructions retired (updated as batches land)
+  events INTEGER NOT NULL DEFAULT 0, -- events recorded; seq runs 0 … events-1 (updated as batches land)
+  started_at TEXT NOT NULL, -- wall-clock time recording started, ISO 8601 (the trace itself never reads the clock)
+  finished_at TEXT, -- when recording finished (NULL while incomplete)
+  options TEXT NOT NULL, -- JSON of what re-runs the session exactly: {"cpu", "maxInstructions", "scenario"}
+  cpu TEXT NOT NULL, -- the CPU model: 'sysenter' or 'int2e' (no SYSENTER)
+  scenario TEXT, -- the built-in scenario's name (NULL for a program file)
+  ntflow_version TEXT NOT NULL, -- the ntflow version that recorded it
+  program_file TEXT NOT NULL, -- the program's file name
+  program_source TEXT NOT NULL, -- the program's source text
+  drivers TEXT NOT NULL -- the drivers: a JSON array of {"file", "source"}
+)`,
+    `CREATE TABLE code (
+  -- each distinct instruction a session executed, stored once and shared by every execution of it
+  session_id INTEGER NOT NULL, -- the session (sessions.id)
+  id INTEGER NOT NULL, -- the code id instruction_log rows refer to
+  eip INTEGER NOT NULL, -- its linear address
+  bytes BLOB NOT NULL, -- its bytes
+  asm TEXT NOT NULL, -- its disassembly, WinDbg style, with symbols (mov eax,0B7h; call nt!KiSystemService (8053a2fb))
+  symbol TEXT, -- module!Name+0xOffset of the address (NULL outside every module)
+  PRIMARY KEY (session_id, id)
+) WITHOUT ROWID`,
+    [
+      'CREATE TABLE instruction_log (',
+      "  -- one row per retired instruction ('instruction' events), compact: the address, bytes and disassembly are in code, shared",
+      ...INSTRUCTION_LOG_COLUMNS.map((c) => columnSql(c, false)),
+      '  PRIMARY KEY (session_id, seq)',
+      ') WITHOUT ROWID',
+    ].join('\n'),
+    ...EVENT_TABLES.map(eventTableSql),
+    `CREATE TABLE guest_symbols (
+  -- the guest's symbols when the session was recorded: every module!Name with its address
+  session_id INTEGER NOT NULL, -- the session (sessions.id)
+  address INTEGER NOT NULL, -- where it starts
+  module TEXT NOT NULL, -- nt, ntdll, win32k, SharedUserData, the program's and drivers' names
+  name TEXT NOT NULL, -- the symbol's name
+  size INTEGER NOT NULL, -- bytes up to the next symbol
+  PRIMARY KEY (session_id, module, name)
+) WITHOUT ROWID`,
+    `CREATE VIEW instructions AS
+  -- one row per retired instruction, with its address, bytes and disassembly (instruction_log joined with code)
+  SELECT
+    l.session_id, -- the session
+    l.seq, -- event number
+    c.eip, -- the instruction's address
+    l.cpl, -- privilege level it ran at
+    c.bytes, -- its bytes
+    c.asm, -- its disassembly
+    c.symbol, -- module!Name+0xOffset
+    l.icount, -- instructions retired before it
+    l.thread_id, -- the guest thread
+    l.effects -- what it changed (see instruction_log.effects)
+  FROM instruction_log l JOIN code c ON c.session_id = l.session_id AND c.id = l.code_id`,
+    [
+      'CREATE VIEW events AS',
+      '  -- every event of every session in one place: its type and the common columns (the typed tables hold the rest)',
+      "  SELECT l.session_id, l.seq, 'instruction' AS type, l.icount, l.cpl, c.eip, l.thread_id -- session, event number, type, instructions before, privilege level, EIP, guest thread",
+      '  FROM instruction_log l JOIN code c ON c.session_id = l.session_id AND c.id = l.code_id',
+      ...EVENT_TABLES.map((t) => `  UNION ALL SELECT session_id, seq, '${t.event}', icount, cpl, eip, thread_id FROM ${t.name}`),
+    ].join('\n'),
+  ];
+}

@@ -1,0 +1,163 @@
+// The writer thread: owns the SQLite connection, writes each batch in one transaction with
+// prepared statements, keeps the session row's counters current, and formats the disassembly of
+// each new instruction off the machine's thread.
+import Database from 'better-sqlite3';
+import { statSync } from 'node:fs';
+import { parentPort } from 'node:worker_threads';
+import { SymbolTable, formatBytes } from '../core/index.js';
+import type { BatchMessage, OtherEvent } from './batch.js';
+import { openTraceForWriting, TraceFileError } from './file.js';
+import { COMMON_COLUMNS, EVENT_TABLES, INSTRUCTION_LOG_COLUMNS } from './schema.js';
+
+export interface SessionRow {
+  name: string;
+  program: string;
+  options: string;
+  cpu: string;
+  scenario: string | null;
+  ntflowVersion: string;
+  programFile: string;
+  programSource: string;
+  drivers: string;
+  startedAt: string;
+}
+
+export interface SymbolRow {
+  address: number;
+  module: string;
+  name: string;
+  size: number;
+}
+
+export type ToWriter =
+  | { type: 'open'; path: string; session: SessionRow; symbols: SymbolRow[] }
+  | BatchMessage
+  | { type: 'finish'; outcome: string; code: number | null; detail: string; finishedAt: string; status: 'complete' | 'failed' }
+  | { type: 'close' };
+
+export type FromWriter =
+  | { type: 'opened'; sessionId: number }
+  | { type: 'ack'; events: number; instructions: number }
+  | { type: 'finished'; bytes: number }
+  | { type: 'error'; message: string; userError: boolean };
+
+class Writer {
+  private db: Database.Database | null = null;
+  private sessionId = 0;
+  private path = '';
+  private readonly symbols = new SymbolTable();
+  private insertInstruction!: Database.Statement;
+  private insertCode!: Database.Statement;
+  private insertOther = new Map<string, Database.Statement>();
+  private updateCounts!: Database.Statement;
+  private tables = new Map<string, (typeof EVENT_TABLES)[number]>();
+
+  open(msg: Extract<ToWriter, { type: 'open' }>): FromWriter {
+    this.path = msg.path;
+    const db = (this.db = openTraceForWriting(msg.path));
+    const s = msg.session;
+    this.sessionId = Number(
+      db
+        .prepare(
+          `INSERT INTO sessions (name, program, status, instructions, events, started_at, options, cpu, scenario, ntflow_version, program_file, program_source, drivers)
+           VALUES (?, ?, 'incomplete', 0, 0, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(s.name, s.program, s.startedAt, s.options, s.cpu, s.scenario, s.ntflowVersion, s.programFile, s.programSource, s.drivers).lastInsertRowid,
+    );
+    const byModule = new Map<string, Map<string, number>>();
+    const insertSymbol = db.prepare('INSERT OR IGNORE INTO guest_symbols (session_id, address, module, name, size) VALUES (?, ?, ?, ?, ?)');
+    db.transaction(() => {
+      for (const sym of msg.symbols) {
+        insertSymbol.run(this.sessionId, sym.address, sym.module, sym.name, sym.size);
+        if (!byModule.has(sym.module)) byModule.set(sym.module, new Map());
+        byModule.get(sym.module)!.set(sym.name, sym.address);
+      }
+    })();
+    for (const [module, syms] of byModule) {
+      const last = msg.symbols.filter((x) => x.module === module).reduce((m, x) => Math.max(m, x.address + x.size), 0);
+      this.symbols.addModule(module, syms, last);
+    }
+    const cols = INSTRUCTION_LOG_COLUMNS.map((c) => c.name);
+    this.insertInstruction = db.prepare(`INSERT INTO instruction_log (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`);
+    this.insertCode = db.prepare('INSERT INTO code (session_id, id, eip, bytes, asm, symbol) VALUES (?, ?, ?, ?, ?, ?)');
+    for (const t of EVENT_TABLES) {
+      const names = [...COMMON_COLUMNS, ...t.columns].map((c) => c.name);
+      this.insertOther.set(t.event, db.prepare(`INSERT INTO ${t.name} (${names.join(', ')}) VALUES (${names.map(() => '?').join(', ')})`));
+      this.tables.set(t.event, t);
+    }
+    this.updateCounts = db.prepare('UPDATE sessions SET events = ?, instructions = ? WHERE id = ?');
+    return { type: 'opened', sessionId: this.sessionId };
+  }
+
+  batch(b: BatchMessage): FromWriter {
+    const db = this.db!;
+    const sid = this.sessionId;
+    db.transaction(() => {
+      for (const c of b.newCode) {
+        const bytes = Buffer.from(c.bytes);
+        this.insertCode.run(sid, c.id, c.eip, bytes, formatBytes(c.bytes, c.eip, { symbols: this.symbols }), this.symbols.format(c.eip));
+      }
+      let start = 0;
+      for (let i = 0; i < b.count; i++) {
+        const end = b.effectsEnd[i];
+        const effects = end > start ? Buffer.from(b.effects.buffer, b.effects.byteOffset + start, end - start) : null;
+        this.insertInstruction.run(sid, b.seq[i], b.icount[i], b.cpl[i], b.thread[i], b.code[i], effects);
+        start = end;
+      }
+      for (const e of b.others) this.insertEvent(e);
+      this.updateCounts.run(b.events, b.instructions, sid);
+    })();
+    return { type: 'ack', events: b.events, instructions: b.instructions };
+  }
+
+  private insertEvent(e: OtherEvent): void {
+    const t = this.tables.get(e.type);
+    const stmt = this.insertOther.get(e.type);
+    if (!t || !stmt) throw new Error(`no table for event type ${e.type}`);
+    const values = t.values(e.type === 'msr-read' || e.type === 'msr-write' ? { ...e, value: BigInt(e.value as string) } : e);
+    if (e.type === 'exception') values[values.length - 1] = e.effects ? Buffer.from(e.effects as Uint8Array) : null;
+    stmt.run(this.sessionId, e.seq, e.icount, e.cpl, e.eip, e.thread, ...values);
+  }
+
+  finish(msg: Extract<ToWriter, { type: 'finish' }>): FromWriter {
+    const db = this.db!;
+    db.prepare('UPDATE sessions SET status = ?, outcome = ?, outcome_code = ?, outcome_detail = ?, finished_at = ? WHERE id = ?').run(
+      msg.status,
+      msg.outcome,
+      msg.code,
+      msg.detail,
+      msg.finishedAt,
+      this.sessionId,
+    );
+    // Fold the WAL into the file: a finished trace is one self-contained file.
+    db.pragma('wal_checkpoint(TRUNCATE)');
+    return { type: 'finished', bytes: statSync(this.path).size };
+  }
+
+  close(): void {
+    this.db?.close();
+    this.db = null;
+  }
+}
+
+const writer = new Writer();
+const port = parentPort!;
+port.on('message', (msg: ToWriter) => {
+  try {
+    let reply: FromWriter | null = null;
+    if (msg.type === 'open') reply = writer.open(msg);
+    else if (msg.type === 'batch') reply = writer.batch(msg);
+    else if (msg.type === 'finish') reply = writer.finish(msg);
+    else {
+      writer.close();
+      port.close();
+      return;
+    }
+    port.postMessage(reply);
+  } catch (e) {
+    const err = e as Error & { code?: string };
+    const full = err.code === 'SQLITE_FULL' || /disk is full|database or disk is full/i.test(err.message);
+    const message = full ? `the disk is full; the trace keeps every batch written before this one` : err.message.split('\n')[0];
+    port.postMessage({ type: 'error', message, userError: e instanceof TraceFileError || full || /readonly|permission|SQLITE_CANTOPEN|SQLITE_IOERR/.test(err.code ?? err.message) });
+  }
+});
