@@ -8,6 +8,7 @@ import { packEffects, packedSize } from './effects.js';
 export interface CodeEntry {
   id: number;
   eip: number;
+  cpl: number;
   bytes: Uint8Array;
 }
 
@@ -46,7 +47,7 @@ export class BatchBuilder {
   private newCode: CodeEntry[] = [];
   private others: OtherEvent[] = [];
   /** Interned instructions: a decoded instruction's bytes object is shared by all its executions. */
-  private readonly codeIds = new WeakMap<Uint8Array, { eip: number; id: number }>();
+  private readonly codeIds = new WeakMap<Uint8Array, { eip: number; cpl: number; id: number }>();
   private readonly aliasIds = new Map<string, number>();
   private nextCodeId = 0;
   /** Events and instructions seen since the session started. */
@@ -79,18 +80,18 @@ export class BatchBuilder {
     return this.n >= this.cap;
   }
 
-  private codeId(eip: number, bytes: Uint8Array): number {
+  private codeId(eip: number, cpl: number, bytes: Uint8Array): number {
     const known = this.codeIds.get(bytes);
-    if (known !== undefined && known.eip === eip) return known.id;
-    // The same decoded instruction at another address (a page mapped twice): key by both.
-    const key = `${eip}:${Buffer.from(bytes).toString('hex')}`;
+    if (known !== undefined && known.eip === eip && known.cpl === cpl) return known.id;
+    // The same decoded instruction at another address (a page mapped twice) or privilege level.
+    const key = `${eip}:${cpl}:${Buffer.from(bytes).toString('hex')}`;
     let id = this.aliasIds.get(key);
     if (id === undefined) {
       id = this.nextCodeId++;
       this.aliasIds.set(key, id);
-      this.newCode.push({ id, eip, bytes: bytes.slice() });
+      this.newCode.push({ id, eip, cpl, bytes: bytes.slice() });
     }
-    if (known === undefined) this.codeIds.set(bytes, { eip, id });
+    if (known === undefined) this.codeIds.set(bytes, { eip, cpl, id });
     return id;
   }
 
@@ -120,7 +121,7 @@ export class BatchBuilder {
       this.icount[i] = e.icount;
       this.cpl[i] = e.cpl;
       this.thread[i] = e.thread;
-      this.code[i] = this.codeId(e.eip, e.bytes);
+      this.code[i] = this.codeId(e.eip, e.cpl, e.bytes);
       if (e.regs.length !== 0 || e.writes.length !== 0 || e.tableWrites.length !== 0) {
         const need = packedSize(e);
         if (this.effectsAt + need > this.effects.length) {

@@ -1,5 +1,6 @@
 // The packed form of an event's effects (instruction_log.effects, exceptions.effects):
-//   register:   1 byte RegId (0-18), 4 bytes value LE
+//   register:   1 byte RegId (0-18), 4 bytes value LE; or 0x20|RegId with 2 bytes when the value
+//               is below 0x10000 (EFLAGS nearly always), 0x40|RegId with 1 byte below 0x100
 //   memory:     1 byte 0x80 | size (1, 2, 4), 4 bytes linear address LE, `size` bytes value LE
 //   page table: 1 byte 0xC0, 4 bytes physical address LE, 4 bytes value LE (accessed/dirty bits)
 // Replaying every row's effects in seq order rebuilds registers and memory (the analyzer does).
@@ -7,10 +8,17 @@ import type { Effects } from '../core/index.js';
 
 export const MEMORY_WRITE = 0x80;
 export const TABLE_WRITE = 0xc0;
+const REG16 = 0x20;
+const REG8 = 0x40;
+
+function regSize(v: number): number {
+  return v < 0x100 ? 2 : v < 0x10000 ? 3 : 5;
+}
 
 /** Bytes the packed form of these effects takes. */
 export function packedSize(e: Effects): number {
-  let n = (e.regs.length / 2) * 5 + (e.tableWrites.length / 2) * 9;
+  let n = (e.tableWrites.length / 2) * 9;
+  for (let i = 1; i < e.regs.length; i += 2) n += regSize(e.regs[i]);
   for (let i = 1; i < e.writes.length; i += 3) n += 5 + e.writes[i];
   return n;
 }
@@ -26,8 +34,18 @@ export function packEffects(e: Effects, out: Uint8Array, at: number): number {
   };
   const r = e.regs;
   for (let i = 0; i < r.length; i += 2) {
-    out[at++] = r[i];
-    put32(r[i + 1]);
+    const v = r[i + 1];
+    if (v < 0x100) {
+      out[at++] = REG8 | r[i];
+      out[at++] = v;
+    } else if (v < 0x10000) {
+      out[at++] = REG16 | r[i];
+      out[at++] = v;
+      out[at++] = v >>> 8;
+    } else {
+      out[at++] = r[i];
+      put32(v);
+    }
   }
   const w = e.writes;
   for (let i = 0; i < w.length; i += 3) {
@@ -69,6 +87,12 @@ export function unpackEffects(buf: Uint8Array | null): UnpackedEffects {
       for (let b = 0; b < size; b++) v += buf[at + 4 + b] * 2 ** (8 * b);
       out.writes.push([u32(at), size, v]);
       at += 4 + size;
+    } else if (tag & REG8) {
+      out.regs.push([tag & 0x1f, buf[at]]);
+      at += 1;
+    } else if (tag & REG16) {
+      out.regs.push([tag & 0x1f, buf[at] | (buf[at + 1] << 8)]);
+      at += 2;
     } else {
       out.regs.push([tag, u32(at)]);
       at += 4;

@@ -162,6 +162,7 @@ export async function record(target: RecordTarget, options: RecordOptions): Prom
         programSource: resolved.program.source,
         drivers: JSON.stringify(resolved.drivers.map((d) => ({ file: d.fileName, source: d.source }))),
         startedAt: new Date(started).toISOString(),
+        firstThread: guest.kernel.currentThread().id,
       },
     });
     if (opened.type !== 'opened') throw new Error('writer did not open the trace');

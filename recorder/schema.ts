@@ -227,16 +227,26 @@ function eventTableSql(t: EventTable): string {
   ].join('\n');
 }
 
+// An instruction row holds only what cannot be derived: the event number, the instruction (code
+// id: address, bytes, CPL, disassembly) and its effects. Its icount and thread follow from the
+// last other event before it (event_marks): every event between that one and it is an instruction.
 export const INSTRUCTION_LOG_COLUMNS: Column[] = [
-  ...COMMON_COLUMNS.filter((c) => c.name !== 'eip'),
-  { name: 'code_id', type: 'INTEGER', notNull: true, comment: 'the instruction (code.id): its address, bytes and disassembly' },
+  COMMON_COLUMNS[0],
+  COMMON_COLUMNS[1],
+  { name: 'code_id', type: 'INTEGER', notNull: true, comment: 'the instruction (code.id): its address, bytes, privilege level and disassembly' },
   {
     name: 'effects',
     type: 'BLOB',
     comment:
-      'what the instruction changed, packed: per register 1 byte id (0-7 EAX..EDI, 8 EFLAGS, 9-14 ES CS SS DS FS GS, 15-18 CR0 CR2 CR3 CR4) + 4 bytes LE; per memory write 1 byte 0x80|size + 4 bytes linear address + size bytes LE; per page-table A/D update 1 byte 0xC0 + 4 bytes physical address + 4 bytes; NULL when nothing changed but EIP',
+      'what the instruction changed, packed: per register 1 byte id (0-7 EAX..EDI, 8 EFLAGS, 9-14 ES CS SS DS FS GS, 15-18 CR0 CR2 CR3 CR4) + 4 bytes LE, or id|0x20 + 2 bytes when the value is below 0x10000, id|0x40 + 1 byte below 0x100; per memory write 1 byte 0x80|size + 4 bytes linear address + size bytes LE; per page-table accessed/dirty update 1 byte 0xC0 + 4 bytes physical address + 4 bytes; NULL when nothing changed but EIP',
   },
 ];
+
+/** icount and thread of an instruction row `l`, from the last other event before it. */
+const MARK = (what: 'icount' | 'thread_id') =>
+  what === 'icount'
+    ? '(SELECT m.icount + (l.seq - m.seq - 1) FROM event_marks m WHERE m.session_id = l.session_id AND m.seq < l.seq ORDER BY m.seq DESC LIMIT 1)'
+    : '(SELECT m.thread_id FROM event_marks m WHERE m.session_id = l.session_id AND m.seq < l.seq ORDER BY m.seq DESC LIMIT 1)';
 
 /** The schema, statement by statement; each carries its documentation into the file. */
 export function schemaSql(): string[] {
@@ -260,6 +270,7 @@ export function schemaSql(): string[] {
   started_at TEXT NOT NULL, -- wall-clock time recording started, ISO 8601 (the trace itself never reads the clock)
   finished_at TEXT, -- when recording finished (NULL while incomplete)
   options TEXT NOT NULL, -- JSON of what re-runs the session exactly: {"cpu", "maxInstructions", "scenario"}
+  first_thread INTEGER NOT NULL, -- the guest thread running when recording started (instructions before any other event ran on it)
   cpu TEXT NOT NULL, -- the CPU model: 'sysenter' or 'int2e' (no SYSENTER)
   scenario TEXT, -- the built-in scenario's name (NULL for a program file)
   ntflow_version TEXT NOT NULL, -- the ntflow version that recorded it
@@ -273,6 +284,7 @@ export function schemaSql(): string[] {
   id INTEGER NOT NULL, -- the code id instruction_log rows refer to
   eip INTEGER NOT NULL, -- its linear address
   bytes BLOB NOT NULL, -- its bytes
+  cpl INTEGER NOT NULL, -- the privilege level it ran at
   asm TEXT NOT NULL, -- its disassembly, WinDbg style, with symbols (mov eax,0B7h; call nt!KiSystemService (8053a2fb))
   symbol TEXT, -- module!Name+0xOffset of the address (NULL outside every module)
   PRIMARY KEY (session_id, id)
@@ -285,6 +297,14 @@ export function schemaSql(): string[] {
       ') WITHOUT ROWID',
     ].join('\n'),
     ...EVENT_TABLES.map(eventTableSql),
+    `CREATE TABLE event_marks (
+  -- every event that is not an instruction, in brief: where instruction rows get their icount and thread from
+  session_id INTEGER NOT NULL, -- the session (sessions.id)
+  seq INTEGER NOT NULL, -- the event's number
+  icount INTEGER NOT NULL, -- instructions retired before it
+  thread_id INTEGER NOT NULL, -- the guest thread then (after a thread switch: the new one)
+  PRIMARY KEY (session_id, seq)
+) WITHOUT ROWID`,
     `CREATE TABLE guest_symbols (
   -- the guest's symbols when the session was recorded: every module!Name with its address
   session_id INTEGER NOT NULL, -- the session (sessions.id)
@@ -300,19 +320,19 @@ export function schemaSql(): string[] {
     l.session_id, -- the session
     l.seq, -- event number
     c.eip, -- the instruction's address
-    l.cpl, -- privilege level it ran at
+    c.cpl, -- privilege level it ran at
     c.bytes, -- its bytes
     c.asm, -- its disassembly
     c.symbol, -- module!Name+0xOffset
-    l.icount, -- instructions retired before it
-    l.thread_id, -- the guest thread
+    COALESCE(${MARK('icount')}, l.seq) AS icount, -- instructions retired before it
+    COALESCE(${MARK('thread_id')}, s.first_thread) AS thread_id, -- the guest thread
     l.effects -- what it changed (see instruction_log.effects)
-  FROM instruction_log l JOIN code c ON c.session_id = l.session_id AND c.id = l.code_id`,
+  FROM instruction_log l JOIN code c ON c.session_id = l.session_id AND c.id = l.code_id JOIN sessions s ON s.id = l.session_id`,
     [
       'CREATE VIEW events AS',
       '  -- every event of every session in one place: its type and the common columns (the typed tables hold the rest)',
-      "  SELECT l.session_id, l.seq, 'instruction' AS type, l.icount, l.cpl, c.eip, l.thread_id -- session, event number, type, instructions before, privilege level, EIP, guest thread",
-      '  FROM instruction_log l JOIN code c ON c.session_id = l.session_id AND c.id = l.code_id',
+      "  SELECT session_id, seq, 'instruction' AS type, icount, cpl, eip, thread_id -- session, event number, type, instructions before, privilege level, EIP, guest thread",
+      '  FROM instructions',
       ...EVENT_TABLES.map((t) => `  UNION ALL SELECT session_id, seq, '${t.event}', icount, cpl, eip, thread_id FROM ${t.name}`),
     ].join('\n'),
   ];

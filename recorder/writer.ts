@@ -20,6 +20,7 @@ export interface SessionRow {
   programSource: string;
   drivers: string;
   startedAt: string;
+  firstThread: number;
 }
 
 export interface SymbolRow {
@@ -48,6 +49,7 @@ class Writer {
   private readonly symbols = new SymbolTable();
   private insertInstruction!: Database.Statement;
   private insertCode!: Database.Statement;
+  private insertMark!: Database.Statement;
   private insertOther = new Map<string, Database.Statement>();
   private updateCounts!: Database.Statement;
   private tables = new Map<string, (typeof EVENT_TABLES)[number]>();
@@ -59,10 +61,10 @@ class Writer {
     this.sessionId = Number(
       db
         .prepare(
-          `INSERT INTO sessions (name, program, status, instructions, events, started_at, options, cpu, scenario, ntflow_version, program_file, program_source, drivers)
-           VALUES (?, ?, 'incomplete', 0, 0, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          `INSERT INTO sessions (name, program, status, instructions, events, started_at, options, first_thread, cpu, scenario, ntflow_version, program_file, program_source, drivers)
+           VALUES (?, ?, 'incomplete', 0, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
-        .run(s.name, s.program, s.startedAt, s.options, s.cpu, s.scenario, s.ntflowVersion, s.programFile, s.programSource, s.drivers).lastInsertRowid,
+        .run(s.name, s.program, s.startedAt, s.options, s.firstThread, s.cpu, s.scenario, s.ntflowVersion, s.programFile, s.programSource, s.drivers).lastInsertRowid,
     );
     const byModule = new Map<string, Map<string, number>>();
     const insertSymbol = db.prepare('INSERT OR IGNORE INTO guest_symbols (session_id, address, module, name, size) VALUES (?, ?, ?, ?, ?)');
@@ -79,7 +81,8 @@ class Writer {
     }
     const cols = INSTRUCTION_LOG_COLUMNS.map((c) => c.name);
     this.insertInstruction = db.prepare(`INSERT INTO instruction_log (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`);
-    this.insertCode = db.prepare('INSERT INTO code (session_id, id, eip, bytes, asm, symbol) VALUES (?, ?, ?, ?, ?, ?)');
+    this.insertCode = db.prepare('INSERT INTO code (session_id, id, eip, cpl, bytes, asm, symbol) VALUES (?, ?, ?, ?, ?, ?, ?)');
+    this.insertMark = db.prepare('INSERT INTO event_marks (session_id, seq, icount, thread_id) VALUES (?, ?, ?, ?)');
     for (const t of EVENT_TABLES) {
       const names = [...COMMON_COLUMNS, ...t.columns].map((c) => c.name);
       this.insertOther.set(t.event, db.prepare(`INSERT INTO ${t.name} (${names.join(', ')}) VALUES (${names.map(() => '?').join(', ')})`));
@@ -95,13 +98,13 @@ class Writer {
     db.transaction(() => {
       for (const c of b.newCode) {
         const bytes = Buffer.from(c.bytes);
-        this.insertCode.run(sid, c.id, c.eip, bytes, formatBytes(c.bytes, c.eip, { symbols: this.symbols }), this.symbols.format(c.eip));
+        this.insertCode.run(sid, c.id, c.eip, c.cpl, bytes, formatBytes(c.bytes, c.eip, { symbols: this.symbols }), this.symbols.format(c.eip));
       }
       let start = 0;
       for (let i = 0; i < b.count; i++) {
         const end = b.effectsEnd[i];
         const effects = end > start ? Buffer.from(b.effects.buffer, b.effects.byteOffset + start, end - start) : null;
-        this.insertInstruction.run(sid, b.seq[i], b.icount[i], b.cpl[i], b.thread[i], b.code[i], effects);
+        this.insertInstruction.run(sid, b.seq[i], b.code[i], effects);
         start = end;
       }
       for (const e of b.others) this.insertEvent(e);
@@ -117,6 +120,7 @@ class Writer {
     const values = t.values(e.type === 'msr-read' || e.type === 'msr-write' ? { ...e, value: BigInt(e.value as string) } : e);
     if (e.type === 'exception') values[values.length - 1] = e.effects ? Buffer.from(e.effects as Uint8Array) : null;
     stmt.run(this.sessionId, e.seq, e.icount, e.cpl, e.eip, e.thread, ...values);
+    this.insertMark.run(this.sessionId, e.seq, e.icount, e.thread);
   }
 
   finish(msg: Extract<ToWriter, { type: 'finish' }>): FromWriter {

@@ -71,7 +71,6 @@ t.test('a user program passed as a driver, a driver passed as the program', asyn
 
 t.test(
   'a user program passed as a driver is a ProgramError with file:line:col',
-  { todo: 'core/guest/loader.ts throws a plain Error without a location for a program of the wrong kind' },
   async (t) => {
     const e = bootError({ program: NOOP, drivers: [user('    ret', 'notdrv.asm')] });
     t.type(e, ProgramError);

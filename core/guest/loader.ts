@@ -11,7 +11,7 @@ import { Kernel, type Process, type Thread, type ThreadContext } from './kernel.
 import { buildImages, type Image } from './kernel/build.js';
 import * as L from './layout.js';
 import { ntExecutive } from './nt-bridge.js';
-import { assembleProgram, seedFiles, type AssembledProgram, type ProgramSource } from './program.js';
+import { ProgramError, assembleProgram, seedFiles, type AssembledProgram, type ProgramSource } from './program.js';
 import { installProbes } from './probes.js';
 import { offsetOf, sizeOf } from './structs.js';
 import { SymbolTable } from './symbols.js';
@@ -177,7 +177,7 @@ export function bootGuestMachine(options: BootOptions): BootedGuest {
   let programThread: Thread | null = null;
   if (options.program) {
     program = assembleProgram(options.program, L.PROGRAM_CODE, symbols);
-    if (program.kind !== 'user') throw new Error(`${options.program.fileName} is a driver; pass it with --driver`);
+    if (program.kind !== 'user') throw new ProgramError(`${options.program.fileName}:1:1: this is a driver ('; ntflow: driver'); pass it with --driver, and give a user program to run`);
     const proc: Process = { id: 0x7c8, name: imageName(options.program.fileName), eprocess: 0, pageDirectory: frames.alloc(), isSystem: false, peb: L.PEB };
     // The kernel half of the address space is shared: copy the System directory's kernel entries.
     for (let i = 512; i < 1024; i++) mem.write32(proc.pageDirectory + i * 4, mem.read32(system.pageDirectory + i * 4));
@@ -205,8 +205,8 @@ export function bootGuestMachine(options: BootOptions): BootedGuest {
   (options.drivers ?? []).forEach((src, i) => {
     const base = L.DRIVER_BASE + i * L.DRIVER_SLOT;
     const drv = assembleProgram(src, base, symbols);
-    if (drv.kind !== 'driver') throw new Error(`${src.fileName} is not a driver (its first line must be '; ntflow: driver')`);
-    if (drv.bytes.length > L.DRIVER_SLOT) throw new Error(`${src.fileName} is larger than ${L.DRIVER_SLOT} bytes`);
+    if (drv.kind !== 'driver') throw new ProgramError(`${src.fileName}:1:1: not a driver; a driver's first line is '; ntflow: driver'`);
+    if (drv.bytes.length > L.DRIVER_SLOT) throw new ProgramError(`${src.fileName}:1:1: the driver is ${drv.bytes.length} bytes; at most ${L.DRIVER_SLOT} fit`);
     loadImage(system, { base, bytes: drv.bytes }, PTE_RW);
     const name = imageName(src.fileName).replace(/\.\w+$/, '');
     symbols.addModule(name, drv.symbols, base + drv.bytes.length);
@@ -269,12 +269,10 @@ function initProcess(k: Kernel, p: Process, name: string, id: number): void {
   if (p.peb) k.w32(ep + offsetOf('EPROCESS', 'Peb'), p.peb);
 }
 
-let nextStack = L.KERNEL_STACKS;
-
 /** KTHREAD/ETHREAD in pool with its kernel stack; a user thread also gets its TEB. */
 function createThread(k: Kernel, p: Process, name: string, system: boolean, id: number): Thread {
-  const stackBase = nextStack + 0x1000 + L.KERNEL_STACK_SIZE; // a guard page below each stack
-  nextStack = stackBase;
+  // Stacks follow one another from KERNEL_STACKS, a guard page below each.
+  const stackBase = L.KERNEL_STACKS + (k.threads.length + 1) * (0x1000 + L.KERNEL_STACK_SIZE);
   for (let a = stackBase - L.KERNEL_STACK_SIZE; a < stackBase; a += 0x1000) k.mapPage(k.systemProcess, a, k.allocFrame(), PTE_RW);
   const kt = k.allocPool(sizeOf('ETHREAD'));
   const t: Thread = { id: id || 8 + k.threads.length * 4, name, process: p, kthread: kt, teb: system ? 0 : L.TEB, initialStack: stackBase, system, saved: null };

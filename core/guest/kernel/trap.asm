@@ -117,7 +117,7 @@ KiSystemService:
     cld
     and dword [ebp+KTRAP_FRAME_Dr7], 0
     test byte [esi+KTHREAD_DebugActive], 0xFF
-    jnz near KiSystemService.debugActive
+    jnz near KiSystemServiceDebugActive
 KiSystemService.enableInterrupts:
     sti
 
@@ -167,7 +167,7 @@ KiSystemService.serviceTableLookup:
     shr ecx, 2
     {load} mov edi, esp
     cmp esi, [MmUserProbeAddress]
-    jnb near KiSystemService.accessViolation
+    jnb near KiSystemServiceAccessViolation
 KiSystemService.copyArguments:
     rep movsd
 KiSystemService.call:
@@ -345,7 +345,7 @@ KiBBTUnexpectedRange:
 
 ; The argument pointer is at or above MmUserProbeAddress. A kernel-mode caller (a Zw stub) may
 ; pass any kernel address; from user mode it is an access violation.
-KiSystemService.accessViolation:
+KiSystemServiceAccessViolation:
     test byte [ebp+KTRAP_FRAME_SegCs], 1
     jz near KiSystemService.copyArguments
     mov eax, STATUS_ACCESS_VIOLATION
@@ -353,7 +353,7 @@ KiSystemService.accessViolation:
 
 ; The thread has debug registers armed: XP saves them into the frame here. This machine has no
 ; debug registers, so there is nothing to save.
-KiSystemService.debugActive:
+KiSystemServiceDebugActive:
     jmp near KiSystemService.enableInterrupts
 
 ; --------------------------------------------------------------------------------------------

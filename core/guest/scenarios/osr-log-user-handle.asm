@@ -6,9 +6,10 @@
 ; IOCTL_OSRLOG_OPEN arrives in the program's thread, so ZwCreateFile's handle lands in the
 ; program's process handle table. The read dispatch routine (program's thread, PreviousMode =
 ; UserMode) then writes a line with:
-;   NtWriteFile — PreviousMode UserMode: the handle is found in the process table, but the line is
-;                 a kernel-mode buffer, and a UserMode caller's buffer must pass ProbeForRead:
-;                 STATUS_ACCESS_VIOLATION.
+;   NtWriteFile — PreviousMode UserMode: the handle is found in the process table, but the
+;                 IO_STATUS_BLOCK and the line are kernel-mode buffers, and a UserMode caller's
+;                 buffers must pass the probes: the first, ProbeForWrite of the IO_STATUS_BLOCK,
+;                 fails: STATUS_ACCESS_VIOLATION.
 ;   ZwWriteFile — through KiSystemService: PreviousMode KernelMode, no probe: success.
 ; and queues a work item, which runs later on a System worker thread (System process, KernelMode)
 ; and writes with both again. The System process's handle table is the kernel handle table, in
