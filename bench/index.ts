@@ -2,6 +2,7 @@
 // subscriber and with a counting subscriber on events$, side by side in one run (absolute times on
 // shared machines are noisy; the ratio is what to compare). Prints a table and one JSON line.
 import { assemble, Machine, PTE_P, PTE_RW, PTE_US } from '../core/index.js';
+import { benchRecord } from './record.js';
 
 const LOOP = `
   mov ecx, ITERATIONS
@@ -76,4 +77,10 @@ for (const f of figures) {
   const what = f.events !== undefined ? 'events/s' : 'instr/s';
   console.log(`  ${f.name.padEnd(34)} ${(f.perSecond / 1e6).toFixed(1).padStart(7)} M ${what}  (${f.instructions.toLocaleString('en')} instructions in ${f.seconds.toFixed(3)} s)`);
 }
-console.log(JSON.stringify({ bench: 'cpu-loop', node: process.version, figures }));
+const rec = benchRecord(Number(process.env.NTFLOW_BENCH_RECORD_ITERATIONS ?? 500_000));
+console.log(`ntflow bench — record: 'ntflow record loop.asm' (the same loop in a user program on the guest, ${rec.instructions.toLocaleString('en')} instructions)`);
+console.log(`  whole record command                ${(rec.recordPerSecond / 1e6).toFixed(3).padStart(7)} M instr/s  (${rec.recordSeconds.toFixed(2)} s)`);
+console.log(`  raw better-sqlite3, 10-col rows     ${(rec.rawPerSecond / 1e6).toFixed(3).padStart(7)} M rows/s   (${rec.rawSeconds.toFixed(2)} s; 50k-row transactions, WAL, synchronous=OFF)`);
+console.log(`  record / raw                        ${rec.ratio.toFixed(2).padStart(7)}            (goal >= 0.8)`);
+console.log(`  trace size                          ${rec.bytesPerInstruction.toFixed(1).padStart(7)} bytes/instruction (${(rec.bytes / 1e6).toFixed(1)} MB; goal <= 20)`);
+console.log(JSON.stringify({ bench: 'ntflow', node: process.version, cpu: figures, record: rec }));

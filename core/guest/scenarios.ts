@@ -130,3 +130,10 @@ export function scenarioSource(file: string): ProgramSource {
 export function findScenario(name: string): Scenario | undefined {
   return SCENARIOS.find((s) => s.name === name);
 }
+
+/** The Guest options of a built-in scenario: `Guest.boot(scenarioOptions('user-apc'))`. */
+export function scenarioOptions(name: string): { cpu: CpuModel; program: ProgramSource; drivers: ProgramSource[] } {
+  const s = findScenario(name);
+  if (!s) throw new RangeError(`unknown scenario '${name}'`);
+  return { cpu: s.cpu, program: scenarioSource(s.program), drivers: s.drivers.map(scenarioSource) };
+}

@@ -1,0 +1,100 @@
+// Recording figures, side by side in one run: the whole `ntflow record` command on a
+// 2 M-instruction user loop (instructions/s) next to the raw limit — better-sqlite3 inserting the
+// same number of 10-column rows with one prepared statement in 50 k-row transactions, WAL,
+// synchronous=OFF — and the trace's bytes per instruction.
+import Database from 'better-sqlite3';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface RecordFigures {
+  instructions: number;
+  recordSeconds: number;
+  recordPerSecond: number;
+  rawRows: number;
+  rawSeconds: number;
+  rawPerSecond: number;
+  ratio: number;
+  bytes: number;
+  bytesPerInstruction: number;
+}
+
+const LOOP = (iterations: number) => `; ntflow: user
+; A tight user-mode loop: 4 instructions per iteration.
+start:
+    mov ecx, ${iterations}
+l:
+    add eax, ecx
+    xor edx, eax
+    dec ecx
+    jnz l
+    xor eax, eax
+    ret
+`;
+
+function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    try {
+      statSync(join(dir, 'package.json'));
+      return dir;
+    } catch {
+      dir = dirname(dir);
+    }
+  }
+  throw new Error('no package.json above bench/');
+}
+
+/** better-sqlite3's ceiling on this machine for rows like ours. */
+function rawInsert(rows: number, file: string): number {
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = OFF');
+  db.exec('CREATE TABLE t (a INTEGER, b INTEGER, c INTEGER, d INTEGER, e INTEGER, f INTEGER, g INTEGER, h INTEGER, i INTEGER, j BLOB)');
+  const insert = db.prepare('INSERT INTO t VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
+  const blob = Buffer.from([1, 2, 3, 4, 5, 6, 7, 8]);
+  const chunk = db.transaction((from: number, to: number) => {
+    for (let r = from; r < to; r++) insert.run(1, r, r, 3, 0x8053a270 + (r & 0xff), 1996, r & 0xffff, 0, r >>> 4, blob);
+  });
+  const t0 = process.hrtime.bigint();
+  for (let from = 0; from < rows; from += 50_000) chunk(from, Math.min(from + 50_000, rows));
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  db.close();
+  return seconds;
+}
+
+export function benchRecord(iterations = 500_000): RecordFigures {
+  const dir = mkdtempSync(join(tmpdir(), 'ntflow-bench-'));
+  try {
+    const program = join(dir, 'loop.asm');
+    writeFileSync(program, LOOP(iterations));
+    const trace = join(dir, 'loop.db');
+    const root = repoRoot();
+    const t0 = process.hrtime.bigint();
+    const r = spawnSync(process.execPath, [join(root, 'bin', 'ntflow'), 'record', program, '-o', trace], { encoding: 'utf8' });
+    const recordSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    if (r.status !== 0) throw new Error(`ntflow record failed: ${r.stderr}`);
+    const db = new Database(trace, { readonly: true });
+    const instructions = (db.prepare('SELECT instructions FROM sessions ORDER BY id DESC LIMIT 1').get() as { instructions: number }).instructions;
+    db.close();
+    const bytes = statSync(trace).size;
+    const rawSeconds = rawInsert(instructions, join(dir, 'raw.db'));
+    const recordPerSecond = instructions / recordSeconds;
+    const rawPerSecond = instructions / rawSeconds;
+    return {
+      instructions,
+      recordSeconds,
+      recordPerSecond,
+      rawRows: instructions,
+      rawSeconds,
+      rawPerSecond,
+      ratio: recordPerSecond / rawPerSecond,
+      bytes,
+      bytesPerInstruction: bytes / instructions,
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
