@@ -39,11 +39,27 @@ export class PhysicalMemory {
   /** Per physical page: non-zero when decoded instructions are cached for it (writes must invalidate). */
   readonly codePages: Uint8Array;
   onCodeWrite: (page: number) => void = () => {};
+  /** Per physical page: written since the last takeDirty() (the recorder's checkpoints). */
+  readonly dirtyPages: Uint8Array;
 
   constructor(readonly size: number) {
     if (size % PAGE_SIZE !== 0) throw new RangeError(`memory size ${size} is not a multiple of 4096`);
     this.bytes = new Uint8Array(size);
     this.codePages = new Uint8Array(size / PAGE_SIZE);
+    this.dirtyPages = new Uint8Array(size / PAGE_SIZE);
+  }
+
+  /** The pages written since the last call (and forget them). */
+  takeDirty(): number[] {
+    const out: number[] = [];
+    const d = this.dirtyPages;
+    for (let i = 0; i < d.length; i++) {
+      if (d[i] !== 0) {
+        out.push(i);
+        d[i] = 0;
+      }
+    }
+    return out;
   }
 
   read8(p: number): number {
@@ -62,6 +78,7 @@ export class PhysicalMemory {
   write8(p: number, v: number): void {
     if (p >= this.size) return;
     if (this.codePages[p >>> 12] !== 0) this.onCodeWrite(p >>> 12);
+    this.dirtyPages[p >>> 12] = 1;
     this.bytes[p] = v;
   }
   write16(p: number, v: number): void {
@@ -70,6 +87,7 @@ export class PhysicalMemory {
   }
   write32(p: number, v: number): void {
     if (p + 3 < this.size && this.codePages[p >>> 12] === 0) {
+      this.dirtyPages[p >>> 12] = 1;
       const b = this.bytes;
       b[p] = v;
       b[p + 1] = v >>> 8;
@@ -87,6 +105,7 @@ export class PhysicalMemory {
     }
     this.bytes.set(data, p);
     for (let page = p >>> 12; page <= (p + data.length - 1) >>> 12; page++) {
+      this.dirtyPages[page] = 1;
       if (this.codePages[page] !== 0) this.onCodeWrite(page);
     }
   }

@@ -1,6 +1,7 @@
 // The packed form of an event's effects (instruction_log.effects, exceptions.effects):
 //   register:   1 byte RegId (0-18), 4 bytes value LE; or 0x20|RegId with 2 bytes when the value
-//               is below 0x10000 (EFLAGS nearly always), 0x40|RegId with 1 byte below 0x100
+//               is below 0x10000, 0x40|RegId with 1 byte below 0x100; EFLAGS holding only CF PF AF
+//               ZF SF OF IF DF (and the fixed bit 1) is 0x68 + 1 byte of those eight bits
 //   memory:     1 byte 0x80 | size (1, 2, 4), 4 bytes linear address LE, `size` bytes value LE
 //   page table: 1 byte 0xC0, 4 bytes physical address LE, 4 bytes value LE (accessed/dirty bits)
 // Replaying every row's effects in seq order rebuilds registers and memory (the analyzer does).
@@ -10,15 +11,32 @@ export const MEMORY_WRITE = 0x80;
 export const TABLE_WRITE = 0xc0;
 const REG16 = 0x20;
 const REG8 = 0x40;
+const EFLAGS_PACKED = 0x68;
+const EFLAGS_ID = 8;
+// The eight EFLAGS bits that change all the time, in the packed byte's order.
+const FLAG_BITS = [0, 2, 4, 6, 7, 11, 9, 10]; // CF PF AF ZF SF OF IF DF
+const FLAG_MASK = FLAG_BITS.reduce((m, b) => m | (1 << b), 0) | 2;
 
-function regSize(v: number): number {
+function packFlags(v: number): number {
+  let b = 0;
+  FLAG_BITS.forEach((bit, i) => (b |= ((v >>> bit) & 1) << i));
+  return b;
+}
+function unpackFlags(b: number): number {
+  let v = 2;
+  FLAG_BITS.forEach((bit, i) => (v |= ((b >>> i) & 1) << bit));
+  return v >>> 0;
+}
+
+function regSize(id: number, v: number): number {
+  if (id === EFLAGS_ID && (v & ~FLAG_MASK) === 0) return 2;
   return v < 0x100 ? 2 : v < 0x10000 ? 3 : 5;
 }
 
 /** Bytes the packed form of these effects takes. */
 export function packedSize(e: Effects): number {
   let n = (e.tableWrites.length / 2) * 9;
-  for (let i = 1; i < e.regs.length; i += 2) n += regSize(e.regs[i]);
+  for (let i = 1; i < e.regs.length; i += 2) n += regSize(e.regs[i - 1], e.regs[i]);
   for (let i = 1; i < e.writes.length; i += 3) n += 5 + e.writes[i];
   return n;
 }
@@ -35,7 +53,10 @@ export function packEffects(e: Effects, out: Uint8Array, at: number): number {
   const r = e.regs;
   for (let i = 0; i < r.length; i += 2) {
     const v = r[i + 1];
-    if (v < 0x100) {
+    if (r[i] === EFLAGS_ID && (v & ~FLAG_MASK) === 0) {
+      out[at++] = EFLAGS_PACKED;
+      out[at++] = packFlags(v);
+    } else if (v < 0x100) {
       out[at++] = REG8 | r[i];
       out[at++] = v;
     } else if (v < 0x10000) {
@@ -87,6 +108,9 @@ export function unpackEffects(buf: Uint8Array | null): UnpackedEffects {
       for (let b = 0; b < size; b++) v += buf[at + 4 + b] * 2 ** (8 * b);
       out.writes.push([u32(at), size, v]);
       at += 4 + size;
+    } else if (tag === EFLAGS_PACKED) {
+      out.regs.push([EFLAGS_ID, unpackFlags(buf[at])]);
+      at += 1;
     } else if (tag & REG8) {
       out.regs.push([tag & 0x1f, buf[at]]);
       at += 1;

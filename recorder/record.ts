@@ -133,6 +133,21 @@ function symbolRows(g: Guest): SymbolRow[] {
   return g.symbols.all().map((s) => ({ address: s.address, module: s.module, name: s.name, size: s.size }));
 }
 
+/** Physical pages with any non-zero byte. */
+function nonZeroPages(bytes: Uint8Array): number[] {
+  const words = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length >>> 2);
+  const out: number[] = [];
+  for (let page = 0; page < words.length >>> 10; page++) {
+    for (let w = page << 10, end = w + 1024; w < end; w++) {
+      if (words[w] !== 0) {
+        out.push(page);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
 /** Record one session; resolves with its summary (status 'incomplete' if aborted). */
 export async function record(target: RecordTarget, options: RecordOptions): Promise<SessionSummary> {
   const resolved = resolveTarget(target, options.cpu);
@@ -179,6 +194,19 @@ export async function record(target: RecordTarget, options: RecordOptions): Prom
     if (e.type === 'service-exit' && e.status >= 0xc0000000) failures[statusName(e.status)] = (failures[statusName(e.status)] ?? 0) + 1;
   });
   const pending: Promise<FromWriter>[] = [];
+  // Checkpoints: the whole memory (its non-zero pages) before the first event, then at every slice
+  // the pages written since; time travel starts from the nearest one.
+  const mem = guest.machine.mem;
+  const checkpoint = (all: boolean) => {
+    const cpu = guest.machine.cpu;
+    const dirty = mem.takeDirty();
+    const pages = all ? nonZeroPages(mem.bytes) : dirty;
+    const data = new Uint8Array(pages.length * 4096);
+    pages.forEach((p, i) => data.set(mem.bytes.subarray(p * 4096, (p + 1) * 4096), i * 4096));
+    const message = { type: 'checkpoint' as const, seq: cpu.seq, icount: cpu.icount, cpu: JSON.stringify(cpu.snapshot()), threadId: guest.kernel.currentThread().id, pages: Uint32Array.from(pages), data };
+    pending.push(writer.send(message, [message.pages.buffer as ArrayBuffer, data.buffer as ArrayBuffer]));
+  };
+  checkpoint(true);
   const flush = async () => {
     if (builder.size === 0) return;
     const { message, transfer } = builder.take();
@@ -193,6 +221,7 @@ export async function record(target: RecordTarget, options: RecordOptions): Prom
     for (;;) {
       outcome = guest.slice(SLICE);
       await flush();
+      if (outcome === null) checkpoint(false);
       options.onProgress?.({ instructions: guest.machine.cpu.icount, events: builder.totalEvents, syscalls: builder.syscalls, seconds: (Date.now() - started) / 1000 });
       if (outcome !== null) break;
       if (options.signal?.aborted) {

@@ -305,6 +305,24 @@ export function schemaSql(): string[] {
   thread_id INTEGER NOT NULL, -- the guest thread then (after a thread switch: the new one)
   PRIMARY KEY (session_id, seq)
 ) WITHOUT ROWID`,
+    `CREATE TABLE checkpoints (
+  -- the machine's state at points of the recording (the first before any event, then every slice of about 65 536 instructions): time travel starts from the nearest one and replays the effects after it
+  session_id INTEGER NOT NULL, -- the session (sessions.id)
+  id INTEGER NOT NULL, -- checkpoint number within the session, from 0
+  seq INTEGER NOT NULL, -- events before it: the state is the one after event seq-1
+  icount INTEGER NOT NULL, -- instructions retired before it
+  cpu TEXT NOT NULL, -- the CPU's registers, segments, descriptor tables, control registers and MSRs, as JSON
+  thread_id INTEGER NOT NULL, -- the guest thread running
+  PRIMARY KEY (session_id, id)
+) WITHOUT ROWID`,
+    `CREATE TABLE checkpoint_pages (
+  -- physical memory at the checkpoints: checkpoint 0 holds every non-zero page, each later one the pages written since the one before; a page's content at checkpoint k is its row with the greatest checkpoint_id <= k
+  session_id INTEGER NOT NULL, -- the session (sessions.id)
+  page INTEGER NOT NULL, -- physical page number (address >> 12)
+  checkpoint_id INTEGER NOT NULL, -- the checkpoint (checkpoints.id)
+  data BLOB NOT NULL, -- the page's 4096 bytes, raw-deflate compressed
+  PRIMARY KEY (session_id, page, checkpoint_id)
+) WITHOUT ROWID`,
     `CREATE TABLE guest_symbols (
   -- the guest's symbols when the session was recorded: every module!Name with its address
   session_id INTEGER NOT NULL, -- the session (sessions.id)

@@ -3,6 +3,7 @@
 // each new instruction off the machine's thread.
 import Database from 'better-sqlite3';
 import { statSync } from 'node:fs';
+import { deflateRawSync } from 'node:zlib';
 import { parentPort } from 'node:worker_threads';
 import { SymbolTable, formatBytes } from '../core/index.js';
 import type { BatchMessage, OtherEvent } from './batch.js';
@@ -30,9 +31,21 @@ export interface SymbolRow {
   size: number;
 }
 
+/** The machine's state at a point: registers as JSON, pages packed in one buffer. */
+export interface CheckpointMessage {
+  type: 'checkpoint';
+  seq: number;
+  icount: number;
+  cpu: string;
+  threadId: number;
+  pages: Uint32Array;
+  data: Uint8Array;
+}
+
 export type ToWriter =
   | { type: 'open'; path: string; session: SessionRow; symbols: SymbolRow[] }
   | BatchMessage
+  | CheckpointMessage
   | { type: 'finish'; outcome: string; code: number | null; detail: string; finishedAt: string; status: 'complete' | 'failed' }
   | { type: 'close' };
 
@@ -52,6 +65,9 @@ class Writer {
   private insertMark!: Database.Statement;
   private insertOther = new Map<string, Database.Statement>();
   private updateCounts!: Database.Statement;
+  private insertCheckpoint!: Database.Statement;
+  private insertPage!: Database.Statement;
+  private checkpointId = 0;
   private tables = new Map<string, (typeof EVENT_TABLES)[number]>();
 
   open(msg: Extract<ToWriter, { type: 'open' }>): FromWriter {
@@ -89,6 +105,8 @@ class Writer {
       this.tables.set(t.event, t);
     }
     this.updateCounts = db.prepare('UPDATE sessions SET events = ?, instructions = ? WHERE id = ?');
+    this.insertCheckpoint = db.prepare('INSERT INTO checkpoints (session_id, id, seq, icount, cpu, thread_id) VALUES (?, ?, ?, ?, ?, ?)');
+    this.insertPage = db.prepare('INSERT INTO checkpoint_pages (session_id, page, checkpoint_id, data) VALUES (?, ?, ?, ?)');
     return { type: 'opened', sessionId: this.sessionId };
   }
 
@@ -111,6 +129,19 @@ class Writer {
       this.updateCounts.run(b.events, b.instructions, sid);
     })();
     return { type: 'ack', events: b.events, instructions: b.instructions };
+  }
+
+  checkpoint(c: CheckpointMessage): FromWriter {
+    const db = this.db!;
+    const id = this.checkpointId++;
+    db.transaction(() => {
+      this.insertCheckpoint.run(this.sessionId, id, c.seq, c.icount, c.cpu, c.threadId);
+      for (let i = 0; i < c.pages.length; i++) {
+        const page = c.data.subarray(i * 4096, (i + 1) * 4096);
+        this.insertPage.run(this.sessionId, c.pages[i], id, deflateRawSync(page, { level: 1 }));
+      }
+    })();
+    return { type: 'ack', events: -1, instructions: -1 };
   }
 
   private insertEvent(e: OtherEvent): void {
@@ -151,6 +182,7 @@ port.on('message', (msg: ToWriter) => {
     let reply: FromWriter | null = null;
     if (msg.type === 'open') reply = writer.open(msg);
     else if (msg.type === 'batch') reply = writer.batch(msg);
+    else if (msg.type === 'checkpoint') reply = writer.checkpoint(msg);
     else if (msg.type === 'finish') reply = writer.finish(msg);
     else {
       writer.close();
