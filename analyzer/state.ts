@@ -27,7 +27,10 @@ export interface MachineState {
   irql: number | null;
   /** Side-effect-free reads of the rebuilt linear memory (null = not mapped). */
   read(linear: number, length: number): (number | null)[];
-  symbols: SymbolTable;
+  /** module!Name+0xOffset of an address (one index lookup). */
+  symbolAt(address: number): string | null;
+  /** The session's whole symbol table (built on first use: disassembly needs it). */
+  readonly symbols: SymbolTable;
 }
 
 /** The session's symbol table, from guest_symbols. */
@@ -110,7 +113,7 @@ export function stateAt(db: Database.Database, sessionId: number, seq: number): 
     throw new TraceFileError(`--at ${seq} is outside session ${sessionId}, whose events are 0 to ${session.events - 1}`);
   }
   // The nearest checkpoint at or before the state after `seq` (checkpoint.seq = events before it).
-  const cp = db.prepare('SELECT id, seq, icount, cpu, thread_id FROM checkpoints WHERE session_id = ? AND seq <= ? ORDER BY id DESC LIMIT 1').get(sessionId, seq + 1) as
+  const cp = db.prepare('SELECT id, seq, icount, cpu, thread_id FROM checkpoints WHERE session_id = ? AND seq <= ? ORDER BY seq DESC LIMIT 1').get(sessionId, seq + 1) as
     | { id: number; seq: number; icount: number; cpu: string; thread_id: number }
     | undefined;
   if (!cp) throw new TraceFileError(`session ${sessionId} has no checkpoints (recorded by an older ntflow?); re-record it`);
@@ -190,6 +193,7 @@ export function stateAt(db: Database.Database, sessionId: number, seq: number): 
     const b = read(linear, 4);
     return b.some((x) => x === null) ? null : ((b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24)) >>> 0);
   };
+  let symbolTable: SymbolTable | undefined;
   const kthread = word(KPCR + KPCR_CURRENT_THREAD);
   const pm = kthread ? read(kthread + KTHREAD_PREVIOUS_MODE, 1)[0] : null;
   const irql = read(KPCR + KPCR_IRQL, 1)[0];
@@ -216,7 +220,17 @@ export function stateAt(db: Database.Database, sessionId: number, seq: number): 
     previousMode: pm === null || pm === undefined ? null : pm & 1 ? 'UserMode' : 'KernelMode',
     irql: irql ?? null,
     read,
-    symbols: sessionSymbols(db, sessionId),
+    symbolAt: (address: number) => {
+      const sym = db
+        .prepare('SELECT module, name, address, size FROM guest_symbols WHERE session_id = ? AND address <= ? ORDER BY address DESC LIMIT 1')
+        .get(sessionId, address >>> 0) as { module: string; name: string; address: number; size: number } | undefined;
+      if (!sym || (address >>> 0) >= sym.address + Math.max(sym.size, 1)) return null;
+      const off = (address >>> 0) - sym.address;
+      return off === 0 ? `${sym.module}!${sym.name}` : `${sym.module}!${sym.name}+0x${off.toString(16)}`;
+    },
+    get symbols() {
+      return (symbolTable ??= sessionSymbols(db, sessionId));
+    },
   };
 }
 
@@ -243,7 +257,7 @@ export function formatRegisters(s: MachineState): string {
     `eax=${hex8(r.eax)} ebx=${hex8(r.ebx)} ecx=${hex8(r.ecx)} edx=${hex8(r.edx)} esi=${hex8(r.esi)} edi=${hex8(r.edi)}`,
     `eip=${hex8(r.eip)} esp=${hex8(r.esp)} ebp=${hex8(r.ebp)} iopl=${(f >>> 12) & 3}         ${flags}`,
     `cs=${hex4(g.cs)}  ss=${hex4(g.ss)}  ds=${hex4(g.ds)}  es=${hex4(g.es)}  fs=${hex4(g.fs)}  gs=${hex4(g.gs)}             efl=${hex8(f)}`,
-    `${s.symbols.format(r.eip) ?? hex8(r.eip)}`,
+    `${s.symbolAt(r.eip) ?? hex8(r.eip)}`,
     `cpl ${s.cpl}  thread ${s.thread.id}${s.thread.process ? ` (${s.thread.process})` : ''}  PreviousMode ${s.previousMode ?? '?'}  IRQL ${s.irql ?? '?'}  cr0=${hex8(s.control.cr0)} cr2=${hex8(s.control.cr2)} cr3=${hex8(s.control.cr3)} cr4=${hex8(s.control.cr4)}`,
   ].join('\n');
 }
@@ -284,7 +298,7 @@ export function stateJson(s: MachineState, extra: { mem?: { address: number; len
     thread: s.thread,
     previousMode: s.previousMode,
     irql: s.irql,
-    symbol: s.symbols.format(s.regs.eip),
+    symbol: s.symbolAt(s.regs.eip),
     ...(extra.mem ? { mem: { address: extra.mem.address, data: s.read(extra.mem.address, extra.mem.length).map((b) => (b === null ? null : b)) } } : {}),
     ...(extra.u ? { disassembly: disassembleAt(s).map((l) => ({ address: l.address, bytes: Buffer.from(l.bytes).toString('hex'), text: l.text })) } : {}),
   };

@@ -58,7 +58,7 @@ export class RecordInputError extends Error {
   override name = 'RecordInputError';
 }
 
-const SLICE = 1 << 16;
+const SLICE = 1 << 14; // instructions per slice: a checkpoint each, so time travel replays at most this many
 const MAX_IN_FLIGHT = 2;
 export const DEFAULT_MAX_INSTRUCTIONS = 50_000_000;
 

@@ -332,6 +332,8 @@ export function schemaSql(): string[] {
   size INTEGER NOT NULL, -- bytes up to the next symbol
   PRIMARY KEY (session_id, module, name)
 ) WITHOUT ROWID`,
+    `CREATE INDEX guest_symbols_by_address ON guest_symbols (session_id, address) -- which symbol holds an address`,
+    `CREATE INDEX checkpoints_by_seq ON checkpoints (session_id, seq) -- the nearest checkpoint before an event`,
     `CREATE VIEW instructions AS
   -- one row per retired instruction, with its address, bytes and disassembly (instruction_log joined with code)
   SELECT

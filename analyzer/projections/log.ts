@@ -1,0 +1,259 @@
+// The log as a stream: one session's events in `seq` order, as the rows the recorder wrote —
+// instruction_log merged with the typed event tables — for the projections to fold.
+//
+// Speed matters here (the goal is ≥ 2 M events/s replayed), so the reader works in windows of
+// seq: per window it takes the instructions' code ids in one string (SQLite's group_concat is far
+// cheaper than a row object per instruction) and the few other events table by table, merges them
+// by seq and emits ONE mutable LogEvent object, refilled for every event. Subscribers are
+// synchronous and must not keep it (copy what they need). The instruction rows' effects are not
+// read: the projections ask for a register at the few points they need one (registerAfter).
+import type Database from 'better-sqlite3';
+import { Observable } from 'rxjs';
+import { COMMON_COLUMNS, EVENT_TABLES, unpackEffects } from '../../recorder/index.js';
+
+/** The event types, as in the trace (`events.type`). */
+export type LogEventType = 'instruction' | (typeof EVENT_TABLES)[number]['event'];
+
+/**
+ * One event of the log. The object is reused for every event: read it in `next`, copy what you keep.
+ * `row` holds a typed event's own columns (after the common ones) in the order of its table in
+ * recorder/schema.ts; use `col(e, 'name')`-style indexes from `COLUMN` for readability.
+ */
+export interface LogEvent {
+  seq: number;
+  type: LogEventType;
+  /** Instructions retired before this event. */
+  icount: number;
+  /** Privilege level when it happened (an instruction: the level it ran at). */
+  cpl: number;
+  eip: number;
+  /** The guest thread (after a thread switch: the new one). */
+  thread: number;
+  /** The instruction's code id (code.id), -1 for other events. */
+  code: number;
+  /** A typed event's own columns, in its table's column order; null for instructions. */
+  row: unknown[] | null;
+}
+
+/** Where a typed table's own columns sit in `LogEvent.row`: COLUMN['ssdt-lookup'].in_range → 8. */
+export const COLUMN: Record<string, Record<string, number>> = Object.fromEntries(
+  EVENT_TABLES.map((t) => [t.event, Object.fromEntries(t.columns.map((c, i) => [c.name, i]))]),
+);
+
+/** What an instruction does to control flow, from its mnemonic. */
+export enum Flow {
+  /** Falls through to the next instruction. */
+  Next = 0,
+  /** jmp, jcc, loop: may go anywhere, within the same frame. */
+  Jump,
+  Call,
+  Ret,
+  /** int n, int3, into. */
+  Int,
+  Iret,
+  Sysenter,
+  Sysexit,
+}
+
+const FLOW_OF: Record<string, Flow> = {
+  call: Flow.Call,
+  ret: Flow.Ret,
+  retf: Flow.Ret,
+  int: Flow.Int,
+  int3: Flow.Int,
+  into: Flow.Int,
+  iret: Flow.Iret,
+  iretd: Flow.Iret,
+  sysenter: Flow.Sysenter,
+  sysexit: Flow.Sysexit,
+  jmp: Flow.Jump,
+  loop: Flow.Jump,
+  loope: Flow.Jump,
+  loopne: Flow.Jump,
+  jcxz: Flow.Jump,
+  jecxz: Flow.Jump,
+};
+
+/** The control-flow class of a WinDbg-style disassembly line ('call nt!KiSystemService (8053a2fb)'). */
+export function flowOf(asm: string): Flow {
+  const words = asm.trim().split(/\s+/);
+  let m = words[0] ?? '';
+  if ((m === 'rep' || m === 'repe' || m === 'repne' || m === 'lock') && words.length > 1) m = words[1];
+  const f = FLOW_OF[m];
+  if (f !== undefined) return f;
+  return /^j[a-z]+$/.test(m) ? Flow.Jump : Flow.Next;
+}
+
+/** The session's distinct instructions (the code table), by code id, in typed arrays. */
+export interface CodeTable {
+  size: number;
+  eip: Uint32Array;
+  cpl: Uint8Array;
+  length: Uint8Array;
+  flow: Uint8Array;
+  /** `int n`'s vector (0 for other instructions). */
+  vector: Uint8Array;
+  /** code.symbol (module!Name+0xOffset) or null. */
+  symbol: (string | null)[];
+  asm: string[];
+}
+
+export function readCodeTable(db: Database.Database, sessionId: number): CodeTable {
+  const rows = db.prepare('SELECT id, eip, cpl, length(bytes), asm, symbol FROM code WHERE session_id = ? ORDER BY id').raw().all(sessionId) as [number, number, number, number, string, string | null][];
+  const size = rows.length === 0 ? 0 : rows[rows.length - 1][0] + 1;
+  const t: CodeTable = {
+    size,
+    eip: new Uint32Array(size),
+    cpl: new Uint8Array(size),
+    length: new Uint8Array(size),
+    flow: new Uint8Array(size),
+    vector: new Uint8Array(size),
+    symbol: new Array(size).fill(null),
+    asm: new Array(size).fill(''),
+  };
+  for (const [id, eip, cpl, len, asm, symbol] of rows) {
+    t.eip[id] = eip;
+    t.cpl[id] = cpl;
+    t.length[id] = len;
+    const f = flowOf(asm);
+    t.flow[id] = f;
+    if (f === Flow.Int) {
+      const m = /^int\s+([0-9A-F]+)h?\b/i.exec(asm.trim());
+      t.vector[id] = asm.trim().startsWith('int3') ? 3 : m ? parseInt(m[1], 16) : 0;
+    }
+    t.symbol[id] = symbol;
+    t.asm[id] = asm;
+  }
+  return t;
+}
+
+/** What a projection knows about the session besides the stream. */
+export interface LogContext {
+  db: Database.Database;
+  sessionId: number;
+  code: CodeTable;
+  /** The thread running when recording started. */
+  firstThread: number;
+  /** Events in the session (seq runs 0 … events-1). */
+  events: number;
+  /** Address of module!name in the session's guest symbols (undefined when absent). */
+  symbolAddress(module: string, name: string): number | undefined;
+  /**
+   * A register's value after event `seq` (0 EAX … 7 EDI, see instruction_log.effects), from the
+   * recorded effects: the last write at or before `seq`, else the nearest checkpoint's CPU state.
+   */
+  registerAfter(seq: number, reg: number): number | null;
+}
+
+export function makeContext(db: Database.Database, sessionId: number): LogContext {
+  const s = db.prepare('SELECT first_thread, events FROM sessions WHERE id = ?').get(sessionId) as { first_thread: number; events: number } | undefined;
+  if (!s) throw new RangeError(`no session ${sessionId}`);
+  // The true extent of the log (a killed recording's counters may lag the rows by a batch).
+  const last = db.prepare('SELECT max(seq) FROM event_marks WHERE session_id = ?').pluck().get(sessionId) as number | null;
+  const lastInstr = db.prepare('SELECT max(seq) FROM instruction_log WHERE session_id = ?').pluck().get(sessionId) as number | null;
+  const events = Math.max(s.events, (last ?? -1) + 1, (lastInstr ?? -1) + 1);
+  const symbolStmt = db.prepare('SELECT address FROM guest_symbols WHERE session_id = ? AND module = ? AND name = ?').pluck();
+  const back = db.prepare('SELECT seq, effects FROM instruction_log WHERE session_id = ? AND seq <= ? AND seq > ? AND effects IS NOT NULL ORDER BY seq DESC').raw();
+  const backExceptions = db.prepare('SELECT seq, effects FROM exceptions WHERE session_id = ? AND seq <= ? AND seq > ? AND effects IS NOT NULL ORDER BY seq DESC').raw();
+  const checkpoint = db.prepare('SELECT seq, cpu FROM checkpoints WHERE session_id = ? AND seq <= ? + 1 ORDER BY seq DESC LIMIT 1').raw();
+  const regIn = (effects: Uint8Array, reg: number): number | null => {
+    let found: number | null = null;
+    for (const [id, v] of unpackEffects(effects).regs) if (id === reg) found = v;
+    return found;
+  };
+  return {
+    db,
+    sessionId,
+    code: readCodeTable(db, sessionId),
+    firstThread: s.first_thread,
+    events,
+    symbolAddress: (module, name) => symbolStmt.get(sessionId, module, name) as number | undefined,
+    registerAfter(seq, reg) {
+      const cp = checkpoint.get(sessionId, seq) as [number, string] | undefined;
+      const floor = cp ? cp[0] - 1 : -1; // a checkpoint at seq k holds the state after event k-1
+      for (let hi = seq; hi > floor; hi -= 256) {
+        const lo = Math.max(floor, hi - 256);
+        const rows = [...(back.all(sessionId, hi, lo) as [number, Uint8Array][]), ...(backExceptions.all(sessionId, hi, lo) as [number, Uint8Array][])];
+        rows.sort((a, b) => b[0] - a[0]);
+        for (const [, eff] of rows) {
+          const v = regIn(eff, reg);
+          if (v !== null) return v >>> 0;
+        }
+      }
+      if (!cp) return null;
+      const regs = (JSON.parse(cp[1]) as { regs?: number[] }).regs;
+      return regs && reg < regs.length ? regs[reg] >>> 0 : null;
+    },
+  };
+}
+
+const WINDOW = 1 << 16;
+const COMMON = COMMON_COLUMNS.slice(1).map((c) => c.name); // seq, icount, cpl, eip, thread_id
+
+/**
+ * The session's events in seq order. Cold: every subscription reads the log again. Emits one
+ * reused LogEvent; `onWindow(eventsDone)` is called after each window (progress bars).
+ */
+export function readLog(ctx: LogContext, onWindow?: (done: number) => void): Observable<LogEvent> {
+  return new Observable<LogEvent>((subscriber) => {
+    const { db, sessionId, code } = ctx;
+    const instr = db.prepare('SELECT group_concat(code_id) FROM (SELECT code_id FROM instruction_log WHERE session_id = ? AND seq >= ? AND seq < ? ORDER BY seq)').pluck();
+    const instrWithSeq = db.prepare('SELECT seq, code_id FROM instruction_log WHERE session_id = ? AND seq >= ? AND seq < ? ORDER BY seq').raw();
+    const others = EVENT_TABLES.map((t) => ({
+      type: t.event,
+      stmt: db.prepare(`SELECT ${[...COMMON, ...t.columns.map((c) => c.name)].join(', ')} FROM ${t.name} WHERE session_id = ? AND seq >= ? AND seq < ? ORDER BY seq`).raw(),
+    }));
+    const e: LogEvent = { seq: 0, type: 'instruction', icount: 0, cpl: 0, eip: 0, thread: ctx.firstThread, code: -1, row: null };
+    let icount = 0;
+    let thread = ctx.firstThread;
+    for (let lo = 0; lo < ctx.events && !subscriber.closed; lo += WINDOW) {
+      const hi = Math.min(ctx.events, lo + WINDOW);
+      // The other events of the window, merged by seq (few: sort them).
+      const rest: { type: LogEventType; row: unknown[] }[] = [];
+      for (const o of others) for (const row of o.stmt.all(sessionId, lo, hi) as unknown[][]) rest.push({ type: o.type, row });
+      if (rest.length > 1) rest.sort((a, b) => (a.row[0] as number) - (b.row[0] as number));
+      const list = instr.get(sessionId, lo, hi) as string | null;
+      let ids: string[] = list ? list.split(',') : [];
+      let seqs: number[] | null = null;
+      if (ids.length + rest.length !== hi - lo) {
+        // Not gapless (a damaged file): take the instructions' seqs from the rows themselves.
+        const rows = instrWithSeq.all(sessionId, lo, hi) as [number, number][];
+        seqs = rows.map((r) => r[0]);
+        ids = rows.map((r) => String(r[1]));
+      }
+      let i = 0;
+      let r = 0;
+      let seq = lo;
+      while ((i < ids.length || r < rest.length) && !subscriber.closed) {
+        const nextOther = r < rest.length ? (rest[r].row[0] as number) : Infinity;
+        const nextInstr = i < ids.length ? (seqs ? seqs[i] : seq) : Infinity;
+        if (nextInstr < nextOther) {
+          const id = +ids[i++];
+          e.seq = nextInstr;
+          e.type = 'instruction';
+          e.icount = icount++;
+          e.cpl = code.cpl[id];
+          e.eip = code.eip[id];
+          e.thread = thread;
+          e.code = id;
+          e.row = null;
+          seq = nextInstr + 1;
+        } else {
+          const { type, row } = rest[r++];
+          e.seq = nextOther;
+          e.type = type;
+          e.icount = icount = row[1] as number;
+          e.cpl = row[2] as number;
+          e.eip = row[3] as number;
+          e.thread = thread = row[4] as number;
+          e.code = -1;
+          e.row = row.slice(5);
+          seq = nextOther + 1;
+        }
+        subscriber.next(e);
+      }
+      onWindow?.(hi);
+    }
+    subscriber.complete();
+  });
+}
