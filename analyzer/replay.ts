@@ -16,7 +16,7 @@ import { foldRingSpans, RING_SPANS } from './projections/ring-spans.js';
 import { foldSyscallArgs, SYSCALL_ARGS } from './projections/syscall-args.js';
 import { foldSyscalls, syscallRow, SYSCALLS } from './projections/syscalls.js';
 import { symbolRows, SYMBOLS } from './projections/symbols.js';
-import { digestOf, tableSql, type Projection, type ProjectionTable } from './projections/table.js';
+import { digestOf, rowWriter, tableSql, type Projection, type ProjectionTable } from './projections/table.js';
 
 /** The projections a replay builds, in the order their results are reported. */
 export const PROJECTIONS: readonly Projection[] = [SYSCALLS, SYSCALL_ARGS, CALLS, RING_SPANS, SYMBOLS];
@@ -32,7 +32,7 @@ export const PROJECTIONS_TABLE: ProjectionTable = {
       name: 'digest',
       type: 'TEXT',
       notNull: true,
-      comment: "SHA-256 (hex) of the projection's rows for the session in primary-key order, without session_id: the header 'table(col,…)\\n', then each row as a JSON array and '\\n'",
+      comment: "SHA-256 (hex) of the projection's rows for the session in primary-key order, without session_id: the header 'table(col,…)' and a newline, then each row as SQLite's json_array(col, …) and a newline",
     },
     { name: 'rows', type: 'INTEGER', notNull: true, comment: 'how many rows it has for the session' },
   ],
@@ -108,15 +108,13 @@ export function replaySession(db: Database.Database, sessionId: number, options:
     ];
     let failure: unknown = null;
     const subs = outputs.map(([p, rows$]) => {
-      const cols = ['session_id', ...p.table.columns.map((c) => c.name)];
-      const insert = db.prepare(`INSERT INTO ${p.table.name} (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`);
+      const writer = rowWriter(db, p.table, sessionId);
       return rows$.subscribe({
-        next: (row) => {
-          insert.run(sessionId, ...row);
-        },
+        next: (row) => writer.add(row),
         error: (err) => {
           failure ??= err;
         },
+        complete: () => writer.flush(),
       });
     });
     log$.connect();
