@@ -7,3 +7,5 @@ export { foldSyscallArgs, argRows, SYSCALL_ARGS, SYSCALL_ARGS_TABLE } from './pr
 export { foldCalls, CALLS, CALLS_TABLE } from './projections/calls.js';
 export { foldRingSpans, RING_SPANS, RING_SPANS_TABLE } from './projections/ring-spans.js';
 export { symbolRows, SYMBOLS, SYMBOLS_TABLE } from './projections/symbols.js';
+export { stateAt, resolveSession, sessionSymbols, formatRegisters, formatMemory, disassembleAt, stateJson, type MachineState } from './state.js';
+export { verifySession, formatVerifyResult, VerifyError } from './verify.js';
