@@ -6,6 +6,7 @@ import { createInterface } from 'node:readline';
 import { ExecInputError, runCase, type ExecCase } from '../core/index.js';
 import { nearestSymbol } from '../core/guest/program.js';
 import { runDemo } from './demo.js';
+import { addRecordCommands } from './record.js';
 import { SCENARIOS, findScenario } from '../core/guest/scenarios.js';
 
 /** "; did you mean 'x'?" for the scenario name nearest to a mistyped one. */
@@ -110,6 +111,8 @@ export function buildProgram(): Command {
       if (!s) throw new UserError(`unknown scenario '${name}'${suggest(name)} (run 'ntflow scenarios' for the list)`);
       await runDemo(name);
     });
+
+  addRecordCommands(program, (message) => new UserError(message));
 
   return program;
 }

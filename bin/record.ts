@@ -1,0 +1,327 @@
+// `ntflow record` and `ntflow sessions`: argument handling, the progress bar, the closing summary
+// and signals. The recording itself is recorder/'s `record()`; this file only turns the command
+// line into its target and options, and its results and errors into output and exit statuses:
+// 0 for every complete recording (whatever the guest did), 1 for a user error (one line), 130
+// after Ctrl-C (the current batch is written and the session stays 'incomplete').
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import cliProgress from 'cli-progress';
+import { AsmError, ProgramError, type ProgramSource } from '../core/index.js';
+import {
+  DEFAULT_MAX_INSTRUCTIONS,
+  RecordInputError,
+  TraceFileError,
+  openTraceForReading,
+  openTraceForWriting,
+  record,
+  resolveTarget,
+  type RecordProgress,
+  type RecordTarget,
+  type SessionSummary,
+} from '../recorder/index.js';
+
+export interface RecordCommandOptions {
+  output?: string;
+  name?: string;
+  driver: string[];
+  cpu?: 'sysenter' | 'int2e';
+  maxInstructions?: number;
+}
+
+/** Builds the error the CLI prints as one line with exit status 1 (cli.ts's UserError). */
+export type UserErrorFactory = (message: string) => Error;
+
+/** --max-instructions: a positive whole number (digits, `_` or `,` separators, or 5e7 / 50M). */
+export function parseMaxInstructions(v: string): number {
+  const s = v.trim().replace(/[_,]/g, '');
+  const m = /^(\d+(?:\.\d+)?)([kKmMgG]?)$/.exec(s) ?? /^(\d+(?:\.\d+)?e\d+)()$/i.exec(s);
+  const n = m ? Number(m[1]) * ({ '': 1, k: 1e3, m: 1e6, g: 1e9 } as Record<string, number>)[m[2].toLowerCase()] : NaN;
+  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError('must be a positive whole number of instructions (e.g. 1000000 or 5M)');
+  return n;
+}
+
+/** A file name made from a session name, for the default `traces/<name>.db`. */
+function fileStem(name: string): string {
+  const stem = name.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^[-.]+|-+$/g, '');
+  return stem || 'session';
+}
+
+/** Read a program or driver source the user named: a missing or unreadable file is a user error. */
+function readSource(path: string, what: string, userError: UserErrorFactory): ProgramSource {
+  if (!existsSync(path)) throw userError(`${what} ${path} does not exist`);
+  if (statSync(path).isDirectory()) throw userError(`${what} ${path} is a directory, not an .asm file`);
+  try {
+    return { fileName: path, source: readFileSync(path, 'utf8') };
+  } catch (e) {
+    throw userError(`cannot read ${what} ${path}: ${(e as Error).message.split('\n')[0]}`);
+  }
+}
+
+/**
+ * What the argument names: an `.asm` argument, or any path that exists, is a program file (the
+ * drivers go with it); anything else is a built-in scenario's name.
+ */
+export function targetOf(arg: string, drivers: string[], userError: UserErrorFactory): RecordTarget {
+  if (/\.asm$/i.test(arg) || existsSync(arg) || /[\\/]/.test(arg)) {
+    const program = readSource(arg, 'program', userError);
+    return { program, drivers: drivers.map((d) => readSource(d, 'driver', userError)) };
+  }
+  return { scenario: arg };
+}
+
+const plain = (n: number) => n.toLocaleString('en-US');
+
+function sizeText(bytes: number): string {
+  if (bytes < 1024) return `${bytes} bytes`;
+  const units = ['KiB', 'MiB', 'GiB'];
+  let v = bytes / 1024;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${v.toFixed(v < 10 ? 2 : 1)} ${units[u]}`;
+}
+
+function rateText(perSecond: number): string {
+  if (perSecond >= 1e6) return `${(perSecond / 1e6).toFixed(2)} M`;
+  if (perSecond >= 1e3) return `${(perSecond / 1e3).toFixed(1)} k`;
+  return perSecond.toFixed(0);
+}
+
+function elapsedText(seconds: number): string {
+  if (seconds < 60) return `${seconds.toFixed(1)} s`;
+  const m = Math.floor(seconds / 60);
+  return `${m} min ${(seconds - m * 60).toFixed(0).padStart(2, '0')} s`;
+}
+
+/** The file's size and instructions over all its sessions (a file may hold many). */
+function fileTotals(path: string): { bytes: number; instructions: number; sessions: number } | null {
+  try {
+    const db = openTraceForReading(path);
+    try {
+      const r = db.prepare('SELECT count(*) AS sessions, coalesce(sum(instructions), 0) AS instructions FROM sessions').get() as { sessions: number; instructions: number };
+      return { bytes: statSync(path).size, instructions: r.instructions, sessions: r.sessions };
+    } finally {
+      db.close();
+    }
+  } catch {
+    return null;
+  }
+}
+
+/** The closing summary (stdout), one fact a line. */
+export function summaryText(s: SessionSummary): string {
+  const lines: string[] = [];
+  lines.push(`session ${s.sessionId} '${s.name}': ${s.status}`);
+  if (s.outcome) {
+    const d = s.outcome.description;
+    lines.push(`  outcome       ${d.startsWith(s.outcome.kind) ? d : `${s.outcome.kind}: ${d}`}`);
+  }
+  lines.push(`  instructions  ${plain(s.instructions)}`);
+  lines.push(`  events        ${plain(s.events)}${s.events ? ` (seq 0 … ${plain(s.events - 1)})` : ''}`);
+  const failures = Object.entries(s.failures).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+  const failed = failures.reduce((n, [, k]) => n + k, 0);
+  const failText = failed ? `, ${plain(failed)} failed: ${failures.map(([name, k]) => `${name} ×${k}`).join(', ')}` : failures.length === 0 ? ', none failed' : '';
+  lines.push(`  system calls  ${plain(s.syscalls)}${s.syscalls ? failText : ''}`);
+  const totals = fileTotals(s.file);
+  const bytes = totals?.bytes ?? s.bytes;
+  if (totals && totals.sessions > 1) {
+    const per = totals.instructions ? (bytes / totals.instructions).toFixed(1) : '–';
+    lines.push(`  file          ${s.file}, ${sizeText(bytes)} (${totals.sessions} sessions, ${per} bytes per instruction over all of them)`);
+  } else {
+    lines.push(`  file          ${s.file}, ${sizeText(bytes)} (${s.instructions ? (bytes / s.instructions).toFixed(1) : '–'} bytes per instruction)`);
+  }
+  lines.push(`  time          ${elapsedText(s.seconds)} (${rateText(s.seconds > 0 ? s.instructions / s.seconds : 0)} instructions/s)`);
+  return lines.join('\n') + '\n';
+}
+
+/** A progress bar on stderr, only when stderr is a terminal; otherwise nothing at all. */
+function progressBar(maxInstructions: number): { update(p: RecordProgress): void; stop(): void } {
+  if (!process.stderr.isTTY) return { update() {}, stop() {} };
+  const bar = new cliProgress.SingleBar(
+    {
+      stream: process.stderr,
+      format: 'recording {bar} {instr} instructions | {eps} events/s | {syscalls} syscalls | {elapsed}',
+      barsize: 20,
+      hideCursor: true,
+      clearOnComplete: true,
+      fps: 8,
+      barCompleteChar: '█',
+      barIncompleteChar: '░',
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  let started = false;
+  return {
+    update(p) {
+      const payload = {
+        instr: plain(p.instructions),
+        eps: rateText(p.seconds > 0 ? p.events / p.seconds : 0),
+        syscalls: plain(p.syscalls),
+        elapsed: elapsedText(p.seconds),
+      };
+      // The bar runs against the instruction limit, the only bound known in advance.
+      if (!started) {
+        started = true;
+        bar.start(maxInstructions, Math.min(p.instructions, maxInstructions), payload);
+      } else bar.update(Math.min(p.instructions, maxInstructions), payload);
+    },
+    stop() {
+      if (started) bar.stop();
+    },
+  };
+}
+
+/**
+ * Refuse a bad output path before the guest boots (a second, not after it): an existing file is
+ * opened the way the recorder will open it (a directory, a non-SQLite file or another database is
+ * refused, untouched), and a new file's nearest existing ancestor must be a folder.
+ */
+function checkOutput(output: string, userError: UserErrorFactory): void {
+  if (existsSync(output)) {
+    try {
+      openTraceForWriting(output).close();
+    } catch (e) {
+      throw asUserError(e, userError);
+    }
+    return;
+  }
+  let dir = resolve(output);
+  do dir = dirname(dir);
+  while (!existsSync(dir) && dirname(dir) !== dir);
+  if (existsSync(dir) && !statSync(dir).isDirectory()) throw userError(`cannot create ${output}: ${dir} is a file, not a folder`);
+}
+
+/** Map the recorder's and the assembler's input errors to the CLI's one-line user errors. */
+function asUserError(e: unknown, userError: UserErrorFactory): unknown {
+  if (e instanceof RecordInputError || e instanceof TraceFileError || e instanceof AsmError || e instanceof ProgramError) {
+    return userError(e.message.split('\n')[0]);
+  }
+  return e;
+}
+
+export async function recordCommand(arg: string, opts: RecordCommandOptions, userError: UserErrorFactory): Promise<void> {
+  const target = targetOf(arg, opts.driver ?? [], userError);
+  let label: string;
+  try {
+    label = resolveTarget(target, opts.cpu).label;
+  } catch (e) {
+    throw asUserError(e, userError);
+  }
+  if ('scenario' in target && opts.driver?.length) {
+    throw userError(`--driver goes with a program file (ntflow record prog.asm --driver drv.asm); the scenario '${arg}' brings its own drivers`);
+  }
+  const name = opts.name?.trim() || label;
+  const output = opts.output ?? join('traces', `${fileStem(name)}.db`);
+  const maxInstructions = opts.maxInstructions ?? DEFAULT_MAX_INSTRUCTIONS;
+  checkOutput(output, userError);
+
+  const controller = new AbortController();
+  let interrupted: NodeJS.Signals | null = null;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (interrupted) process.exit(sig === 'SIGINT' ? 130 : 143); // a second Ctrl-C: leave now (the file stays valid)
+    interrupted = sig;
+    controller.abort();
+  };
+  // When the writer fails (a full disk), recorder/record.ts rejects every batch still in flight, and
+  // those not yet awaited surface as unhandled rejections (a Node crash with a stack trace): the
+  // awaited one already carries the error to the catch below, so the others are dropped here.
+  const onUnhandled = (e: unknown) => {
+    if (e instanceof TraceFileError) return;
+    process.stderr.write(`ntflow: internal error: ${(e as Error)?.stack ?? String(e)}\n`);
+    process.exit(2);
+  };
+  process.on('unhandledRejection', onUnhandled);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const bar = progressBar(maxInstructions);
+  let summary: SessionSummary;
+  try {
+    summary = await record(target, { output, name, cpu: opts.cpu, maxInstructions, signal: controller.signal, onProgress: (p) => bar.update(p) });
+  } catch (e) {
+    throw asUserError(e, userError);
+  } finally {
+    bar.stop();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    // Late rejections of the batches in flight arrive after record() settles: keep the guard
+    // until the event loop has turned once more.
+    setImmediate(() => process.off('unhandledRejection', onUnhandled));
+  }
+  if (summary.status !== 'complete') {
+    process.stderr.write(
+      `ntflow: interrupted; session ${summary.sessionId} in ${summary.file} stays 'incomplete' with the ${plain(summary.instructions)} instructions and ${plain(summary.events)} events recorded so far\n`,
+    );
+    process.exitCode = interrupted === 'SIGTERM' ? 143 : 130;
+    return;
+  }
+  process.stdout.write(summaryText(summary));
+}
+
+interface SessionRow {
+  id: number;
+  name: string;
+  status: string;
+  outcome: string | null;
+  instructions: number;
+  syscalls: number;
+  started_at: string;
+}
+
+/** `ntflow sessions FILE`: a table of the file's sessions. */
+export function sessionsCommand(file: string, userError: UserErrorFactory): void {
+  let rows: SessionRow[];
+  try {
+    const db = openTraceForReading(file);
+    try {
+      rows = db
+        .prepare(
+          `SELECT s.id, s.name, s.status, s.outcome, s.instructions,
+                  (SELECT count(*) FROM service_enters e WHERE e.session_id = s.id) AS syscalls, s.started_at
+           FROM sessions s ORDER BY s.id`,
+        )
+        .all() as SessionRow[];
+    } finally {
+      db.close();
+    }
+  } catch (e) {
+    if (e instanceof TraceFileError) throw userError(e.message.split('\n')[0]);
+    const msg = (e as Error).message.split('\n')[0];
+    if (/not a database|malformed|no such table|SQLITE_/i.test(msg)) throw userError(`${file} cannot be read as an ntflow trace: ${msg}`);
+    throw e;
+  }
+  if (rows.length === 0) {
+    process.stdout.write(`${file} holds no sessions yet\n`);
+    return;
+  }
+  const header = ['id', 'name', 'status', 'outcome', 'instructions', 'syscalls', 'started_at'];
+  const table = rows.map((r) => [String(r.id), r.name, r.status, r.outcome ?? '-', plain(r.instructions), plain(r.syscalls), r.started_at]);
+  const right = new Set([0, 4, 5]);
+  const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => (right.has(i) ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
+  process.stdout.write([line(header), line(widths.map((w) => '-'.repeat(w))), ...table.map(line)].join('\n') + '\n');
+}
+
+/** Register `record` and `sessions` on the CLI. */
+export function addRecordCommands(program: Command, userError: UserErrorFactory): void {
+  program
+    .command('record')
+    .description('record a built-in scenario or a program (.asm) into a trace file (SQLite)')
+    .argument('<scenario|file.asm>', "a built-in scenario's name ('ntflow scenarios') or a program file")
+    .option('-o, --output <file>', 'the trace file to create or append a session to (default: traces/<name>.db)')
+    .option('--name <name>', "the session's name (default: the scenario's or the program file's)")
+    .option('--driver <file.asm>', 'a driver to load with the program (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .addOption(new Option('--cpu <model>', "CPU model: 'sysenter', or 'int2e' for a CPU without SYSENTER (default: the scenario's)").choices(['sysenter', 'int2e']))
+    .addOption(
+      new Option('--max-instructions <n>', `stop the machine after this many instructions (default ${plain(DEFAULT_MAX_INSTRUCTIONS)})`).argParser(parseMaxInstructions),
+    )
+    .action((arg: string, opts: RecordCommandOptions) => recordCommand(arg, opts, userError));
+
+  program
+    .command('sessions')
+    .description("list a trace file's sessions: id, name, status, outcome, instructions, syscalls, start time")
+    .argument('<trace.db>', 'a trace file')
+    .action((file: string) => sessionsCommand(file, userError));
+}
