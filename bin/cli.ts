@@ -7,6 +7,13 @@ import { ExecInputError, runCase, type ExecCase } from '../core/index.js';
 import { nearestSymbol } from '../core/guest/program.js';
 import { runDemo } from './demo.js';
 import { addRecordCommands } from './record.js';
+import { addQueryCommand } from './query.js';
+import { addReplayCommand } from './replay.js';
+import { addStateCommand } from './state-command.js';
+import { QueryError } from '../analyzer/query.js';
+import { ReplayInputError, VerifyError } from '../analyzer/index.js';
+import { RecordInputError, TraceFileError } from '../recorder/index.js';
+import { AsmError, ProgramError } from '../core/index.js';
 import { SCENARIOS, findScenario } from '../core/guest/scenarios.js';
 
 /** "; did you mean 'x'?" for the scenario name nearest to a mistyped one. */
@@ -113,8 +120,25 @@ export function buildProgram(): Command {
     });
 
   addRecordCommands(program, (message) => new UserError(message));
+  addQueryCommand(program, (message) => new UserError(message));
+  addReplayCommand(program, (message) => new UserError(message));
+  addStateCommand(program, (message) => new UserError(message));
 
   return program;
+}
+
+/** Mistakes the user can fix, from any layer: one line, exit status 1. */
+function isUserError(e: unknown): boolean {
+  return (
+    e instanceof UserError ||
+    e instanceof TraceFileError ||
+    e instanceof RecordInputError ||
+    e instanceof ReplayInputError ||
+    e instanceof QueryError ||
+    e instanceof VerifyError ||
+    e instanceof ProgramError ||
+    e instanceof AsmError
+  );
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -127,8 +151,8 @@ export async function main(argv: string[]): Promise<number> {
       // commander already printed its message; help and version are not errors.
       return e.exitCode === 0 ? 0 : 1;
     }
-    if (e instanceof UserError) {
-      process.stderr.write(`ntflow: ${e.message}\n`);
+    if (isUserError(e)) {
+      process.stderr.write(`ntflow: ${(e as Error).message.split('\n')[0]}\n`);
       return 1;
     }
     process.stderr.write(`ntflow: internal error: ${(e as Error).stack ?? String(e)}\n`);

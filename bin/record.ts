@@ -3,6 +3,7 @@
 // line into its target and options, and its results and errors into output and exit statuses:
 // 0 for every complete recording (whatever the guest did), 1 for a user error (one line), 130
 // after Ctrl-C (the current batch is written and the session stays 'incomplete').
+import { replayFile } from '../analyzer/index.js';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
@@ -225,15 +226,6 @@ export async function recordCommand(arg: string, opts: RecordCommandOptions, use
     interrupted = sig;
     controller.abort();
   };
-  // When the writer fails (a full disk), recorder/record.ts rejects every batch still in flight, and
-  // those not yet awaited surface as unhandled rejections (a Node crash with a stack trace): the
-  // awaited one already carries the error to the catch below, so the others are dropped here.
-  const onUnhandled = (e: unknown) => {
-    if (e instanceof TraceFileError) return;
-    process.stderr.write(`ntflow: internal error: ${(e as Error)?.stack ?? String(e)}\n`);
-    process.exit(2);
-  };
-  process.on('unhandledRejection', onUnhandled);
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const bar = progressBar(maxInstructions);
@@ -246,9 +238,6 @@ export async function recordCommand(arg: string, opts: RecordCommandOptions, use
     bar.stop();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    // Late rejections of the batches in flight arrive after record() settles: keep the guard
-    // until the event loop has turned once more.
-    setImmediate(() => process.off('unhandledRejection', onUnhandled));
   }
   if (summary.status !== 'complete') {
     process.stderr.write(
@@ -257,6 +246,9 @@ export async function recordCommand(arg: string, opts: RecordCommandOptions, use
     process.exitCode = interrupted === 'SIGTERM' ? 143 : 130;
     return;
   }
+  // The projections (syscalls, calls, …) are built right away, from the same pipelines as
+  // `ntflow replay`, so the new session can be queried at once.
+  replayFile(summary.file, { session: summary.sessionId });
   process.stdout.write(summaryText(summary));
 }
 

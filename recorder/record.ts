@@ -3,6 +3,7 @@
 // events goes, as transferable buffers, to the writer thread, so emulation and SQLite use both
 // cores. The session row is written 'incomplete' first and 'complete' at the end: a killed
 // recording leaves a valid file missing at most the batches in flight.
+import { existsSync, statSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { Guest, statusName, type GuestOutcome, type ProgramSource } from '../core/index.js';
 import { findScenario, scenarioSource, SCENARIOS } from '../core/guest/scenarios.js';
@@ -48,6 +49,7 @@ export interface SessionSummary {
   syscalls: number;
   /** Failing NTSTATUS names → how many calls returned each. */
   failures: Record<string, number>;
+  /** Bytes this session added to the file (0 when it did not finish). */
   bytes: number;
   bytesPerInstruction: number;
   seconds: number;
@@ -111,11 +113,16 @@ class WriterThread {
   }
 
   send(msg: ToWriter, transfer: ArrayBuffer[] = []): Promise<FromWriter> {
-    if (this.failure) return Promise.reject(this.failure);
-    return new Promise((resolve, reject) => {
-      this.waiting.push({ resolve, reject });
-      this.worker.postMessage(msg, transfer);
-    });
+    const p: Promise<FromWriter> = this.failure
+      ? Promise.reject(this.failure)
+      : new Promise((resolve, reject) => {
+          this.waiting.push({ resolve, reject });
+          this.worker.postMessage(msg, transfer);
+        });
+    // A failure (a full disk) rejects every reply in flight; the one awaited carries it to the
+    // caller, the others must not become unhandled rejections.
+    p.catch(() => {});
+    return p;
   }
 
   /** Wait until at most `n` replies are outstanding. */
@@ -160,6 +167,13 @@ export async function record(target: RecordTarget, options: RecordOptions): Prom
   const name = options.name ?? resolved.label;
   const writer = new WriterThread();
   const started = Date.now();
+  // The file's size before: the summary's bytes are what this session added.
+  let sizeBefore = 0;
+  try {
+    sizeBefore = statSync(options.output).size + (existsSync(options.output + '-wal') ? statSync(options.output + '-wal').size : 0);
+  } catch {
+    /* a new file */
+  }
   let sessionId = 0;
   try {
     const opened = await writer.send({
@@ -243,7 +257,7 @@ export async function record(target: RecordTarget, options: RecordOptions): Prom
         detail: outcome.description,
         finishedAt: new Date().toISOString(),
       });
-      if (fin.type === 'finished') bytes = fin.bytes;
+      if (fin.type === 'finished') bytes = Math.max(fin.bytes - sizeBefore, 0);
     }
     const instructions = builder.totalInstructions;
     return {
