@@ -1,0 +1,128 @@
+// The shapes that flow through viz/: rows from a trace → flow steps → pure layouts (numbers) →
+// d3 rendering (SVG in Node, or the self-contained interactive HTML page). Layout is pure and
+// tested with exact numbers; rendering only draws what a layout says.
+
+/** Where a step happens: a module lane (program, ntdll, SharedUserData, nt:KiFastCallEntry, …). */
+export interface LaneSpec {
+  /** Stable id, e.g. 'program', 'ntdll', 'SharedUserData', 'nt-entry', 'nt-service', 'nt-exit', 'driver:osr-log'. */
+  id: string;
+  /** What the lane header shows: 'user-nt-readfile.exe', 'ntdll', 'KiFastCallEntry / KiSystemService', … */
+  label: string;
+  /** The privilege level the lane's code runs at. */
+  ring: 0 | 3;
+}
+
+/** One arrow or note of a sequence diagram, in trace order. */
+export interface FlowStep {
+  /** The trace event it comes from. */
+  seq: number;
+  kind: 'call' | 'return' | 'jump' | 'sysenter' | 'sysexit' | 'int' | 'iret' | 'exception' | 'note';
+  /** Lane ids; a note has from === to. */
+  from: string;
+  to: string;
+  /** What the arrow says: 'call ntdll!NtReadFile', 'EAX = 0B7h', 'MSR[176] → KiFastCallEntry', 'SSDT[0xB7] → nt!NtReadFile',
+   * 'PreviousMode = UserMode', 'APC check: none pending', 'STATUS_INVALID_HANDLE'. */
+  label: string;
+  /** Shown on hover: registers (from time travel), arguments, status… (already formatted text). */
+  detail: Record<string, string>;
+  /** A failing NTSTATUS on this step (drawn in red). */
+  status?: { code: number; name: string; failed: boolean };
+  /** The system call this step belongs to (syscalls.id), for bands and collapsing. */
+  syscallId?: number;
+  /** The function body this step is inside (calls.id), for collapse/expand. */
+  callId?: number;
+}
+
+/** One system call, a band across the diagram; collapsed it is a single row. */
+export interface SyscallBand {
+  syscallId: number;
+  name: string;
+  entry: string;
+  previousMode: string;
+  status: { code: number; name: string; failed: boolean } | null;
+  parentId: number | null;
+  firstSeq: number;
+  lastSeq: number;
+}
+
+export interface SequenceInput {
+  title: string;
+  lanes: LaneSpec[];
+  steps: FlowStep[];
+  bands: SyscallBand[];
+}
+
+// ---- layout output (numbers only) ----------------------------------------------------------
+
+export interface LaidLane extends LaneSpec {
+  x: number; // centre line
+  width: number;
+}
+
+export interface LaidStep extends FlowStep {
+  index: number;
+  y: number;
+  x1: number;
+  x2: number;
+}
+
+export interface LaidBand extends SyscallBand {
+  y0: number;
+  y1: number;
+}
+
+export interface RingGroup {
+  ring: 0 | 3;
+  label: string; // 'ring 3 (user mode)', 'ring 0 (kernel mode)'
+  x0: number;
+  x1: number;
+}
+
+export interface SequenceLayout {
+  title: string;
+  width: number;
+  height: number;
+  headerHeight: number;
+  rowHeight: number;
+  lanes: LaidLane[];
+  rings: RingGroup[];
+  steps: LaidStep[];
+  bands: LaidBand[];
+}
+
+/** Flame chart: one rectangle per call (calls projection), x = icount, y = depth. */
+export interface FlameInput {
+  title: string;
+  calls: { id: number; parentId: number | null; depth: number; startIcount: number; endIcount: number; symbol: string; module: string; cpl: 0 | 3 }[];
+  totalIcount: number;
+}
+export interface FlameRect {
+  id: number;
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+  label: string;
+  module: string;
+  cpl: 0 | 3;
+}
+export interface FlameLayout {
+  title: string;
+  width: number;
+  height: number;
+  rects: FlameRect[];
+}
+
+/** Aggregated call graph: nodes are functions, edges how often each call ran. */
+export interface GraphInput {
+  title: string;
+  edges: { from: string; to: string; count: number; kind: FlowStep['kind'] }[];
+  nodes: { id: string; module: string; ring: 0 | 3 }[];
+}
+export interface GraphLayout {
+  title: string;
+  width: number;
+  height: number;
+  nodes: { id: string; module: string; ring: 0 | 3; x: number; y: number; width: number; height: number }[];
+  edges: { from: string; to: string; count: number; kind: FlowStep['kind']; path: string; labelX: number; labelY: number }[];
+}
