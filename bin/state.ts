@@ -11,15 +11,18 @@ export interface StateOptions {
   u?: boolean;
 }
 
-/** A number as the user typed it: decimal, 0x… hex, or WinDbg's 8053a270 / 0B7h. */
-export function parseNumber(text: string, what: string, Err: new (m: string) => Error): number {
+/**
+ * A number as the user typed it: 0x… or …h is hex; otherwise decimal for counts (--at, LEN) and,
+ * as in WinDbg, hex for addresses (--mem 7ffe0300).
+ */
+export function parseNumber(text: string, what: string, Err: new (m: string) => Error, radix: 10 | 16 = 10): number {
   const t = text.trim();
   let v: number;
   if (/^0x[0-9a-f]+$/i.test(t)) v = parseInt(t.slice(2), 16);
   else if (/^[0-9a-f]+h$/i.test(t)) v = parseInt(t.slice(0, -1), 16);
-  else if (/^\d+$/.test(t)) v = Number(t);
-  else if (/^[0-9a-f]*[a-f][0-9a-f]*$/i.test(t)) v = parseInt(t, 16);
-  else throw new Err(`${what}: '${text}' is not a number (use 1234, 0x4d2 or 4d2h)`);
+  else if (radix === 10 && /^\d+$/.test(t)) v = Number(t);
+  else if (radix === 16 && /^[0-9a-f]+$/i.test(t)) v = parseInt(t, 16);
+  else throw new Err(`${what}: '${text}' is not a number (use ${radix === 10 ? '1234 or 0x4d2' : '7ffe0300 or 0x7ffe0300'})`);
   if (!Number.isSafeInteger(v)) throw new Err(`${what}: '${text}' is too large`);
   return v;
 }
@@ -30,7 +33,7 @@ export function stateCommand(file: string, opts: StateOptions, Err: new (m: stri
     const sessionId = resolveSession(db, opts.session);
     const seq = parseNumber(opts.at, '--at', Err);
     const state = stateAt(db, sessionId, seq);
-    const mem = opts.mem ? { address: parseNumber(opts.mem[0], '--mem ADDR', Err) >>> 0, length: parseNumber(opts.mem[1], '--mem LEN', Err) } : undefined;
+    const mem = opts.mem ? { address: parseNumber(opts.mem[0], '--mem ADDR', Err, 16) >>> 0, length: parseNumber(opts.mem[1], '--mem LEN', Err) } : undefined;
     if (mem && (mem.length <= 0 || mem.length > 0x10000)) throw new Err(`--mem LEN must be between 1 and 65536 bytes (got ${mem.length})`);
     if (opts.json) {
       process.stdout.write(JSON.stringify(stateJson(state, { mem, u: opts.u }), null, 1) + '\n');
