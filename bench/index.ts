@@ -2,7 +2,9 @@
 // subscriber and with a counting subscriber on events$, side by side in one run (absolute times on
 // shared machines are noisy; the ratio is what to compare). Prints a table and one JSON line.
 import { assemble, Machine, PTE_P, PTE_RW, PTE_US } from '../core/index.js';
-import { benchRecord } from './record.js';
+import { benchRecord, rmSync } from './record.js';
+import { benchReplay, benchState } from './analyze.js';
+import { dirname } from 'node:path';
 
 const LOOP = `
   mov ecx, ITERATIONS
@@ -83,4 +85,13 @@ console.log(`  whole record command                ${(rec.recordPerSecond / 1e6)
 console.log(`  raw better-sqlite3, 10-col rows     ${(rec.rawPerSecond / 1e6).toFixed(3).padStart(7)} M rows/s   (${rec.rawSeconds.toFixed(2)} s; 50k-row transactions, WAL, synchronous=OFF)`);
 console.log(`  record / raw                        ${rec.ratio.toFixed(2).padStart(7)}            (goal >= 0.8)`);
 console.log(`  trace size                          ${rec.bytesPerInstruction.toFixed(1).padStart(7)} bytes/instruction (${(rec.bytes / 1e6).toFixed(1)} MB; goal <= 20)`);
-console.log(JSON.stringify({ bench: 'ntflow', node: process.version, cpu: figures, record: rec }));
+const replay = benchReplay(rec.trace);
+console.log(`ntflow bench — replay: every projection rebuilt from that trace`);
+console.log(`  replay                              ${(replay.perSecond / 1e6).toFixed(2).padStart(7)} M events/s (${replay.events.toLocaleString('en')} events in ${replay.seconds.toFixed(2)} s; goal >= 2)`);
+rmSync(dirname(rec.trace), { recursive: true, force: true });
+const big = benchRecord(Number(process.env.NTFLOW_BENCH_STATE_ITERATIONS ?? 2_500_000));
+const state = benchState(big.trace);
+console.log(`ntflow bench — time travel: 'ntflow state --at SEQ' on a ${big.instructions.toLocaleString('en')}-instruction trace, ${state.samples} events spread over it`);
+console.log(`  state at SEQ                        ${state.medianMs.toFixed(1).padStart(7)} ms median, ${state.maxMs.toFixed(1)} ms max (goal <= 50)`);
+rmSync(dirname(big.trace), { recursive: true, force: true });
+console.log(JSON.stringify({ bench: 'ntflow', node: process.version, cpu: figures, record: { ...rec, trace: undefined }, replay, state: { ...state, times: undefined } }));

@@ -65,8 +65,8 @@ function rawInsert(rows: number, file: string): number {
   return seconds;
 }
 
-export function benchRecord(iterations = 500_000): RecordFigures {
-  const dir = mkdtempSync(join(tmpdir(), 'ntflow-bench-'));
+/** Record the loop with the CLI; the trace stays in `dir` for the analyzer benchmarks. */
+export function benchRecord(iterations = 500_000, dir = mkdtempSync(join(tmpdir(), 'ntflow-bench-'))): RecordFigures & { trace: string } {
   try {
     const program = join(dir, 'loop.asm');
     writeFileSync(program, LOOP(iterations));
@@ -84,6 +84,7 @@ export function benchRecord(iterations = 500_000): RecordFigures {
     const recordPerSecond = instructions / recordSeconds;
     const rawPerSecond = instructions / rawSeconds;
     return {
+      trace,
       instructions,
       recordSeconds,
       recordPerSecond,
@@ -95,6 +96,9 @@ export function benchRecord(iterations = 500_000): RecordFigures {
       bytesPerInstruction: bytes / instructions,
     };
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    rmSync(join(dir, 'raw.db'), { force: true });
+    rmSync(join(dir, 'raw.db-wal'), { force: true });
   }
 }
+
+export { rmSync };
