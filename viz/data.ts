@@ -1,0 +1,699 @@
+// From a trace to the shapes of viz/types.ts: the sequence diagram's lanes, steps and syscall
+// bands; the flame chart's frames; the aggregated call graph. Everything is read from the
+// recording (the log, the typed event tables) and the projections (syscalls, calls); nothing is
+// re-executed. Registers for tooltips come from time travel (stateAt), which costs about 10 ms a
+// step, so only a bounded number of steps get them.
+//
+// Steps: one for each change of lane between consecutive instructions of a thread (a call, a
+// return, a jump, SYSENTER/SYSEXIT, INT/IRETD, an exception, a kernel callback), one for a call or
+// jump into another function within a lane, and a note for each event that matters (PreviousMode,
+// the APC check, the NTSTATUS, an IRP, a thread switch). The events that say why an arrow went
+// where it did label it: EAX on the stub's call, MSR[176] on SYSENTER, SSDT[n] on the dispatcher's
+// `call ebx`.
+import type Database from 'better-sqlite3';
+import { statusName } from '../core/index.js';
+import { ntSuccess } from '../core/guest/ntstatus.js';
+import { replaySession } from '../analyzer/index.js';
+import { Flow, flowOf } from '../analyzer/projections/log.js';
+import { stateAt } from '../analyzer/state.js';
+import type { FlameInput, FlowStep, GraphInput, LaneSpec, SequenceInput, SyscallBand } from './types.js';
+
+/** A request the trace cannot answer (unknown syscall id, no such session): one line for the user. */
+export class VizInputError extends Error {
+  override name = 'VizInputError';
+}
+
+export interface SequenceOptions {
+  /** Draw these calls (syscalls.id) step by step; the default: every call when there are at most `expandLimit`, else one row per call. */
+  syscallIds?: number[];
+  /** Up to this many calls the whole session is drawn step by step (default 40). */
+  expandLimit?: number;
+  /** Steps that get the registers from time travel in `detail` (default 120; 0 for none). */
+  registerSteps?: number;
+  /** Called while steps are extracted: done of total syscalls/ranges (for a progress bar). */
+  onProgress?: (done: number, total: number) => void;
+}
+
+// ---- lanes --------------------------------------------------------------------------------
+
+/** Lane order: ring 3 first, then ring 0 (drivers and win32k after nt). */
+const LANE_ORDER = ['program', 'user', 'ntdll', 'SharedUserData', 'nt-entry', 'nt-service', 'nt-exit', 'nt', 'driver', 'win32k'];
+
+const ENTRY_FUNCTIONS = new Set(['KiFastCallEntry', 'KiFastCallBadStack', 'KiSystemService', 'KiBBTUnexpectedRange', 'KiSystemServiceAccessViolation', 'KiTrap2E']);
+const EXIT_FUNCTIONS = new Set(['KeReturnFromSystemCall', 'KiServiceExit', 'KiServiceExit2', 'KiSystemCallExit', 'KiSystemCallExit2', 'KiSystemCallExitBranch', 'KiSystemCallReturn']);
+
+interface LaneContext {
+  /** The program's module name (its image without .exe). */
+  programModule: string | null;
+  programLabel: string;
+  /** Modules at kernel addresses (drivers, nt, win32k). */
+  kernelModules: Set<string>;
+}
+
+function splitSymbol(symbol: string | null): { module: string | null; fn: string | null } {
+  if (!symbol) return { module: null, fn: null };
+  const bang = symbol.indexOf('!');
+  const rest = bang > 0 ? symbol.slice(bang + 1) : symbol;
+  const plus = rest.indexOf('+');
+  return { module: bang > 0 ? symbol.slice(0, bang) : null, fn: plus >= 0 ? rest.slice(0, plus) : rest };
+}
+
+/** The lane id of code at `symbol` running at `cpl`. */
+function laneOf(ctx: LaneContext, symbol: string | null, cpl: number): string {
+  const { module, fn } = splitSymbol(symbol);
+  if (module === null) return cpl === 3 ? 'program' : 'nt';
+  if (module === 'ntdll') return 'ntdll';
+  if (module === 'SharedUserData') return 'SharedUserData';
+  if (module === 'nt') {
+    if (fn && ENTRY_FUNCTIONS.has(fn)) return 'nt-entry';
+    if (fn && EXIT_FUNCTIONS.has(fn)) return 'nt-exit';
+    if (fn && /^Nt[A-Z]/.test(fn)) return 'nt-service';
+    return 'nt';
+  }
+  if (module === 'win32k') return 'win32k';
+  if (module === ctx.programModule) return 'program';
+  if (ctx.kernelModules.has(module)) return `driver:${module}`;
+  return `user:${module}`;
+}
+
+function laneSpec(ctx: LaneContext, id: string): LaneSpec {
+  const kind = id.includes(':') ? id.slice(0, id.indexOf(':')) : id;
+  const name = id.slice(id.indexOf(':') + 1);
+  switch (kind) {
+    case 'program':
+      return { id, label: ctx.programLabel, ring: 3 };
+    case 'user':
+      return { id, label: name, ring: 3 };
+    case 'ntdll':
+      return { id, label: 'ntdll', ring: 3 };
+    case 'SharedUserData':
+      return { id, label: 'SharedUserData', ring: 3 };
+    case 'nt-entry':
+      return { id, label: 'KiFastCallEntry / KiSystemService', ring: 0 };
+    case 'nt-service':
+      return { id, label: 'SSDT target (nt!Nt*)', ring: 0 };
+    case 'nt-exit':
+      return { id, label: 'KiServiceExit', ring: 0 };
+    case 'nt':
+      return { id, label: 'nt (other)', ring: 0 };
+    case 'driver':
+      return { id, label: name, ring: 0 };
+    default:
+      return { id, label: 'win32k', ring: 0 };
+  }
+}
+
+function sortLanes(ids: Iterable<string>): string[] {
+  const rank = (id: string) => LANE_ORDER.indexOf(id.includes(':') ? id.slice(0, id.indexOf(':')) : id);
+  return [...new Set(ids)].sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
+}
+
+function laneContext(db: Database.Database, sessionId: number): LaneContext {
+  const modules = db
+    .prepare('SELECT module, min(address) AS base FROM guest_symbols WHERE session_id = ? GROUP BY module')
+    .all(sessionId) as { module: string; base: number }[];
+  const kernelModules = new Set(modules.filter((m) => m.base >>> 0 >= 0x80000000).map((m) => m.module));
+  const session = db.prepare('SELECT program, program_file FROM sessions WHERE id = ?').get(sessionId) as { program: string; program_file: string };
+  const userModules = modules.filter((m) => m.base >>> 0 < 0x80000000 && m.module !== 'ntdll' && m.module !== 'SharedUserData').map((m) => m.module);
+  const stem = session.program_file.replace(/^.*[\\/]/, '').replace(/\.[^.]*$/, '');
+  const programModule = userModules.find((m) => m === stem || m === session.program) ?? userModules[0] ?? null;
+  const process = db
+    .prepare("SELECT process FROM syscalls WHERE session_id = ? AND caller_cpl = 3 AND process <> 'System' LIMIT 1")
+    .pluck()
+    .get(sessionId) as string | undefined;
+  return { programModule, programLabel: process ?? `${programModule ?? stem}.exe`, kernelModules };
+}
+
+// ---- formatting ---------------------------------------------------------------------------
+
+/** WinDbg-style hex: 0B7h, 25h, 8053A270. */
+export function masmHex(n: number): string {
+  const h = (n >>> 0).toString(16).toUpperCase();
+  return `${/^[A-F]/.test(h) ? '0' : ''}${h}h`;
+}
+const hex8 = (n: number) => (n >>> 0).toString(16).toUpperCase().padStart(8, '0');
+const hex0x = (n: number) => `0x${(n >>> 0).toString(16).toUpperCase()}`;
+const statusOf = (code: number) => ({ code: code >>> 0, name: statusName(code), failed: !ntSuccess(code) });
+
+// ---- sessions and the syscalls projection ------------------------------------------------
+
+const hasTable = (db: Database.Database, name: string) => !!db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name);
+
+/**
+ * Make sure the session's projections exist: replay them when missing (the db must then be open
+ * for writing; a read-only one gives a one-line VizInputError saying to run `ntflow replay`).
+ */
+export function ensureProjections(db: Database.Database, sessionId: number): void {
+  const done =
+    hasTable(db, 'projections') && hasTable(db, 'syscalls') && hasTable(db, 'calls') && !!db.prepare("SELECT 1 FROM projections WHERE session_id = ? AND name = 'calls'").get(sessionId);
+  if (done) return;
+  if (db.readonly) throw new VizInputError(`session ${sessionId} has no projections yet; run 'ntflow replay ${db.name} --session ${sessionId}' first`);
+  replaySession(db, sessionId);
+}
+
+interface SyscallRow {
+  id: number;
+  parent_id: number | null;
+  enter_seq: number;
+  exit_seq: number | null;
+  thread_id: number;
+  process: string;
+  service_number: number | null;
+  name: string | null;
+  caller_cpl: number;
+  entry: string | null;
+  previous_mode: string | null;
+  status: number | null;
+  status_name: string | null;
+}
+
+function bandOf(r: SyscallRow, firstSeq: number, lastSeq: number): SyscallBand {
+  return {
+    syscallId: r.id,
+    name: r.name ?? `service ${hex0x(r.service_number ?? 0)} (rejected)`,
+    entry: r.entry ?? 'unknown',
+    previousMode: r.previous_mode ?? '',
+    status: r.status === null ? null : { code: r.status >>> 0, name: r.status_name ?? statusName(r.status), failed: !ntSuccess(r.status) },
+    parentId: r.parent_id,
+    firstSeq,
+    lastSeq,
+  };
+}
+
+/**
+ * The events a call's path covers: from the caller's call of its stub (ntdll!NtReadFile, a
+ * kernel nt!ZwReadFile) to the stub's return — wider than syscalls.enter_seq..exit_seq, which
+ * runs from the entering instruction to the returning one.
+ */
+function pathRange(db: Database.Database, sessionId: number, r: SyscallRow, lastEvent: number): [number, number] {
+  let first = r.enter_seq;
+  let last = r.exit_seq ?? lastEvent;
+  if (r.entry === 'nt-direct') return [first, last];
+  const frames = db
+    .prepare(
+      `SELECT enter_seq, exit_seq, module, symbol FROM calls
+       WHERE session_id = ? AND thread_id = ? AND enter_seq <= ? AND (exit_seq IS NULL OR exit_seq >= ?) ORDER BY depth DESC`,
+    )
+    .all(sessionId, r.thread_id, r.enter_seq, r.enter_seq) as { enter_seq: number; exit_seq: number | null; module: string | null; symbol: string | null }[];
+  for (const f of frames) {
+    const stub = f.module === 'ntdll' || f.module === 'SharedUserData' || /^nt!Zw/.test(f.symbol ?? '');
+    if (!stub) break;
+    first = Math.min(first, f.enter_seq);
+    last = Math.max(last, f.exit_seq ?? lastEvent);
+  }
+  return [first, last];
+}
+
+// ---- steps from the log -------------------------------------------------------------------
+
+interface Instr {
+  seq: number;
+  cpl: number;
+  eip: number;
+  length: number;
+  asm: string;
+  symbol: string | null;
+}
+
+interface EventRow {
+  seq: number;
+  type: string;
+  cpl: number;
+  thread_id: number;
+  [k: string]: unknown;
+}
+
+const EVENT_QUERIES: [string, string][] = [
+  ['ring-transition', 'SELECT seq, cpl, thread_id, mechanism, vector, from_eip, to_eip FROM ring_transitions'],
+  ['msr-read', 'SELECT seq, cpl, thread_id, msr, value, source FROM msr_reads'],
+  ['ssdt-lookup', 'SELECT seq, cpl, thread_id, service_number, service_index, table_index, service_limit, target, target_symbol, in_range FROM ssdt_lookups'],
+  ['apc-check', 'SELECT seq, cpl, thread_id, user_apc_pending, kernel_apc_pending, delivered FROM apc_checks'],
+  ['service-enter', 'SELECT seq, cpl, thread_id, service, service_number, previous_mode, args FROM service_enters'],
+  ['service-exit', 'SELECT seq, cpl, thread_id, service, status, status_name FROM service_exits'],
+  ['irp', 'SELECT seq, cpl, thread_id, phase, major_function_name, driver, requestor_mode, status FROM irps'],
+  ['thread-switch', 'SELECT seq, cpl, thread_id, from_thread, to_thread, from_process, to_process, reason FROM thread_switches'],
+  ['exception', 'SELECT seq, cpl, thread_id, vector, error_code, cr2, fault_eip FROM exceptions'],
+];
+
+const VECTOR_NAMES: Record<number, string> = { 0: '#DE', 1: '#DB', 3: '#BP', 6: '#UD', 8: '#DF', 13: '#GP', 14: '#PF' };
+
+interface ThreadCursor {
+  lane: string;
+  fn: string | null;
+  symbol: string | null;
+  seq: number;
+  /** Where the instruction falls through to. */
+  next: number;
+  asm: string;
+  flow: Flow;
+  exception: EventRow | null;
+}
+
+interface Band {
+  row: SyscallRow;
+  first: number;
+  last: number;
+}
+
+/** Steps for the events first..last (inclusive). */
+function stepsInRange(db: Database.Database, sessionId: number, ctx: LaneContext, first: number, last: number, bands: Band[]): FlowStep[] {
+  // The instructions of the range and the one after it (where the range's last instruction went).
+  const instrs = db
+    .prepare(
+      `SELECT l.seq, c.cpl, c.eip, length(c.bytes) AS length, c.asm, c.symbol FROM instruction_log l JOIN code c ON c.session_id = l.session_id AND c.id = l.code_id
+       WHERE l.session_id = ? AND l.seq >= ? AND l.seq <= (SELECT coalesce(min(seq), ?) FROM instruction_log WHERE session_id = ? AND seq > ?) ORDER BY l.seq`,
+    )
+    .all(sessionId, first, last, sessionId, last) as Instr[];
+  const events: EventRow[] = [];
+  for (const [type, sql] of EVENT_QUERIES) {
+    for (const r of db.prepare(`${sql} WHERE session_id = ? AND seq BETWEEN ? AND ?`).safeIntegers(false).all(sessionId, first, last) as EventRow[]) {
+      events.push({ ...r, type });
+    }
+  }
+  events.sort((a, b) => a.seq - b.seq);
+  const startThread =
+    (db.prepare('SELECT thread_id FROM event_marks WHERE session_id = ? AND seq < ? ORDER BY seq DESC LIMIT 1').pluck().get(sessionId, first) as number | undefined) ??
+    (db.prepare('SELECT first_thread FROM sessions WHERE id = ?').pluck().get(sessionId) as number);
+
+  const steps: FlowStep[] = [];
+  const cursors = new Map<number, ThreadCursor>();
+  let thread = startThread;
+  let sysenterMsr: string | null = null;
+  let ssdtLabel: string | null = null;
+  const bandAt = (seq: number): Band | undefined => {
+    let best: Band | undefined;
+    for (const b of bands) if (b.first <= seq && seq <= b.last && (!best || b.first >= best.first)) best = b;
+    return best;
+  };
+  const add = (s: Omit<FlowStep, 'detail' | 'syscallId'> & { detail?: Record<string, string> }) => {
+    const band = bandAt(s.seq);
+    const step: FlowStep = { ...s, detail: { seq: String(s.seq), thread: String(thread), ...(s.detail ?? {}) } };
+    if (band) step.syscallId = band.row.id;
+    steps.push(step);
+    return step;
+  };
+
+  let ei = 0;
+  const onEvent = (e: EventRow) => {
+    const lane = cursors.get(thread)?.lane ?? laneOf(ctx, null, e.cpl);
+    switch (e.type) {
+      case 'thread-switch':
+        add({
+          seq: e.seq,
+          kind: 'note',
+          from: lane,
+          to: lane,
+          label: `thread ${e.from_thread} → ${e.to_thread} (${e.to_process}): ${e.reason}`,
+          detail: { from: `${e.from_thread} (${e.from_process})`, to: `${e.to_thread} (${e.to_process})`, reason: String(e.reason) },
+        });
+        thread = e.to_thread as number;
+        return;
+      case 'msr-read':
+        if (e.msr === 0x176 && e.source === 'sysenter') sysenterMsr = `MSR[176] = ${hex8(Number(e.value))}`;
+        return;
+      case 'ssdt-lookup': {
+        const n = e.service_number as number;
+        if (e.in_range) {
+          ssdtLabel = `SSDT[${hex0x(n)}] → ${e.target_symbol ?? hex8(e.target as number)}`;
+        } else {
+          add({
+            seq: e.seq,
+            kind: 'note',
+            from: lane,
+            to: lane,
+            label: `SSDT[${hex0x(n)}]: past the limit (${e.service_limit}) → STATUS_INVALID_SYSTEM_SERVICE`,
+            status: statusOf(0xc000001c),
+            detail: { service_number: hex0x(n), table: String(e.table_index), limit: String(e.service_limit) },
+          });
+        }
+        return;
+      }
+      case 'service-enter': {
+        const args = JSON.parse(String(e.args ?? '[]')) as number[];
+        add({
+          seq: e.seq,
+          kind: 'note',
+          from: lane,
+          to: lane,
+          label: `PreviousMode = ${e.previous_mode}`,
+          detail: { service: String(e.service), ...Object.fromEntries(args.map((a, i) => [`arg${i}`, hex8(a)])) },
+        });
+        return;
+      }
+      case 'service-exit': {
+        const st = statusOf(e.status as number);
+        add({ seq: e.seq, kind: 'note', from: lane, to: lane, label: `${e.service}: ${st.name}`, status: st, detail: { status: `${hex8(st.code)} ${st.name}` } });
+        return;
+      }
+      case 'apc-check':
+        add({
+          seq: e.seq,
+          kind: 'note',
+          from: lane,
+          to: lane,
+          label: `APC check: user APC pending = ${e.user_apc_pending ? 'yes' : 'no'}${e.delivered ? ' → KiDeliverApc' : ''}`,
+          detail: { user_apc_pending: String(e.user_apc_pending), kernel_apc_pending: String(e.kernel_apc_pending), delivered: String(e.delivered) },
+        });
+        return;
+      case 'irp': {
+        const done = e.phase === 'complete';
+        const st = done && e.status !== null ? statusOf(e.status as number) : undefined;
+        add({
+          seq: e.seq,
+          kind: 'note',
+          from: lane,
+          to: lane,
+          label: done ? `${e.major_function_name} completed${st ? `: ${st.name}` : ''}` : `${e.major_function_name} → ${e.driver}`,
+          status: st,
+          detail: { driver: String(e.driver), requestor_mode: String(e.requestor_mode) },
+        });
+        return;
+      }
+      case 'exception': {
+        const c = cursors.get(thread);
+        if (c) c.exception = e;
+        return;
+      }
+      default:
+        return;
+    }
+  };
+
+  for (const ins of instrs) {
+    while (ei < events.length && events[ei].seq < ins.seq) onEvent(events[ei++]);
+    const lane = laneOf(ctx, ins.symbol, ins.cpl);
+    const { fn } = splitSymbol(ins.symbol);
+    const prev = cursors.get(thread);
+    if (prev) {
+      const where = ins.symbol ?? hex8(ins.eip);
+      let kind: FlowStep['kind'] | null = null;
+      let label = '';
+      if (prev.exception) {
+        const v = prev.exception.vector as number;
+        kind = 'exception';
+        label = `${VECTOR_NAMES[v] ?? `exception ${v}`}${prev.exception.cr2 !== null && prev.exception.cr2 !== undefined ? ` at ${hex8(prev.exception.cr2 as number)}` : ''} → ${where}`;
+        prev.exception = null;
+      } else if (lane !== prev.lane || (fn !== prev.fn && (prev.flow === Flow.Call || prev.flow === Flow.Jump))) {
+        switch (prev.flow) {
+          case Flow.Call:
+            kind = 'call';
+            label = ssdtLabel && prev.lane === 'nt-entry' ? ssdtLabel : `call ${where}`;
+            if (ssdtLabel && prev.lane === 'nt-entry') ssdtLabel = null;
+            break;
+          case Flow.Ret:
+            kind = 'return';
+            label = `ret → ${where}`;
+            break;
+          case Flow.Sysenter:
+            kind = 'sysenter';
+            label = `sysenter: ${sysenterMsr ?? 'MSR[176]'} → ${fn ?? where}`;
+            sysenterMsr = null;
+            break;
+          case Flow.Sysexit:
+            kind = 'sysexit';
+            label = `sysexit → ${where}`;
+            break;
+          case Flow.Int:
+            kind = 'int';
+            label = `${prev.asm.replace(/\s+/g, ' ')} → ${where}`;
+            break;
+          case Flow.Iret:
+            kind = 'iret';
+            label = `iretd → ${where}`;
+            break;
+          case Flow.Jump:
+            kind = 'jump';
+            label = `jmp ${where}`;
+            break;
+          default:
+            // Control arrived elsewhere without a branch: the kernel's TypeScript side ran it
+            // (a driver's dispatch routine, a work item, DriverEntry) — a call in all but name.
+            if (lane !== prev.lane && ins.eip === prev.next) {
+              kind = 'jump';
+              label = `falls through to ${where}`;
+            } else if (lane !== prev.lane) {
+              kind = 'call';
+              label = `callback → ${where}`;
+            }
+        }
+      }
+      if (kind) {
+        add({ seq: prev.seq, kind, from: prev.lane, to: lane, label, detail: { instruction: prev.asm, at: prev.symbol ?? '', to: where } });
+      }
+    }
+    cursors.set(thread, { lane, fn, symbol: ins.symbol, seq: ins.seq, next: (ins.eip + ins.length) >>> 0, asm: ins.asm, flow: flowOf(ins.asm), exception: prev?.exception ?? null });
+  }
+  while (ei < events.length) onEvent(events[ei++]);
+  return steps;
+}
+
+/** Label the calls' entering steps with EAX and the return to the caller with the status. */
+function annotateBands(steps: FlowStep[], bands: Band[]): void {
+  for (const b of bands) {
+    const r = b.row;
+    if (r.entry === 'nt-direct' || r.service_number === null) continue;
+    // The stub's call that carries the number in EAX: the last call at or before the entering instruction.
+    let k = -1;
+    for (let i = 0; i < steps.length; i++) {
+      const s = steps[i];
+      if (s.seq > r.enter_seq) break;
+      if (s.seq >= b.first && s.kind === 'call') k = i;
+    }
+    if (k >= 0) steps[k].label += ` · EAX = ${masmHex(r.service_number)}`;
+    if (r.status !== null) {
+      for (let i = steps.length - 1; i >= 0; i--) {
+        const s = steps[i];
+        if (s.seq <= b.last && s.seq >= b.first && s.kind === 'return') {
+          if (s.seq === b.last) {
+            s.status = statusOf(r.status);
+            s.label += ` · ${s.status.name}`;
+          }
+          break;
+        }
+      }
+    }
+  }
+}
+
+/** Add the registers after each step's event (time travel) to the first `budget` steps. */
+function addRegisters(db: Database.Database, sessionId: number, steps: FlowStep[], budget: number): void {
+  for (const s of steps.slice(0, budget)) {
+    if (s.kind === 'note') continue;
+    try {
+      const st = stateAt(db, sessionId, s.seq);
+      for (const [r, v] of Object.entries(st.regs)) s.detail[r.toUpperCase()] = hex8(v);
+      if (st.previousMode) s.detail.PreviousMode = st.previousMode;
+    } catch {
+      return; // no checkpoints (older trace): no registers, the rest of the diagram stands
+    }
+  }
+}
+
+// ---- the sequence diagram -----------------------------------------------------------------
+
+export function sequenceInput(db: Database.Database, sessionId: number, options: SequenceOptions = {}): SequenceInput {
+  ensureProjections(db, sessionId);
+  const session = db.prepare('SELECT name, events FROM sessions WHERE id = ?').get(sessionId) as { name: string; events: number } | undefined;
+  if (!session) throw new VizInputError(`no session ${sessionId} in this trace`);
+  const ctx = laneContext(db, sessionId);
+  const rows = db.prepare('SELECT * FROM syscalls WHERE session_id = ? ORDER BY id').safeIntegers(false).all(sessionId) as SyscallRow[];
+  const lastEvent = session.events - 1;
+  const expandLimit = options.expandLimit ?? 40;
+  const budget = options.registerSteps ?? 120;
+
+  let chosen: SyscallRow[] | null;
+  if (options.syscallIds && options.syscallIds.length) {
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    const missing = options.syscallIds.filter((id) => !byId.has(id));
+    if (missing.length) {
+      throw new VizInputError(
+        `no syscall ${missing.join(', ')} in session ${sessionId} (its syscalls are ${rows.length ? `1 to ${rows.length}` : 'none'}; see 'ntflow query FILE "SELECT id, name FROM syscalls"')`,
+      );
+    }
+    chosen = [...new Set(options.syscallIds)].sort((a, b) => a - b).map((id) => byId.get(id)!);
+  } else if (rows.length <= expandLimit) {
+    chosen = null; // the whole session, step by step
+  } else {
+    return collapsedInput(db, sessionId, session.name, ctx, rows, options);
+  }
+
+  const list = chosen ?? rows;
+  const bands: Band[] = list.map((r) => {
+    const [first, last] = pathRange(db, sessionId, r, lastEvent);
+    return { row: r, first, last };
+  });
+  let steps: FlowStep[] = [];
+  if (chosen === null) {
+    options.onProgress?.(0, 1);
+    steps = stepsInRange(db, sessionId, ctx, 0, lastEvent, bands);
+    options.onProgress?.(1, 1);
+  } else {
+    // Merge overlapping ranges (a driver's call inside a program's call) so no event is read twice.
+    const ranges: [number, number][] = [];
+    for (const b of [...bands].sort((x, y) => x.first - y.first)) {
+      const top = ranges[ranges.length - 1];
+      if (top && b.first <= top[1]) top[1] = Math.max(top[1], b.last);
+      else ranges.push([b.first, b.last]);
+    }
+    ranges.forEach(([a, z], i) => {
+      steps.push(...stepsInRange(db, sessionId, ctx, a, z, bands));
+      options.onProgress?.(i + 1, ranges.length);
+    });
+  }
+  annotateBands(steps, bands);
+  addCallIds(db, sessionId, steps);
+  if (budget > 0) addRegisters(db, sessionId, steps, budget);
+  addArgs(db, sessionId, steps, bands);
+  const lanes = sortLanes(steps.flatMap((s) => [s.from, s.to])).map((id) => laneSpec(ctx, id));
+  const what = chosen === null ? 'every call' : `call${chosen.length > 1 ? 's' : ''} ${chosen.map((r) => `#${r.id} ${r.name ?? '?'}`).join(', ')}`;
+  return { title: `${session.name}: ${what}`, lanes, steps, bands: bands.map((b) => bandOf(b.row, b.first, b.last)) };
+}
+
+/** The named arguments (syscall_args) on each call's PreviousMode note. */
+function addArgs(db: Database.Database, sessionId: number, steps: FlowStep[], bands: Band[]): void {
+  if (!hasTable(db, 'syscall_args') || bands.length === 0) return;
+  const stmt = db.prepare('SELECT name, value, decoded FROM syscall_args WHERE session_id = ? AND syscall_id = ? ORDER BY position');
+  for (const b of bands) {
+    const note = steps.find((s) => s.syscallId === b.row.id && s.label.startsWith('PreviousMode'));
+    if (!note) continue;
+    const args = stmt.all(sessionId, b.row.id) as { name: string; value: number; decoded: string | null }[];
+    if (!args.length) continue;
+    for (const k of Object.keys(note.detail)) if (/^arg\d+$/.test(k)) delete note.detail[k];
+    for (const a of args) note.detail[a.name] = a.decoded ? `${hex8(a.value)} ${a.decoded}` : hex8(a.value);
+  }
+}
+
+/** callId: the innermost calls frame on the step's thread whose events contain its seq. */
+function addCallIds(db: Database.Database, sessionId: number, steps: FlowStep[]): void {
+  if (!steps.length) return;
+  const first = steps[0].seq;
+  const last = steps[steps.length - 1].seq;
+  const frames = db
+    .prepare('SELECT id, thread_id, depth, enter_seq, exit_seq FROM calls WHERE session_id = ? AND enter_seq <= ? AND (exit_seq IS NULL OR exit_seq >= ?) ORDER BY enter_seq')
+    .all(sessionId, last, first) as { id: number; thread_id: number; depth: number; enter_seq: number; exit_seq: number | null }[];
+  for (const s of steps) {
+    const thread = Number(s.detail.thread);
+    let best: (typeof frames)[number] | undefined;
+    for (const f of frames) {
+      if (f.enter_seq > s.seq) break;
+      if (f.thread_id === thread && (f.exit_seq === null || f.exit_seq >= s.seq) && (!best || f.depth > best.depth)) best = f;
+    }
+    if (best) s.callId = best.id;
+  }
+}
+
+/** Many calls: one row per call (caller → service, with its status); --syscall expands one. */
+function collapsedInput(db: Database.Database, sessionId: number, name: string, ctx: LaneContext, rows: SyscallRow[], options: SequenceOptions): SequenceInput {
+  const enterSymbol = db.prepare('SELECT c.symbol, c.cpl FROM instruction_log l JOIN code c ON c.session_id = l.session_id AND c.id = l.code_id WHERE l.session_id = ? AND l.seq >= ? ORDER BY l.seq LIMIT 1');
+  const steps: FlowStep[] = [];
+  const bands: SyscallBand[] = [];
+  rows.forEach((r, i) => {
+    let from = 'program';
+    if (r.caller_cpl !== 3) {
+      const at = enterSymbol.get(sessionId, r.enter_seq) as { symbol: string | null; cpl: number } | undefined;
+      from = at ? laneOf(ctx, at.symbol, at.cpl) : 'nt';
+    }
+    const band = bandOf(r, r.enter_seq, r.exit_seq ?? r.enter_seq);
+    const status = band.status ?? undefined;
+    const number = r.service_number === null ? '' : ` (${masmHex(r.service_number)})`;
+    steps.push({
+      seq: r.enter_seq,
+      kind: 'call',
+      from,
+      to: 'nt-service',
+      label: `${band.name}${number} via ${band.entry}${status ? ` → ${status.name}` : ''}`,
+      detail: {
+        syscall: String(r.id),
+        thread: String(r.thread_id),
+        process: r.process,
+        entry: band.entry,
+        PreviousMode: band.previousMode,
+        status: status ? `${hex8(status.code)} ${status.name}` : 'never returned',
+      },
+      status,
+      syscallId: r.id,
+    });
+    bands.push(band);
+    if (i % 256 === 255) options.onProgress?.(i + 1, rows.length);
+  });
+  options.onProgress?.(rows.length, rows.length);
+  const lanes = sortLanes(steps.flatMap((s) => [s.from, s.to])).map((id) => laneSpec(ctx, id));
+  return { title: `${name}: ${rows.length} calls, one row each (--syscall ID draws one step by step)`, lanes, steps, bands };
+}
+
+// ---- flame chart and call graph ------------------------------------------------------------
+
+/** icount at each event: from event_marks (icount of instruction rows counts on from the mark before). */
+function icountOf(db: Database.Database, sessionId: number): (seq: number) => number {
+  const marks = db.prepare('SELECT seq, icount FROM event_marks WHERE session_id = ? ORDER BY seq').raw().all(sessionId) as [number, number][];
+  const seqs = Float64Array.from(marks, (m) => m[0]);
+  return (seq: number) => {
+    let lo = 0;
+    let hi = seqs.length - 1;
+    let k = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (seqs[mid] <= seq) {
+        k = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    if (k < 0) return seq;
+    const [mseq, micount] = marks[k];
+    return mseq === seq ? micount : micount + (seq - mseq - 1);
+  };
+}
+
+export function flameInput(db: Database.Database, sessionId: number): FlameInput {
+  ensureProjections(db, sessionId);
+  const session = db.prepare('SELECT name, instructions, events FROM sessions WHERE id = ?').get(sessionId) as { name: string; instructions: number; events: number } | undefined;
+  if (!session) throw new VizInputError(`no session ${sessionId} in this trace`);
+  const icount = icountOf(db, sessionId);
+  const rows = db
+    .prepare('SELECT id, parent_id, depth, enter_seq, exit_seq, symbol, module, address FROM calls WHERE session_id = ? ORDER BY id')
+    .all(sessionId) as { id: number; parent_id: number | null; depth: number; enter_seq: number; exit_seq: number | null; symbol: string | null; module: string | null; address: number }[];
+  const total = session.instructions;
+  const calls = rows.map((r) => ({
+    id: r.id,
+    parentId: r.parent_id,
+    depth: r.depth,
+    startIcount: icount(r.enter_seq),
+    endIcount: r.exit_seq === null ? total : icount(r.exit_seq) + 1,
+    symbol: r.symbol ?? hex8(r.address),
+    module: r.module ?? '?',
+    cpl: ((r.address >>> 0) >= 0x80000000 ? 0 : 3) as 0 | 3,
+  }));
+  return { title: `${session.name}: calls over time (${total} instructions)`, calls, totalIcount: total };
+}
+
+export function graphInput(db: Database.Database, sessionId: number): GraphInput {
+  ensureProjections(db, sessionId);
+  const session = db.prepare('SELECT name FROM sessions WHERE id = ?').get(sessionId) as { name: string } | undefined;
+  if (!session) throw new VizInputError(`no session ${sessionId} in this trace`);
+  const fnOf = (symbol: string | null, address: number) => (symbol ? symbol.replace(/\+0x[0-9a-f]+$/i, '') : hex8(address));
+  const rows = db
+    .prepare(
+      `SELECT p.symbol AS ps, p.address AS pa, c.symbol AS cs, c.address AS ca, c.module AS cm, c.kind AS k, count(*) AS n
+       FROM calls c LEFT JOIN calls p ON p.session_id = c.session_id AND p.id = c.parent_id
+       WHERE c.session_id = ? GROUP BY ps, pa, cs, ca, k ORDER BY min(c.id)`,
+    )
+    .all(sessionId) as { ps: string | null; pa: number | null; cs: string | null; ca: number; cm: string | null; k: string; n: number }[];
+  const nodes = new Map<string, { id: string; module: string; ring: 0 | 3 }>();
+  const node = (symbol: string | null, address: number) => {
+    const id = fnOf(symbol, address);
+    if (!nodes.has(id)) nodes.set(id, { id, module: symbol?.includes('!') ? symbol.slice(0, symbol.indexOf('!')) : '?', ring: (address >>> 0) >= 0x80000000 ? 0 : 3 });
+    return id;
+  };
+  const edges = new Map<string, GraphInput['edges'][number]>();
+  for (const r of rows) {
+    const to = node(r.cs, r.ca);
+    if (r.pa === null) continue; // a thread's outermost frame: a node, no edge
+    const from = node(r.ps, r.pa);
+    const kind = (r.k === 'callback' ? 'call' : r.k) as FlowStep['kind'];
+    const key = `${from}\u0000${to}\u0000${kind}`;
+    const e = edges.get(key);
+    if (e) e.count += r.n;
+    else edges.set(key, { from, to, count: r.n, kind });
+  }
+  return { title: `${session.name}: call graph (how often each call ran)`, nodes: [...nodes.values()], edges: [...edges.values()] };
+}

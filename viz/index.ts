@@ -1,0 +1,4 @@
+// viz/ public API: trace → inputs (data), inputs → numbers (layout), numbers → SVG (svg). One export line per feature.
+export type * from './types.js';
+export { sequenceInput, flameInput, graphInput, ensureProjections, masmHex, VizInputError, type SequenceOptions } from './data.js';
+export { layoutSequence, layoutFlame, layoutCallGraph, type SequenceLayoutOptions, type FlameLayoutOptions, type GraphLayoutOptions } from './layout.js';
