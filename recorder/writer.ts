@@ -55,12 +55,16 @@ export type FromWriter =
   | { type: 'finished'; bytes: number }
   | { type: 'error'; message: string; userError: boolean };
 
+const ROWS_PER_INSERT = 64;
+
 class Writer {
   private db: Database.Database | null = null;
   private sessionId = 0;
   private path = '';
   private readonly symbols = new SymbolTable();
   private insertInstruction!: Database.Statement;
+  /** The same insert for ROWS_PER_INSERT rows at once: fewer statement steps per row. */
+  private insertInstructions!: Database.Statement;
   private insertCode!: Database.Statement;
   private insertMark!: Database.Statement;
   private insertOther = new Map<string, Database.Statement>();
@@ -96,7 +100,9 @@ class Writer {
       this.symbols.addModule(module, syms, last);
     }
     const cols = INSTRUCTION_LOG_COLUMNS.map((c) => c.name);
-    this.insertInstruction = db.prepare(`INSERT INTO instruction_log (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`);
+    const one = `(${cols.map(() => '?').join(', ')})`;
+    this.insertInstruction = db.prepare(`INSERT INTO instruction_log (${cols.join(', ')}) VALUES ${one}`);
+    this.insertInstructions = db.prepare(`INSERT INTO instruction_log (${cols.join(', ')}) VALUES ${new Array(ROWS_PER_INSERT).fill(one).join(', ')}`);
     this.insertCode = db.prepare('INSERT INTO code (session_id, id, eip, cpl, bytes, asm, symbol) VALUES (?, ?, ?, ?, ?, ?, ?)');
     this.insertMark = db.prepare('INSERT INTO event_marks (session_id, seq, icount, thread_id) VALUES (?, ?, ?, ?)');
     for (const t of EVENT_TABLES) {
@@ -118,13 +124,24 @@ class Writer {
         const bytes = Buffer.from(c.bytes);
         this.insertCode.run(sid, c.id, c.eip, c.cpl, bytes, formatBytes(c.bytes, c.eip, { symbols: this.symbols }), this.symbols.format(c.eip));
       }
-      let start = 0;
-      for (let i = 0; i < b.count; i++) {
+      const effectsOf = (i: number) => {
+        const start = i === 0 ? 0 : b.effectsEnd[i - 1];
         const end = b.effectsEnd[i];
-        const effects = end > start ? Buffer.from(b.effects.buffer, b.effects.byteOffset + start, end - start) : null;
-        this.insertInstruction.run(sid, b.seq[i], b.code[i], effects);
-        start = end;
+        return end > start ? Buffer.from(b.effects.buffer, b.effects.byteOffset + start, end - start) : null;
+      };
+      const params: unknown[] = new Array(ROWS_PER_INSERT * 4);
+      let i = 0;
+      for (; i + ROWS_PER_INSERT <= b.count; i += ROWS_PER_INSERT) {
+        for (let r = 0; r < ROWS_PER_INSERT; r++) {
+          const k = r * 4;
+          params[k] = sid;
+          params[k + 1] = b.seq[i + r];
+          params[k + 2] = b.code[i + r];
+          params[k + 3] = effectsOf(i + r);
+        }
+        this.insertInstructions.run(params);
       }
+      for (; i < b.count; i++) this.insertInstruction.run(sid, b.seq[i], b.code[i], effectsOf(i));
       for (const e of b.others) this.insertEvent(e);
       this.updateCounts.run(b.events, b.instructions, sid);
     })();

@@ -3,7 +3,8 @@
 // vectors), ntdll (one stub per service, KiUserApcDispatcher), win32k (its 667 routines and
 // table) and SharedUserData's system-call stub. Everything is assembled by ntflow's assembler;
 // the symbols of every image feed the disassembler, the probes and the loader.
-import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { assemble, type AsmResult } from '../../asm/index.js';
@@ -287,12 +288,87 @@ function constantNames(source: string): Set<string> {
 
 const cache = new Map<string, GuestImages>();
 
-/** Assemble the guest images (cached per CPU model and set of TypeScript bodies). */
+// Assembling the kernel takes about a second; every process would pay it. The images are also
+// kept on disk next to this module (dist/…/.cache), keyed by a hash of everything they are built
+// from — the kernel sources, the service tables, the set of TypeScript bodies — so a change to any
+// of them rebuilds them. A cache that cannot be read or written is simply not used.
+interface SerializedImage {
+  module: string;
+  base: number;
+  bytes: string;
+  symbols: [string, number][];
+  labels: [string, number][];
+}
+interface SerializedImages {
+  ntoskrnl: SerializedImage;
+  ntdll: SerializedImage;
+  win32k: SerializedImage;
+  systemCallStub: string;
+  idt: [number, { handler: number; dpl: number; trap: boolean }][];
+  escapes: [number, GuestImages['escapes'] extends Map<number, infer V> ? V : never][];
+}
+const toDisk = (img: Image): SerializedImage => ({ module: img.module, base: img.base, bytes: Buffer.from(img.bytes).toString('base64'), symbols: [...img.symbols], labels: [...img.labels] });
+const fromDisk = (img: SerializedImage): Image => ({ module: img.module, base: img.base, bytes: new Uint8Array(Buffer.from(img.bytes, 'base64')), symbols: new Map(img.symbols), labels: new Map(img.labels) });
+
+function diskCachePath(key: string): string {
+  const sources = ['trap.asm', 'seh.asm', 'readfile.asm', 'misc.asm'].map(kernelSource).join('\0');
+  const hash = createHash('sha256').update(key).update('\0').update(sources).update(JSON.stringify(NT_SERVICES)).update(JSON.stringify(WIN32K_SERVICES)).update(offsetsAsm()).digest('hex').slice(0, 24);
+  return join(dirname(fileURLToPath(import.meta.url)), '.cache', `images-${hash}.json`);
+}
+
+function readDiskCache(path: string): GuestImages | null {
+  try {
+    const d = JSON.parse(readFileSync(path, 'utf8')) as SerializedImages;
+    return {
+      ntoskrnl: fromDisk(d.ntoskrnl),
+      ntdll: fromDisk(d.ntdll),
+      win32k: fromDisk(d.win32k),
+      systemCallStub: new Uint8Array(Buffer.from(d.systemCallStub, 'base64')),
+      idt: new Map(d.idt),
+      escapes: new Map(d.escapes),
+    };
+  } catch {
+    return null;
+  }
+}
+
+function writeDiskCache(path: string, images: GuestImages): void {
+  const d: SerializedImages = {
+    ntoskrnl: toDisk(images.ntoskrnl),
+    ntdll: toDisk(images.ntdll),
+    win32k: toDisk(images.win32k),
+    systemCallStub: Buffer.from(images.systemCallStub).toString('base64'),
+    idt: [...images.idt],
+    escapes: [...images.escapes],
+  };
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+    const tmp = `${path}.${process.pid}.tmp`;
+    writeFileSync(tmp, JSON.stringify(d));
+    renameSync(tmp, path); // atomic: a concurrent reader never sees half a file
+  } catch {
+    /* a read-only install: assemble each time */
+  }
+}
+
+/** Assemble the guest images (cached in memory and on disk per CPU model and set of TypeScript bodies). */
 export function buildImages(model: CpuModel, services: ServiceTable, routines: RoutineTable, dataSymbols: string[] = []): GuestImages {
   const key = `${model}|${Object.keys(services).sort().join(',')}|${Object.keys(routines).join(',')}|${dataSymbols.join(',')}`;
   const hit = cache.get(key);
   if (hit) return hit;
+  const diskPath = diskCachePath(key);
+  const fromCache = readDiskCache(diskPath);
+  if (fromCache) {
+    cache.set(key, fromCache);
+    return fromCache;
+  }
+  const built = assembleImages(model, services, routines, dataSymbols);
+  writeDiskCache(diskPath, built);
+  cache.set(key, built);
+  return built;
+}
 
+function assembleImages(model: CpuModel, services: ServiceTable, routines: RoutineTable, dataSymbols: string[]): GuestImages {
   const win32kSrc = win32kSource();
   const win32kAsm = assemble(win32kSrc, { fileName: 'win32k.asm' });
   const win32k: Image = { module: 'win32k', base: L.WIN32K_BASE, bytes: win32kAsm.bytes, symbols: exported(win32kAsm, constantNames(win32kSrc)), labels: win32kAsm.labels };
@@ -355,6 +431,5 @@ export function buildImages(model: CpuModel, services: ServiceTable, routines: R
     idt,
     escapes,
   };
-  cache.set(key, images);
   return images;
 }
