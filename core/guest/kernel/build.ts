@@ -4,7 +4,7 @@
 // table) and SharedUserData's system-call stub. Everything is assembled by ntflow's assembler;
 // the symbols of every image feed the disassembler, the probes and the loader.
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { assemble, type AsmResult } from '../../asm/index.js';
@@ -310,9 +310,23 @@ interface SerializedImages {
 const toDisk = (img: Image): SerializedImage => ({ module: img.module, base: img.base, bytes: Buffer.from(img.bytes).toString('base64'), symbols: [...img.symbols], labels: [...img.labels] });
 const fromDisk = (img: SerializedImage): Image => ({ module: img.module, base: img.base, bytes: new Uint8Array(Buffer.from(img.bytes, 'base64')), symbols: new Map(img.symbols), labels: new Map(img.labels) });
 
+/** The assembler's own code, so a change to how it encodes also rebuilds the images. */
+function assemblerCode(): string {
+  const dir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'asm');
+  try {
+    return readdirSync(dir)
+      .filter((f) => f.endsWith('.js') || f.endsWith('.ts'))
+      .sort()
+      .map((f) => readFileSync(join(dir, f), 'utf8'))
+      .join('\0');
+  } catch {
+    return String(Math.random()); // unknown: never reuse a cache
+  }
+}
+
 function diskCachePath(key: string): string {
   const sources = ['trap.asm', 'seh.asm', 'readfile.asm', 'misc.asm'].map(kernelSource).join('\0');
-  const hash = createHash('sha256').update(key).update('\0').update(sources).update(JSON.stringify(NT_SERVICES)).update(JSON.stringify(WIN32K_SERVICES)).update(offsetsAsm()).digest('hex').slice(0, 24);
+  const hash = createHash('sha256').update(key).update('\0').update(sources).update(assemblerCode()).update(JSON.stringify(NT_SERVICES)).update(JSON.stringify(WIN32K_SERVICES)).update(offsetsAsm()).digest('hex').slice(0, 24);
   return join(dirname(fileURLToPath(import.meta.url)), '.cache', `images-${hash}.json`);
 }
 
