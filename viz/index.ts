@@ -2,3 +2,4 @@
 export type * from './types.js';
 export { sequenceInput, flameInput, graphInput, ensureProjections, masmHex, VizInputError, type SequenceOptions } from './data.js';
 export { layoutSequence, layoutFlame, layoutCallGraph, type SequenceLayoutOptions, type FlameLayoutOptions, type GraphLayoutOptions } from './layout.js';
+export { renderSequenceSvg, renderFlameSvg, renderGraphSvg, COLORS } from './svg.js';

@@ -20,7 +20,7 @@ import type {
 // ---- sequence diagram -----------------------------------------------------------------------
 
 export interface SequenceLayoutOptions {
-  /** Horizontal space per lane (default 180). */
+  /** Horizontal space per lane (default 200). */
   laneWidth?: number;
   /** Extra space between the ring 3 and the ring 0 groups (default 24). */
   ringGap?: number;
@@ -54,7 +54,7 @@ function summaryStep(band: SequenceInput['bands'][number], steps: FlowStep[]): F
 }
 
 export function layoutSequence(input: SequenceInput, opts: SequenceLayoutOptions = {}): SequenceLayout {
-  const laneWidth = opts.laneWidth ?? 180;
+  const laneWidth = opts.laneWidth ?? 200;
   const ringGap = opts.ringGap ?? 24;
   const margin = opts.margin ?? 20;
   const headerHeight = opts.headerHeight ?? 88;
@@ -97,7 +97,20 @@ export function layoutSequence(input: SequenceInput, opts: SequenceLayoutOptions
     steps = out;
   }
 
-  // 3. Rows top to bottom: a band's title row before its first step, then one row per step.
+  // 3. Rows top to bottom: a band's title row before its first step (none when the band is a
+  // single row: a collapsed call's arrow says it all), then one row per step.
+  const seqs = steps.map((s) => s.seq);
+  const firstAtOrAfter = (seq: number) => {
+    let lo = 0;
+    let hi = seqs.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (seqs[mid] < seq) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+  const stepsIn = (b: SequenceInput['bands'][number]) => firstAtOrAfter(b.lastSeq + 1) - firstAtOrAfter(b.firstSeq);
   const laidSteps: LaidStep[] = [];
   const laidBands: LaidBand[] = [];
   const open = new Map<number, LaidBand>();
@@ -110,7 +123,7 @@ export function layoutSequence(input: SequenceInput, opts: SequenceLayoutOptions
       const laid: LaidBand = { ...b, y0: headerHeight + row * rowHeight, y1: 0 };
       laidBands.push(laid);
       open.set(b.syscallId, laid);
-      row++;
+      if (stepsIn(b) > 1) row++;
     }
     const y = headerHeight + row * rowHeight + rowHeight / 2;
     laidSteps.push({ ...s, index, y, x1: xOf(s.from), x2: xOf(s.to) });

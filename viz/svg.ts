@@ -1,0 +1,366 @@
+// Rendering: a layout (numbers) drawn by d3 into a server-side DOM (linkedom) and serialised as
+// SVG. Nothing here computes a position: each coordinate comes from the layout. Text from the
+// trace goes into the document only as text nodes (labels, <title> tooltips), so the DOM escapes
+// it; attributes hold numbers and fixed names only.
+// @ts-ignore -- d3 7 ships no type declarations and @types/d3 is not a dependency; the small
+// part of the selection API used here is typed below.
+import * as d3untyped from 'd3';
+import { parseHTML } from 'linkedom';
+import type { FlameLayout, GraphLayout, LaidStep, SequenceLayout } from './types.js';
+
+type Value = string | number;
+/** The part of d3-selection used here. */
+interface Selection<D = unknown> {
+  append(name: string): Selection<D>;
+  attr(name: string, value: Value | ((d: D, i: number) => Value)): Selection<D>;
+  text(value: Value | ((d: D, i: number) => Value)): Selection<D>;
+  selectAll(selector: string): Selection<D>;
+  data<T>(data: T[]): Selection<T>;
+  join(name: string): Selection<D>;
+  each(fn: (this: unknown, d: D, i: number) => void): Selection<D>;
+  node(): { toString(): string } | null;
+}
+const d3 = d3untyped as unknown as { select(node: unknown): Selection };
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+/** Colours: ring 3 blue, ring 0 orange, ring transitions purple, failures red. */
+export const COLORS = {
+  ring3: '#e8f1fb',
+  ring0: '#fcefe2',
+  ring3Box: '#cfe2f7',
+  ring0Box: '#f8d9bb',
+  lifeline: '#9aa5b1',
+  arrow: '#37474f',
+  transition: '#7b2cbf',
+  fail: '#c62828',
+  failFill: '#fdecea',
+  note: '#fffde7',
+  band: '#ffffff',
+  text: '#1b1f23',
+} as const;
+
+/** A fresh <svg> in a server-side document, with the arrow markers every diagram uses. */
+function newSvg(width: number, height: number, kind: string): Selection {
+  const { document } = parseHTML('<!doctype html><html><head></head><body></body></html>');
+  const svg = d3
+    .select(document.body)
+    .append('svg')
+    .attr('xmlns', SVG_NS)
+    .attr('width', width)
+    .attr('height', height)
+    .attr('viewBox', `0 0 ${width} ${height}`)
+    .attr('class', `ntflow ntflow-${kind}`)
+    .attr('font-family', 'DejaVu Sans, Verdana, sans-serif')
+    .attr('font-size', 11);
+  const defs = svg.append('defs');
+  const markers: [string, string][] = [
+    ['arrow', COLORS.arrow],
+    ['arrow-transition', COLORS.transition],
+    ['arrow-fail', COLORS.fail],
+  ];
+  for (const [id, color] of markers) {
+    defs
+      .append('marker')
+      .attr('id', id)
+      .attr('viewBox', '0 0 10 10')
+      .attr('refX', 9)
+      .attr('refY', 5)
+      .attr('markerUnits', 'userSpaceOnUse')
+      .attr('markerWidth', 9)
+      .attr('markerHeight', 9)
+      .attr('orient', 'auto-start-reverse')
+      .append('path')
+      .attr('d', 'M0,0L10,5L0,10z')
+      .attr('fill', color);
+  }
+  svg.append('rect').attr('class', 'background').attr('width', width).attr('height', height).attr('fill', '#ffffff');
+  return svg;
+}
+
+function serialise(svg: Selection): string {
+  return `${svg.node()!.toString()}\n`;
+}
+
+const TRANSITIONS = new Set(['sysenter', 'sysexit', 'int', 'iret', 'exception']);
+
+/** A step's tooltip: its label, then `key: value` lines. */
+function tooltip(s: LaidStep): string {
+  return [s.label, ...Object.entries(s.detail).map(([k, v]) => `${k}: ${v}`)].join('\n');
+}
+
+function stepColor(s: LaidStep): string {
+  if (s.status?.failed) return COLORS.fail;
+  return TRANSITIONS.has(s.kind) ? COLORS.transition : COLORS.arrow;
+}
+
+function markerOf(s: LaidStep): string {
+  if (s.status?.failed) return 'url(#arrow-fail)';
+  return TRANSITIONS.has(s.kind) ? 'url(#arrow-transition)' : 'url(#arrow)';
+}
+
+/** Draw one step into its group: a note box, a loop back into the same lane, or an arrow. */
+function drawStep(g: Selection, s: LaidStep, laneWidth: number): void {
+  const color = stepColor(s);
+  g.append('title').text(tooltip(s));
+  if (s.kind === 'note') {
+    const w = Math.min(laneWidth * 2 - 16, s.label.length * 6.2 + 14);
+    g.append('rect')
+      .attr('x', s.x1 - w / 2)
+      .attr('y', s.y - 9)
+      .attr('width', w)
+      .attr('height', 18)
+      .attr('rx', 4)
+      .attr('fill', s.status?.failed ? COLORS.failFill : COLORS.note)
+      .attr('stroke', s.status?.failed ? COLORS.fail : '#c9b458');
+    g.append('text')
+      .attr('x', s.x1)
+      .attr('y', s.y + 4)
+      .attr('text-anchor', 'middle')
+      .attr('fill', s.status?.failed ? COLORS.fail : COLORS.text)
+      .attr('font-weight', s.status?.failed ? 'bold' : 'normal')
+      .text(s.label);
+    return;
+  }
+  const transition = TRANSITIONS.has(s.kind);
+  const strokeWidth = transition ? 2.5 : 1.3;
+  if (s.x1 === s.x2) {
+    g.append('path')
+      .attr('d', `M${s.x1},${s.y - 6}h28v12h-28`)
+      .attr('fill', 'none')
+      .attr('stroke', color)
+      .attr('stroke-width', strokeWidth)
+      .attr('marker-end', markerOf(s));
+    g.append('text')
+      .attr('x', s.x1 + 34)
+      .attr('y', s.y + 4)
+      .attr('fill', color)
+      .text(s.label);
+    return;
+  }
+  const line = g
+    .append('line')
+    .attr('x1', s.x1)
+    .attr('y1', s.y)
+    .attr('x2', s.x2)
+    .attr('y2', s.y)
+    .attr('stroke', color)
+    .attr('stroke-width', strokeWidth)
+    .attr('marker-end', markerOf(s));
+  if (s.kind === 'return') line.attr('stroke-dasharray', '5,3');
+  if (s.kind === 'jump') line.attr('stroke-dasharray', '2,2');
+  g.append('text')
+    .attr('x', (s.x1 + s.x2) / 2)
+    .attr('y', s.y - 4)
+    .attr('text-anchor', 'middle')
+    .attr('fill', color)
+    .attr('font-weight', transition || s.status?.failed ? 'bold' : 'normal')
+    .text(s.label);
+}
+
+export function renderSequenceSvg(layout: SequenceLayout): string {
+  const svg = newSvg(layout.width, layout.height, 'sequence');
+  const top = 30;
+  const bottom = layout.height - 8;
+  const left = layout.rings.length ? layout.rings[0].x0 : 0;
+  const right = layout.rings.length ? layout.rings[layout.rings.length - 1].x1 : layout.width;
+  const laneWidth = layout.lanes.length ? layout.lanes[0].width : 180;
+
+  svg.append('text').attr('class', 'title').attr('x', left).attr('y', 20).attr('font-size', 14).attr('font-weight', 'bold').text(layout.title);
+
+  svg
+    .append('g')
+    .attr('class', 'rings')
+    .selectAll('g')
+    .data(layout.rings)
+    .join('g')
+    .each(function (r) {
+      const g = d3.select(this);
+      g.append('rect')
+        .attr('x', r.x0)
+        .attr('y', top)
+        .attr('width', r.x1 - r.x0)
+        .attr('height', bottom - top)
+        .attr('fill', r.ring === 3 ? COLORS.ring3 : COLORS.ring0);
+      g.append('text')
+        .attr('x', r.x0 + 6)
+        .attr('y', top + 16)
+        .attr('font-weight', 'bold')
+        .attr('fill', r.ring === 3 ? '#1e4e8c' : '#9a4a00')
+        .text(r.label);
+    });
+
+  svg
+    .append('g')
+    .attr('class', 'bands')
+    .selectAll('g')
+    .data(layout.bands)
+    .join('g')
+    .attr('class', (b) => `band${b.status?.failed ? ' failed' : ''}`)
+    .attr('data-syscall', (b) => b.syscallId)
+    .each(function (b) {
+      const g = d3.select(this);
+      const failed = b.status?.failed ?? false;
+      g.append('rect')
+        .attr('x', left)
+        .attr('y', b.y0)
+        .attr('width', right - left)
+        .attr('height', b.y1 - b.y0)
+        .attr('fill', failed ? COLORS.failFill : COLORS.band)
+        .attr('fill-opacity', 0.55)
+        .attr('stroke', failed ? COLORS.fail : '#b0bec5');
+      if (b.y1 - b.y0 <= layout.rowHeight) return; // a single row: its arrow carries the label
+      const status = b.status ? b.status.name : 'never returned';
+      g.append('text')
+        .attr('x', left + 6)
+        .attr('y', b.y0 + layout.rowHeight / 2 + 4)
+        .attr('font-weight', 'bold')
+        .attr('fill', failed ? COLORS.fail : COLORS.text)
+        .text(`#${b.syscallId} ${b.name} · ${b.entry} · PreviousMode ${b.previousMode || '?'} → ${status}`);
+    });
+
+  svg
+    .append('g')
+    .attr('class', 'lanes')
+    .selectAll('g')
+    .data(layout.lanes)
+    .join('g')
+    .attr('class', (l) => `lane ring${l.ring}`)
+    .each(function (l) {
+      const g = d3.select(this);
+      g.append('line')
+        .attr('x1', l.x)
+        .attr('y1', layout.headerHeight - 8)
+        .attr('x2', l.x)
+        .attr('y2', bottom)
+        .attr('stroke', COLORS.lifeline)
+        .attr('stroke-dasharray', '4,4');
+      g.append('rect')
+        .attr('x', l.x - l.width / 2 + 6)
+        .attr('y', top + 26)
+        .attr('width', l.width - 12)
+        .attr('height', 26)
+        .attr('rx', 5)
+        .attr('fill', l.ring === 3 ? COLORS.ring3Box : COLORS.ring0Box)
+        .attr('stroke', '#607d8b');
+      g.append('text')
+        .attr('x', l.x)
+        .attr('y', top + 43)
+        .attr('text-anchor', 'middle')
+        .attr('font-weight', 'bold')
+        .text(l.label);
+    });
+
+  svg
+    .append('g')
+    .attr('class', 'steps')
+    .selectAll('g')
+    .data(layout.steps)
+    .join('g')
+    .attr('class', (s) => `step ${s.kind}${TRANSITIONS.has(s.kind) ? ' transition' : ''}${s.status?.failed ? ' failed' : ''}`)
+    .attr('data-seq', (s) => s.seq)
+    .attr('data-index', (s) => s.index)
+    .each(function (s) {
+      drawStep(d3.select(this), s, laneWidth);
+    });
+
+  return serialise(svg);
+}
+
+/** Flame rectangle colours: ring 3 blues, ring 0 oranges, by module. */
+function flameColor(cpl: 0 | 3, module: string): string {
+  let h = 0;
+  for (let i = 0; i < module.length; i++) h = (h * 31 + module.charCodeAt(i)) >>> 0;
+  const shades = cpl === 3 ? ['#9ecae1', '#6baed6', '#c6dbef', '#4292c6'] : ['#fdae6b', '#fd8d3c', '#fdd0a2', '#f16913'];
+  return shades[h % shades.length];
+}
+
+export function renderFlameSvg(layout: FlameLayout): string {
+  const svg = newSvg(layout.width, layout.height, 'flame');
+  svg.append('text').attr('class', 'title').attr('x', 20).attr('y', 22).attr('font-size', 14).attr('font-weight', 'bold').text(layout.title);
+  svg
+    .append('g')
+    .attr('class', 'frames')
+    .selectAll('g')
+    .data(layout.rects)
+    .join('g')
+    .attr('class', (r) => `frame ring${r.cpl}`)
+    .attr('data-call', (r) => r.id)
+    .each(function (r) {
+      const g = d3.select(this);
+      g.append('title').text(`${r.label} (${r.module}, ring ${r.cpl})`);
+      g.append('rect')
+        .attr('x', r.x)
+        .attr('y', r.y)
+        .attr('width', r.width)
+        .attr('height', r.height)
+        .attr('fill', flameColor(r.cpl, r.module))
+        .attr('stroke', r.width >= 3 ? '#ffffff' : 'none')
+        .attr('stroke-width', 0.5);
+      const chars = Math.floor((r.width - 6) / 6.2);
+      if (chars >= 3) {
+        g.append('text')
+          .attr('x', r.x + 3)
+          .attr('y', r.y + r.height - 5)
+          .attr('font-size', 10)
+          .text(r.label.length > chars ? `${r.label.slice(0, chars - 1)}…` : r.label);
+      }
+    });
+  return serialise(svg);
+}
+
+export function renderGraphSvg(layout: GraphLayout): string {
+  const svg = newSvg(layout.width, layout.height, 'graph');
+  svg.append('text').attr('class', 'title').attr('x', 20).attr('y', 22).attr('font-size', 14).attr('font-weight', 'bold').text(layout.title);
+  svg
+    .append('g')
+    .attr('class', 'edges')
+    .selectAll('g')
+    .data(layout.edges)
+    .join('g')
+    .attr('class', (e) => `edge ${e.kind}${TRANSITIONS.has(e.kind) ? ' transition' : ''}`)
+    .each(function (e) {
+      const g = d3.select(this);
+      const transition = TRANSITIONS.has(e.kind);
+      g.append('title').text(`${e.from} → ${e.to}: ${e.kind} ×${e.count}`);
+      g.append('path')
+        .attr('d', e.path)
+        .attr('fill', 'none')
+        .attr('stroke', transition ? COLORS.transition : COLORS.arrow)
+        .attr('stroke-width', Math.min(1 + Math.log2(e.count), 6))
+        .attr('marker-end', transition ? 'url(#arrow-transition)' : 'url(#arrow)');
+      g.append('text')
+        .attr('x', e.labelX)
+        .attr('y', e.labelY - 3)
+        .attr('text-anchor', 'middle')
+        .attr('font-size', 10)
+        .attr('fill', transition ? COLORS.transition : COLORS.arrow)
+        .text(`${e.kind === 'call' ? '' : `${e.kind} `}×${e.count}`);
+    });
+  svg
+    .append('g')
+    .attr('class', 'nodes')
+    .selectAll('g')
+    .data(layout.nodes)
+    .join('g')
+    .attr('class', (n) => `node ring${n.ring}`)
+    .each(function (n) {
+      const g = d3.select(this);
+      g.append('title').text(`${n.id} (${n.module}, ring ${n.ring})`);
+      g.append('rect')
+        .attr('x', n.x)
+        .attr('y', n.y)
+        .attr('width', n.width)
+        .attr('height', n.height)
+        .attr('rx', 5)
+        .attr('fill', n.ring === 3 ? COLORS.ring3Box : COLORS.ring0Box)
+        .attr('stroke', '#607d8b');
+      const chars = Math.floor((n.width - 10) / 6.2);
+      g.append('text')
+        .attr('x', n.x + n.width / 2)
+        .attr('y', n.y + n.height / 2 + 4)
+        .attr('text-anchor', 'middle')
+        .text(n.id.length > chars ? `${n.id.slice(0, chars - 1)}…` : n.id);
+    });
+  return serialise(svg);
+}
