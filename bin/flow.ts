@@ -1,0 +1,200 @@
+// `ntflow flow FILE [--session S] [--kind sequence|flame|graph] [--syscall ID]… [--query SQL] -o out.svg|out.html`:
+// draw a recorded session. The trace's rows become a diagram input (viz/data.ts), the input a
+// layout (viz/layout.ts), the layout SVG (viz/svg.ts) or a self-contained page (viz/html.ts); the
+// format follows the output's extension. Mistakes are one-line user errors (exit 1).
+import { extname, resolve } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import cliProgress from 'cli-progress';
+import type Database from 'better-sqlite3';
+import { TraceFileError, openTraceForReading, openTraceForWriting } from '../recorder/index.js';
+import { QueryError, prepareReadOnly, registerFunctions } from '../analyzer/query.js';
+import { resolveSession } from '../analyzer/state.js';
+import { replaySession } from '../analyzer/index.js';
+import {
+  VizInputError,
+  flameInput,
+  graphInput,
+  layoutCallGraph,
+  layoutFlame,
+  layoutSequence,
+  renderFlameSvg,
+  renderGraphSvg,
+  renderSequenceSvg,
+  sequenceInput,
+  type FlameLayout,
+  type GraphLayout,
+  type SequenceLayout,
+} from '../viz/index.js';
+
+export type FlowKind = 'sequence' | 'flame' | 'graph';
+export const FLOW_KINDS: readonly FlowKind[] = ['sequence', 'flame', 'graph'];
+
+export interface FlowOptions {
+  session?: string;
+  kind?: FlowKind;
+  /** --syscall, repeatable: syscalls.id of the session. */
+  syscall?: number[];
+  /** --query: one read-only statement whose first column is syscalls.id (:session is bound). */
+  query?: string;
+  output?: string;
+  /** Show a progress bar (default: when stderr is a terminal). */
+  progress?: boolean;
+}
+
+export interface FlowResult {
+  output: string;
+  format: 'svg' | 'html';
+  kind: FlowKind;
+  sessionId: number;
+  /** Steps (sequence), rectangles (flame) or nodes (graph) drawn. */
+  items: number;
+  bytes: number;
+}
+
+/** What viz/html.ts provides (loaded only for .html output). */
+interface HtmlRenderers {
+  renderSequenceHtml(layout: SequenceLayout, opts?: object): string;
+  renderFlameHtml(layout: FlameLayout, opts?: object): string;
+  renderGraphHtml(layout: GraphLayout, opts?: object): string;
+}
+
+const FORMATS: Record<string, 'svg' | 'html'> = { '.svg': 'svg', '.html': 'html', '.htm': 'html' };
+
+function syscallIdOption(value: string, previous: number[] = []): number[] {
+  if (!/^\s*\d+\s*$/.test(value) || Number(value) < 1) throw new InvalidArgumentError(`'${value}' is not a syscall id (a positive integer: syscalls.id)`);
+  return [...previous, Number(value)];
+}
+
+/** The syscalls.id values a --query returns (first column), checked. */
+function idsFromQuery(db: Database.Database, sql: string, sessionId: number): number[] {
+  registerFunctions(db, sessionId);
+  const stmt = prepareReadOnly(db, sql);
+  const columns = stmt.columns();
+  const sessionColumn = columns.findIndex((c) => c.name === 'session_id');
+  const params = /:session\b/.test(sql) ? [{ session: sessionId }] : [];
+  let rows: unknown[][];
+  try {
+    rows = stmt.raw().all(...params) as unknown[][];
+  } catch (e) {
+    throw new QueryError(`--query failed: ${(e as Error).message.split('\n')[0]}`);
+  }
+  const ids: number[] = [];
+  for (const row of rows) {
+    if (sessionColumn >= 0 && Number(row[sessionColumn]) !== sessionId) continue;
+    const v = row[0];
+    const n = typeof v === 'bigint' ? Number(v) : v;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 1) {
+      throw new QueryError(
+        `--query must return syscall ids in its first column (e.g. SELECT id FROM syscalls WHERE status_name <> 'STATUS_SUCCESS'); it returned ${JSON.stringify(typeof v === 'bigint' ? String(v) : v)} in column '${columns[0]?.name}'`,
+      );
+    }
+    ids.push(n);
+  }
+  if (ids.length === 0) throw new QueryError(`--query returned no syscall ids for session ${sessionId}; nothing to draw`);
+  return ids;
+}
+
+/** The session's projections exist, or are rebuilt now (the file reopened for writing). */
+function hasProjections(db: Database.Database, sessionId: number): boolean {
+  const table = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'projections'").get();
+  return !!table && !!db.prepare("SELECT 1 FROM projections WHERE session_id = ? AND name = 'calls'").get(sessionId);
+}
+
+/** The action of `ntflow flow`, callable without the command line (tests, the demo). */
+export async function flowCommand(file: string, opts: FlowOptions, userError: (message: string) => Error): Promise<FlowResult> {
+  const output = opts.output;
+  if (!output) throw userError("flow needs -o out.svg or -o out.html (the format follows the extension)");
+  const format = FORMATS[extname(output).toLowerCase()];
+  if (!format) throw userError(`-o ${output}: unknown extension '${extname(output) || '(none)'}'; use .svg or .html`);
+  const kind = opts.kind ?? 'sequence';
+  if (!FLOW_KINDS.includes(kind)) throw userError(`--kind must be one of ${FLOW_KINDS.join(', ')} (got '${kind}')`);
+  if (kind !== 'sequence' && (opts.syscall?.length || opts.query)) throw userError(`--syscall and --query choose calls for the sequence diagram; --kind ${kind} draws the whole session`);
+  if (opts.syscall?.length && opts.query) throw userError('give --syscall or --query, not both');
+
+  const showProgress = opts.progress ?? process.stderr.isTTY === true;
+  const bar = showProgress
+    ? new cliProgress.SingleBar({ format: 'flow {bar} {percentage}% | {stage}', clearOnComplete: true, stream: process.stderr }, cliProgress.Presets.shades_classic)
+    : null;
+  let barStarted = false;
+  const progress = (stage: string, done: number, total: number) => {
+    if (!bar) return;
+    if (!barStarted) {
+      bar.start(total, done, { stage });
+      barStarted = true;
+    }
+    bar.setTotal(Math.max(total, 1));
+    bar.update(done, { stage });
+  };
+
+  let db: Database.Database | null = null;
+  try {
+    db = openTraceForReading(file);
+    const sessionId = resolveSession(db, opts.session);
+    if (!hasProjections(db, sessionId)) {
+      db.close();
+      db = openTraceForWriting(file);
+      replaySession(db, sessionId, { onProgress: (p) => progress(`replaying session ${sessionId}`, p.events, p.total) });
+    }
+    const ids = opts.query ? idsFromQuery(db, opts.query, sessionId) : opts.syscall;
+
+    let svg: () => string;
+    let html: (r: HtmlRenderers) => string;
+    let items: number;
+    if (kind === 'sequence') {
+      const input = sequenceInput(db, sessionId, { syscallIds: ids, onProgress: (d, t) => progress('reading the path', d, t) });
+      progress('laying out', 0, 1);
+      const layout = layoutSequence(input);
+      items = layout.steps.length;
+      svg = () => renderSequenceSvg(layout);
+      html = (r) => r.renderSequenceHtml(layout);
+    } else if (kind === 'flame') {
+      const layout = layoutFlame(flameInput(db, sessionId));
+      items = layout.rects.length;
+      svg = () => renderFlameSvg(layout);
+      html = (r) => r.renderFlameHtml(layout);
+    } else {
+      const layout = layoutCallGraph(graphInput(db, sessionId));
+      items = layout.nodes.length;
+      svg = () => renderGraphSvg(layout);
+      html = (r) => r.renderGraphHtml(layout);
+    }
+    progress(`rendering ${format.toUpperCase()}`, 0, 1);
+    let text: string;
+    if (format === 'svg') text = svg();
+    else {
+      const module = '../viz/html.js'; // resolved at run time: the page renderer is a separate part of viz/
+      const renderers = (await import(module)) as HtmlRenderers;
+      text = html(renderers);
+    }
+    progress('done', 1, 1);
+    try {
+      writeFileSync(output, text);
+    } catch (e) {
+      throw userError(`cannot write ${output}: ${(e as Error).message.split('\n')[0]}`);
+    }
+    return { output: resolve(output), format, kind, sessionId, items, bytes: Buffer.byteLength(text) };
+  } catch (e) {
+    if (e instanceof VizInputError || e instanceof QueryError || e instanceof TraceFileError) throw userError(e.message.split('\n')[0]);
+    throw e;
+  } finally {
+    bar?.stop();
+    db?.close();
+  }
+}
+
+export function addFlowCommand(program: Command, userError: (message: string) => Error): void {
+  program
+    .command('flow')
+    .description('draw a session: a sequence diagram of the system-call path (default), a flame chart or a call graph, as SVG or a self-contained HTML page')
+    .argument('<trace.db>', 'a trace file')
+    .option('--session <id|name>', 'the session (default: the latest)')
+    .addOption(new Option('--kind <kind>', 'what to draw').choices([...FLOW_KINDS]).default('sequence'))
+    .option('--syscall <id>', 'draw this call (syscalls.id) step by step; repeatable', syscallIdOption)
+    .option('--query <sql>', "draw the calls a SELECT returns (first column syscalls.id; :session is bound), e.g. \"SELECT id FROM syscalls WHERE status_name <> 'STATUS_SUCCESS'\"")
+    .requiredOption('-o, --output <file>', 'where to write: .svg (static) or .html (interactive, opens offline)')
+    .action(async (file: string, opts: FlowOptions) => {
+      const r = await flowCommand(file, opts, userError);
+      process.stdout.write(`${r.output}: ${r.kind} diagram of session ${r.sessionId}, ${r.items} ${r.kind === 'sequence' ? 'steps' : r.kind === 'flame' ? 'frames' : 'functions'}, ${(r.bytes / 1024).toFixed(1)} KiB ${r.format.toUpperCase()}\n`);
+    });
+}

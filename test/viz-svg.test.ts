@@ -1,0 +1,278 @@
+// SVG rendering (viz/svg.ts) and `ntflow flow` (bin/flow.ts), issue E §1–§3: the diagram of a real
+// recording names every step of the seed path (ntdll!NtReadFile → SystemCallStub → SYSENTER →
+// KiFastCallEntry → KiSystemService → SSDT[0xB7] → nt!NtReadFile → KiServiceExit → SYSEXIT) and
+// its labels (EAX, MSR[176], PreviousMode, the APC check, the status); every SVG is well-formed
+// XML; text from the trace is escaped; failures are red; bad command lines are one-line errors.
+//   npx tsc -p tsconfig.json && npx tap dist/test/viz-svg.test.js
+import t from 'tap';
+import Database from 'better-sqlite3';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DOMParser } from 'linkedom';
+import {
+  COLORS,
+  flameInput,
+  graphInput,
+  layoutCallGraph,
+  layoutFlame,
+  layoutSequence,
+  renderFlameSvg,
+  renderGraphSvg,
+  renderSequenceSvg,
+  sequenceInput,
+  type SequenceInput,
+} from '../viz/index.js';
+import { flowCommand, type FlowOptions } from '../bin/flow.js';
+import { repoPath } from './util/paths.js';
+
+const NTFLOW = repoPath('bin', 'ntflow');
+const run = (args: string[]) => spawnSync('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, NTFLOW, ...args], { encoding: 'utf8' });
+const HOSTILE = '<img src=x onerror=alert(1)>';
+
+const dir = mkdtempSync(join(tmpdir(), 'ntflow-viz-svg-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+const TRACE = join(dir, 'readfile.db');
+const rec = run(['record', 'user-nt-readfile', '-o', TRACE]);
+if (rec.status !== 0) throw new Error(`recording failed: ${rec.stderr}`);
+
+/**
+ * A strict well-formedness check (linkedom's parser forgives too much): tags nest and close, one
+ * root, attributes quoted with no raw '<' or bare '&', text with no raw '<' or bare '&'.
+ */
+function wellFormed(xml: string): string | null {
+  const stack: string[] = [];
+  let roots = 0;
+  const re = /<(\/?)([A-Za-z][\w:.-]*)((?:\s+[\w:.-]+="[^"]*")*)\s*(\/?)>|<!--[\s\S]*?-->|([^<]+)|(<)/g;
+  const badAmp = /&(?!(?:amp|lt|gt|quot|apos|#\d+|#x[0-9a-fA-F]+);)/;
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(xml))) {
+    if (m[6]) return `stray '<' at ${m.index}: ${xml.slice(m.index, m.index + 40)}`;
+    if (m[5] !== undefined) {
+      if (badAmp.test(m[5])) return `bare '&' in text at ${m.index}`;
+      if (stack.length === 0 && m[5].trim() !== '') return `text outside the root at ${m.index}`;
+      continue;
+    }
+    if (m[2] === undefined) continue; // comment
+    for (const a of (m[3] ?? '').matchAll(/="([^"]*)"/g)) {
+      if (a[1].includes('<') || badAmp.test(a[1])) return `bad attribute value ${a[0]} at ${m.index}`;
+    }
+    if (m[1]) {
+      if (stack.pop() !== m[2]) return `</${m[2]}> closes nothing open at ${m.index}`;
+    } else if (!m[4]) {
+      if (stack.length === 0) roots++;
+      stack.push(m[2]);
+    } else if (stack.length === 0) roots++;
+  }
+  if (stack.length) return `unclosed <${stack[stack.length - 1]}>`;
+  return roots === 1 ? null : `${roots} root elements`;
+}
+
+function texts(svg: string): string[] {
+  const doc = new DOMParser().parseFromString(svg, 'image/svg+xml');
+  return [...doc.querySelectorAll('text')].map((n: { textContent: string | null }) => n.textContent ?? '');
+}
+
+t.test('the NtReadFile call of user-nt-readfile: every step of the seed path, in order', async (t) => {
+  const db = new Database(TRACE, { readonly: true });
+  t.teardown(() => db.close());
+  const input = sequenceInput(db, 1, { syscallIds: [2] });
+  const svg = renderSequenceSvg(layoutSequence(input));
+  t.equal(wellFormed(svg), null, 'well-formed XML');
+  t.match(svg, /^<svg [^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+  const all = texts(svg).join('\n');
+  for (const name of ['ntdll!NtReadFile', 'SystemCallStub', 'sysenter', 'KiFastCallEntry', 'KiSystemService', 'SSDT[0xB7] → nt!NtReadFile', 'KiServiceExit', 'sysexit']) {
+    t.ok(all.includes(name), `names ${name}`);
+  }
+  // The labels, in trace order (each the first step that carries it).
+  const order = [
+    'call ntdll!NtReadFile',
+    'EAX = 0B7h',
+    'sysenter: MSR[176] = 8053A270 → KiFastCallEntry',
+    'jmp nt!KiSystemService',
+    'SSDT[0xB7] → nt!NtReadFile',
+    'PreviousMode = UserMode',
+    'NtReadFile: STATUS_SUCCESS',
+    'APC check: user APC pending = no',
+    'sysexit → SharedUserData!SystemCallStub+0x4',
+    'ret → ntdll!NtReadFile',
+  ];
+  const at = order.map((label) => input.steps.findIndex((s) => s.label.includes(label)));
+  t.same(
+    at.map((i) => i >= 0),
+    order.map(() => true),
+    'every label is there',
+  );
+  t.same(
+    [...at].sort((a, b) => a - b),
+    at,
+    'in trace order',
+  );
+  t.same(
+    input.lanes.map((l) => l.id),
+    ['program', 'ntdll', 'SharedUserData', 'nt-entry', 'nt-service', 'nt-exit', 'nt'],
+  );
+  t.equal(input.lanes[0].label, 'user-nt-readfile.exe');
+  const sysenter = input.steps.find((s) => s.kind === 'sysenter')!;
+  t.same([sysenter.from, sysenter.to], ['SharedUserData', 'nt-entry']);
+  t.equal(sysenter.detail.EAX, '000000B7', 'registers from time travel in the tooltip');
+  t.match(svg, /class="step sysenter transition"/, 'ring transitions are marked');
+  t.match(svg, /<title>sysenter: MSR\[176\]/, 'tooltips as <title>');
+  t.same(
+    input.bands.map((b) => [b.syscallId, b.name, b.entry, b.previousMode, b.status?.name]),
+    [[2, 'NtReadFile', 'sysenter', 'UserMode', 'STATUS_SUCCESS']],
+  );
+  t.ok(input.steps.every((s) => s.syscallId === 2), 'every step belongs to the call');
+});
+
+t.test('whole session, flame chart and call graph are well-formed', async (t) => {
+  const db = new Database(TRACE, { readonly: true });
+  t.teardown(() => db.close());
+  const input = sequenceInput(db, 1, { registerSteps: 0 });
+  t.same(
+    input.bands.map((b) => b.name),
+    ['NtCreateFile', 'NtReadFile', 'NtClose', 'NtTerminateProcess'],
+  );
+  t.equal(input.steps.filter((s) => s.kind === 'sysenter').length, 4);
+  const seq = renderSequenceSvg(layoutSequence(input));
+  t.equal(wellFormed(seq), null, 'sequence');
+  const flame = renderFlameSvg(layoutFlame(flameInput(db, 1)));
+  t.equal(wellFormed(flame), null, 'flame');
+  t.ok(texts(flame).some((x) => x.startsWith('nt!KiFastCallEntry')), 'flame names KiFastCallEntry');
+  const graph = graphInput(db, 1);
+  t.ok(graph.edges.some((e) => e.from === 'SharedUserData!SystemCallStub' && e.to === 'nt!KiFastCallEntry' && e.kind === 'sysenter' && e.count === 4), 'graph: 4 sysenters');
+  const gsvg = renderGraphSvg(layoutCallGraph(graph));
+  t.equal(wellFormed(gsvg), null, 'graph');
+});
+
+t.test('text from the trace is escaped; failures are red', async (t) => {
+  const input: SequenceInput = {
+    title: `title ${HOSTILE}`,
+    lanes: [
+      { id: 'program', label: HOSTILE, ring: 3 },
+      { id: 'nt-service', label: 'SSDT target', ring: 0 },
+    ],
+    steps: [
+      { seq: 1, kind: 'call', from: 'program', to: 'nt-service', label: `call ${HOSTILE}`, detail: { [HOSTILE]: `"${HOSTILE}" & more` }, syscallId: 7 },
+      {
+        seq: 2,
+        kind: 'note',
+        from: 'nt-service',
+        to: 'nt-service',
+        label: 'NtClose: STATUS_INVALID_HANDLE',
+        detail: {},
+        status: { code: 0xc0000008, name: 'STATUS_INVALID_HANDLE', failed: true },
+        syscallId: 7,
+      },
+    ],
+    bands: [
+      {
+        syscallId: 7,
+        name: HOSTILE,
+        entry: 'sysenter',
+        previousMode: 'UserMode',
+        status: { code: 0xc0000008, name: 'STATUS_INVALID_HANDLE', failed: true },
+        parentId: null,
+        firstSeq: 1,
+        lastSeq: 2,
+      },
+    ],
+  };
+  const svg = renderSequenceSvg(layoutSequence(input));
+  t.equal(wellFormed(svg), null, 'well-formed');
+  t.notMatch(svg, /<img/i, 'no element made of a label');
+  t.match(svg, '&lt;img src=x onerror=alert(1)&gt;');
+  t.ok(texts(svg).includes(HOSTILE), 'shown as text');
+  t.match(svg, /class="step note failed"/);
+  t.match(svg, new RegExp(`fill="${COLORS.fail}"[^>]*>NtClose: STATUS_INVALID_HANDLE<`), 'the failing status is red');
+  t.match(svg, /class="band failed"/);
+  const flame = renderFlameSvg(
+    layoutFlame({ title: HOSTILE, totalIcount: 10, calls: [{ id: 1, parentId: null, depth: 0, startIcount: 0, endIcount: 10, symbol: HOSTILE, module: HOSTILE, cpl: 3 }] }),
+  );
+  t.equal(wellFormed(flame), null);
+  t.notMatch(flame, /<img/i);
+  const graph = renderGraphSvg(layoutCallGraph({ title: HOSTILE, nodes: [{ id: HOSTILE, module: 'm', ring: 3 }], edges: [{ from: HOSTILE, to: HOSTILE, count: 2, kind: 'call' }] }));
+  t.equal(wellFormed(graph), null);
+  t.notMatch(graph, /<img/i);
+});
+
+// ---- ntflow flow --------------------------------------------------------------------------
+
+class TestUserError extends Error {}
+const userError = (m: string) => new TestUserError(m);
+const flow = (file: string, opts: FlowOptions) => flowCommand(file, { progress: false, ...opts }, userError);
+
+t.test('flow writes SVG for each kind, --syscall and --query choose calls', async (t) => {
+  const out = join(dir, 'out.svg');
+  const r = await flow(TRACE, { output: out, syscall: [2] });
+  t.same([r.format, r.kind, r.sessionId], ['svg', 'sequence', 1]);
+  t.equal(wellFormed(readFileSync(out, 'utf8')), null);
+  t.ok(readFileSync(out, 'utf8').includes('SSDT[0xB7] → nt!NtReadFile'));
+  const q = await flow(TRACE, { output: out, query: "SELECT id FROM syscalls WHERE session_id = :session AND name = 'NtClose'" });
+  t.ok(readFileSync(out, 'utf8').includes('SSDT[0x19] → nt!NtClose'), '--query chose NtClose');
+  t.ok(q.items > 5);
+  for (const kind of ['flame', 'graph'] as const) {
+    const k = await flow(TRACE, { output: join(dir, `${kind}.svg`), kind });
+    t.equal(k.kind, kind);
+    t.equal(wellFormed(readFileSync(join(dir, `${kind}.svg`), 'utf8')), null, kind);
+  }
+});
+
+t.test('flow rebuilds missing projections', async (t) => {
+  const copy = join(dir, 'noproj.db');
+  copyFileSync(TRACE, copy);
+  const db = new Database(copy);
+  db.exec('DELETE FROM projections; DELETE FROM calls; DELETE FROM syscalls');
+  db.close();
+  const r = await flow(copy, { output: join(dir, 'noproj.svg') });
+  t.ok(r.items > 40, 'drawn after a replay');
+});
+
+t.test('flow: bad input is one line naming what was wrong', async (t) => {
+  const cases: [string, FlowOptions, RegExp, string?][] = [
+    ['unknown syscall', { output: join(dir, 'x.svg'), syscall: [99] }, /^no syscall 99 in session 1 \(its syscalls are 1 to 4/],
+    ['not a SELECT', { output: join(dir, 'x.svg'), query: 'DELETE FROM syscalls' }, /would change the trace/],
+    ['not ids', { output: join(dir, 'x.svg'), query: 'SELECT name FROM syscalls' }, /--query must return syscall ids in its first column/],
+    ['no rows', { output: join(dir, 'x.svg'), query: 'SELECT id FROM syscalls WHERE 0' }, /--query returned no syscall ids/],
+    ['bad SQL', { output: join(dir, 'x.svg'), query: 'SELEC id' }, /^SQL error/],
+    ['extension', { output: join(dir, 'x.png') }, /unknown extension '\.png'; use \.svg or \.html/],
+    ['no output', {}, /needs -o/],
+    ['missing file', { output: join(dir, 'x.svg') }, /does not exist/, join(dir, 'missing.db')],
+    ['kind and syscall', { output: join(dir, 'x.svg'), kind: 'flame', syscall: [1] }, /draws the whole session/],
+    ['unknown session', { output: join(dir, 'x.svg'), session: 'nope' }, /no session 'nope'/],
+  ];
+  for (const [what, opts, re, file] of cases) {
+    const e = await flow(file ?? TRACE, opts).then(
+      () => null,
+      (x: unknown) => x,
+    );
+    t.ok(e instanceof TestUserError, `${what}: a user error`);
+    t.match((e as Error).message, re, what);
+    t.notOk((e as Error).message.includes('\n'), `${what}: one line`);
+  }
+  t.notOk(existsSync(join(dir, 'x.png')));
+});
+
+t.test('the CLI: ntflow flow (once wired into bin/cli.ts)', async (t) => {
+  const help = run(['flow', '--help']);
+  if (help.status !== 0 || !help.stdout.includes('--syscall')) {
+    t.pass("'ntflow flow' is not wired into bin/cli.ts yet: flowCommand is tested above");
+    return;
+  }
+  const ok = run(['flow', TRACE, '--syscall', '2', '-o', join(dir, 'cli.svg')]);
+  t.equal(ok.status, 0, ok.stderr);
+  t.match(ok.stdout, /sequence diagram of session 1/);
+  for (const [args, re] of [
+    [['flow', TRACE, '--syscall', '99', '-o', join(dir, 'cli.svg')], /^ntflow: no syscall 99/],
+    [['flow', TRACE, '--syscall', 'x', '-o', join(dir, 'cli.svg')], /not a syscall id/],
+    [['flow', TRACE, '-o', join(dir, 'cli.txt')], /unknown extension/],
+    [['flow', join(dir, 'missing.db'), '-o', join(dir, 'cli.svg')], /does not exist/],
+    [['flow', TRACE, '--query', 'DROP TABLE syscalls', '-o', join(dir, 'cli.svg')], /would change the trace/],
+  ] as [string[], RegExp][]) {
+    const r = run(args);
+    t.equal(r.status, 1, `${args.join(' ')}: exit 1`);
+    t.match(r.stderr, re);
+    t.equal(r.stderr.trim().split('\n').length, 1, 'one line');
+  }
+});
