@@ -127,7 +127,10 @@ export function layoutSequence(input: SequenceInput, opts: SequenceLayoutOptions
     }
     const y = headerHeight + row * rowHeight + rowHeight / 2;
     laidSteps.push({ ...s, index, y, x1: xOf(s.from), x2: xOf(s.to) });
-    for (const b of open.values()) if (b.firstSeq <= s.seq && s.seq <= b.lastSeq) b.y1 = headerHeight + (row + 1) * rowHeight;
+    for (const b of open.values()) {
+      if (s.seq <= b.lastSeq) b.y1 = headerHeight + (row + 1) * rowHeight;
+      else open.delete(b.syscallId); // steps come in seq order: nothing later is inside it
+    }
     row++;
   });
 

@@ -14,10 +14,6 @@ interface Selection<D = unknown> {
   append(name: string): Selection<D>;
   attr(name: string, value: Value | ((d: D, i: number) => Value)): Selection<D>;
   text(value: Value | ((d: D, i: number) => Value)): Selection<D>;
-  selectAll(selector: string): Selection<D>;
-  data<T>(data: T[]): Selection<T>;
-  join(name: string): Selection<D>;
-  each(fn: (this: unknown, d: D, i: number) => void): Selection<D>;
   node(): { toString(): string } | null;
 }
 const d3 = d3untyped as unknown as { select(node: unknown): Selection };
@@ -76,6 +72,15 @@ function newSvg(width: number, height: number, kind: string): Selection {
   }
   svg.append('rect').attr('class', 'background').attr('width', width).attr('height', height).attr('fill', '#ffffff');
   return svg;
+}
+
+/**
+ * One `tag` child of `parent` per item, drawn by `draw`. A plain loop of appends rather than
+ * selectAll().data().join(): on linkedom, join's inserts take time proportional to the children
+ * already there, which made a 15,000-step diagram take seconds.
+ */
+function appendEach<T>(parent: Selection, items: readonly T[], tag: string, draw: (g: Selection, item: T, i: number) => void): void {
+  items.forEach((item, i) => draw(parent.append(tag), item, i));
 }
 
 function serialise(svg: Selection): string {
@@ -168,101 +173,74 @@ export function renderSequenceSvg(layout: SequenceLayout): string {
 
   svg.append('text').attr('class', 'title').attr('x', left).attr('y', 20).attr('font-size', 14).attr('font-weight', 'bold').text(layout.title);
 
-  svg
-    .append('g')
-    .attr('class', 'rings')
-    .selectAll('g')
-    .data(layout.rings)
-    .join('g')
-    .each(function (r) {
-      const g = d3.select(this);
-      g.append('rect')
-        .attr('x', r.x0)
-        .attr('y', top)
-        .attr('width', r.x1 - r.x0)
-        .attr('height', bottom - top)
-        .attr('fill', r.ring === 3 ? COLORS.ring3 : COLORS.ring0);
-      g.append('text')
-        .attr('x', r.x0 + 6)
-        .attr('y', top + 16)
-        .attr('font-weight', 'bold')
-        .attr('fill', r.ring === 3 ? '#1e4e8c' : '#9a4a00')
-        .text(r.label);
-    });
+  appendEach(svg.append('g').attr('class', 'rings'), layout.rings, 'g', (g, r) => {
+    g.append('rect')
+      .attr('x', r.x0)
+      .attr('y', top)
+      .attr('width', r.x1 - r.x0)
+      .attr('height', bottom - top)
+      .attr('fill', r.ring === 3 ? COLORS.ring3 : COLORS.ring0);
+    g.append('text')
+      .attr('x', r.x0 + 6)
+      .attr('y', top + 16)
+      .attr('font-weight', 'bold')
+      .attr('fill', r.ring === 3 ? '#1e4e8c' : '#9a4a00')
+      .text(r.label);
+  });
 
-  svg
-    .append('g')
-    .attr('class', 'bands')
-    .selectAll('g')
-    .data(layout.bands)
-    .join('g')
-    .attr('class', (b) => `band${b.status?.failed ? ' failed' : ''}`)
-    .attr('data-syscall', (b) => b.syscallId)
-    .each(function (b) {
-      const g = d3.select(this);
-      const failed = b.status?.failed ?? false;
-      g.append('rect')
-        .attr('x', left)
-        .attr('y', b.y0)
-        .attr('width', right - left)
-        .attr('height', b.y1 - b.y0)
-        .attr('fill', failed ? COLORS.failFill : COLORS.band)
-        .attr('fill-opacity', 0.55)
-        .attr('stroke', failed ? COLORS.fail : '#b0bec5');
-      if (b.y1 - b.y0 <= layout.rowHeight) return; // a single row: its arrow carries the label
-      const status = b.status ? b.status.name : 'never returned';
-      g.append('text')
-        .attr('x', left + 6)
-        .attr('y', b.y0 + layout.rowHeight / 2 + 4)
-        .attr('font-weight', 'bold')
-        .attr('fill', failed ? COLORS.fail : COLORS.text)
-        .text(`#${b.syscallId} ${b.name} · ${b.entry} · PreviousMode ${b.previousMode || '?'} → ${status}`);
-    });
+  appendEach(svg.append('g').attr('class', 'bands'), layout.bands, 'g', (g, b) => {
+    g.attr('class', `band${b.status?.failed ? ' failed' : ''}`)
+      .attr('data-syscall', b.syscallId);
+    const failed = b.status?.failed ?? false;
+    g.append('rect')
+      .attr('x', left)
+      .attr('y', b.y0)
+      .attr('width', right - left)
+      .attr('height', b.y1 - b.y0)
+      .attr('fill', failed ? COLORS.failFill : COLORS.band)
+      .attr('fill-opacity', 0.55)
+      .attr('stroke', failed ? COLORS.fail : '#b0bec5');
+    if (b.y1 - b.y0 <= layout.rowHeight) return; // a single row: its arrow carries the label
+    const status = b.status ? b.status.name : 'never returned';
+    g.append('text')
+      .attr('x', left + 6)
+      .attr('y', b.y0 + layout.rowHeight / 2 + 4)
+      .attr('font-weight', 'bold')
+      .attr('fill', failed ? COLORS.fail : COLORS.text)
+      .text(`#${b.syscallId} ${b.name} · ${b.entry} · PreviousMode ${b.previousMode || '?'} → ${status}`);
+  });
 
-  svg
-    .append('g')
-    .attr('class', 'lanes')
-    .selectAll('g')
-    .data(layout.lanes)
-    .join('g')
-    .attr('class', (l) => `lane ring${l.ring}`)
-    .each(function (l) {
-      const g = d3.select(this);
-      g.append('line')
-        .attr('x1', l.x)
-        .attr('y1', layout.headerHeight - 8)
-        .attr('x2', l.x)
-        .attr('y2', bottom)
-        .attr('stroke', COLORS.lifeline)
-        .attr('stroke-dasharray', '4,4');
-      g.append('rect')
-        .attr('x', l.x - l.width / 2 + 6)
-        .attr('y', top + 26)
-        .attr('width', l.width - 12)
-        .attr('height', 26)
-        .attr('rx', 5)
-        .attr('fill', l.ring === 3 ? COLORS.ring3Box : COLORS.ring0Box)
-        .attr('stroke', '#607d8b');
-      g.append('text')
-        .attr('x', l.x)
-        .attr('y', top + 43)
-        .attr('text-anchor', 'middle')
-        .attr('font-weight', 'bold')
-        .text(l.label);
-    });
+  appendEach(svg.append('g').attr('class', 'lanes'), layout.lanes, 'g', (g, l) => {
+    g.attr('class', `lane ring${l.ring}`);
+    g.append('line')
+      .attr('x1', l.x)
+      .attr('y1', layout.headerHeight - 8)
+      .attr('x2', l.x)
+      .attr('y2', bottom)
+      .attr('stroke', COLORS.lifeline)
+      .attr('stroke-dasharray', '4,4');
+    g.append('rect')
+      .attr('x', l.x - l.width / 2 + 6)
+      .attr('y', top + 26)
+      .attr('width', l.width - 12)
+      .attr('height', 26)
+      .attr('rx', 5)
+      .attr('fill', l.ring === 3 ? COLORS.ring3Box : COLORS.ring0Box)
+      .attr('stroke', '#607d8b');
+    g.append('text')
+      .attr('x', l.x)
+      .attr('y', top + 43)
+      .attr('text-anchor', 'middle')
+      .attr('font-weight', 'bold')
+      .text(l.label);
+  });
 
-  svg
-    .append('g')
-    .attr('class', 'steps')
-    .selectAll('g')
-    .data(layout.steps)
-    .join('g')
-    .attr('class', (s) => `step ${s.kind}${TRANSITIONS.has(s.kind) ? ' transition' : ''}${s.status?.failed ? ' failed' : ''}`)
-    .attr('data-seq', (s) => s.seq)
-    .attr('data-index', (s) => s.index)
-    .each(function (s) {
-      drawStep(d3.select(this), s, laneWidth);
-    });
+  appendEach(svg.append('g').attr('class', 'steps'), layout.steps, 'g', (g, s) => {
+    g.attr('class', `step ${s.kind}${TRANSITIONS.has(s.kind) ? ' transition' : ''}${s.status?.failed ? ' failed' : ''}`)
+      .attr('data-seq', s.seq)
+      .attr('data-index', s.index);
+    drawStep(g, s, laneWidth);
+  });
 
   return serialise(svg);
 }
@@ -278,89 +256,68 @@ function flameColor(cpl: 0 | 3, module: string): string {
 export function renderFlameSvg(layout: FlameLayout): string {
   const svg = newSvg(layout.width, layout.height, 'flame');
   svg.append('text').attr('class', 'title').attr('x', 20).attr('y', 22).attr('font-size', 14).attr('font-weight', 'bold').text(layout.title);
-  svg
-    .append('g')
-    .attr('class', 'frames')
-    .selectAll('g')
-    .data(layout.rects)
-    .join('g')
-    .attr('class', (r) => `frame ring${r.cpl}`)
-    .attr('data-call', (r) => r.id)
-    .each(function (r) {
-      const g = d3.select(this);
-      g.append('title').text(`${r.label} (${r.module}, ring ${r.cpl})`);
-      g.append('rect')
-        .attr('x', r.x)
-        .attr('y', r.y)
-        .attr('width', r.width)
-        .attr('height', r.height)
-        .attr('fill', flameColor(r.cpl, r.module))
-        .attr('stroke', r.width >= 3 ? '#ffffff' : 'none')
-        .attr('stroke-width', 0.5);
-      const chars = Math.floor((r.width - 6) / 6.2);
-      if (chars >= 3) {
-        g.append('text')
-          .attr('x', r.x + 3)
-          .attr('y', r.y + r.height - 5)
-          .attr('font-size', 10)
-          .text(r.label.length > chars ? `${r.label.slice(0, chars - 1)}…` : r.label);
-      }
-    });
+  appendEach(svg.append('g').attr('class', 'frames'), layout.rects, 'g', (g, r) => {
+    g.attr('class', `frame ring${r.cpl}`)
+      .attr('data-call', r.id);
+    g.append('title').text(`${r.label} (${r.module}, ring ${r.cpl})`);
+    g.append('rect')
+      .attr('x', r.x)
+      .attr('y', r.y)
+      .attr('width', r.width)
+      .attr('height', r.height)
+      .attr('fill', flameColor(r.cpl, r.module))
+      .attr('stroke', r.width >= 3 ? '#ffffff' : 'none')
+      .attr('stroke-width', 0.5);
+    const chars = Math.floor((r.width - 6) / 6.2);
+    if (chars >= 3) {
+      g.append('text')
+        .attr('x', r.x + 3)
+        .attr('y', r.y + r.height - 5)
+        .attr('font-size', 10)
+        .text(r.label.length > chars ? `${r.label.slice(0, chars - 1)}…` : r.label);
+    }
+  });
   return serialise(svg);
 }
 
 export function renderGraphSvg(layout: GraphLayout): string {
   const svg = newSvg(layout.width, layout.height, 'graph');
   svg.append('text').attr('class', 'title').attr('x', 20).attr('y', 22).attr('font-size', 14).attr('font-weight', 'bold').text(layout.title);
-  svg
-    .append('g')
-    .attr('class', 'edges')
-    .selectAll('g')
-    .data(layout.edges)
-    .join('g')
-    .attr('class', (e) => `edge ${e.kind}${TRANSITIONS.has(e.kind) ? ' transition' : ''}`)
-    .each(function (e) {
-      const g = d3.select(this);
-      const transition = TRANSITIONS.has(e.kind);
-      g.append('title').text(`${e.from} → ${e.to}: ${e.kind} ×${e.count}`);
-      g.append('path')
-        .attr('d', e.path)
-        .attr('fill', 'none')
-        .attr('stroke', transition ? COLORS.transition : COLORS.arrow)
-        .attr('stroke-width', Math.min(1 + Math.log2(e.count), 6))
-        .attr('marker-end', transition ? 'url(#arrow-transition)' : 'url(#arrow)');
-      g.append('text')
-        .attr('x', e.labelX)
-        .attr('y', e.labelY - 3)
-        .attr('text-anchor', 'middle')
-        .attr('font-size', 10)
-        .attr('fill', transition ? COLORS.transition : COLORS.arrow)
-        .text(`${e.kind === 'call' ? '' : `${e.kind} `}×${e.count}`);
-    });
-  svg
-    .append('g')
-    .attr('class', 'nodes')
-    .selectAll('g')
-    .data(layout.nodes)
-    .join('g')
-    .attr('class', (n) => `node ring${n.ring}`)
-    .each(function (n) {
-      const g = d3.select(this);
-      g.append('title').text(`${n.id} (${n.module}, ring ${n.ring})`);
-      g.append('rect')
-        .attr('x', n.x)
-        .attr('y', n.y)
-        .attr('width', n.width)
-        .attr('height', n.height)
-        .attr('rx', 5)
-        .attr('fill', n.ring === 3 ? COLORS.ring3Box : COLORS.ring0Box)
-        .attr('stroke', '#607d8b');
-      const chars = Math.floor((n.width - 10) / 6.2);
-      g.append('text')
-        .attr('x', n.x + n.width / 2)
-        .attr('y', n.y + n.height / 2 + 4)
-        .attr('text-anchor', 'middle')
-        .text(n.id.length > chars ? `${n.id.slice(0, chars - 1)}…` : n.id);
-    });
+  appendEach(svg.append('g').attr('class', 'edges'), layout.edges, 'g', (g, e) => {
+    g.attr('class', `edge ${e.kind}${TRANSITIONS.has(e.kind) ? ' transition' : ''}`);
+    const transition = TRANSITIONS.has(e.kind);
+    g.append('title').text(`${e.from} → ${e.to}: ${e.kind} ×${e.count}`);
+    g.append('path')
+      .attr('d', e.path)
+      .attr('fill', 'none')
+      .attr('stroke', transition ? COLORS.transition : COLORS.arrow)
+      .attr('stroke-width', Math.min(1 + Math.log2(e.count), 6))
+      .attr('marker-end', transition ? 'url(#arrow-transition)' : 'url(#arrow)');
+    g.append('text')
+      .attr('x', e.labelX)
+      .attr('y', e.labelY - 3)
+      .attr('text-anchor', 'middle')
+      .attr('font-size', 10)
+      .attr('fill', transition ? COLORS.transition : COLORS.arrow)
+      .text(`${e.kind === 'call' ? '' : `${e.kind} `}×${e.count}`);
+  });
+  appendEach(svg.append('g').attr('class', 'nodes'), layout.nodes, 'g', (g, n) => {
+    g.attr('class', `node ring${n.ring}`);
+    g.append('title').text(`${n.id} (${n.module}, ring ${n.ring})`);
+    g.append('rect')
+      .attr('x', n.x)
+      .attr('y', n.y)
+      .attr('width', n.width)
+      .attr('height', n.height)
+      .attr('rx', 5)
+      .attr('fill', n.ring === 3 ? COLORS.ring3Box : COLORS.ring0Box)
+      .attr('stroke', '#607d8b');
+    const chars = Math.floor((n.width - 10) / 6.2);
+    g.append('text')
+      .attr('x', n.x + n.width / 2)
+      .attr('y', n.y + n.height / 2 + 4)
+      .attr('text-anchor', 'middle')
+      .text(n.id.length > chars ? `${n.id.slice(0, chars - 1)}…` : n.id);
+  });
   return serialise(svg);
 }
