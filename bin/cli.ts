@@ -10,6 +10,7 @@ import { addRecordCommands } from './record.js';
 import { addQueryCommand } from './query.js';
 import { addReplayCommand } from './replay.js';
 import { addStateCommand } from './state-command.js';
+import { addFlowCommand } from './flow.js';
 import { QueryError } from '../analyzer/query.js';
 import { ReplayInputError, VerifyError } from '../analyzer/index.js';
 import { RecordInputError, TraceFileError } from '../recorder/index.js';
@@ -123,6 +124,7 @@ export function buildProgram(): Command {
   addQueryCommand(program, (message) => new UserError(message));
   addReplayCommand(program, (message) => new UserError(message));
   addStateCommand(program, (message) => new UserError(message));
+  addFlowCommand(program, (message) => new UserError(message));
 
   return program;
 }
