@@ -4,6 +4,7 @@
 import { assemble, Machine, PTE_P, PTE_RW, PTE_US } from '../core/index.js';
 import { benchRecord, rmSync } from './record.js';
 import { benchReplay, benchState } from './analyze.js';
+import { benchViz } from './viz.js';
 import { dirname } from 'node:path';
 
 const LOOP = `
@@ -94,4 +95,7 @@ const state = benchState(big.trace);
 console.log(`ntflow bench — time travel: 'ntflow state --at SEQ' on a ${big.instructions.toLocaleString('en')}-instruction trace, ${state.samples} events spread over it`);
 console.log(`  state at SEQ                        ${state.medianMs.toFixed(1).padStart(7)} ms median, ${state.maxMs.toFixed(1)} ms max (goal <= 50)`);
 rmSync(dirname(big.trace), { recursive: true, force: true });
-console.log(JSON.stringify({ bench: 'ntflow', node: process.version, cpu: figures, record: { ...rec, trace: undefined }, replay, state: { ...state, times: undefined } }));
+const viz = await benchViz();
+console.log(`ntflow bench — diagrams: a ${viz.syscalls.toLocaleString('en')}-syscall session (${viz.events.toLocaleString('en')} events), sequence diagram`);
+console.log(`  data + layout + SVG                 ${(viz.totalMs / 1000).toFixed(2).padStart(7)} s  (data ${viz.dataMs.toFixed(0)} ms, layout ${viz.layoutMs.toFixed(0)} ms, SVG ${viz.svgMs.toFixed(0)} ms, ${(viz.svgBytes / 1024).toFixed(0)} KiB; goal <= 3 s)`);
+console.log(JSON.stringify({ bench: 'ntflow', node: process.version, cpu: figures, record: { ...rec, trace: undefined }, replay, state: { ...state, times: undefined }, viz }));
