@@ -1,0 +1,191 @@
+// The self-contained HTML page as text: nothing it loads comes from elsewhere, the layout JSON
+// cannot break out of its <script> element, the Content-Security-Policy names exactly the inline
+// scripts, and the demo page writes index.html and a page per scenario. (What the pages do in a
+// browser: test/browser.test.ts.)
+//   npx tsc -p tsconfig.json && npx tap dist/test/viz-html.test.js
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { parseHTML } from 'linkedom';
+import { SCENARIOS } from '../core/guest/scenarios.js';
+import { escapeHtml, renderFlameHtml, renderGraphHtml, renderIndexPage, renderSequenceHtml, scriptJson } from '../viz/html.js';
+import type { FlameLayout, GraphLayout } from '../viz/types.js';
+import { runDemoPage } from '../bin/demo-page.js';
+import { HOSTILE_FILE, SCRIPT_BREAKER, sequenceFixture } from './util/browser.js';
+
+const flame: FlameLayout = {
+  title: `flame of ${HOSTILE_FILE}`,
+  width: 400,
+  height: 80,
+  rects: [
+    { id: 1, x: 20, y: 40, width: 360, height: 17, label: 'prog!start', module: 'prog', cpl: 3 },
+    { id: 2, x: 40, y: 58, width: 200, height: 17, label: SCRIPT_BREAKER, module: 'ntdll', cpl: 3 },
+  ],
+};
+const graph: GraphLayout = {
+  title: 'graph',
+  width: 500,
+  height: 120,
+  nodes: [
+    { id: 'prog!start', module: 'prog', ring: 3, x: 20, y: 40, width: 200, height: 28 },
+    { id: HOSTILE_FILE, module: 'nt', ring: 0, x: 300, y: 40, width: 200, height: 28 },
+  ],
+  edges: [{ from: 'prog!start', to: HOSTILE_FILE, count: 3, kind: 'call', path: 'M220,54C260,54 260,54 300,54', labelX: 260, labelY: 54 }],
+};
+
+/** What a self-contained page must not contain: a URL it would fetch or navigate to by itself. */
+function externalReferences(html: string): string[] {
+  const found: string[] = [];
+  const patterns = [
+    /\b(?:src|href|action|poster|data)\s*=\s*["']?\s*(?:https?:)?\/\/[^\s"'>]*/gi, // src=, href= to http(s) or //host
+    /\bimport\s*\(\s*["'`][^"'`]*["'`]\s*\)/g, // dynamic import of a URL
+    /\bimport\s+[^;]*?from\s+["'`]https?:[^"'`]*/g,
+    /@import\b/g,
+    /url\(\s*["']?\s*(?:https?:)?\/\//gi,
+    /<link\b[^>]*rel=["']?stylesheet/gi,
+  ];
+  for (const p of patterns) for (const m of html.matchAll(p)) found.push(m[0]);
+  return found;
+}
+
+function scripts(html: string) {
+  const { document } = parseHTML(html);
+  return [...document.querySelectorAll('script')] as unknown as { getAttribute(n: string): string | null; textContent: string; id: string }[];
+}
+
+t.test('scriptJson escapes what could end or alter a <script> element, and stays the same JSON', async (t) => {
+  const value = { label: `${SCRIPT_BREAKER} <!-- & \u2028\u2029 > ok` };
+  const text = scriptJson(value);
+  t.equal(
+    text,
+    '{"label":"\\u003c/script\\u003e\\u003cscript\\u003ealert(1)\\u003c/script\\u003e \\u003c!-- \\u0026 \\u2028\\u2029 \\u003e ok"}',
+  );
+  t.notMatch(text, /[<>&\u2028\u2029]/);
+  t.same(JSON.parse(text), value);
+  t.throws(() => scriptJson(undefined), TypeError);
+  t.equal(escapeHtml(`<a href="x" title='y'>&</a>`), '&lt;a href=&quot;x&quot; title=&#39;y&#39;&gt;&amp;&lt;/a&gt;');
+});
+
+t.test('a sequence page is one self-contained file: d3, the data and the script inlined, no URL', async (t) => {
+  const layout = sequenceFixture({ calls: 2, failFirst: true });
+  const html = renderSequenceHtml(layout);
+  t.match(html, /^<!doctype html>/);
+  t.same(externalReferences(html), [], 'no src/href/import/url() to another place');
+  t.match(html, /https:\/\/d3js\.org v7\./, "d3's own banner: the library is inlined");
+  t.notMatch(html, /<script[^>]*\ssrc=/i, 'no script is loaded from a file');
+  t.match(html, /<link rel="icon" href="data:,">/, 'the favicon is an empty data: URL, so the browser asks for none');
+  const all = scripts(html);
+  t.equal(all.length, 3, 'the data, d3 and the page script');
+  const data = all.find((s) => s.getAttribute('type') === 'application/json')!;
+  const payload = JSON.parse(data.textContent);
+  t.equal(payload.kind, 'sequence');
+  t.same(payload.layout, layout, 'the layout goes in unchanged');
+});
+
+t.test('a label holding </script><script>alert(1)</script> stays data', async (t) => {
+  const layout = sequenceFixture({ fileName: SCRIPT_BREAKER, title: `title ${SCRIPT_BREAKER}` });
+  const html = renderSequenceHtml(layout, { description: `about ${SCRIPT_BREAKER}` });
+  t.notOk(html.includes('<script>alert(1)'), 'the text never appears as markup');
+  const all = scripts(html);
+  t.equal(all.length, 3, 'no extra script element');
+  const payload = JSON.parse(all.find((s) => s.getAttribute('type') === 'application/json')!.textContent);
+  t.ok(
+    payload.layout.steps.some((s: { label: string }) => s.label === `file: ${SCRIPT_BREAKER}`),
+    'the label comes back byte for byte',
+  );
+  t.equal(payload.layout.title, `title ${SCRIPT_BREAKER}`);
+  const { document } = parseHTML(html);
+  t.equal(document.querySelector('title')!.textContent, `title ${SCRIPT_BREAKER}`, '<title> holds it as text');
+  t.match(document.querySelector('p')!.textContent, `about ${SCRIPT_BREAKER}`, 'and so does the description');
+});
+
+t.test('the Content-Security-Policy allows exactly the inline scripts and nothing from anywhere', async (t) => {
+  const html = renderSequenceHtml(sequenceFixture());
+  const { document } = parseHTML(html);
+  const csp = document.querySelector('meta[http-equiv="Content-Security-Policy"]')!.getAttribute('content')!;
+  t.match(csp, /default-src 'none'/);
+  t.notMatch(csp, /unsafe-inline[^;]*;?\s*$|script-src[^;]*unsafe/, 'no unsafe-inline for scripts (so no inline event handler can run)');
+  const executable = scripts(html).filter((s) => s.getAttribute('type') === null);
+  t.equal(executable.length, 2);
+  for (const s of executable) {
+    const hash = `'sha256-${createHash('sha256').update(s.textContent, 'utf8').digest('base64')}'`;
+    t.ok(csp.includes(hash), 'the CSP names the script by its hash');
+  }
+});
+
+t.test('flame chart and call graph pages are self-contained too', async (t) => {
+  for (const [kind, html] of [
+    ['flame', renderFlameHtml(flame)],
+    ['graph', renderGraphHtml(graph)],
+  ] as const) {
+    t.same(externalReferences(html), [], `${kind}: no URL`);
+    const all = scripts(html);
+    t.equal(all.length, 3, `${kind}: three scripts`);
+    const payload = JSON.parse(all.find((s) => s.getAttribute('type') === 'application/json')!.textContent);
+    t.equal(payload.kind, kind);
+    t.notOk(html.includes(HOSTILE_FILE), `${kind}: the hostile name is never raw markup`);
+  }
+});
+
+t.test('the index page: sections, relative links only, diagrams inline side by side', async (t) => {
+  const a = sequenceFixture({ title: 'left' });
+  const b = sequenceFixture({ title: 'right' });
+  const html = renderIndexPage(
+    [
+      { id: 'pair', title: 'Side by side', paragraphs: ['two'], diagrams: [{ kind: 'sequence', layout: a }, { kind: 'sequence', layout: b }] },
+      { id: 'one', title: HOSTILE_FILE, paragraphs: [SCRIPT_BREAKER], links: [{ href: 'one.html', text: 'one' }], facts: [['status', 'STATUS_SUCCESS']] },
+    ],
+    { title: 'demo', intro: ['hello'] },
+  );
+  t.same(externalReferences(html), []);
+  const { document } = parseHTML(html);
+  t.equal(document.querySelectorAll('section.ntflow-diagram').length, 2);
+  t.equal(document.querySelectorAll('.side-by-side section.ntflow-diagram').length, 2, 'both in the side-by-side grid');
+  const ids = [...document.querySelectorAll('section.ntflow-diagram')].map((s) => (s as unknown as { getAttribute(n: string): string }).getAttribute('data-source'));
+  t.same(ids, ['ntflow-data-0', 'ntflow-data-1'], 'each diagram reads its own data element');
+  t.equal(document.querySelector('#one h2')!.textContent, HOSTILE_FILE, 'a heading from data is text');
+  t.equal(document.querySelectorAll('img').length, 0);
+  t.equal(scripts(html).length, 4, 'two data elements, d3, the page script: nothing injected');
+  for (const href of ['http://example.com/x.html', 'javascript:alert(1)', '//evil.example/x', 'file:///etc/passwd']) {
+    t.throws(() => renderIndexPage([{ id: 'x', title: 'x', paragraphs: [], links: [{ href, text: 'x' }] }]), RangeError, `refuses ${href}`);
+  }
+});
+
+t.test('the demo page: every scenario recorded, index.html and a page per scenario', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ntflow-demo-page-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const lines: string[] = [];
+  const result = await runDemoPage({ out: join(dir, 'traces'), log: (l) => lines.push(l), registerSteps: 10 });
+  t.equal(result.index, join(dir, 'traces', 'index.html'));
+  t.ok(existsSync(result.db), 'demo.db');
+  t.ok(result.seconds < 60, `well under a minute (${result.seconds.toFixed(1)} s)`);
+  t.match(lines.join('\n'), /open .*index\.html/, 'it says where the page is');
+  t.match(lines.join('\n'), /file:\/\/.*index\.html/);
+  const index = readFileSync(result.index, 'utf8');
+  t.same(externalReferences(index), []);
+  for (const s of SCENARIOS) {
+    for (const suffix of ['.html', '.flame.html', '.graph.html']) {
+      const file = join(dir, 'traces', s.name + suffix);
+      t.ok(existsSync(file), `${s.name}${suffix}`);
+      t.ok(index.includes(`href="${s.name}${suffix}"`), `index links ${s.name}${suffix}`);
+    }
+    t.ok(index.includes(`id="${s.name}"`), `a section for ${s.name}`);
+    const page = readFileSync(join(dir, 'traces', `${s.name}.html`), 'utf8');
+    t.same(externalReferences(page), [], `${s.name}.html is self-contained`);
+  }
+  t.equal(result.pages.length, 1 + 3 * SCENARIOS.length);
+  const { document } = parseHTML(index);
+  t.equal(document.querySelectorAll('#nt-vs-zw section.ntflow-diagram').length, 2, 'user-nt-readfile and kernel-zw-readfile side by side');
+  const paragraphs = document.querySelectorAll('section.scenario p');
+  const text = [...paragraphs].map((p) => (p as unknown as { textContent: string }).textContent).join('\n');
+  for (const lesson of ['PreviousMode', 'OBJ_KERNEL_HANDLE', 'APC', 'KiServiceTable[0xB7]', 'ZwReadFile', 'SYSENTER']) t.match(text, lesson, `the paragraphs explain ${lesson}`);
+
+  // A second run starts from a fresh file (the same 13 sessions, not 26).
+  const again = await runDemoPage({ out: join(dir, 'traces'), log: () => {}, registerSteps: 0 });
+  const { default: Database } = await import('better-sqlite3');
+  const db = new Database(again.db, { readonly: true });
+  t.equal((db.prepare('SELECT count(*) FROM sessions').pluck().get() as number), SCENARIOS.length, 'a fresh demo.db each run');
+  db.close();
+});
