@@ -6,6 +6,7 @@ import { createInterface } from 'node:readline';
 import { ExecInputError, runCase, type ExecCase } from '../core/index.js';
 import { nearestSymbol } from '../core/guest/program.js';
 import { runDemo } from './demo.js';
+import { runDemoPage } from './demo-page.js';
 import { addRecordCommands } from './record.js';
 import { addQueryCommand } from './query.js';
 import { addReplayCommand } from './replay.js';
@@ -112,12 +113,18 @@ export function buildProgram(): Command {
 
   program
     .command('demo')
-    .description('run a built-in scenario and print its NtReadFile call instruction by instruction')
-    .argument('[scenario]', 'a scenario that reads a file', 'user-nt-readfile')
-    .action(async (name: string) => {
-      const s = findScenario(name);
-      if (!s) throw new UserError(`unknown scenario '${name}'${suggest(name)} (run 'ntflow scenarios' for the list)`);
-      await runDemo(name);
+    .description('record every built-in scenario into traces/demo.db and write traces/index.html, a page with a diagram per scenario (--text: one scenario\'s NtReadFile call as text)')
+    .argument('[scenario]', 'with --text: a scenario that reads a file', 'user-nt-readfile')
+    .option('--out <dir>', 'where the trace and the pages go', 'traces')
+    .option('--text', "print a scenario's NtReadFile call instruction by instruction instead")
+    .action(async (name: string, opts: { out: string; text?: boolean }) => {
+      if (opts.text) {
+        const s = findScenario(name);
+        if (!s) throw new UserError(`unknown scenario '${name}'${suggest(name)} (run 'ntflow scenarios' for the list)`);
+        await runDemo(name);
+        return;
+      }
+      await runDemoPage({ out: opts.out });
     });
 
   addRecordCommands(program, (message) => new UserError(message));
