@@ -126,6 +126,10 @@ export class CPU {
   lfRes = 0;
   lfBits = 32;
   lfCin = 0;
+  /** Bumped whenever the lazy-flag record or the stored flags are replaced (the traced loop's cheap "did EFLAGS change?"). */
+  flagsVersion = 0;
+  /** Set when a selector or control register may have changed (the traced loop diffs them only then). */
+  systemDirty = true;
 
   readonly segSel = new Uint16Array(6);
   readonly segBase = new Int32Array(6);
@@ -242,6 +246,7 @@ export class CPU {
 
   /** Record an arithmetic result whose six flags are computed on demand. Values masked to `bits`. */
   setLazy(op: LazyOp, a: number, b: number, res: number, bits: number): void {
+    this.flagsVersion++;
     this.lfOp = op;
     this.lfA = a;
     this.lfB = b;
@@ -252,6 +257,7 @@ export class CPU {
 
   /** INC/DEC: like setLazy but CF keeps its value. */
   setLazyKeepCF(op: LazyOp, a: number, res: number, bits: number): void {
+    this.flagsVersion++;
     const cf = this.getCF();
     this.ef = (this.ef & ~F.CF) | cf;
     this.lfOp = op;
@@ -337,11 +343,13 @@ export class CPU {
   }
   /** Replace EFLAGS (all bits; callers apply privilege rules first). */
   setEflags(v: number): void {
+    this.flagsVersion++;
     this.ef = (v & ~0x8028) | F.FIXED1; // bits 3, 5, 15 read as 0, bit 1 as 1
     this.lazyMask = 0;
   }
   /** Set the given arithmetic flags eagerly from `bits` (other arithmetic flags keep their values). */
   setFlagBits(mask: number, bits: number): void {
+    this.flagsVersion++;
     if (this.lazyMask & mask) this.ef = this.getEflags(), (this.lazyMask = 0);
     this.ef = (this.ef & ~mask) | (bits & mask);
   }
@@ -552,6 +560,7 @@ export class CPU {
   }
 
   setSegmentCache(s: number, sel: number, d: Descriptor | null): void {
+    this.systemDirty = true;
     this.segSel[s] = sel;
     if (d === null) {
       this.segBase[s] = 0;
@@ -672,6 +681,7 @@ export class CPU {
       }
       case 2:
         this.cr2 = v;
+        this.systemDirty = true;
         return;
       case 3:
         this.cr3 = v;
@@ -697,6 +707,7 @@ export class CPU {
   }
   /** Paging state changed: tell the MMU and drop every cached translation. */
   syncPaging(): void {
+    this.systemDirty = true;
     const ctl = this.mmu.ctl;
     ctl.paging = (this.cr0 & CR0_PG) !== 0;
     ctl.writeProtect = (this.cr0 & CR0_WP) !== 0;
@@ -1284,7 +1295,9 @@ export class CPU {
   }
   private resetTraceBase(): void {
     for (let id = 0; id < 19; id++) this.traceBase[id] = this.currentRegValue(id);
-    this.lazyKey.fill(NaN);
+    this.tracedFlagsVersion = -1;
+    this.tracedEf = -1;
+    this.systemDirty = true;
     this.traceWrites = [];
     this.traceTableWrites = [];
   }
@@ -1297,45 +1310,39 @@ export class CPU {
         out.push(id, r[id] >>> 0);
       }
     }
-    // EFLAGS is only recomputed when its inputs (stored bits or the lazy record) changed.
-    const lz = this.lazyKey;
-    if (
-      lz[0] !== this.ef || lz[1] !== this.lazyMask ||
-      (this.lazyMask !== 0 && (lz[2] !== this.lfRes || lz[3] !== this.lfA || lz[4] !== this.lfB || lz[5] !== this.lfOp || lz[6] !== this.lfCin || lz[7] !== this.lfBits))
-    ) {
-      lz[0] = this.ef;
-      lz[1] = this.lazyMask;
-      lz[2] = this.lfRes;
-      lz[3] = this.lfA;
-      lz[4] = this.lfB;
-      lz[5] = this.lfOp;
-      lz[6] = this.lfCin;
-      lz[7] = this.lfBits;
+    // EFLAGS is only recomputed when its inputs changed (a new lazy record, or stored bits).
+    if (this.flagsVersion !== this.tracedFlagsVersion || this.ef !== this.tracedEf) {
+      this.tracedFlagsVersion = this.flagsVersion;
+      this.tracedEf = this.ef;
       const ef = this.getEflags();
       if (ef !== b[8]) {
         b[8] = ef;
         out.push(8, ef >>> 0);
       }
     }
-    const sel = this.segSel;
-    for (let s = 0; s < 6; s++) {
-      if (sel[s] !== b[9 + s]) {
-        b[9 + s] = sel[s];
-        out.push(9 + s, sel[s]);
+    // Selectors and control registers change rarely: compared only after something touched them.
+    if (this.systemDirty || this.cr2 !== b[16]) {
+      this.systemDirty = false;
+      const sel = this.segSel;
+      for (let s = 0; s < 6; s++) {
+        if (sel[s] !== b[9 + s]) {
+          b[9 + s] = sel[s];
+          out.push(9 + s, sel[s]);
+        }
       }
-    }
-    if (this.cr0 !== b[15] || this.cr2 !== b[16] || this.cr3 !== b[17] || this.cr4 !== b[18]) {
-      for (let id = 15; id < 19; id++) {
-        const v = this.currentRegValue(id);
-        if (v !== b[id]) {
-          b[id] = v;
-          out.push(id, v >>> 0);
+      if (this.cr0 !== b[15] || this.cr2 !== b[16] || this.cr3 !== b[17] || this.cr4 !== b[18]) {
+        for (let id = 15; id < 19; id++) {
+          const v = this.currentRegValue(id);
+          if (v !== b[id]) {
+            b[id] = v;
+            out.push(id, v >>> 0);
+          }
         }
       }
     }
   }
-  /** The lazy-flag inputs as of the last EFLAGS comparison (see diffRegs). */
-  private readonly lazyKey = new Float64Array(8).fill(NaN);
+  private tracedFlagsVersion = -1;
+  private tracedEf = -1;
 
   // ============================================================================================
   // Snapshots

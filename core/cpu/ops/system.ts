@@ -106,6 +106,7 @@ const movCr = privileged((cpu, op) => {
 const invlpg = privileged((cpu, op) => cpu.invlpg(cpu.ea(op, 1)));
 const clts = privileged((cpu) => {
   cpu.cr0 &= ~CR0_TS;
+  cpu.systemDirty = true; // the traced loop reports CR0's change
 });
 const cacheFlush = privileged(() => {});
 const smsw: Handler = (cpu, op) => storeSelector(cpu, op, cpu.cr0 & 0xffff);
