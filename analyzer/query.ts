@@ -15,8 +15,8 @@
 import type Database from 'better-sqlite3';
 import { once } from 'node:events';
 import { serviceByNumber, statusName, type SymbolTable } from '../core/index.js';
-import { TraceFileError } from '../recorder/index.js';
-import { openTraceForReading } from '../recorder/index.js';
+import { openTraceForReading, TraceFileError } from '../recorder/index.js';
+import { ensureProjections } from './replay.js';
 import { resolveSession, sessionSymbols } from './state.js';
 
 /** A mistake in what the user asked (bad SQL, a writing statement, an unknown session): one line. */
@@ -43,9 +43,14 @@ export interface RunOptions {
 
 const oneLine = (m: string) => m.split('\n')[0].trim();
 
-/** Open a trace for querying (read-only); a file that is no trace is a one-line QueryError. */
+/**
+ * Open a trace for querying (read-only), its projections first brought up to date (built on first
+ * use: `ntflow record` leaves them to the first reader); a file that is no trace is a one-line
+ * QueryError.
+ */
 export function openForQuery(file: string): Database.Database {
   try {
+    ensureProjections(file);
     return openTraceForReading(file);
   } catch (e) {
     if (e instanceof TraceFileError) throw new QueryError(oneLine(e.message));

@@ -9,7 +9,7 @@
 // log be read once for all of them.)
 import type Database from 'better-sqlite3';
 import { connectable, map, share, Subject, type Observable } from 'rxjs';
-import { openTraceForWriting } from '../recorder/index.js';
+import { openTraceForReading, openTraceForWriting, TraceFileError } from '../recorder/index.js';
 import { foldCalls, CALLS } from './projections/calls.js';
 import { makeContext, readLog } from './projections/log.js';
 import { foldRingSpans, RING_SPANS } from './projections/ring-spans.js';
@@ -150,3 +150,59 @@ export function replayFile(path: string, options: ReplayOptions & { session?: nu
   }
 }
 
+
+/**
+ * Sessions whose projections are missing or behind their log: never built (`ntflow record` leaves
+ * them to the first reader), folded by an older version of a projection's rules, or folded before
+ * the log grew (a recording still under way when they were built).
+ */
+export function staleSessions(db: Database.Database): number[] {
+  const sessions = db.prepare('SELECT id, events FROM sessions ORDER BY id').raw().all() as [number, number][];
+  const hasTable = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'projections'").get();
+  if (!hasTable) return sessions.map(([id]) => id);
+  const built = db.prepare('SELECT name, version, last_seq FROM projections WHERE session_id = ?').raw();
+  const lastMark = db.prepare('SELECT max(seq) FROM event_marks WHERE session_id = ?').pluck();
+  const lastInstruction = db.prepare('SELECT max(seq) FROM instruction_log WHERE session_id = ?').pluck();
+  return sessions
+    .filter(([id, events]) => {
+      const rows = built.all(id) as [string, number, number][];
+      const extent = Math.max(events, ((lastMark.get(id) as number | null) ?? -1) + 1, ((lastInstruction.get(id) as number | null) ?? -1) + 1);
+      return PROJECTIONS.some((p) => {
+        const row = rows.find(([name]) => name === p.name);
+        return !row || row[1] !== p.version || row[2] !== extent - 1;
+      });
+    })
+    .map(([id]) => id);
+}
+
+/**
+ * Bring every session's projections up to date before reading them; returns the sessions rebuilt.
+ * A file this process may not write (read-only on disk, locked) is left as it is: its recording
+ * tables still answer, and a query of a missing projection says how to build it.
+ */
+export function ensureProjections(path: string, options: ReplayOptions = {}): number[] {
+  const reader = openTraceForReading(path);
+  let stale: number[];
+  try {
+    stale = staleSessions(reader);
+  } finally {
+    reader.close();
+  }
+  if (stale.length === 0) return [];
+  const cannotWrite = (e: unknown) =>
+    e instanceof TraceFileError || /^SQLITE_(READONLY|BUSY|LOCKED|CANTOPEN|PERM)/.test(String((e as { code?: unknown }).code ?? ''));
+  const rebuilt: number[] = [];
+  let db: Database.Database | null = null;
+  try {
+    db = openTraceForWriting(path);
+    for (const id of stale) {
+      replaySession(db, id, options);
+      rebuilt.push(id);
+    }
+  } catch (e) {
+    if (!cannotWrite(e)) throw e;
+  } finally {
+    db?.close();
+  }
+  return rebuilt;
+}

@@ -6,7 +6,6 @@ import { createInterface } from 'node:readline';
 import { ExecInputError, runCase, type ExecCase } from '../core/index.js';
 import { nearestSymbol } from '../core/guest/program.js';
 import { runDemo } from './demo.js';
-import { runDemoPage } from './demo-page.js';
 import { addRecordCommands } from './record.js';
 import { addQueryCommand } from './query.js';
 import { addReplayCommand } from './replay.js';
@@ -124,6 +123,7 @@ export function buildProgram(): Command {
         await runDemo(name);
         return;
       }
+      const { runDemoPage } = await import('./demo-page.js'); // loads the renderers only for the demo
       await runDemoPage({ out: opts.out });
     });
 

@@ -10,22 +10,11 @@ import type Database from 'better-sqlite3';
 import { TraceFileError, openTraceForReading, openTraceForWriting } from '../recorder/index.js';
 import { QueryError, prepareReadOnly, registerFunctions } from '../analyzer/query.js';
 import { resolveSession } from '../analyzer/state.js';
-import { replaySession } from '../analyzer/index.js';
-import {
-  VizInputError,
-  flameInput,
-  graphInput,
-  layoutCallGraph,
-  layoutFlame,
-  layoutSequence,
-  renderFlameSvg,
-  renderGraphSvg,
-  renderSequenceSvg,
-  sequenceInput,
-  type FlameLayout,
-  type GraphLayout,
-  type SequenceLayout,
-} from '../viz/index.js';
+import { replaySession, staleSessions } from '../analyzer/index.js';
+// viz/ in parts, not its index: the SVG renderer (d3 and a DOM) loads only when drawing.
+import { VizInputError, flameInput, graphInput, sequenceInput } from '../viz/data.js';
+import { layoutCallGraph, layoutFlame, layoutSequence } from '../viz/layout.js';
+import type { FlameLayout, GraphLayout, SequenceLayout } from '../viz/types.js';
 
 export type FlowKind = 'sequence' | 'flame' | 'graph';
 export const FLOW_KINDS: readonly FlowKind[] = ['sequence', 'flame', 'graph'];
@@ -95,12 +84,6 @@ function idsFromQuery(db: Database.Database, sql: string, sessionId: number): nu
   return ids;
 }
 
-/** The session's projections exist, or are rebuilt now (the file reopened for writing). */
-function hasProjections(db: Database.Database, sessionId: number): boolean {
-  const table = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'projections'").get();
-  return !!table && !!db.prepare("SELECT 1 FROM projections WHERE session_id = ? AND name = 'calls'").get(sessionId);
-}
-
 /** The action of `ntflow flow`, callable without the command line (tests, the demo). */
 export async function flowCommand(file: string, opts: FlowOptions, userError: (message: string) => Error): Promise<FlowResult> {
   const output = opts.output;
@@ -131,14 +114,15 @@ export async function flowCommand(file: string, opts: FlowOptions, userError: (m
   try {
     db = openTraceForReading(file);
     const sessionId = resolveSession(db, opts.session);
-    if (!hasProjections(db, sessionId)) {
+    // Projections are built on first use (record leaves them), or rebuilt when behind the log.
+    if (staleSessions(db).includes(sessionId)) {
       db.close();
       db = openTraceForWriting(file);
       replaySession(db, sessionId, { onProgress: (p) => progress(`replaying session ${sessionId}`, p.events, p.total) });
     }
     const ids = opts.query ? idsFromQuery(db, opts.query, sessionId) : opts.syscall;
 
-    let svg: () => string;
+    let svg: (r: typeof import('../viz/svg.js')) => string;
     let html: (r: HtmlRenderers) => string;
     let items: number;
     if (kind === 'sequence') {
@@ -146,22 +130,23 @@ export async function flowCommand(file: string, opts: FlowOptions, userError: (m
       progress('laying out', 0, 1);
       const layout = layoutSequence(input);
       items = layout.steps.length;
-      svg = () => renderSequenceSvg(layout);
+      svg = (r) => r.renderSequenceSvg(layout);
       html = (r) => r.renderSequenceHtml(layout);
     } else if (kind === 'flame') {
       const layout = layoutFlame(flameInput(db, sessionId));
       items = layout.rects.length;
-      svg = () => renderFlameSvg(layout);
+      svg = (r) => r.renderFlameSvg(layout);
       html = (r) => r.renderFlameHtml(layout);
     } else {
       const layout = layoutCallGraph(graphInput(db, sessionId));
       items = layout.nodes.length;
-      svg = () => renderGraphSvg(layout);
+      svg = (r) => r.renderGraphSvg(layout);
       html = (r) => r.renderGraphHtml(layout);
     }
     progress(`rendering ${format.toUpperCase()}`, 0, 1);
     let text: string;
-    if (format === 'svg') text = svg();
+    // The renderers load only when drawing (d3 and a DOM are heavy; other commands start faster).
+    if (format === 'svg') text = svg(await import('../viz/svg.js'));
     else {
       const module = '../viz/html.js'; // resolved at run time: the page renderer is a separate part of viz/
       const renderers = (await import(module)) as HtmlRenderers;

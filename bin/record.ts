@@ -3,7 +3,6 @@
 // line into its target and options, and its results and errors into output and exit statuses:
 // 0 for every complete recording (whatever the guest did), 1 for a user error (one line), 130
 // after Ctrl-C (the current batch is written and the session stays 'incomplete').
-import { replayFile } from '../analyzer/index.js';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
@@ -246,9 +245,8 @@ export async function recordCommand(arg: string, opts: RecordCommandOptions, use
     process.exitCode = interrupted === 'SIGTERM' ? 143 : 130;
     return;
   }
-  // The projections (syscalls, calls, …) are built right away, from the same pipelines as
-  // `ntflow replay`, so the new session can be queried at once.
-  replayFile(summary.file, { session: summary.sessionId });
+  // The projections (syscalls, calls, …) are not built here: the first `query` or `flow` of the
+  // file builds them (analyzer ensureProjections), so recording costs only the recording.
   process.stdout.write(summaryText(summary));
 }
 

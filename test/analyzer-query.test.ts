@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { record } from '../recorder/index.js';
 import { namedCommand, queryAction, queryCommand, schemaCommand } from '../bin/query.js';
 import { QueryError } from '../analyzer/query.js';
-import { NAMED_QUERIES } from '../analyzer/named.js';
+import { NAMED_QUERIES, findNamedQuery, requireProjections } from '../analyzer/named.js';
+import { replayFile } from '../analyzer/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ntflow-query-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -56,44 +57,22 @@ async function namedError(file: string, name: string, opts: { session?: string; 
   throw new Error(`no error for --named ${name}`);
 }
 
-/**
- * The syscalls projection of DESIGN.md, folded by hand in SQL for the tests (one row per
- * service-enter, its exit, the entry from whether an SSDT lookup of its number came just before).
- */
-function addSyscalls(file: string): void {
-  const db = new Database(file);
-  db.exec(`CREATE TABLE syscalls (session_id INTEGER, id INTEGER, parent_id INTEGER, enter_seq INTEGER, exit_seq INTEGER, thread_id INTEGER,
-    process TEXT, service_number INTEGER, name TEXT, caller_cpl INTEGER, entry TEXT, previous_mode TEXT, status INTEGER, status_name TEXT,
-    PRIMARY KEY (session_id, id))`);
-  db.exec(`INSERT INTO syscalls
-    WITH e AS (
-      SELECT e.*, (SELECT min(x.seq) FROM service_exits x WHERE x.session_id = e.session_id AND x.thread_id = e.thread_id
-                   AND x.service_number = e.service_number AND x.seq > e.seq) AS exit_seq,
-        EXISTS (SELECT 1 FROM ssdt_lookups k WHERE k.session_id = e.session_id AND k.service_number = e.service_number
-                AND k.seq BETWEEN e.seq - 100 AND e.seq) AS dispatched
-      FROM service_enters e)
-    SELECT e.session_id, row_number() OVER (PARTITION BY e.session_id ORDER BY e.seq), NULL, e.seq, e.exit_seq, e.thread_id,
-      CASE e.thread_id WHEN 8 THEN 'System' ELSE 'program.exe' END, e.service_number, e.service,
-      CASE WHEN e.dispatched AND e.previous_mode = 'UserMode' THEN 3 ELSE 0 END,
-      CASE WHEN NOT e.dispatched THEN 'nt-direct' WHEN e.previous_mode = 'UserMode' THEN 'sysenter' ELSE 'zw-kernel' END,
-      e.previous_mode, x.status, x.status_name
-    FROM e LEFT JOIN service_exits x ON x.session_id = e.session_id AND x.seq = e.exit_seq`);
-  db.close();
-}
-
 const osr = join(dir, 'osr.db'); // session 1 osr-log-user-handle, session 2 'nt-read' (user-nt-readfile)
 const hook = join(dir, 'hook.db');
 const replayed = join(dir, 'replayed.db');
+const bare = join(dir, 'bare.db'); // a copy without projections, only ever opened read-only here
 
 t.before(async () => {
   await record({ scenario: 'osr-log-user-handle' }, { output: osr });
   await record({ scenario: 'user-nt-readfile' }, { output: osr, name: 'nt-read' });
   await record({ scenario: 'ssdt-hook' }, { output: hook });
   copyFileSync(osr, replayed);
-  addSyscalls(replayed);
+  copyFileSync(osr, bare);
+  replayFile(replayed);
 });
 
 t.test('a writing statement is refused in one line and the file is unchanged', async (t) => {
+  await q(osr, 'SELECT 1'); // the first query builds the projections; after that the file must not change
   const before = sha(osr);
   const writes = [
     "INSERT INTO meta (key, value) VALUES ('x', 'y')",
@@ -236,7 +215,12 @@ t.test('named queries: list, unknown names, and the projections they need', asyn
   for (const nq of NAMED_QUERIES) t.match(list, new RegExp(`^${nq.name}\\b`, 'm'));
   t.match(list, /^path --syscall ID /m);
   t.equal(await namedError(osr, 'nope'), "no named query 'nope'; the named queries are failures, syscalls, path, ssdt, apc, rings, msr (--named list describes them)");
-  t.equal(await namedError(osr, 'failures'), `--named failures reads the syscalls table, which ${osr} does not have yet: run 'ntflow replay ${osr}' first`);
+  // A file whose projections could not be built (one this process may not write) says how to build them.
+  const db = new Database(bare, { readonly: true });
+  t.throws(() => requireProjections(db, bare, findNamedQuery('failures')!, 1), {
+    message: `--named failures reads the syscalls table, which ${bare} does not have yet: run 'ntflow replay ${bare}' first`,
+  });
+  db.close();
   t.match(await namedError(osr, 'rings', { syscall: '1' }), /--syscall goes with --named path/);
   t.match(await namedError(replayed, 'path'), /--named path needs --syscall ID/);
   t.match(await namedError(replayed, 'path', { syscall: 'x' }), /--syscall: 'x' is not a syscall id/);
@@ -299,4 +283,19 @@ t.test('--named ssdt shows the SSDT hook; rings, apc and msr read the log alone'
   const msr = await named(osr, 'msr', { format: 'csv' });
   t.match(msr, /^seq,thread,access,source,msr,value,symbol,at\n/);
   t.match(msr, /,read,sysenter,0x176,0x8053A270,nt!KiFastCallEntry,SharedUserData!SystemCallStub\+0x2\n/);
+});
+
+t.test('the first query builds the projections a recording leaves out, and later queries keep them current', async (t) => {
+  const fresh = join(dir, 'fresh.db');
+  await record({ scenario: 'kernel-nt-readfile' }, { output: fresh });
+  const tables = (file: string) => new Database(file, { readonly: true }).prepare("SELECT name FROM sqlite_master WHERE name IN ('syscalls', 'projections')").pluck().all();
+  t.same(tables(fresh), [], 'record itself builds no projection');
+  const csv = await q(fresh, "SELECT name, previous_mode, entry, status_name FROM syscalls WHERE name = 'NtReadFile' AND caller_cpl = 0", { format: 'csv' });
+  t.equal(csv, 'name,previous_mode,entry,status_name\nNtReadFile,UserMode,nt-direct,STATUS_INVALID_HANDLE\n', 'the first query sees the projection of the new session');
+  const digest = () => new Database(fresh, { readonly: true }).prepare("SELECT digest FROM projections WHERE name = 'syscalls'").pluck().all();
+  const first = digest();
+  await record({ scenario: 'kernel-zw-readfile' }, { output: fresh, name: 'zw' });
+  const zw = await q(fresh, "SELECT previous_mode, entry, status_name FROM syscalls WHERE name = 'NtReadFile' AND caller_cpl = 0 AND session_id = :session", { format: 'csv', session: 'zw' });
+  t.match(zw, /KernelMode,zw-kernel,STATUS_SUCCESS/, 'a session recorded later is folded by the next query');
+  t.same(digest().slice(0, 1), first, "the earlier session's projection is left as it was");
 });

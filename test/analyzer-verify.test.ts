@@ -38,8 +38,11 @@ function tampered(edit: (db: Database.Database) => void): string {
   db.close();
   return file;
 }
+/** The recording's tables keyed by seq (not the projections' enter_seq, exit_seq, …). */
 const eventTables = (db: Database.Database) =>
-  (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE '%seq INTEGER NOT NULL%'").pluck().all() as string[]);
+  (db.prepare("SELECT name, sql FROM sqlite_master WHERE type = 'table'").all() as { name: string; sql: string }[])
+    .filter((t) => /[(,\s]seq INTEGER NOT NULL/.test(t.sql))
+    .map((t) => t.name);
 
 t.before(async () => {
   await record({ scenario: 'user-nt-readfile' }, { output: trace });

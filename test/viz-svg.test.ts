@@ -4,6 +4,7 @@
 // its labels (EAX, MSR[176], PreviousMode, the APC check, the status); every SVG is well-formed
 // XML; text from the trace is escaped; failures are red; bad command lines are one-line errors.
 //   npx tsc -p tsconfig.json && npx tap dist/test/viz-svg.test.js
+import { ensureProjections } from '../analyzer/index.js';
 import t from 'tap';
 import Database from 'better-sqlite3';
 import { spawnSync } from 'node:child_process';
@@ -36,6 +37,8 @@ t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 const TRACE = join(dir, 'readfile.db');
 const rec = run(['record', 'user-nt-readfile', '-o', TRACE]);
 if (rec.status !== 0) throw new Error(`recording failed: ${rec.stderr}`);
+// `record` leaves the projections to the first reader; these tests read the file read-only.
+ensureProjections(TRACE);
 
 /**
  * A strict well-formedness check (linkedom's parser forgives too much): tags nest and close, one

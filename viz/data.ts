@@ -13,7 +13,7 @@
 import type Database from 'better-sqlite3';
 import { statusName } from '../core/index.js';
 import { ntSuccess } from '../core/guest/ntstatus.js';
-import { replaySession } from '../analyzer/index.js';
+import { replaySession, staleSessions } from '../analyzer/index.js';
 import { Flow, flowOf } from '../analyzer/projections/log.js';
 import { stateAt } from '../analyzer/state.js';
 import type { FlameInput, FlowStep, GraphInput, LaneSpec, SequenceInput, SyscallBand } from './types.js';
@@ -140,14 +140,13 @@ const statusOf = (code: number) => ({ code: code >>> 0, name: statusName(code), 
 const hasTable = (db: Database.Database, name: string) => !!db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name);
 
 /**
- * Make sure the session's projections exist: replay them when missing (the db must then be open
- * for writing; a read-only one gives a one-line VizInputError saying to run `ntflow replay`).
+ * Make sure the session's projections exist and are up to date: replay them when missing or behind
+ * the log (the db must then be open for writing; a read-only one gives a one-line VizInputError
+ * saying to run `ntflow replay`).
  */
-export function ensureProjections(db: Database.Database, sessionId: number): void {
-  const done =
-    hasTable(db, 'projections') && hasTable(db, 'syscalls') && hasTable(db, 'calls') && !!db.prepare("SELECT 1 FROM projections WHERE session_id = ? AND name = 'calls'").get(sessionId);
-  if (done) return;
-  if (db.readonly) throw new VizInputError(`session ${sessionId} has no projections yet; run 'ntflow replay ${db.name} --session ${sessionId}' first`);
+export function ensureSessionProjections(db: Database.Database, sessionId: number): void {
+  if (!staleSessions(db).includes(sessionId)) return;
+  if (db.readonly) throw new VizInputError(`session ${sessionId} has no projections yet (or they are behind its log); run 'ntflow replay ${db.name} --session ${sessionId}' first`);
   replaySession(db, sessionId);
 }
 
@@ -492,7 +491,7 @@ function addRegisters(db: Database.Database, sessionId: number, steps: FlowStep[
 // ---- the sequence diagram -----------------------------------------------------------------
 
 export function sequenceInput(db: Database.Database, sessionId: number, options: SequenceOptions = {}): SequenceInput {
-  ensureProjections(db, sessionId);
+  ensureSessionProjections(db, sessionId);
   const session = db.prepare('SELECT name, events FROM sessions WHERE id = ?').get(sessionId) as { name: string; events: number } | undefined;
   if (!session) throw new VizInputError(`no session ${sessionId} in this trace`);
   const ctx = laneContext(db, sessionId);
@@ -645,7 +644,7 @@ function icountOf(db: Database.Database, sessionId: number): (seq: number) => nu
 }
 
 export function flameInput(db: Database.Database, sessionId: number): FlameInput {
-  ensureProjections(db, sessionId);
+  ensureSessionProjections(db, sessionId);
   const session = db.prepare('SELECT name, instructions, events FROM sessions WHERE id = ?').get(sessionId) as { name: string; instructions: number; events: number } | undefined;
   if (!session) throw new VizInputError(`no session ${sessionId} in this trace`);
   const icount = icountOf(db, sessionId);
@@ -667,7 +666,7 @@ export function flameInput(db: Database.Database, sessionId: number): FlameInput
 }
 
 export function graphInput(db: Database.Database, sessionId: number): GraphInput {
-  ensureProjections(db, sessionId);
+  ensureSessionProjections(db, sessionId);
   const session = db.prepare('SELECT name FROM sessions WHERE id = ?').get(sessionId) as { name: string } | undefined;
   if (!session) throw new VizInputError(`no session ${sessionId} in this trace`);
   const fnOf = (symbol: string | null, address: number) => (symbol ? symbol.replace(/\+0x[0-9a-f]+$/i, '') : hex8(address));

@@ -1,5 +1,5 @@
 // viz/ public API: trace → inputs (data), inputs → numbers (layout), numbers → SVG (svg). One export line per feature.
 export type * from './types.js';
-export { sequenceInput, flameInput, graphInput, ensureProjections, masmHex, VizInputError, type SequenceOptions } from './data.js';
+export { sequenceInput, flameInput, graphInput, ensureSessionProjections, masmHex, VizInputError, type SequenceOptions } from './data.js';
 export { layoutSequence, layoutFlame, layoutCallGraph, type SequenceLayoutOptions, type FlameLayoutOptions, type GraphLayoutOptions } from './layout.js';
 export { renderSequenceSvg, renderFlameSvg, renderGraphSvg, COLORS } from './svg.js';
