@@ -40,7 +40,7 @@ function ntflow(args: string[], input: string): Promise<Out> {
   });
 }
 
-// The oracle's samples (../shared/oracle/samples), copied here: the project may not read ../shared.
+// The oracle's sample cases (the workplace's oracle/samples folder), copied here: the project stands alone.
 const S1 = { code: '01c8 80db10 6bd0fd c1e104 f7d8', regs: { eax: '0xffffffff', ecx: 2, ebx: '0x0f', eflags: '0x203' } };
 const S2 = {
   code: '8b1d00005000 66031d04005000 0fb60d06005000 0fbf3500005000 53 58 ff3500005000 8f0508005000 b90a000000 31d2 f7f1 8d4c5904',
