@@ -129,6 +129,30 @@ t.test('the NtReadFile call of user-nt-readfile: every step of the seed path, in
   t.ok(input.steps.every((s) => s.syscallId === 2), 'every step belongs to the call');
 });
 
+t.test('a note stays inside the drawing; a label longer than two lanes is shortened, whole in its tooltip', async (t) => {
+  const db = new Database(TRACE, { readonly: true });
+  t.teardown(() => db.close());
+  const layout = layoutSequence(sequenceInput(db, 1, { registerSteps: 0 }));
+  const notes = layout.steps.filter((s) => s.kind === 'note');
+  t.ok(notes.length >= 2, 'the session has notes');
+  const long = 'thread 1996 → 8 (System): ' + 'a very long reason '.repeat(8);
+  // Move one note to the first lane and one to the last, the places a centred box would overflow.
+  notes[0].x1 = notes[0].x2 = layout.lanes[0].x;
+  notes[0].label = long;
+  notes[1].x1 = notes[1].x2 = layout.lanes[layout.lanes.length - 1].x;
+  const svg = renderSequenceSvg(layout);
+  t.equal(wellFormed(svg), null);
+  const doc = new DOMParser().parseFromString(svg, 'image/svg+xml');
+  const width = Number(doc.querySelector('svg')!.getAttribute('width'));
+  const outside = [...doc.querySelectorAll('rect')]
+    .map((r: { getAttribute(n: string): string | null }) => [Number(r.getAttribute('x') ?? 0), Number(r.getAttribute('width') ?? 0)])
+    .filter(([x, w]: number[]) => x < 0 || x + w > width);
+  t.same(outside, [], `every box lies within 0 … ${width}`);
+  const shown = texts(svg).find((x) => x.startsWith('thread 1996 → 8 (System): a very'));
+  t.ok(shown && shown.endsWith('…') && shown.length < long.length, 'the long label is shortened with an ellipsis');
+  t.ok([...doc.querySelectorAll('title')].some((n: { textContent: string | null }) => (n.textContent ?? '').includes(long.trim())), 'the tooltip has it whole');
+});
+
 t.test('whole session, flame chart and call graph are well-formed', async (t) => {
   const db = new Database(TRACE, { readonly: true });
   t.teardown(() => db.close());

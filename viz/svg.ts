@@ -105,13 +105,19 @@ function markerOf(s: LaidStep): string {
 }
 
 /** Draw one step into its group: a note box, a loop back into the same lane, or an arrow. */
-function drawStep(g: Selection, s: LaidStep, laneWidth: number): void {
+function drawStep(g: Selection, s: LaidStep, laneWidth: number, svgWidth: number): void {
   const color = stepColor(s);
   g.append('title').text(tooltip(s));
   if (s.kind === 'note') {
-    const w = Math.min(laneWidth * 2 - 16, s.label.length * 6.2 + 14);
+    // Centred on its lane, but kept inside the drawing (a note on the first or last lane would
+    // otherwise be cut off), and at most two lanes wide: a longer label is shortened here and
+    // stays whole in the tooltip.
+    const w = Math.min(laneWidth * 2 - 16, s.label.length * 6.2 + 14, svgWidth - 8);
+    const fits = Math.max(4, Math.floor((w - 14) / 6.2));
+    const label = s.label.length > fits ? s.label.slice(0, fits - 1) + '…' : s.label;
+    const x = Math.max(4, Math.min(s.x1 - w / 2, svgWidth - 4 - w));
     g.append('rect')
-      .attr('x', s.x1 - w / 2)
+      .attr('x', x)
       .attr('y', s.y - 9)
       .attr('width', w)
       .attr('height', 18)
@@ -119,12 +125,12 @@ function drawStep(g: Selection, s: LaidStep, laneWidth: number): void {
       .attr('fill', s.status?.failed ? COLORS.failFill : COLORS.note)
       .attr('stroke', s.status?.failed ? COLORS.fail : '#c9b458');
     g.append('text')
-      .attr('x', s.x1)
+      .attr('x', x + w / 2)
       .attr('y', s.y + 4)
       .attr('text-anchor', 'middle')
       .attr('fill', s.status?.failed ? COLORS.fail : COLORS.text)
       .attr('font-weight', s.status?.failed ? 'bold' : 'normal')
-      .text(s.label);
+      .text(label);
     return;
   }
   const transition = TRANSITIONS.has(s.kind);
@@ -239,7 +245,7 @@ export function renderSequenceSvg(layout: SequenceLayout): string {
     g.attr('class', `step ${s.kind}${TRANSITIONS.has(s.kind) ? ' transition' : ''}${s.status?.failed ? ' failed' : ''}`)
       .attr('data-seq', s.seq)
       .attr('data-index', s.index);
-    drawStep(g, s, laneWidth);
+    drawStep(g, s, laneWidth, layout.width);
   });
 
   return serialise(svg);
