@@ -303,3 +303,25 @@ t.test('the CLI: ntflow flow (once wired into bin/cli.ts)', async (t) => {
     t.equal(r.stderr.trim().split('\n').length, 1, 'one line');
   }
 });
+
+t.test("a driver's ZwReadFile: the path starts at the driver's call of nt!ZwReadFile and returns to it", async (t) => {
+  const file = join(dir, 'zw.db');
+  const r = run(['record', 'kernel-zw-readfile', '-o', file]);
+  t.equal(r.status, 0, r.stderr);
+  ensureProjections(file);
+  const db = new Database(file, { readonly: true });
+  t.teardown(() => db.close());
+  const id = db.prepare("SELECT id FROM syscalls WHERE name = 'NtReadFile' AND entry = 'zw-kernel'").pluck().get() as number;
+  const input = sequenceInput(db, 1, { syscallIds: [id], registerSteps: 0 });
+  const arrows = input.steps.filter((s) => s.kind !== 'note');
+  t.same(
+    input.lanes.map((l) => l.id),
+    ['nt-entry', 'nt-service', 'nt-exit', 'nt', 'driver:zw-reader'],
+    'ring 0 only, the driver lane after nt',
+  );
+  t.same([arrows[0].kind, arrows[0].from, arrows[0].to, arrows[0].label], ['call', 'driver:zw-reader', 'nt', 'call nt!ZwReadFile'], "the driver's call opens the band");
+  t.same([arrows[1].kind, arrows[1].from, arrows[1].to, arrows[1].label], ['call', 'nt', 'nt-entry', 'call nt!KiSystemService · EAX = 0B7h'], 'then the stub calls KiSystemService');
+  const last = arrows.at(-1)!;
+  t.same([last.kind, last.from, last.to], ['return', 'nt', 'driver:zw-reader'], 'and the band ends back in the driver');
+  t.match(last.label, /^ret → zw-reader!DispatchRead\+0x[0-9a-f]+ · STATUS_SUCCESS$/);
+});

@@ -195,6 +195,8 @@ function pathRange(db: Database.Database, sessionId: number, r: SyscallRow, last
     )
     .all(sessionId, r.thread_id, r.enter_seq, r.enter_seq) as { enter_seq: number; exit_seq: number | null; module: string | null; symbol: string | null }[];
   for (const f of frames) {
+    // A frame the entry itself opens (nt!ZwXxx's `call KiSystemService`) is inside the path already.
+    if (f.enter_seq >= r.enter_seq) continue;
     const stub = f.module === 'ntdll' || f.module === 'SharedUserData' || /^nt!Zw/.test(f.symbol ?? '');
     if (!stub) break;
     first = Math.min(first, f.enter_seq);
