@@ -2,7 +2,8 @@
 // encoding NASM would pick — the shortest, and among equally short ones the lowest opcode (which
 // is NASM's `89 /r` for reg,reg moves and ALU ops).
 import { OpCodeOperandKind as K, Register } from 'iced-x86';
-import { fail, nearestName, type SourcePos } from './errors.js';
+import { fail, type SourcePos } from './errors.js';
+import { nearestName } from '../names.js';
 import { encodeForm, type Prefixes } from './encode.js';
 import { formsFitting, formsInRange, immediateKind, memorySizeAmbiguity, NEAR_BRANCH_KINDS } from './match.js';
 import { formsByMnemonic, type OpcodeForm } from './opcodes.js';

@@ -4,6 +4,7 @@
 // RegistryPath). `module!Name` names resolve against the guest's exports.
 import { AsmError, assemble, type AsmResult } from '../asm/index.js';
 import type { SymbolTable } from './symbols.js';
+import { nearestName } from '../names.js';
 
 export type ProgramKind = 'user' | 'driver';
 
@@ -40,29 +41,12 @@ export function programKind(p: ProgramSource): ProgramKind {
   return kind;
 }
 
-function levenshtein(a: string, b: string): number {
-  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
-  for (let j = 1; j <= b.length; j++) d[0][j] = j;
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-  }
-  return d[a.length][b.length];
-}
-
 /** The name nearest to a mistyped one (a guest export, a scenario): a unique prefix match first. */
 export function nearestSymbol(wanted: string, names: string[]): string | undefined {
   const w = wanted.toLowerCase();
   const prefixed = names.filter((n) => n.toLowerCase().startsWith(w));
   if (w.length >= 3 && prefixed.length === 1) return prefixed[0];
-  let best: string | undefined;
-  let bestScore = Infinity;
-  for (const n of names) {
-    const score = levenshtein(w, n.toLowerCase());
-    if (score < bestScore) (best = n), (bestScore = score);
-  }
-  return bestScore <= Math.max(2, Math.floor(w.length / 4)) ? best : undefined;
+  return nearestName(wanted, names, { ignoreCase: true, per: 4 });
 }
 
 /** Every `module!Name` reference must name a guest export; the error points at it. */

@@ -12,6 +12,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { nearestName } from '../names.js';
 
 export interface Service {
   /** the number a caller puts in EAX: table 0 = index, table 1 = 0x1000 + index */
@@ -106,14 +107,9 @@ export function serviceByName(name: string): Service | undefined {
 export function requireService(name: string): Service {
   const s = serviceByName(name);
   if (s) return s;
-  const wanted = (name.startsWith('Zw') ? 'Nt' + name.slice(2) : name).toLowerCase();
-  let best: string | undefined;
-  let bestDistance = Infinity;
-  for (const candidate of byName.keys()) {
-    const d = editDistance(wanted, candidate.toLowerCase());
-    if (d < bestDistance) [best, bestDistance] = [candidate, d];
-  }
-  const hint = best !== undefined && bestDistance <= Math.max(2, Math.floor(name.length / 4)) ? `; did you mean '${best}'?` : '';
+  const wanted = (name.startsWith('Zw') ? 'Nt' + name.slice(2) : name);
+  const best = nearestName(wanted, byName.keys(), { ignoreCase: true, per: 4 });
+  const hint = best !== undefined ? `; did you mean '${best}'?` : '';
   throw new Error(`no XP SP1 system service named '${name}'${hint}`);
 }
 
@@ -128,16 +124,4 @@ export function serviceByNumber(n: number): Service | undefined {
 /** The argument-byte table of a service table (KiArgumentTable for 0, W32pArgumentTable for 1). */
 export function argumentTable(table: 0 | 1): Uint8Array {
   return Uint8Array.from((table === 0 ? NT_SERVICES : WIN32K_SERVICES).map((s) => s.argBytes));
-}
-
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) {
-      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    prev = cur;
-  }
-  return prev[b.length]!;
 }

@@ -22,6 +22,8 @@
 //   count — for a scalar or structure type, the number of array elements.
 // Unions are fields at the same offset. Fields need not cover the structure (subsets are marked).
 
+import { nearestName } from '../names.js';
+
 type Scalar = 'u8' | 'i8' | 'u16' | 'i16' | 'u32' | 'i32' | 'ptr' | 'u64';
 type RawField = readonly [number, string] | readonly [number, string, number];
 interface RawStruct {
@@ -1010,25 +1012,8 @@ function structInfo(struct: string): StructInfo {
 }
 
 function suggest(name: string, candidates: readonly string[]): string {
-  let best: string | undefined;
-  let bestDistance = Infinity;
-  for (const c of candidates) {
-    const d = editDistance(name.toLowerCase(), c.toLowerCase());
-    if (d < bestDistance) [best, bestDistance] = [c, d];
-  }
-  return best !== undefined && bestDistance <= Math.max(2, Math.floor(name.length / 3)) ? `; did you mean '${best}'?` : '';
-}
-
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) {
-      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    prev = cur;
-  }
-  return prev[b.length]!;
+  const best = nearestName(name, candidates, { ignoreCase: true });
+  return best !== undefined ? `; did you mean '${best}'?` : '';
 }
 
 interface Resolved {
