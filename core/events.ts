@@ -114,7 +114,7 @@ export interface MachineStopEvent extends EventBase {
   detail: string | null;
 }
 
-export type StopKind = 'hlt' | 'instruction-limit' | 'triple-fault' | 'stopped' | 'exception' | 'exited' | 'bugcheck';
+export type StopKind = 'hlt' | 'instruction-limit' | 'triple-fault' | 'stopped' | 'exception' | 'exited' | 'bugcheck' | 'unsupported';
 
 /** The CPU's events. */
 export type CpuEvent =
@@ -220,8 +220,34 @@ export interface ThreadSwitchEvent extends EventBase {
   reason: string;
 }
 
+/**
+ * An exception on its way to whoever handles it: KiDispatchException starting (from a trap or
+ * NtRaiseException), or a service body's own handler taking a fault on the caller's memory.
+ */
+export interface ExceptionDispatchEvent extends EventBase {
+  type: 'exception-dispatch';
+  /** The exception code (STATUS_ACCESS_VIOLATION, …), unsigned. */
+  code: number;
+  codeName: string;
+  /** ExceptionRecord.ExceptionAddress: where it happened. */
+  address: number;
+  /** The mode it is dispatched in (the mode the faulting code ran in). */
+  previousMode: 'UserMode' | 'KernelMode';
+  firstChance: boolean;
+  /**
+   * Who gets it: 'seh-chain' (the kernel's handlers at fs:[0]), 'user-dispatcher'
+   * (ntdll!KiUserExceptionDispatcher and the thread's own handlers), 'service' (the service
+   * body's handler: its status), 'process-end' (a user second chance: the process ends),
+   * 'bugcheck' (a kernel second chance).
+   */
+  handler: 'seh-chain' | 'user-dispatcher' | 'service' | 'process-end' | 'bugcheck';
+  /** ExceptionInformation[0..n-1] (an access violation: 0 read / 1 write, the address). */
+  parameters: number[];
+}
+
 export type GuestEvent =
   | SsdtLookupEvent
+  | ExceptionDispatchEvent
   | ApcCheckEvent
   | ServiceEnterEvent
   | ServiceExitEvent

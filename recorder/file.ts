@@ -50,8 +50,19 @@ function readSchemaVersion(db: Database.Database, path: string): number {
   return version;
 }
 
-/** Upgrades from older schema versions, applied in order on open (none yet: version 1 is the first). */
-const UPGRADES: Record<number, (db: Database.Database) => void> = {};
+/**
+ * Upgrades from older schema versions, applied in order when a file is opened for writing.
+ * 1 → 2: the exception_dispatches table (issue L's exception-dispatch events), and the events
+ * view recreated to include it.
+ */
+const UPGRADES: Record<number, (db: Database.Database) => void> = {
+  1: (db) => {
+    const statements = schemaSql();
+    db.exec(statements.find((s) => s.startsWith('CREATE TABLE exception_dispatches'))!);
+    db.exec('DROP VIEW events');
+    db.exec(statements.find((s) => s.startsWith('CREATE VIEW events'))!);
+  },
+};
 
 function pragmasForWriting(db: Database.Database): void {
   db.pragma('journal_mode = WAL'); // readers work while a recording runs; a kill keeps committed batches

@@ -3,7 +3,7 @@
 // typed table holds, and how an event's fields become its columns.
 import type { TraceEvent } from '../core/index.js';
 
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 type SqlType = 'INTEGER' | 'TEXT' | 'BLOB';
 export interface Column {
@@ -94,7 +94,7 @@ export const EVENT_TABLES: EventTable[] = [
     event: 'machine-stop',
     comment: 'the machine stopped: the last event of a complete session',
     columns: [
-      { name: 'reason', type: 'TEXT', comment: "'exited', 'exception', 'bugcheck', 'instruction-limit', 'triple-fault', 'hlt' or 'stopped'" },
+      { name: 'reason', type: 'TEXT', comment: "'exited', 'exception', 'bugcheck', 'instruction-limit', 'triple-fault', 'hlt', 'unsupported' or 'stopped'" },
       { name: 'detail', type: 'TEXT', comment: 'one line about it' },
     ],
     values: (e) => [e.reason, e.detail],
@@ -128,6 +128,27 @@ export const EVENT_TABLES: EventTable[] = [
       { name: 'delivered', type: 'INTEGER', comment: '1 when this pass found a user APC pending and called KiDeliverApc' },
     ],
     values: (e) => [e.returningToCpl, bool(e.userApcPending), bool(e.kernelApcPending), bool(e.delivered)],
+  },
+  {
+    name: 'exception_dispatches',
+    event: 'exception-dispatch',
+    comment:
+      "an exception on its way to a handler: KiDispatchException starting (after a fault, or NtRaiseException), or a service body's own handler taking a fault on its caller's memory",
+    columns: [
+      { name: 'code', type: 'INTEGER', comment: 'the exception code, an NTSTATUS as an unsigned 32-bit integer (0xC0000005 STATUS_ACCESS_VIOLATION, …)' },
+      { name: 'code_name', type: 'TEXT', comment: 'its name' },
+      { name: 'address', type: 'INTEGER', comment: 'ExceptionRecord.ExceptionAddress: the instruction it happened at' },
+      { name: 'previous_mode', type: 'TEXT', comment: "the mode it is dispatched in: 'UserMode' or 'KernelMode'" },
+      { name: 'first_chance', type: 'INTEGER', comment: '1 for the first chance, 0 for the second (no handler wanted it)' },
+      {
+        name: 'handler',
+        type: 'TEXT',
+        comment:
+          "who gets it: 'seh-chain' (the kernel's handlers at fs:[0]), 'user-dispatcher' (ntdll!KiUserExceptionDispatcher and the thread's handlers), 'service' (the service's own handler: its status), 'process-end' (user second chance), 'bugcheck' (kernel second chance)",
+      },
+      { name: 'parameters', type: 'TEXT', comment: 'ExceptionInformation, a JSON array of unsigned integers (an access violation: 0 read / 1 write, then the address)' },
+    ],
+    values: (e) => [e.code, e.codeName, e.address, e.previousMode, bool(e.firstChance), e.handler, JSON.stringify(e.parameters)],
   },
   {
     name: 'service_enters',
@@ -262,7 +283,7 @@ export function schemaSql(): string[] {
   name TEXT NOT NULL, -- the session's name (--name, else the scenario's or the program file's)
   program TEXT NOT NULL, -- the scenario name, or the program's file name
   status TEXT NOT NULL CHECK (status IN ('incomplete', 'complete', 'failed')), -- 'incomplete' while recording (or killed), 'complete' when the machine stopped for any guest reason, 'failed' when ntflow itself failed
-  outcome TEXT, -- why the machine stopped: 'exited', 'exception', 'bugcheck', 'instruction-limit', 'triple-fault', 'hlt' (NULL until complete)
+  outcome TEXT, -- why the machine stopped: 'exited', 'exception' (no handler wanted an exception: the process ended with its code), 'bugcheck', 'instruction-limit', 'triple-fault', 'hlt', 'unsupported' (an instruction ntflow does not emulate) (NULL until complete)
   outcome_code INTEGER, -- the exit status, exception code or bug-check code (unsigned)
   outcome_detail TEXT, -- one line: 'exited with STATUS_SUCCESS', 'bug check 0x7F (UNEXPECTED_KERNEL_MODE_TRAP)'
   instructions INTEGER NOT NULL DEFAULT 0, -- instructions retired (updated as batches land)

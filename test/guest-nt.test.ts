@@ -199,17 +199,9 @@ class FakeKernel {
   mapUserPages(p: FProcess, addr: number, size: number, protect: number): void {
     for (let a = addr & ~0xfff; a < addr + size; a += PAGE) this.setPte(p, a, this.allocFrame() | PTE_P | flagsOf(protect));
   }
-  protectPages(p: FProcess, addr: number, size: number, protect: number): number {
-    let old = -1;
-    for (let a = addr & ~0xfff; a < addr + size; a += PAGE) {
-      const pteAddr = this.pteAddr(p, a);
-      const pte = this.mem.read32(pteAddr);
-      if (!(pte & PTE_P)) throw new GuestFault(14, 0, a);
-      if (old === -1) old = !(pte & PTE_US) ? 1 : pte & PTE_RW ? 4 : 2;
-      this.mem.write32(pteAddr, (pte & ~(PTE_RW | PTE_US)) | flagsOf(protect));
-      this.cpu.mmu.invalidate(a);
-    }
-    return old;
+  /** Kernel.mapPage: what core/guest/mm.ts builds user pages with. */
+  mapPage(p: FProcess, linear: number, frame: number, flags: number): void {
+    this.setPte(p, linear, frame | PTE_P | flags);
   }
   private pteAddr(p: FProcess, a: number): number {
     const pdeAddr = p.pageDirectory + (a >>> 22) * 4;
@@ -549,6 +541,13 @@ t.test('virtual memory: allocate, protect, and the MMU sees it', async (t) => {
   // NtProtectVirtualMemory's out-parameters are probed for UserMode: OldProtect in a read-only page.
   t.equal(nt(k, 'NtProtectVirtualMemory', 0xffffffff, 0x10008, 0x1000c, 4, 0x20000), S.STATUS_ACCESS_VIOLATION);
   k.w32(0x10008, 0x00fff000);
+  t.equal(nt(k, 'NtProtectVirtualMemory', 0xffffffff, 0x10008, 0x1000c, 4, 0x10010), 0xc0000018, 'no VAD there: STATUS_CONFLICTING_ADDRESSES');
+  // Reserved, not committed: STATUS_NOT_COMMITTED.
+  k.w32(0x10000, 0);
+  k.w32(0x10004, 0x1000);
+  t.equal(nt(k, 'NtAllocateVirtualMemory', 0xffffffff, 0x10000, 0, 0x10004, 0x2000, 4), S.STATUS_SUCCESS, 'MEM_RESERVE');
+  k.w32(0x10008, k.r32(0x10000));
+  k.w32(0x1000c, 0x1000);
   t.equal(nt(k, 'NtProtectVirtualMemory', 0xffffffff, 0x10008, 0x1000c, 4, 0x10010), 0xc000002d, 'STATUS_NOT_COMMITTED');
   t.equal(fk.program.process.isSystem, false);
 });

@@ -73,6 +73,26 @@ t.test('contract: the file says it is an ntflow trace and which schema version',
   t.match(meta.created_by, /^\d+\.\d+\.\d+/);
 });
 
+t.test('a schema 1 file is upgraded when recorded into: exception_dispatches appears, the events view covers it, its sessions stay', async (t) => {
+  const old = join(dir, 'v1.db');
+  await record({ scenario: 'user-nt-readfile' }, { output: old });
+  // Turn the file into what ntflow 0.1.0 wrote: no exception_dispatches, an events view without it.
+  const w = new Database(old);
+  w.exec('DROP VIEW events');
+  w.exec('DROP TABLE exception_dispatches');
+  w.exec(schemaSql().find((x) => x.startsWith('CREATE VIEW events'))!.replace(/\n\s*UNION ALL SELECT [^\n]*FROM exception_dispatches/, ''));
+  w.prepare("UPDATE meta SET value = '1' WHERE key = 'schema_version'").run();
+  const before = w.prepare('SELECT count(*) AS n FROM events WHERE session_id = 1').get() as { n: number };
+  w.close();
+  await record({ scenario: 'zw-protect-virtual-memory' }, { output: old });
+  const r = new Database(old, { readonly: true });
+  t.teardown(() => r.close());
+  t.equal((r.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get() as { value: string }).value, String(SCHEMA_VERSION), 'upgraded to the current schema');
+  t.same(columnsOf('exception_dispatches', r).slice(0, 8), ['session_id', 'seq', 'icount', 'cpl', 'eip', 'thread_id', 'code', 'code_name']);
+  t.equal((r.prepare('SELECT count(*) AS n FROM events WHERE session_id = 1').get() as { n: number }).n, before.n, 'session 1 untouched');
+  t.equal((r.prepare("SELECT count(*) AS n FROM events WHERE session_id = 2 AND type = 'exception-dispatch'").get() as { n: number }).n, 2, "session 2's exception dispatches are in the events view");
+});
+
 // ---- every table, view and column commented --------------------------------------------------------
 
 interface Part {

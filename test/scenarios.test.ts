@@ -46,7 +46,7 @@ const NTDLL_NT_READ_FILE = 0x77f761e8;
 const SYSTEM_CALL_STUB = 0x7ffe0300;
 const SYSTEM_CALL_STUB_RET = 0x7ffe0304; // SP1: the trap frame's Eip is this constant
 const DPC_STACK = 0xf8800000; // MSR 0x175
-const KI_SERVICE_TABLE = 0x8056bf8c;
+const KI_SERVICE_TABLE = 0x804e26a8;
 const KI_SERVICE_LIMIT = 284;
 const W32P_SERVICE_TABLE = 0xbf8014a4;
 const W32_SERVICE_LIMIT = 667;
@@ -331,7 +331,7 @@ t.test('kernel-zw-readfile: a driver’s nt!ZwReadFile goes through KiSystemServ
   t.match(create.enter, { previousMode: 'KernelMode', thread: SYSTEM_THREAD }, 'DriverEntry’s ZwCreateFile → NtCreateFile with PreviousMode KernelMode');
   t.match(create.exit, { status: STATUS_SUCCESS }, 'ZwCreateFile succeeds');
   t.equal(ringTransitions(between(ev, 0, start.seq)).length, 0, 'no ring transition in DriverEntry');
-  t.ok(isSubsequence(symbolPath(r, 0, start.seq), ['zw-reader!DriverEntry', 'nt!ZwCreateFile', 'nt!KiSystemService', 'nt!NtCreateFile', 'nt!KiServiceExit', 'nt!KiSystemCallReturn', 'nt!ZwCreateFile', 'zw-reader!DriverEntry']), 'DriverEntry → ZwCreateFile → KiSystemService → NtCreateFile → KiSystemCallReturn');
+  t.ok(isSubsequence(symbolPath(r, 0, start.seq), ['zw-reader!DriverEntry', 'nt!ZwCreateFile', 'nt!KiSystemService', 'nt!NtCreateFile', 'nt!KiServiceExit', 'nt!KiSystemCallExitBranch', 'nt!ZwCreateFile', 'zw-reader!DriverEntry']), 'DriverEntry → ZwCreateFile → KiSystemService → NtCreateFile → KiServiceExit → KiSystemCallExitBranch’s kernel return');
   const kernelHandle = labelDword(r, 'zw-reader', 'fileHandle');
   t.equal(kernelHandle >>> 31, 1, 'the driver’s handle has bit 31 (OBJ_KERNEL_HANDLE)');
 
@@ -359,13 +359,13 @@ t.test('kernel-zw-readfile: a driver’s nt!ZwReadFile goes through KiSystemServ
   t.equal(probes(between(ev, inner.enter.seq, inner.exit!.seq)).length, 0, 'KernelMode: the driver’s buffers are not probed');
   t.match(inner.exit, { status: STATUS_SUCCESS }, 'inner NtReadFile: STATUS_SUCCESS');
   t.match(outer.exit, { status: STATUS_SUCCESS }, 'outer NtReadFile: STATUS_SUCCESS (the IRP’s status)');
-  // The inner return: KiServiceExit → KiSystemCallReturn (popfd; jmp edx), no APC check, no SYSEXIT.
+  // The inner return: KiServiceExit → the kernel-mode return after KiSystemCallExitBranch (pop edx; pop ecx; popfd; jmp edx), no APC check, no SYSEXIT.
   const back = between(ev, inner.exit!.seq, outer.exit!.seq);
   const backPath = symbolPath(r, inner.exit!.seq, outer.exit!.seq);
-  t.ok(isSubsequence(backPath, ['nt!NtReadFile', 'nt!KiSystemService', 'nt!KeReturnFromSystemCall', 'nt!KiServiceExit', 'nt!KiSystemCallReturn', 'nt!ZwReadFile', 'zw-reader!DispatchRead']), 'back through KiServiceExit and KiSystemCallReturn into the Zw stub');
+  t.ok(isSubsequence(backPath, ['nt!NtReadFile', 'nt!KiSystemService', 'nt!KeReturnFromSystemCall', 'nt!KiServiceExit', 'nt!KiSystemCallExitBranch', 'nt!ZwReadFile', 'zw-reader!DispatchRead']), 'back through KiServiceExit and KiSystemCallExitBranch into the Zw stub');
   t.notOk(backPath.includes('nt!KiSystemCallExit') || backPath.includes('nt!KiSystemCallExit2'), 'not through a user-mode exit');
-  const ret = r.instructions.filter((e) => e.seq > inner.exit!.seq && e.seq < outer.exit!.seq && symbolOf(r.guest, e.eip) === 'nt!KiSystemCallReturn');
-  t.same(ret.slice(-2).map((e) => Buffer.from(e.bytes).toString('hex')), ['9d', 'ffe2'], 'KiSystemCallReturn ends popfd; jmp edx');
+  const ret = r.instructions.filter((e) => e.seq > inner.exit!.seq && e.seq < outer.exit!.seq && symbolOf(r.guest, e.eip) === 'nt!KiSystemCallExitBranch');
+  t.same(ret.slice(-4).map((e) => Buffer.from(e.bytes).toString('hex')), ['5a', '59', '9d', 'ffe2'], 'the kernel return: pop edx; pop ecx; popfd; jmp edx');
   t.equal(apcChecks(back).length, 0, 'no APC check when returning to kernel mode');
   t.same(irps(between(ev, inner.exit!.seq, outer.exit!.seq)).map((i) => [i.phase, i.status]), [['complete', STATUS_SUCCESS]], 'the driver completes the IRP with success');
   t.equal(ascii(labelBytes(r, 'zw-reader', 'buffer', README.length)), README, 'the file’s bytes are in the driver’s buffer');
@@ -539,10 +539,19 @@ t.test('kernel-nt-close: a direct NtClose of a kernel handle in UserMode fails, 
 t.test('zw-protect-virtual-memory: 0x89 → NtProtectVirtualMemory; the next write faults', async (t) => {
   const r = run('zw-protect-virtual-memory');
   const ev = r.events;
-  t.same({ kind: r.outcome.kind, code: r.outcome.code }, { kind: 'exception', code: STATUS_ACCESS_VIOLATION }, 'the thread dies of STATUS_ACCESS_VIOLATION');
-  t.match(r.outcome.description, /vector 14/, 'a page fault');
+  t.same({ kind: r.outcome.kind, code: r.outcome.code }, { kind: 'exception', code: STATUS_ACCESS_VIOLATION }, 'the process ends with STATUS_ACCESS_VIOLATION');
+  t.match(r.outcome.description, /exit status STATUS_ACCESS_VIOLATION/, 'no handler wanted the exception');
   checkInvariants(t, r);
-  t.same(ssdtLookups(ev).map((l) => [l.serviceNumber, l.targetSymbol, l.argBytes]), [[0x11, 'nt!NtAllocateVirtualMemory', 0x18], [0x89, 'nt!NtProtectVirtualMemory', 0x14]], 'NtAllocateVirtualMemory, then ZwProtectVirtualMemory (0x89, 5 arguments)');
+  t.same(
+    ssdtLookups(ev).map((l) => [l.serviceNumber, l.targetSymbol, l.argBytes]),
+    [[0x11, 'nt!NtAllocateVirtualMemory', 0x18], [0x89, 'nt!NtProtectVirtualMemory', 0x14], [0xb5, 'nt!NtRaiseException', 0x0c]],
+    'NtAllocateVirtualMemory, then ZwProtectVirtualMemory (0x89, 5 arguments); the second chance is NtRaiseException',
+  );
+  t.match(
+    ofType(ev, 'exception-dispatch').map((d) => [d.handler, d.code]),
+    [['user-dispatcher', STATUS_ACCESS_VIOLATION], ['process-end', STATUS_ACCESS_VIOLATION]],
+    'the thread’s handlers (none) first, through KiUserExceptionDispatcher; then the process ends',
+  );
   t.equal(r.guest.symbols.resolve('ntdll', 'ZwProtectVirtualMemory'), r.guest.symbols.resolve('ntdll', 'NtProtectVirtualMemory'), 'ntdll!ZwProtectVirtualMemory is the NtProtectVirtualMemory stub');
   const protect = theCall(ev, 'NtProtectVirtualMemory');
   const base = labelDword(r, 'zw-protect-virtual-memory', 'baseAddress');
@@ -600,7 +609,7 @@ t.test('user-apc: NtTestAlert’s exit finds the APC, KiUserApcDispatcher runs i
   t.match(cont.enter, { serviceNumber: 0x20, previousMode: 'UserMode' }, 'NtContinue (0x20), UserMode');
   const resume = ringTransitions(between(ev, cont.enter.seq, ev.length)).filter((x) => x.toCpl === 3)[0];
   t.match(resume, { mechanism: 'iret', toEip: SYSTEM_CALL_STUB_RET }, 'NtContinue resumes by IRETD (KiServiceExit2) at the interrupted return of NtTestAlert’s SYSENTER');
-  t.equal(symbolOf(r.guest, resume.fromEip), 'nt!KiServiceExit2', 'the IRETD is KiServiceExit2’s');
+  t.equal(symbolOf(r.guest, resume.fromEip), 'nt!KiTrapReturn', 'the IRETD is KiTrapReturn’s, where KiServiceExit2 leaves');
   t.equal(labelDword(r, 'user-apc', 'apcResult'), 6, 'ApcRoutine stored 6');
   t.same(serviceCalls(ev).map((c) => [c.enter.service, c.exit?.status ?? null]), [['NtQueueApcThread', 0], ['NtTestAlert', 0], ['NtContinue', 0], ['NtTerminateProcess', null]], 'the services and their statuses');
 });

@@ -40,7 +40,7 @@ export interface SequenceOptions {
 const LANE_ORDER = ['program', 'user', 'ntdll', 'SharedUserData', 'nt-entry', 'nt-service', 'nt-exit', 'nt', 'driver', 'win32k'];
 
 const ENTRY_FUNCTIONS = new Set(['KiFastCallEntry', 'KiFastCallBadStack', 'KiSystemService', 'KiBBTUnexpectedRange', 'KiSystemServiceAccessViolation', 'KiTrap2E']);
-const EXIT_FUNCTIONS = new Set(['KeReturnFromSystemCall', 'KiServiceExit', 'KiServiceExit2', 'KiSystemCallExit', 'KiSystemCallExit2', 'KiSystemCallExitBranch', 'KiSystemCallReturn']);
+const EXIT_FUNCTIONS = new Set(['KeReturnFromSystemCall', 'KiServiceExit', 'KiServiceExit2', 'KiSystemCallExit', 'KiSystemCallExit2', 'KiSystemCallExitBranch', 'KiExceptionExit', 'KiTrapReturn', 'KiEditedTrapReturn']);
 
 interface LaneContext {
   /** The program's module name (its image without .exe). */
@@ -234,7 +234,17 @@ const EVENT_QUERIES: [string, string][] = [
   ['irp', 'SELECT seq, cpl, thread_id, phase, major_function_name, driver, requestor_mode, status FROM irps'],
   ['thread-switch', 'SELECT seq, cpl, thread_id, from_thread, to_thread, from_process, to_process, reason FROM thread_switches'],
   ['exception', 'SELECT seq, cpl, thread_id, vector, error_code, cr2, fault_eip FROM exceptions'],
+  ['exception-dispatch', 'SELECT seq, cpl, thread_id, code, code_name, address, previous_mode, first_chance, handler, parameters FROM exception_dispatches'],
 ];
+
+/** Who an exception-dispatch event hands the exception to, as a note says it. */
+const DISPATCH_TO: Record<string, string> = {
+  'seh-chain': "the kernel's SEH handlers",
+  'user-dispatcher': 'KiUserExceptionDispatcher (the thread\'s handlers)',
+  service: "the service's own handler: its status",
+  'process-end': 'second chance: the process ends',
+  bugcheck: 'second chance: bug check',
+};
 
 const VECTOR_NAMES: Record<number, string> = { 0: '#DE', 1: '#DB', 3: '#BP', 6: '#UD', 8: '#DF', 13: '#GP', 14: '#PF' };
 
@@ -373,6 +383,19 @@ function stepsInRange(db: Database.Database, sessionId: number, ctx: LaneContext
       case 'exception': {
         const c = cursors.get(thread);
         if (c) c.exception = e;
+        return;
+      }
+      case 'exception-dispatch': {
+        const st = statusOf(e.code as number);
+        add({
+          seq: e.seq,
+          kind: 'note',
+          from: lane,
+          to: lane,
+          label: `${st.name} at ${hex8(e.address as number)} → ${DISPATCH_TO[String(e.handler)] ?? String(e.handler)}`,
+          status: st,
+          detail: { code: `${hex8(st.code)} ${st.name}`, mode: String(e.previous_mode), chance: e.first_chance ? 'first' : 'second', parameters: String(e.parameters) },
+        });
         return;
       }
       default:

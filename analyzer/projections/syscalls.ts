@@ -19,7 +19,7 @@
 // (after SYSEXIT or IRETD — also when an APC redirects the return to KiUserApcDispatcher); a call
 // from kernel mode when the thread reaches the instruction after the one that entered (the Zw
 // stub's `ret`, the driver's instruction after `call nt!NtXxx`). exit_seq is the returning
-// instruction (sysexit, iretd, KiSystemCallReturn's jmp, the routine's ret).
+// instruction (sysexit, iretd, the `jmp edx` of the kernel return after KiSystemCallExitBranch, the routine's ret).
 //
 // The status is what the caller got back: EAX after exit_seq, read from the recorded effects —
 // principled for every kind of call, including a rejected number (KiSystemService puts
@@ -38,7 +38,7 @@ export const SYSCALLS_TABLE: ProjectionTable = {
     { name: 'id', type: 'INTEGER', notNull: true, comment: 'call number within the session, 1, 2, … in enter_seq order' },
     { name: 'parent_id', type: 'INTEGER', comment: "the enclosing call on the same thread (a driver's call made while serving a program's call); NULL at the top" },
     { name: 'enter_seq', type: 'INTEGER', notNull: true, comment: 'first event of the entering instruction: the SYSENTER (its MSR reads), the INT 2Eh, the Zw stub\'s call nt!KiSystemService, or the driver\'s call nt!NtXxx' },
-    { name: 'exit_seq', type: 'INTEGER', comment: "the instruction that returned control to the caller: SYSEXIT, IRETD, KiSystemCallReturn's jmp to a Zw stub, the Nt routine's ret (NULL: never returned)" },
+    { name: 'exit_seq', type: 'INTEGER', comment: "the instruction that returned control to the caller: SYSEXIT, IRETD, the kernel return's jmp edx to a Zw stub, the Nt routine's ret (NULL: never returned)" },
     { name: 'thread_id', type: 'INTEGER', notNull: true, comment: 'the guest thread that made the call' },
     { name: 'process', type: 'TEXT', notNull: true, comment: "the image name of that thread's process (from thread-switch events; 'System' for system threads)" },
     { name: 'service_number', type: 'INTEGER', comment: 'the number the caller put in EAX (table << 12 | index); for nt-direct the routine\'s own number' },

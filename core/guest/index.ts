@@ -1,7 +1,8 @@
 // core/guest public API: boot the miniature XP SP1 with a program (and drivers), run it, and say
 // why it stopped. Everything observable goes through the machine's events$.
 import type { Observable } from 'rxjs';
-import type { CpuModel } from '../cpu/cpu.js';
+import type { CpuModel, StopReason } from '../cpu/cpu.js';
+import { EmulatorError } from '../cpu/faults.js';
 import type { TraceEvent } from '../events.js';
 import type { Machine } from '../machine.js';
 import { MachineStopped, type Kernel, type Outcome } from './kernel.js';
@@ -19,7 +20,7 @@ export interface GuestOptions {
 
 /** Why the guest stopped, in the trace's terms (sessions.outcome). */
 export interface GuestOutcome {
-  kind: 'exited' | 'exception' | 'bugcheck' | 'instruction-limit' | 'triple-fault' | 'hlt' | 'stopped';
+  kind: 'exited' | 'exception' | 'bugcheck' | 'instruction-limit' | 'triple-fault' | 'hlt' | 'stopped' | 'unsupported';
   /** Exit status, exception code or bug-check code. */
   code: number | null;
   /** A one-line human reading: "exited with STATUS_SUCCESS", "bug check 0x7F (UNEXPECTED_KERNEL_MODE_TRAP)". */
@@ -51,7 +52,7 @@ export class Guest {
   /** Run until the program exits, faults, the system bug-checks, or `maxInstructions` retire. */
   run(maxInstructions = 50_000_000): GuestOutcome {
     this.start(maxInstructions);
-    return this.describe(this.machine.cpu.continueRun());
+    return this.describe(this.unsupportedStops(() => this.machine.cpu.continueRun()));
   }
 
   /**
@@ -68,7 +69,8 @@ export class Guest {
       try {
         this.startup();
       } catch (e) {
-        if (!(e instanceof MachineStopped)) throw e;
+        if (e instanceof EmulatorError) this.stopUnsupported(e);
+        else if (!(e instanceof MachineStopped)) throw e;
       }
     }
   }
@@ -76,8 +78,26 @@ export class Guest {
   /** Run up to `instructions` more; null when the run can go on, else why it stopped. */
   slice(instructions: number): GuestOutcome | null {
     const cpu = this.machine.cpu;
-    const stop = cpu.continueRun(cpu.icount + instructions);
+    const stop = this.unsupportedStops(() => cpu.continueRun(cpu.icount + instructions));
     return stop === null ? null : this.describe(stop);
+  }
+
+  /**
+   * Something the machine does not emulate ends the session, in order, as outcome 'unsupported'
+   * naming it (the loop's machine-stop event closes the trace), never as a JavaScript error.
+   */
+  private unsupportedStops<T>(run: () => T): T | StopReason {
+    try {
+      return run();
+    } catch (e) {
+      if (!(e instanceof EmulatorError)) throw e;
+      this.stopUnsupported(e);
+      return this.machine.cpu.continueRun();
+    }
+  }
+  private stopUnsupported(e: EmulatorError): void {
+    if (this.kernel.outcome === null) this.kernel.outcome = { kind: 'unsupported', detail: e.message };
+    this.machine.cpu.halt({ kind: 'unsupported', detail: e.message });
   }
 
   private describe(stop: { kind: string; detail?: string }): GuestOutcome {
@@ -88,12 +108,17 @@ export class Guest {
 function describeOutcome(outcome: Outcome | null, stopKind: string, detail?: string): GuestOutcome {
   if (outcome?.kind === 'exited') return { kind: 'exited', code: outcome.status, description: `exited with ${statusName(outcome.status)}` };
   if (outcome?.kind === 'exception') {
-    return { kind: 'exception', code: outcome.code, description: `the program's thread died of ${statusName(outcome.code)} (vector ${outcome.vector}) at ${outcome.eip.toString(16).padStart(8, '0')}` };
+    return {
+      kind: 'exception',
+      code: outcome.code,
+      description: `the process ended with exit status ${statusName(outcome.code)}: no handler wanted the exception at ${outcome.eip.toString(16).padStart(8, '0')}`,
+    };
   }
   if (outcome?.kind === 'bugcheck') {
     const p = outcome.parameters.map((x) => x.toString(16)).join(', ');
     return { kind: 'bugcheck', code: outcome.code, description: `bug check 0x${outcome.code.toString(16).toUpperCase()} (${bugCheckName(outcome.code)}) (${p})` };
   }
+  if (stopKind === 'unsupported') return { kind: 'unsupported', code: null, description: `unsupported: ${detail ?? 'an instruction ntflow does not emulate'}` };
   const kind = (['instruction-limit', 'triple-fault', 'hlt'].includes(stopKind) ? stopKind : 'stopped') as GuestOutcome['kind'];
   return { kind, code: null, description: detail ? `${kind}: ${detail}` : kind };
 }

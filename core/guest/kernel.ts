@@ -7,6 +7,7 @@ import { GuestFault, Vector } from '../cpu/faults.js';
 import type { EventBody, GuestEvent, TraceEvent } from '../events.js';
 import type { Machine } from '../machine.js';
 import { PTE_P, PTE_RW, PTE_US } from '../mmu.js';
+import { kernelAccessFault } from './mm.js';
 import type { EscapeCall, RoutineTable, ServiceTable } from './escape.js';
 import type { GuestImages } from './kernel/build.js';
 import * as L from './layout.js';
@@ -53,7 +54,8 @@ export class MachineStopped extends Error {
 
 export type Outcome =
   | { kind: 'exited'; status: number }
-  | { kind: 'exception'; code: number; vector: number; eip: number }
+  | { kind: 'exception'; code: number; eip: number }
+  | { kind: 'unsupported'; detail: string }
   | { kind: 'bugcheck'; code: number; parameters: number[] }
   | { kind: 'instruction-limit' };
 
@@ -281,28 +283,6 @@ export class Kernel {
     this.cpu.invlpg(linear | 0);
   }
 
-  /** Map fresh zeroed pages in a process's user space. */
-  mapUserPages(process: Process, addr: number, size: number, protect: number): void {
-    for (let p = addr & ~0xfff; p < addr + size; p += 0x1000) this.mapPage(process, p, this.allocFrame(), protectToFlags(protect));
-  }
-
-  /** Change the protection of mapped pages (NtProtectVirtualMemory); returns the old PAGE_* value. */
-  protectPages(process: Process, addr: number, size: number, newProtect: number): number {
-    const mem = this.machine.mem;
-    let old = -1;
-    for (let p = addr & ~0xfff; p < addr + size; p += 0x1000) {
-      const pde = mem.read32(process.pageDirectory + (p >>> 22) * 4);
-      if (!(pde & PTE_P)) throw new GuestFault(Vector.PF, 0, p);
-      const pteAddr = (pde & ~0xfff) + ((p >>> 12) & 0x3ff) * 4;
-      const pte = mem.read32(pteAddr);
-      if (!(pte & PTE_P)) throw new GuestFault(Vector.PF, 0, p);
-      if (old === -1) old = flagsToProtect(pte);
-      mem.write32(pteAddr, (pte & ~(PTE_RW | PTE_US)) | protectToFlags(newProtect));
-      this.cpu.invlpg(p | 0);
-    }
-    return old === -1 ? 0 : old;
-  }
-
   // ============================================================================================
   // Events
   // ============================================================================================
@@ -357,19 +337,42 @@ export class Kernel {
         try {
           status = this.services[s.name](call) >>> 0;
         } catch (e) {
-          // The service's own exception handler: a fault on the caller's memory is its status.
           if (!(e instanceof GuestFault)) throw e;
-          status = NTSTATUS.STATUS_ACCESS_VIOLATION;
+          status = this.serviceFault(e);
         }
         c.regs[R.EAX] = status | 0;
         this.emit<'service-exit'>({ type: 'service-exit', service: s.name, serviceNumber: s.number, status, statusName: statusName(status) });
       } else {
+        // A routine has no handler of its own: a fault in its body is a fault of the routine's
+        // instruction (the escape), delivered through the IDT like any other (KiTrap0E, …).
         c.regs[R.EAX] = this.routines[entry.name].body(call) | 0;
       }
     } catch (e) {
       if (e instanceof MachineStopped) return; // the loop sees the stop and unwinds
       throw e;
     }
+  }
+
+  /**
+   * A service body touched memory it may not (a GuestFault from the MMU): the exception is what
+   * MmAccessFault makes of the access — a kernel-mode one — and the service's own exception
+   * handler (its __try around the caller's buffers) returns its code as the status. An invalid
+   * system address bug-checks instead (MachineStopped), whatever handler there is, as on XP.
+   */
+  private serviceFault(fault: GuestFault): number {
+    const code = kernelAccessFault(this, fault) >>> 0;
+    const store = ((fault.errorCode ?? 0) & 2) !== 0;
+    this.emit<'exception-dispatch'>({
+      type: 'exception-dispatch',
+      code,
+      codeName: statusName(code),
+      address: this.cpu.eip >>> 0,
+      previousMode: 'KernelMode',
+      firstChance: true,
+      handler: 'service',
+      parameters: fault.cr2 === null ? [] : [store ? 1 : 0, fault.cr2 >>> 0],
+    });
+    return code;
   }
 
   /** Stop the machine with an outcome (exit, exception, bug check). */
@@ -380,32 +383,12 @@ export class Kernel {
         ? `exit status 0x${outcome.status.toString(16)}`
         : outcome.kind === 'exception'
           ? `exception 0x${outcome.code.toString(16)} (${statusName(outcome.code)}) at ${this.symbolAt(outcome.eip) ?? outcome.eip.toString(16)}`
+          : outcome.kind === 'unsupported'
+            ? outcome.detail
           : outcome.kind === 'bugcheck'
             ? `bug check 0x${outcome.code.toString(16)}`
             : 'instruction limit';
     this.cpu.halt({ kind: outcome.kind === 'instruction-limit' ? 'instruction-limit' : outcome.kind, detail });
     throw new MachineStopped(detail);
   }
-}
-
-// PAGE_* protections (winnt.h) ↔ page-table bits.
-export const PAGE_NOACCESS = 0x01;
-export const PAGE_READONLY = 0x02;
-export const PAGE_READWRITE = 0x04;
-export const PAGE_EXECUTE = 0x10;
-export const PAGE_EXECUTE_READ = 0x20;
-export const PAGE_EXECUTE_READWRITE = 0x40;
-
-/**
- * User pages: writable for the writable protections (IA-32 without NX cannot forbid execution);
- * PAGE_NOACCESS keeps the page but makes it supervisor-only, so every user access faults.
- */
-export function protectToFlags(protect: number): number {
-  if (protect & PAGE_NOACCESS) return 0;
-  const writable = (protect & (PAGE_READWRITE | PAGE_EXECUTE_READWRITE)) !== 0;
-  return PTE_US | (writable ? PTE_RW : 0);
-}
-export function flagsToProtect(pte: number): number {
-  if (!(pte & PTE_US)) return PAGE_NOACCESS;
-  return pte & PTE_RW ? PAGE_READWRITE : PAGE_READONLY;
 }

@@ -27,6 +27,12 @@ export const NTOSKRNL_END = 0x80580000;
 export const NTDLL_STUB_SIZE = 0x10;
 export const NTDLL_STUBS = NTDLL_NTREADFILE - 0xb7 * NTDLL_STUB_SIZE;
 export const NTDLL_BASE = 0x77f50000;
+/**
+ * KiServiceTable, followed by KiArgumentTable and the two descriptor tables: at XP SP2's address
+ * of KiServiceTable (SP1's is not public), in the free space before the Zw stubs, so the kernel's
+ * code can grow without moving them.
+ */
+export const KI_SERVICE_TABLE = 0x804e26a8;
 /** One kernel Zw stub per service, 0x14 bytes apart (as on XP), placing ZwReadFile on 0x80504D4C. */
 export const ZW_STUB_SIZE = 0x14;
 export const ZW_STUBS = NT_ZWREADFILE - 0xb7 * ZW_STUB_SIZE;

@@ -2,11 +2,13 @@
 // GDT, IDT, TSS, KPCR, SharedUserData, the System process and a program's process, their threads
 // — runs each driver's DriverEntry on the System thread, and starts the program's thread in
 // user mode. Everything it writes is ordinary guest memory the trace can show.
-import { CR0_PE, CR0_PG, CR0_WP, MSR_SYSENTER_CS, MSR_SYSENTER_EIP, MSR_SYSENTER_ESP, type CpuModel } from '../cpu/cpu.js';
+import { CR0_PE, CR0_PG, CR0_WP, MSR_SYSENTER_CS, MSR_SYSENTER_EIP, MSR_SYSENTER_ESP, Seg, type CpuModel } from '../cpu/cpu.js';
 import { Machine } from '../machine.js';
 import { PTE_RW, PTE_US } from '../mmu.js';
 import type { RoutineTable, ServiceTable } from './escape.js';
+import { EXCEPTION_ROUTINES, EXCEPTION_SERVICES } from './exceptions.js';
 import { KERNEL_ROUTINES, KERNEL_SERVICES } from './ke.js';
+import { MM_EXECUTE_READ, MM_EXECUTE_READWRITE, MM_READONLY, MM_READWRITE, mapRegion, setUserPage } from './mm.js';
 import { Kernel, type Process, type Thread, type ThreadContext } from './kernel.js';
 import { buildImages, type Image } from './kernel/build.js';
 import * as L from './layout.js';
@@ -60,8 +62,8 @@ export function bootGuestMachine(options: BootOptions): BootedGuest {
   const mem = machine.mem;
   const frames = new FrameAllocator(mem.size);
   const nt = ntExecutive();
-  const services: ServiceTable = { ...nt.services, ...KERNEL_SERVICES };
-  const routines: RoutineTable = { ...KERNEL_ROUTINES, ...nt.routines };
+  const services: ServiceTable = { ...nt.services, ...KERNEL_SERVICES, ...EXCEPTION_SERVICES };
+  const routines: RoutineTable = { ...KERNEL_ROUTINES, ...EXCEPTION_ROUTINES, ...nt.routines };
   const images = buildImages(model, services, routines, nt.dataSymbols);
 
   const symbols = new SymbolTable();
@@ -82,6 +84,16 @@ export function bootGuestMachine(options: BootOptions): BootedGuest {
     const f = frames.alloc();
     kernel.mapPage(p, linear, f, flags);
     return f;
+  };
+  /** An image in user space: a VAD over its pages, each holding its bytes, with one protection. */
+  const userImage = (p: Process, img: { base: number; bytes: Uint8Array }, mm: number): void => {
+    const end = img.base + Math.ceil(img.bytes.length / 0x1000) * 0x1000;
+    mapRegion(kernel, p, img.base, end, mm, (va) => {
+      const f = frames.alloc();
+      const off = va - img.base;
+      mem.load(f, img.bytes.subarray(off, Math.min(off + 0x1000, img.bytes.length)));
+      return f;
+    });
   };
   const loadImage = (p: Process, img: { base: number; bytes: Uint8Array }, flags: number): void => {
     for (let off = 0; off < img.bytes.length; off += 0x1000) {
@@ -139,12 +151,19 @@ export function bootGuestMachine(options: BootOptions): BootedGuest {
   cpu.cr3 = system.pageDirectory;
   cpu.writeCr(0, CR0_PE | CR0_PG | CR0_WP);
   cpu.loadTaskRegister(L.KGDT_TSS);
+  // The kernel's segments as XP keeps them: CS 8, SS 0x10, DS = ES = flat ring-3 data, FS = the PCR
+  // (kernel code reads fs:[0] and fs:[124h] from the first instruction on), GS null.
+  for (const [seg, sel] of [[Seg.CS, L.KGDT_R0_CODE], [Seg.SS, L.KGDT_R0_DATA], [Seg.DS, L.KGDT_R3_DATA], [Seg.ES, L.KGDT_R3_DATA], [Seg.FS, L.KGDT_R0_PCR]] as const) {
+    cpu.setSegmentCache(seg, sel, cpu.readDescriptor(sel));
+  }
+  cpu.setSegmentCache(Seg.GS, 0, null);
   cpu.writeMsr(MSR_SYSENTER_CS, BigInt(L.KGDT_R0_CODE));
   cpu.writeMsr(MSR_SYSENTER_ESP, BigInt(L.DPC_STACK_TOP));
   cpu.writeMsr(MSR_SYSENTER_EIP, BigInt(L.KI_FAST_CALL_ENTRY));
 
-  // KiSystemCallExitBranch, patched as XP's boot code does: IRETD on a CPU without SYSENTER.
-  if (model === 'int2e') patchExitBranch(kernel, images.ntoskrnl);
+  // KiSystemCallExitBranch, patched as XP's boot code does (KiEnableFastSyscallReturn): the
+  // image leaves by IRETD; a CPU with SYSENTER leaves by SYSEXIT.
+  if (model === 'sysenter') patchExitBranch(kernel, images.ntoskrnl);
 
   // ---- the KPCR ----
   const pcr = L.KPCR;
@@ -183,12 +202,15 @@ export function bootGuestMachine(options: BootOptions): BootedGuest {
     for (let i = 512; i < 1024; i++) mem.write32(proc.pageDirectory + i * 4, mem.read32(system.pageDirectory + i * 4));
     kernel.processes.push(proc);
     initProcess(kernel, proc, proc.name, 0x7c8);
-    loadImage(proc, images.ntdll, PTE_US);
-    kernel.mapPage(proc, L.SHARED_USER_DATA, sharedUserData, PTE_US); // the same page, user read-only
-    loadImage(proc, { base: L.PROGRAM_CODE, bytes: program.bytes }, PTE_US | PTE_RW);
-    for (let p = L.USER_STACK_TOP - L.USER_STACK_SIZE; p < L.USER_STACK_TOP; p += 0x1000) mapFresh(proc, p, PTE_US | PTE_RW);
-    mapFresh(proc, L.PEB, PTE_US | PTE_RW);
-    mapFresh(proc, L.TEB, PTE_US | PTE_RW);
+    // User space: every region the loader maps has a VAD, as XP's process creation gives one to
+    // the image, ntdll, the stack, the PEB and the TEB. SharedUserData has none: it is the
+    // kernel's page, shown read-only to every process, and NtProtectVirtualMemory cannot touch it.
+    userImage(proc, images.ntdll, MM_EXECUTE_READ);
+    setUserPage(kernel, proc, L.SHARED_USER_DATA, sharedUserData, MM_READONLY);
+    userImage(proc, { base: L.PROGRAM_CODE, bytes: program.bytes }, MM_EXECUTE_READWRITE);
+    mapRegion(kernel, proc, L.USER_STACK_TOP - L.USER_STACK_SIZE, L.USER_STACK_TOP, MM_READWRITE);
+    mapRegion(kernel, proc, L.PEB, L.PEB + 0x1000, MM_READWRITE);
+    mapRegion(kernel, proc, L.TEB, L.TEB + 0x1000, MM_READWRITE);
     programThread = createThread(kernel, proc, 'main', false, 0x7cc);
     symbols.addModule(proc.name.replace(/\.exe$/, ''), program.symbols, L.PROGRAM_CODE + program.bytes.length);
   }
@@ -313,10 +335,14 @@ function createThread(k: Kernel, p: Process, name: string, system: boolean, id: 
   return t;
 }
 
-/** Point KiSystemCallExitBranch's short jump at KiSystemCallExit (IRETD). */
+/**
+ * KiEnableFastSyscallReturn: add KiSystemCallExitAdjust (KiSystemCallExit2 - KiSystemCallExit) to
+ * the displacement byte of KiSystemCallExitBranch's short jump, so returns to user mode go by
+ * SYSEXIT.
+ */
 function patchExitBranch(k: Kernel, nt: Image): void {
   const branch = nt.symbols.get('KiSystemCallExitBranch')!;
-  const iret = nt.symbols.get('KiSystemCallExit')!;
+  const adjust = nt.symbols.get('KiSystemCallExit2')! - nt.symbols.get('KiSystemCallExit')!;
   const phys = frameOf(k, branch);
-  k.machine.mem.write8(phys + 1, (iret - (branch + 2)) & 0xff);
+  k.machine.mem.write8(phys + 1, (k.machine.mem.read8(phys + 1) + adjust) & 0xff);
 }

@@ -1,8 +1,9 @@
 // Probes declared on labels of the kernel source: at those instructions, with the registers as
-// they are there, the guest emits `ssdt-lookup` and `apc-check` events. They read guest memory
+// they are there, the guest emits `ssdt-lookup`, `apc-check` and `exception-dispatch` events. They read guest memory
 // without side effects (no accessed bits, no faults).
 import { R } from '../cpu/cpu.js';
 import type { Kernel } from './kernel.js';
+import { statusName } from './ntstatus.js';
 import { offsetOf } from './structs.js';
 
 const DESCRIPTOR = 0x10;
@@ -87,5 +88,28 @@ export function installProbes(k: Kernel): void {
     });
   };
   cpu.probes.set(at('KiServiceExit.apcCheck'), apcCheck);
-  cpu.probes.set(at('KiServiceExit2.apcCheck'), apcCheck);
+  cpu.probes.set(at('KiDispatchUserApcs.apcCheck'), apcCheck);
+
+  // KiDispatchException's first instruction: [ESP+4] the EXCEPTION_RECORD, [ESP+16]
+  // PreviousMode, [ESP+20] FirstChance.
+  cpu.probes.set(at('KiDispatchException'), (c) => {
+    if (!c.tracing) return;
+    const esp = c.regs[R.ESP] >>> 0;
+    const record = peek32(esp + 4);
+    const user = (peek32(esp + 16) & 0xff) !== 0;
+    const firstChance = (peek32(esp + 20) & 0xff) !== 0;
+    const code = peek32(record + offsetOf('EXCEPTION_RECORD', 'ExceptionCode'));
+    const n = Math.min(peek32(record + offsetOf('EXCEPTION_RECORD', 'NumberParameters')), 15);
+    const info = record + offsetOf('EXCEPTION_RECORD', 'ExceptionInformation');
+    k.emit<'exception-dispatch'>({
+      type: 'exception-dispatch',
+      code,
+      codeName: statusName(code),
+      address: peek32(record + offsetOf('EXCEPTION_RECORD', 'ExceptionAddress')),
+      previousMode: user ? 'UserMode' : 'KernelMode',
+      firstChance,
+      handler: user ? (firstChance ? 'user-dispatcher' : 'process-end') : firstChance ? 'seh-chain' : 'bugcheck',
+      parameters: Array.from({ length: n }, (_, i) => peek32(info + 4 * i)),
+    });
+  });
 }

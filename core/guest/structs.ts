@@ -149,6 +149,21 @@ const LAYOUTS = {
       ExtendedRegisters: [0xcc, 'bytes', 0x200],
     },
   },
+  // Structured exception handling (XP SP2/SP3 PDB layouts, Volatility's tables): the record the
+  // dispatcher builds, and the registration record a frame links into fs:[0].
+  EXCEPTION_RECORD: {
+    size: 0x50,
+    origin: 'xp',
+    fields: {
+      ExceptionCode: [0x00, 'u32'],
+      ExceptionFlags: [0x04, 'u32'],
+      ExceptionRecord: [0x08, 'ptr'],
+      ExceptionAddress: [0x0c, 'ptr'],
+      NumberParameters: [0x10, 'u32'],
+      ExceptionInformation: [0x14, 'u32', 15],
+    },
+  },
+  EXCEPTION_REGISTRATION_RECORD: { size: 0x8, origin: 'xp', fields: { Next: [0x0, 'ptr'], Handler: [0x4, 'ptr'] } },
   KAPC: {
     size: 0x30,
     origin: 'xp',
@@ -369,6 +384,9 @@ const LAYOUTS = {
       ExceptionPort: [0x0c0, 'ptr'],
       ObjectTable: [0x0c4, 'ptr'],
       Token: [0x0c8, 'u32'], // EX_FAST_REF
+      VadRoot: [0x11c, 'ptr'],
+      VadHint: [0x120, 'ptr'],
+      NumberOfPrivatePages: [0x128, 'u32'],
       Win32Process: [0x130, 'ptr'],
       SectionBaseAddress: [0x13c, 'ptr'],
       InheritedFromUniqueProcessId: [0x14c, 'ptr'],
@@ -380,6 +398,22 @@ const LAYOUTS = {
       Peb: [0x1b0, 'ptr'],
       Flags: [0x248, 'u32'],
       ExitStatus: [0x24c, 'i32'],
+    },
+  },
+
+  // A process's virtual address descriptor (the short form: private memory), a node of the tree
+  // at EPROCESS.VadRoot. u.VadFlags: CommitCharge bits 0-18, NoChange 22, Protection 24-28 (the MM_*
+  // value), MemCommit 30, PrivateMemory 31 (Volatility's XP SP2 _MMVAD_FLAGS).
+  MMVAD_SHORT: {
+    size: 0x18,
+    origin: 'xp',
+    fields: {
+      StartingVpn: [0x00, 'u32'],
+      EndingVpn: [0x04, 'u32'],
+      Parent: [0x08, 'ptr'],
+      LeftChild: [0x0c, 'ptr'],
+      RightChild: [0x10, 'ptr'],
+      LongFlags: [0x14, 'u32'],
     },
   },
 

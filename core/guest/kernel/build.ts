@@ -88,10 +88,23 @@ function header(services: ServiceTable, routines: RoutineTable): string {
     'APC_LEVEL equ 1',
     `SYSTEM_CALL_RET equ ${hex(L.SYSTEM_CALL_RET)}`,
     `MM_USER_PROBE_ADDRESS equ ${hex(L.MM_USER_PROBE_ADDRESS)}`,
-    `STATUS_NOT_IMPLEMENTED equ ${hex(NTSTATUS.STATUS_NOT_IMPLEMENTED)}`,
-    `STATUS_ACCESS_VIOLATION equ ${hex(NTSTATUS.STATUS_ACCESS_VIOLATION)}`,
-    `STATUS_INVALID_SYSTEM_SERVICE equ ${hex(NTSTATUS.STATUS_INVALID_SYSTEM_SERVICE)}`,
-    `UNEXPECTED_KERNEL_MODE_TRAP equ ${hex(BUGCHECK.UNEXPECTED_KERNEL_MODE_TRAP)}`,
+    ...Object.entries(NTSTATUS).map(([name, value]) => `${name} equ ${hex(value)}`),
+    ...Object.entries(BUGCHECK).map(([name, value]) => `${name} equ ${hex(value)}`),
+    // Structured exception handling (winnt.h / excpt.h values).
+    'EXCEPTION_NONCONTINUABLE equ 0x1',
+    'EXCEPTION_UNWINDING equ 0x2',
+    'EXCEPTION_EXIT_UNWIND equ 0x4',
+    'EXCEPTION_STACK_INVALID equ 0x8',
+    'EXCEPTION_NESTED_CALL equ 0x10',
+    'EXCEPTION_CONTINUE_EXECUTION equ 0',
+    'EXCEPTION_CONTINUE_SEARCH equ 1',
+    'EXCEPTION_NESTED_EXCEPTION equ 2',
+    'EXCEPTION_COLLIDED_UNWIND equ 3',
+    'CONTEXT_FULL equ 0x10007',
+    // KTRAP_FRAME.SegCs & FRAME_EDITED = 0: an edited kernel-mode frame (TempEsp, TempSegCs).
+    'FRAME_EDITED equ 0xFFF8',
+    // DR7 without its reserved bits: anything set means armed debug registers to restore.
+    'DR7_ACTIVE_MASK equ 0xFFFF23FF',
     `ESCAPE_PORT equ ${hex(L.ESCAPE_PORT)}`,
     `CALLBACK_RETURN_PORT equ ${hex(L.CALLBACK_RETURN_PORT)}`,
   ];
@@ -158,26 +171,144 @@ function ntRoutines(services: ServiceTable, handWritten: Set<string>): string {
 function routineStubs(routines: RoutineTable): string {
   const out = ['; Kernel routines with TypeScript bodies (generated).'];
   for (const [name, def] of Object.entries(routines)) {
-    if (name === 'KiTrapCommon') continue; // reached by jmp from the trap vectors, see misc.asm
     out.push(escapeStub(name, `ESCAPE_ROUTINE_${name}`, def.argBytes, def.fastcall ? 'fastcall, body: TypeScript' : 'body: TypeScript'));
   }
   return out.join('\n');
 }
 
-/** IDT vectors 0x00-0x1F: push a dummy error code when the CPU pushes none, push the vector. */
+/**
+ * The trap frame every trap handler builds first (XP's ENTER_TRAP macro, RECONSTRUCTED): below the
+ * CPU's frame (and the dummy ErrCode of vectors that push none) the non-volatile registers and FS,
+ * the exception list, a PreviousPreviousMode slot, the volatile registers and segments, the debug
+ * slots; FS = the PCR, DS = ES = flat data; EBP = the frame; the debugger fields filled in; a user
+ * thread's armed debug registers saved. The kernel sources write `ENTER_TRAP` (the CPU pushed an
+ * error code) or `ENTER_TRAP_NO_ERROR_CODE` on a line of their own; the builder expands it.
+ */
+function enterTrap(dummyErrorCode: boolean): string[] {
+  return [
+    ...(dummyErrorCode ? ['    push 0                          ; no error code from the CPU: a dummy ErrCode'] : []),
+    '    push ebp',
+    '    push ebx',
+    '    push esi',
+    '    push edi',
+    '    push fs',
+    '    mov ebx, KGDT_R0_PCR',
+    '    mov fs, bx',
+    '    push dword [PCR_ExceptionList]',
+    '    push -1                         ; PreviousPreviousMode: a trap changes no PreviousMode',
+    '    push eax',
+    '    push ecx',
+    '    push edx',
+    '    push ds',
+    '    push es',
+    '    push gs',
+    '    mov eax, KGDT_R3_DATA | 3',
+    '    sub esp, KTRAP_FRAME_SegGs      ; the debugger and debug-register slots',
+    '    mov ds, eax',
+    '    mov es, eax',
+    '    {load} mov ebp, esp',
+    '    cld',
+    '    and dword [ebp+KTRAP_FRAME_Dr7], 0',
+    '    mov ebx, [ebp+KTRAP_FRAME_Ebp]',
+    '    mov edi, [ebp+KTRAP_FRAME_Eip]',
+    '    mov [ebp+KTRAP_FRAME_DbgArgPointer], edx',
+    '    mov dword [ebp+KTRAP_FRAME_DbgArgMark], 0xBADB0D00',
+    '    mov [ebp+KTRAP_FRAME_DbgEbp], ebx',
+    '    mov [ebp+KTRAP_FRAME_DbgEip], edi',
+    '    test byte [ebp+KTRAP_FRAME_SegCs], 1',
+    '    jz short .frameBuilt',
+    '    mov ecx, [PCR_CurrentThread]',
+    '    test byte [ecx+KTHREAD_DebugActive], 0xFF',
+    '    jz short .frameBuilt',
+    '    call KiSaveDebugRegisters',
+    '.frameBuilt:',
+  ];
+}
+
+/** Expand the ENTER_TRAP lines of a kernel source. */
+function expandEnterTrap(source: string): string {
+  return source.replace(/^[ \t]*ENTER_TRAP(_NO_ERROR_CODE)?[ \t]*(;.*)?$/gm, (_m, noCode: string | undefined) => enterTrap(noCode !== undefined).join('\n'));
+}
+
+/**
+ * What each trap vector does once its frame is built: raise an exception with a code (in either
+ * mode), raise it only from user mode and be fatal in kernel mode, be fatal
+ * (UNEXPECTED_KERNEL_MODE_TRAP with the vector), or go to a hand-written body (exceptions.asm).
+ */
+type TrapAction = { raise: string } | { userRaise: string } | 'fatal' | 'hand-written';
+const TRAP_ACTIONS: Record<number, TrapAction> = {
+  0x00: { raise: 'STATUS_INTEGER_DIVIDE_BY_ZERO' },
+  0x01: 'hand-written', // #DB: KiFastCallEntry2, STATUS_SINGLE_STEP
+  0x02: 'fatal', // NMI
+  0x03: 'hand-written', // #BP: STATUS_BREAKPOINT at the int3
+  0x04: { raise: 'STATUS_INTEGER_OVERFLOW' },
+  0x05: { raise: 'STATUS_ARRAY_BOUNDS_EXCEEDED' },
+  0x06: { raise: 'STATUS_ILLEGAL_INSTRUCTION' },
+  // #NM: this CPU model has no FPU (CPUID says so, CR0.EM is set): an x87 instruction in user mode
+  // is an illegal instruction for the thread; in the kernel it is fatal.
+  0x07: { userRaise: 'STATUS_ILLEGAL_INSTRUCTION' },
+  0x08: 'fatal', // #DF
+  0x09: 'fatal',
+  0x0a: { userRaise: 'STATUS_ACCESS_VIOLATION' }, // #TS
+  0x0b: { userRaise: 'STATUS_ACCESS_VIOLATION' }, // #NP
+  0x0c: { userRaise: 'STATUS_ACCESS_VIOLATION' }, // #SS
+  0x0d: 'hand-written', // #GP: privileged instruction or access violation
+  0x0e: 'hand-written', // #PF: MmAccessFault
+  0x11: { userRaise: 'STATUS_DATATYPE_MISALIGNMENT' }, // #AC
+};
+
+/** IDT vectors 0x00-0x1F and XP's DPL-3 neighbours of INT 2Eh (generated; see exceptions.asm). */
 function trapVectors(): string {
-  const out = ['; Trap vectors 0x00-0x1F (generated); see KiTrapCommon.'];
+  const out = ['; Trap vectors 0x00-0x1F and INT 2Ah-2Dh (generated by build.ts; bodies in exceptions.asm).'];
   const withCode = new Set([8, 10, 11, 12, 13, 14, 17]);
   for (let v = 0; v < 0x20; v++) {
     const name = `KiTrap${v.toString(16).toUpperCase().padStart(2, '0')}`;
-    out.push(`${name}:`);
-    if (!withCode.has(v)) out.push('    push 0');
-    out.push(`    push ${hex(v)}`, '    jmp near KiTrapCommon');
+    const action = TRAP_ACTIONS[v] ?? 'fatal';
+    if (action === 'hand-written') continue; // in exceptions.asm
+    out.push(`${name}:`, withCode.has(v) ? '    ENTER_TRAP' : '    ENTER_TRAP_NO_ERROR_CODE');
+    if (action === 'fatal') out.push(`    mov eax, ${hex(v)}`, '    jmp near KiSystemFatalException');
+    else if ('raise' in action) out.push(`    mov eax, ${action.raise}`, '    jmp near KiTrapRaise0');
+    else {
+      out.push(
+        '    test dword [ebp+KTRAP_FRAME_EFlags], EFLAGS_VM',
+        '    jnz short .user',
+        '    test byte [ebp+KTRAP_FRAME_SegCs], 1',
+        '    jnz short .user',
+        `    mov eax, ${hex(v)}`,
+        '    jmp near KiSystemFatalException',
+        '.user:',
+        `    mov eax, ${action.userRaise}`,
+        '    jmp near KiTrapRaise0',
+      );
+    }
   }
-  // XP's neighbours of INT 2Eh: DPL-3 gates whose services this miniature does not provide.
-  for (const name of ['KiGetTickCount', 'KiCallbackReturn', 'KiSetLowWaitHighThread', 'KiDebugService']) {
-    out.push(`${name}:`, '    push 0', '    push 0xFF', '    jmp near KiTrapCommon');
-  }
+  out.push(
+    '; INT 2Ah KiGetTickCount: the tick count in EAX (this machine\'s clock does not tick: 0).',
+    'KiGetTickCount:',
+    '    xor eax, eax',
+    '    iretd',
+    '; INT 2Bh KiCallbackReturn: no user-mode callback is ever active here.',
+    'KiCallbackReturn:',
+    '    mov eax, STATUS_NO_CALLBACK_ACTIVE',
+    '    iretd',
+    '; INT 2Ch KiSetLowWaitHighThread: the thread has no event pair.',
+    'KiSetLowWaitHighThread:',
+    '    mov eax, STATUS_NO_EVENT_PAIR',
+    '    iretd',
+    '; INT 2Dh KiDebugService: a debug service request is a breakpoint exception (EAX = the service,',
+    '; ECX, EDX its arguments); with no debugger attached, the thread\'s handlers see it.',
+    'KiDebugService:',
+    '    ENTER_TRAP_NO_ERROR_CODE',
+    '    inc dword [ebp+KTRAP_FRAME_Eip]',
+    '    mov eax, STATUS_BREAKPOINT',
+    '    mov ebx, [ebp+KTRAP_FRAME_Eip]',
+    '    dec ebx',
+    '    mov ecx, 3',
+    '    mov edx, [ebp+KTRAP_FRAME_Eax]',
+    '    mov esi, [ebp+KTRAP_FRAME_Ecx]',
+    '    mov edi, [ebp+KTRAP_FRAME_Edx]',
+    '    jmp near CommonDispatchException',
+  );
   return out.join('\n');
 }
 
@@ -220,12 +351,16 @@ function win32kSource(): string {
   return out.join('\n');
 }
 
-function ntdllSource(): string {
+/**
+ * ntdll: the native API stubs, one per service, 16 bytes apart in service-number order
+ * (generated), each exported as both NtXxx and ZwXxx; then the hand-written entry points
+ * (ntdll.asm) and the Rtl exception code it shares with ntoskrnl (rtl-seh.asm).
+ */
+function ntdllSource(head: string): string {
   const out = [
+    head,
     `org ${hex(L.NTDLL_BASE)}`,
-    'bits 32',
-    '; ntdll: the native API stubs, one per service, 16 bytes apart in service-number order (generated),',
-    '; each exported as both NtXxx and ZwXxx: EAX = service number, then SharedUserData!SystemCallStub.',
+    '; ntdll: the native API stubs (generated): EAX = service number, then SharedUserData!SystemCallStub.',
     `times ${hex(L.NTDLL_STUBS)} - ${hex(L.NTDLL_BASE)} - ($ - $$) db 0xCC`,
   ];
   for (const s of NT_SERVICES) {
@@ -240,26 +375,7 @@ function ntdllSource(): string {
       `    times ${L.NTDLL_STUB_SIZE} - ($ - ${s.name}) db 0xCC`,
     );
   }
-  out.push(
-    '',
-    '; KiUserApcDispatcher: where KiDeliverApc sends a thread with a user APC. The stack holds',
-    '; NormalRoutine, NormalContext, SystemArgument1, SystemArgument2 and the CONTEXT to resume.',
-    'KiUserApcDispatcher:',
-    '    lea edi, [esp+0x10]            ; the CONTEXT',
-    '    pop eax                        ; NormalRoutine …',
-    '    call eax                       ; … (NormalContext, SystemArgument1, SystemArgument2)',
-    '    push 1                         ; TestAlert: another queued APC is delivered next',
-    '    push edi',
-    '    call ZwContinue                ; resumes the CONTEXT; does not return',
-    '    int3',
-    '',
-    '; The return address of a program\'s `start`: its EAX is the exit status.',
-    'LdrpProgramExit:',
-    '    push eax                       ; ExitStatus',
-    '    push -1                        ; NtCurrentProcess()',
-    '    call ZwTerminateProcess',
-    '    int3',
-  );
+  out.push('', kernelSource('ntdll.asm'), '', kernelSource('rtl-seh.asm'));
   return out.join('\n');
 }
 
@@ -324,8 +440,11 @@ function assemblerCode(): string {
   }
 }
 
+/** Every hand-written source file of the images (their text keys the disk cache). */
+const KERNEL_SOURCES = ['trap.asm', 'exceptions.asm', 'rtl-seh.asm', 'seh.asm', 'readfile.asm', 'misc.asm', 'ntdll.asm'];
+
 function diskCachePath(key: string): string {
-  const sources = ['trap.asm', 'seh.asm', 'readfile.asm', 'misc.asm'].map(kernelSource).join('\0');
+  const sources = KERNEL_SOURCES.map(kernelSource).join('\0');
   const hash = createHash('sha256').update(key).update('\0').update(sources).update(assemblerCode()).update(JSON.stringify(NT_SERVICES)).update(JSON.stringify(WIN32K_SERVICES)).update(offsetsAsm()).digest('hex').slice(0, 24);
   return join(dirname(fileURLToPath(import.meta.url)), '.cache', `images-${hash}.json`);
 }
@@ -387,22 +506,25 @@ function assembleImages(model: CpuModel, services: ServiceTable, routines: Routi
   const win32kAsm = assemble(win32kSrc, { fileName: 'win32k.asm' });
   const win32k: Image = { module: 'win32k', base: L.WIN32K_BASE, bytes: win32kAsm.bytes, symbols: exported(win32kAsm, constantNames(win32kSrc)), labels: win32kAsm.labels };
 
-  const handWritten = new Set(['NtReadFile', 'NtContinue']);
+  const handWritten = new Set(['NtReadFile', 'NtContinue', 'NtRaiseException']);
   const head = header(services, routines);
   const body = [
     kernelSource('readfile.asm').split('; @at 0x8056B2EC')[0], // the scope table chunk (0x804E0458)
+    `; @at ${hex(L.KI_SERVICE_TABLE)}`,
+    serviceTables(),
     zwStubs(),
     kernelSource('seh.asm'),
     kernelSource('trap.asm'),
     '; @at 0x8056B2EC' + kernelSource('readfile.asm').split('; @at 0x8056B2EC')[1],
     kernelSource('misc.asm'),
+    kernelSource('exceptions.asm'),
+    kernelSource('rtl-seh.asm'),
     trapVectors(),
     routineStubs(routines),
     ntRoutines(services, handWritten),
-    serviceTables(),
     dataSection(dataSymbols),
   ].join('\n\n');
-  const ntSource = `${head}\norg ${hex(L.NTOSKRNL_BASE)}\n${placeChunks(body, L.NTOSKRNL_BASE)}`;
+  const ntSource = `${head}\norg ${hex(L.NTOSKRNL_BASE)}\n${expandEnterTrap(placeChunks(body, L.NTOSKRNL_BASE))}`;
   const ntAsm = assemble(ntSource, {
     fileName: 'ntoskrnl.asm',
     resolveSymbol: (module, name) => (module === 'win32k' ? win32k.symbols.get(name) : undefined),
@@ -410,7 +532,7 @@ function assembleImages(model: CpuModel, services: ServiceTable, routines: Routi
   if (L.NTOSKRNL_BASE + ntAsm.bytes.length > L.NTOSKRNL_END) throw new Error('ntoskrnl image overflows its region');
   const ntoskrnl: Image = { module: 'nt', base: L.NTOSKRNL_BASE, bytes: ntAsm.bytes, symbols: exported(ntAsm, constantNames(head)), labels: ntAsm.labels };
 
-  const ntdllSrc = ntdllSource();
+  const ntdllSrc = ntdllSource(head);
   const ntdllAsm = assemble(ntdllSrc, { fileName: 'ntdll.asm' });
   const ntdll: Image = { module: 'ntdll', base: L.NTDLL_BASE, bytes: ntdllAsm.bytes, symbols: exported(ntdllAsm, constantNames(ntdllSrc)), labels: ntdllAsm.labels };
 

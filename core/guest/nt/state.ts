@@ -2,7 +2,7 @@
 // guest-visible state (object headers and their counts, handle tables, FILE_OBJECTs, IRPs, KAPCs)
 // lives in guest memory; this holds what a real kernel would keep in structures ntflow does not
 // describe: the typed side-map from object bodies to records, the object namespace, the in-memory
-// file system's contents, reservations of virtual memory, IRPs in flight.
+// file system's contents, IRPs in flight.
 import type { Kernel, Process, Thread } from '../kernel.js';
 
 export type ObTypeName = 'Type' | 'Directory' | 'SymbolicLink' | 'Process' | 'Thread' | 'Event' | 'File' | 'Device' | 'Driver';
@@ -56,11 +56,6 @@ export interface ObjectRecord {
   fileSystem?: boolean;
 }
 
-export interface Vad {
-  base: number;
-  size: number;
-}
-
 export interface IrpRecord {
   irp: number;
   majorFunction: number;
@@ -83,7 +78,6 @@ export interface NtState {
   /** In-memory file system of C: — upper-cased volume path ('\OSRLOG.TXT') → node. */
   fs: Map<string, FsNode>;
   volume: ObjectRecord | null;
-  vads: Map<number, Vad[]>;
   irps: Map<number, IrpRecord>;
   kernelHandleTable: number;
   booted: boolean;
@@ -101,7 +95,6 @@ export function ntState(k: Kernel): NtState {
       names: new Map(),
       fs: new Map([['\\', { name: '\\', directory: true, data: new Uint8Array(0), size: 0 }]]),
       volume: null,
-      vads: new Map(),
       irps: new Map(),
       kernelHandleTable: 0,
       booted: false,

@@ -1,17 +1,12 @@
 // Virtual memory services: NtAllocateVirtualMemory (reserve / commit) and NtProtectVirtualMemory,
-// which change the process's page tables for real (Kernel.mapUserPages / protectPages), so a later
-// user access sees the new protection through the MMU.
-//
-// Reservations made here are kept as VADs on the TypeScript side; what the loader mapped (image,
-// stack, PEB/TEB, SharedUserData) is found in the page tables themselves and counts as committed.
+// on the process's VADs and page tables as core/guest/mm.ts keeps them, so a later user access
+// sees the new protection through the MMU (a guard page faults once, a no-access page always).
 import type { EscapeCall } from '../escape.js';
 import type { Kernel, Process } from '../kernel.js';
-import { USER_HEAP, USER_STACK_SIZE, USER_STACK_TOP } from '../layout.js';
-import { PTE_P } from '../../mmu.js';
+import { commitPages, findVad, insertVad, listVads, mmToPage, pageToMm, protectPages, userPage, MM_HIGHEST_USER_ADDRESS } from '../mm.js';
 import { referenceObjectByHandle } from './handles.js';
 import { dereferenceObject } from './objects.js';
 import { probeGeneric } from './probe.js';
-import { ntState, type Vad } from './state.js';
 import { S, UserMode, check, run } from './util.js';
 
 export const MEM_COMMIT = 0x1000;
@@ -20,15 +15,10 @@ export const MEM_RESET = 0x80000;
 export const MEM_TOP_DOWN = 0x100000;
 const PROCESS_VM_OPERATION = 0x8;
 
-export const MM_HIGHEST_USER_ADDRESS = 0x7ffeffff;
+export { MM_HIGHEST_USER_ADDRESS };
 const MM_LOWEST_USER_ADDRESS = 0x00010000;
 const GRANULARITY = 0x10000; // MM_ALLOCATION_GRANULARITY
 const PAGE = 0x1000;
-/**
- * The loader's stack and heap neighbourhood, which it may reserve without mapping every page:
- * automatic placement keeps out of it.
- */
-const LOADER_RESERVED: readonly [number, number][] = [[USER_STACK_TOP - USER_STACK_SIZE - GRANULARITY, USER_HEAP + 0x100000]];
 
 const BASE_PROTECTIONS = new Set([0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80]);
 const PAGE_WRITECOPY = 0x08;
@@ -48,27 +38,16 @@ export function validProtection(protect: number): boolean {
   return base !== PAGE_WRITECOPY && base !== PAGE_EXECUTE_WRITECOPY;
 }
 
-/** Whether a page is present in a process's page tables (read from physical memory, no side effects). */
+/** Whether a page is committed in a process (read from its page tables, no side effects). */
 export function pageMapped(k: Kernel, process: Process, address: number): boolean {
-  const mem = k.machine.mem;
-  const pde = mem.read32(process.pageDirectory + (address >>> 22) * 4);
-  if (!(pde & PTE_P)) return false;
-  return (mem.read32((pde & ~0xfff) + ((address >>> 12) & 0x3ff) * 4) & PTE_P) !== 0;
-}
-
-function vadsOf(k: Kernel, process: Process): Vad[] {
-  const st = ntState(k);
-  let v = st.vads.get(process.eprocess);
-  if (!v) st.vads.set(process.eprocess, (v = []));
-  return v;
+  return userPage(k, process, address).state !== 'none';
 }
 
 const overlaps = (a: number, aEnd: number, b: number, bEnd: number): boolean => a < bEnd && b < aEnd;
 
-/** No VAD, no loader region and no mapped page in [start, end). */
-function rangeFree(k: Kernel, process: Process, start: number, end: number, placing: boolean): boolean {
-  if (vadsOf(k, process).some((v) => overlaps(start, end, v.base, v.base + v.size))) return false;
-  if (placing && LOADER_RESERVED.some(([a, b]) => overlaps(start, end, a, b))) return false;
+/** No VAD, and no committed page, in [start, end). */
+function rangeFree(k: Kernel, process: Process, start: number, end: number): boolean {
+  if (listVads(k, process).some((v) => overlaps(start, end, v.start, v.end))) return false;
   for (let p = start; p < end; p += PAGE) if (pageMapped(k, process, p)) return false;
   return true;
 }
@@ -77,30 +56,27 @@ function rangeFree(k: Kernel, process: Process, start: number, end: number, plac
 function findRange(k: Kernel, process: Process, size: number, topDown: boolean): number | null {
   if (topDown) {
     for (let b = Math.floor((MM_HIGHEST_USER_ADDRESS + 1 - size) / GRANULARITY) * GRANULARITY; b >= MM_LOWEST_USER_ADDRESS; b -= GRANULARITY) {
-      if (rangeFree(k, process, b, b + size, true)) return b;
+      if (rangeFree(k, process, b, b + size)) return b;
     }
   } else {
     for (let b = MM_LOWEST_USER_ADDRESS; b + size <= MM_HIGHEST_USER_ADDRESS + 1; b += GRANULARITY) {
-      if (rangeFree(k, process, b, b + size, true)) return b;
+      if (rangeFree(k, process, b, b + size)) return b;
     }
   }
   return null;
 }
 
-/** Whether every page of [start, end) is reserved here or mapped by the loader. */
-function rangeReserved(k: Kernel, process: Process, start: number, end: number): boolean {
-  const vads = vadsOf(k, process);
-  for (let p = start; p < end; p += PAGE) {
-    if (!vads.some((v) => p >= v.base && p < v.base + v.size) && !pageMapped(k, process, p)) return false;
-  }
-  return true;
+/** The one VAD that holds all of [start, end), or null (none, or the range spans several). */
+function vadHolding(k: Kernel, process: Process, start: number, end: number): ReturnType<typeof findVad> {
+  const v = findVad(k, process, start);
+  return v !== null && end <= v.end ? v : null;
 }
 
-/** Commit pages: fresh zeroed frames where none is mapped; already committed pages take the new protection. */
-function commit(k: Kernel, process: Process, start: number, end: number, protect: number): void {
+/** Commit pages: fresh zeroed frames where none is committed; committed pages take the new protection. */
+function commit(k: Kernel, process: Process, start: number, end: number, mm: number): void {
   for (let p = start; p < end; p += PAGE) {
-    if (pageMapped(k, process, p)) k.protectPages(process, p, PAGE, protect);
-    else k.mapUserPages(process, p, PAGE, protect);
+    if (pageMapped(k, process, p)) protectPages(k, process, p, p + PAGE, mm);
+    else commitPages(k, process, p, p + PAGE, mm);
   }
 }
 
@@ -145,16 +121,16 @@ export function NtAllocateVirtualMemory(c: EscapeCall): number {
         } else {
           start = Math.floor(base / GRANULARITY) * GRANULARITY;
           end = Math.ceil((base + size) / PAGE) * PAGE;
-          if (!rangeFree(k, process, start, end, false)) return S.STATUS_CONFLICTING_ADDRESSES;
+          if (!rangeFree(k, process, start, end)) return S.STATUS_CONFLICTING_ADDRESSES;
         }
-        vadsOf(k, process).push({ base: start, size: end - start });
-        if (type & MEM_COMMIT) commit(k, process, start, end, protect);
+        insertVad(k, process, start, end, pageToMm(protect), { committed: (type & MEM_COMMIT) !== 0 });
+        if (type & MEM_COMMIT) commit(k, process, start, end, pageToMm(protect));
       } else {
         // MEM_COMMIT alone: inside something already reserved.
         start = base & ~(PAGE - 1);
         end = Math.ceil((base + size) / PAGE) * PAGE;
-        if (!rangeReserved(k, process, start, end)) return S.STATUS_CONFLICTING_ADDRESSES;
-        commit(k, process, start, end, protect);
+        if (vadHolding(k, process, start, end) === null) return S.STATUS_CONFLICTING_ADDRESSES;
+        commit(k, process, start, end, pageToMm(protect));
       }
       k.w32(baseAddressPtr, start);
       k.w32(regionSizePtr, end - start);
@@ -167,9 +143,11 @@ export function NtAllocateVirtualMemory(c: EscapeCall): number {
 
 /**
  * NtProtectVirtualMemory(ProcessHandle, *BaseAddress, *NumberOfBytesToProtect, NewAccessProtection,
- * *OldAccessProtection): the range rounded out to whole pages, every page of it committed
- * (else STATUS_NOT_COMMITTED), the page tables changed; the old protection of the first page,
- * and the rounded base and size, are written back.
+ * *OldAccessProtection): the range rounded out to whole pages must lie inside one VAD (else
+ * STATUS_CONFLICTING_ADDRESSES: SharedUserData, for one, has none) and be committed page by page
+ * (else STATUS_NOT_COMMITTED); the PTEs take the new protection; the first page's old protection
+ * (PAGE_EXECUTE_READWRITE stays 0x40, a guard page keeps PAGE_GUARD) and the rounded base and size
+ * are written back.
  */
 export function NtProtectVirtualMemory(c: EscapeCall): number {
   const { k, previousMode: mode } = c;
@@ -192,9 +170,10 @@ export function NtProtectVirtualMemory(c: EscapeCall): number {
       const start = base & ~(PAGE - 1);
       // The end as XP computes it, (base + size − 1) | 0xFFF; a zero size covers base's page.
       const end = (Math.max(base + size - 1, start) | (PAGE - 1)) + 1;
+      if (vadHolding(k, process, start, end) === null) return S.STATUS_CONFLICTING_ADDRESSES;
       for (let p = start; p < end; p += PAGE) if (!pageMapped(k, process, p)) return S.STATUS_NOT_COMMITTED;
-      const old = k.protectPages(process, start, end - start, newProtect);
-      k.w32(oldProtectPtr, old);
+      const old = protectPages(k, process, start, end, pageToMm(newProtect));
+      k.w32(oldProtectPtr, mmToPage(old));
       k.w32(baseAddressPtr, start);
       k.w32(sizePtr, end - start);
       return S.STATUS_SUCCESS;
