@@ -7,12 +7,10 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type Database from 'better-sqlite3';
-import { SCENARIOS } from '../core/guest/scenarios.js';
+import { SCENARIOS } from '../core/index.js';
 import { record, openTraceForReading, type SessionSummary } from '../recorder/index.js';
 import { replayFile } from '../analyzer/index.js';
-import { flameInput, graphInput, sequenceInput } from '../viz/data.js';
-import { layoutCallGraph, layoutFlame, layoutSequence } from '../viz/layout.js';
-import { renderFlameHtml, renderGraphHtml, renderIndexPage, renderSequenceHtml, type IndexSection } from '../viz/html.js';
+import { flameInput, graphInput, layoutCallGraph, layoutFlame, layoutSequence, renderFlameHtml, renderGraphHtml, renderIndexPage, renderSequenceHtml, sequenceInput, type IndexSection } from '../viz/index.js';
 
 export interface DemoPageOptions {
   /** The folder for demo.db and the pages (default 'traces'); created when missing. */

@@ -5,10 +5,7 @@
 // recording leaves a valid file missing at most the batches in flight.
 import { existsSync, statSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import { Guest, statusName, type GuestOutcome, type ProgramSource } from '../core/index.js';
-import { findScenario, scenarioSource, SCENARIOS } from '../core/guest/scenarios.js';
-import { nearestSymbol } from '../core/guest/program.js';
-import type { CpuModel } from '../core/cpu/cpu.js';
+import { Guest, SCENARIOS, findScenario, nearestSymbol, scenarioSource, statusName, type CpuModel, type GuestOutcome, type ProgramSource } from '../core/index.js';
 import { BatchBuilder } from './batch.js';
 import { TraceFileError } from './file.js';
 import { NTFLOW_VERSION } from './version.js';

@@ -11,11 +11,8 @@
 // where it did label it: EAX on the stub's call, MSR[176] on SYSENTER, SSDT[n] on the dispatcher's
 // `call ebx`.
 import type Database from 'better-sqlite3';
-import { statusName } from '../core/index.js';
-import { ntSuccess } from '../core/guest/ntstatus.js';
-import { replaySession, staleSessions } from '../analyzer/index.js';
-import { Flow, flowOf } from '../analyzer/projections/log.js';
-import { stateAt } from '../analyzer/state.js';
+import { ntSuccess, statusName } from '../core/index.js';
+import { Flow, flowOf, replaySession, staleSessions, stateAt } from '../analyzer/index.js';
 import type { FlameInput, FlowStep, GraphInput, LaneSpec, SequenceInput, SyscallBand } from './types.js';
 
 /** A request the trace cannot answer (unknown syscall id, no such session): one line for the user. */
