@@ -128,7 +128,7 @@ export const NAMED_QUERIES: readonly NamedQuery[] = [
     FROM ssdt_lookups x WHERE x.session_id = :session AND x.in_range),
   d AS (
     SELECT k.*,
-      CASE WHEN table_index = 0 THEN 'nt!' ELSE 'win32k!' END || service_name(service_number) AS expected,
+      CASE WHEN table_index = 0 THEN 'nt!' ELSE 'win32k!' END || service_name(table_index << 12 | service_index) AS expected,
       (SELECT c.symbol FROM instruction_log l JOIN code c ON c.session_id = l.session_id AND c.id = l.code_id
        WHERE l.session_id = k.session_id AND l.seq > k.seq AND l.seq < k.call_seq AND ${moduleOf('c.symbol')} <> 'nt'
        ORDER BY l.seq LIMIT 1) AS detour,
@@ -136,7 +136,7 @@ export const NAMED_QUERIES: readonly NamedQuery[] = [
        WHERE l.session_id = k.session_id AND l.seq > k.call_seq ORDER BY l.seq LIMIT 1) AS called
     FROM k
     UNION ALL
-    SELECT x.*, NULL, CASE WHEN table_index = 0 THEN 'nt!' ELSE 'win32k!' END || service_name(service_number), NULL, NULL
+    SELECT x.*, NULL, CASE WHEN table_index = 0 THEN 'nt!' ELSE 'win32k!' END || service_name(table_index << 12 | service_index), NULL, NULL
     FROM ssdt_lookups x WHERE x.session_id = :session AND NOT x.in_range)
   SELECT seq, thread_id AS thread, printf('0x%X', service_number) AS number, table_index AS "table", printf('0x%X', service_index) AS "index",
     in_range, hex32(target) AS target, target_symbol, expected, arg_bytes, detour, called,
