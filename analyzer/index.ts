@@ -11,3 +11,4 @@ export { stateAt, resolveSession, sessionSymbols, formatRegisters, formatMemory,
 export { verifySession, formatVerifyResult, VerifyError, type VerifyResult } from './verify.js';
 export { QueryError, QUERY_FORMATS, openForQuery, chooseSession, registerFunctions, prepareReadOnly, streamRows, runQuery, schemaText, tableNames, type QueryFormat, type QueryOptions, type Output } from './query.js';
 export { NAMED_QUERIES, findNamedQuery, namedQueryList, requireProjections, checkSyscall, type NamedQuery } from './named.js';
+export { sessionFacts, narrateSession, describeCall, type SessionFacts, type CallFact, type HandleFact, type ProbeFact } from './narrate.js';
