@@ -8,4 +8,7 @@ export { foldCalls, CALLS, CALLS_TABLE } from './projections/calls.js';
 export { foldRingSpans, RING_SPANS, RING_SPANS_TABLE } from './projections/ring-spans.js';
 export { symbolRows, SYMBOLS, SYMBOLS_TABLE } from './projections/symbols.js';
 export { stateAt, resolveSession, sessionSymbols, formatRegisters, formatMemory, disassembleAt, stateJson, type MachineState } from './state.js';
-export { verifySession, formatVerifyResult, VerifyError } from './verify.js';
+export { verifySession, formatVerifyResult, VerifyError, type VerifyResult } from './verify.js';
+export { QueryError, QUERY_FORMATS, openForQuery, chooseSession, registerFunctions, prepareReadOnly, streamRows, runQuery, schemaText, tableNames, type QueryFormat, type QueryOptions, type Output } from './query.js';
+export { NAMED_QUERIES, findNamedQuery, namedQueryList, requireProjections, checkSyscall, type NamedQuery } from './named.js';
+export { sessionFacts, narrateSession, describeCall, type SessionFacts, type CallFact, type HandleFact, type ProbeFact } from './narrate.js';

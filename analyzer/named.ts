@@ -47,7 +47,10 @@ const DESCRIBE: Record<string, string> = {
   exceptions: `printf('exception vector %d at %s', vector, hex32(fault_eip)) || CASE WHEN error_code IS NULL THEN '' ELSE printf(', error code 0x%X', error_code) END || CASE WHEN cr2 IS NULL THEN '' ELSE ', cr2 ' || hex32(cr2) END`,
   machine_stops: `'machine stopped: ' || reason || coalesce(' (' || detail || ')', '')`,
   ssdt_lookups: `CASE WHEN in_range THEN printf('SSDT lookup: service 0x%X = table %d [0x%X] → %s (%s), %d argument bytes', service_number, table_index, service_index, coalesce(target_symbol, '?'), hex32(target), arg_bytes)
-      ELSE printf('SSDT lookup: service 0x%X is past table %d''s limit (%d) → STATUS_INVALID_SYSTEM_SERVICE', service_number, table_index, service_limit) END`,
+      ELSE printf('SSDT lookup: service 0x%X is past table %d''s limit (%d)', service_number, table_index, service_limit) || coalesce(
+        (SELECT CASE WHEN x.name IS NULL THEN ' → ' ELSE '; looked up again → ' || x.name || ' → ' END || coalesce(x.status_name, 'never returned')
+         FROM syscalls x WHERE x.session_id = e.session_id AND x.thread_id = e.thread_id AND x.enter_seq <= e.seq AND (x.exit_seq IS NULL OR x.exit_seq >= e.seq)
+         ORDER BY x.enter_seq DESC LIMIT 1), '') END`,
   apc_checks: `printf('APC check returning to ring %d: UserApcPending %d, KernelApcPending %d', returning_to_cpl, user_apc_pending, kernel_apc_pending) || CASE WHEN delivered THEN ' → KiDeliverApc' ELSE '' END`,
   service_enters: `service || ' starts, PreviousMode ' || previous_mode || ', args ' || args`,
   service_exits: `service || ' returns ' || coalesce(status_name, status_name(status)) || printf(' (0x%08X)', status)`,
@@ -128,7 +131,7 @@ export const NAMED_QUERIES: readonly NamedQuery[] = [
     FROM ssdt_lookups x WHERE x.session_id = :session AND x.in_range),
   d AS (
     SELECT k.*,
-      CASE WHEN table_index = 0 THEN 'nt!' ELSE 'win32k!' END || service_name(service_number) AS expected,
+      CASE WHEN table_index = 0 THEN 'nt!' ELSE 'win32k!' END || service_name(table_index << 12 | service_index) AS expected,
       (SELECT c.symbol FROM instruction_log l JOIN code c ON c.session_id = l.session_id AND c.id = l.code_id
        WHERE l.session_id = k.session_id AND l.seq > k.seq AND l.seq < k.call_seq AND ${moduleOf('c.symbol')} <> 'nt'
        ORDER BY l.seq LIMIT 1) AS detour,
@@ -136,7 +139,7 @@ export const NAMED_QUERIES: readonly NamedQuery[] = [
        WHERE l.session_id = k.session_id AND l.seq > k.call_seq ORDER BY l.seq LIMIT 1) AS called
     FROM k
     UNION ALL
-    SELECT x.*, NULL, CASE WHEN table_index = 0 THEN 'nt!' ELSE 'win32k!' END || service_name(service_number), NULL, NULL
+    SELECT x.*, NULL, CASE WHEN table_index = 0 THEN 'nt!' ELSE 'win32k!' END || service_name(table_index << 12 | service_index), NULL, NULL
     FROM ssdt_lookups x WHERE x.session_id = :session AND NOT x.in_range)
   SELECT seq, thread_id AS thread, printf('0x%X', service_number) AS number, table_index AS "table", printf('0x%X', service_index) AS "index",
     in_range, hex32(target) AS target, target_symbol, expected, arg_bytes, detour, called,

@@ -3,19 +3,15 @@
 // line naming what was wrong), 2 an internal error.
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { createInterface } from 'node:readline';
-import { ExecInputError, runCase, type ExecCase } from '../core/index.js';
-import { nearestSymbol } from '../core/guest/program.js';
+import { AsmError, ExecInputError, ProgramError, SCENARIOS, findScenario, nearestSymbol, runCase, type ExecCase } from '../core/index.js';
 import { runDemo } from './demo.js';
 import { addRecordCommands } from './record.js';
 import { addQueryCommand } from './query.js';
 import { addReplayCommand } from './replay.js';
 import { addStateCommand } from './state-command.js';
 import { addFlowCommand } from './flow.js';
-import { QueryError } from '../analyzer/query.js';
-import { ReplayInputError, VerifyError } from '../analyzer/index.js';
+import { QueryError, ReplayInputError, VerifyError } from '../analyzer/index.js';
 import { RecordInputError, TraceFileError } from '../recorder/index.js';
-import { AsmError, ProgramError } from '../core/index.js';
-import { SCENARIOS, findScenario } from '../core/guest/scenarios.js';
 
 /** "; did you mean 'x'?" for the scenario name nearest to a mistyped one. */
 function suggest(name: string): string {

@@ -1,18 +1,18 @@
 // The demo page (what `npm start` writes): every built-in scenario recorded into one fresh trace
 // file, its projections rebuilt, and a page per scenario — the sequence diagram, the flame chart
 // and the call graph, each one self-contained HTML — with an index.html that says in a paragraph
-// what each scenario teaches and draws the user-mode NtReadFile and the kernel-mode ZwReadFile
-// side by side. Nothing here computes a picture: viz/ does (data → layout → html).
+// what each scenario is, then what happened in it (generated from its trace by analyzer/narrate.ts:
+// no status, PreviousMode or outcome is written here), and draws the user-mode NtReadFile and the
+// kernel-mode ZwReadFile side by side. Nothing here computes a picture: viz/ does (data → layout →
+// html).
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type Database from 'better-sqlite3';
-import { SCENARIOS } from '../core/guest/scenarios.js';
+import { SCENARIOS } from '../core/index.js';
 import { record, openTraceForReading, type SessionSummary } from '../recorder/index.js';
-import { replayFile } from '../analyzer/index.js';
-import { flameInput, graphInput, sequenceInput } from '../viz/data.js';
-import { layoutCallGraph, layoutFlame, layoutSequence } from '../viz/layout.js';
-import { renderFlameHtml, renderGraphHtml, renderIndexPage, renderSequenceHtml, type IndexSection } from '../viz/html.js';
+import { describeCall, narrateSession, replayFile, sessionFacts } from '../analyzer/index.js';
+import { flameInput, graphInput, layoutCallGraph, layoutFlame, layoutSequence, renderFlameHtml, renderGraphHtml, renderIndexPage, renderSequenceHtml, sequenceInput, type IndexSection } from '../viz/index.js';
 
 export interface DemoPageOptions {
   /** The folder for demo.db and the pages (default 'traces'); created when missing. */
@@ -32,57 +32,52 @@ export interface DemoPageResult {
   seconds: number;
 }
 
-/** What each scenario shows, in a paragraph or two (from the scenario sources' header comments). */
+/**
+ * What each scenario is, in a paragraph: the program, its drivers and the mechanism it exercises
+ * (documentation, from the scenario sources' header comments). What happened — statuses,
+ * PreviousMode, handle tables, probes, APCs, hooks, the outcome — is never written here: the page
+ * generates it from each scenario's trace (analyzer's narrateSession).
+ */
 export const SCENARIO_NOTES: Record<string, string[]> = {
   'user-nt-readfile': [
-    'The path this project exists to show. The program calls ntdll!NtReadFile, a stub of four instructions: it puts the service number 0B7h in EAX, points EDX at SharedUserData!SystemCallStub and calls it. The stub executes SYSENTER; the CPU takes its new EIP from MSR 0x176 and arrives at ring 0 in nt!KiFastCallEntry, which builds the trap frame, records PreviousMode = UserMode and continues into KiSystemService.',
-    'There the dispatcher indexes KiServiceTable with 0B7h, copies 24h bytes of arguments from the user stack (after checking EDX against MmUserProbeAddress) and calls nt!NtReadFile. Because the caller was in user mode, NtReadFile references the handle in the process handle table and probes every user buffer before it writes to it. On the way out KiServiceExit checks for user APCs (none pending) and SYSEXIT returns to ring 3.',
+    'The path this project exists to show. The program calls ntdll!NtReadFile, a stub of four instructions: it puts the service number 0B7h in EAX, points EDX at SharedUserData!SystemCallStub and calls it. The stub executes SYSENTER; the CPU takes its new EIP from MSR 0x176 and enters ring 0 at nt!KiFastCallEntry, which builds the trap frame and continues into KiSystemService.',
+    'There the dispatcher indexes the service table with the number in EAX, copies the argument bytes from the caller\'s stack (after checking EDX against MmUserProbeAddress) and calls the routine the table names. NtReadFile reads PreviousMode and references the handle; for a user-mode caller it also probes the user buffers before it writes to them. On the way out KiServiceExit checks for user APCs and returns to ring 3.',
   ],
   'user-zw-readfile': [
-    'Nt versus Zw, first half: from user mode there is no difference. ntdll!NtReadFile and ntdll!ZwReadFile are one stub at one address (0x77F761E8), so this diagram is, step for step, the one of user-nt-readfile: the same SYSENTER, the same dispatch through SSDT[0xB7], PreviousMode UserMode, the same probes.',
+    'Nt versus Zw, first half: the program calls ntdll!ZwReadFile instead of ntdll!NtReadFile. In ntdll the two names are one stub at one address (0x77F761E8), so the call is made by the same instructions as in user-nt-readfile: compare the two diagrams.',
   ],
   'kernel-zw-readfile': [
-    "Nt versus Zw, second half: in the kernel the prefix decides everything. A driver's read dispatch routine, running in the program's thread while it serves the program's NtReadFile, reads a file with nt!ZwReadFile. That kernel stub does not use SYSENTER: it builds a fake interrupt frame (pushfd; push 8, the kernel code selector) and calls KiSystemService directly.",
-    'KiSystemService sees CS = 8 in that frame and sets PreviousMode = KernelMode for the nested call. NtReadFile then trusts its caller: the handle the driver opened with OBJ_KERNEL_HANDLE is valid, the kernel buffers are not probed, and the read succeeds — the nested band inside the program\'s own call.',
+    "Nt versus Zw, second half: in the kernel the prefix matters. A driver opens a file with OBJ_KERNEL_HANDLE in DriverEntry; its read dispatch routine, running in the program's thread while it serves the program's NtReadFile, reads that file with nt!ZwReadFile. The kernel stub does not use SYSENTER: it builds a fake interrupt frame (pushfd; push 8, the kernel code selector) and calls KiSystemService, which takes PreviousMode from the CS in that frame.",
   ],
   'kernel-nt-readfile': [
-    "The classic driver bug. The same driver calls nt!NtReadFile directly instead of ZwReadFile. No dispatcher runs, so nothing resets PreviousMode: it is still UserMode, left there by the program's call the driver is serving.",
-    'NtReadFile therefore treats the driver as a user-mode caller. A handle with bit 31 set is a kernel handle only for a KernelMode caller, so the lookup fails with STATUS_INVALID_HANDLE before any buffer is probed — and the program\'s own read fails with it.',
+    "The classic driver bug. The same driver calls nt!NtReadFile directly instead of ZwReadFile. No dispatcher runs, so nothing sets PreviousMode for this call: it is whatever the program's call the driver is serving left. The handle it passes is a kernel handle (bit 31 set), which XP accepts only from a KernelMode caller.",
   ],
   'osr-log-user-handle': [
-    'From OSR\'s article "Nt vs. Zw — Clearing Confusion on the Native API": a logging driver opens its log file without OBJ_KERNEL_HANDLE. The open happens in the program\'s thread, so the handle lands in the program\'s process handle table.',
-    "From the read dispatch routine, NtWriteFile (PreviousMode UserMode) finds that handle, but its IO_STATUS_BLOCK is a kernel-mode buffer and fails the user-mode probe: STATUS_ACCESS_VIOLATION. ZwWriteFile goes through KiSystemService as KernelMode, skips the probes and succeeds. Later a work item runs on a System worker thread, where the handle value names nothing in the kernel handle table: STATUS_INVALID_HANDLE for both writes.",
+    'From OSR\'s article "Nt vs. Zw — Clearing Confusion on the Native API": a logging driver opens its log file with ZwCreateFile, without OBJ_KERNEL_HANDLE, while it serves the program\'s DeviceIoControl (in the program\'s thread). Then it writes a line with NtWriteFile and one with ZwWriteFile, twice: from its read dispatch routine, in the program\'s thread, and from a work item, which runs on a System worker thread. Each write passes the driver\'s own, kernel-mode, buffers.',
   ],
   'osr-log-kernel-handle': [
-    'The same driver with OBJ_KERNEL_HANDLE: ZwCreateFile runs as KernelMode, honours the flag, and the handle goes into the kernel handle table with bit 31 set.',
-    'From the dispatch routine, NtWriteFile still fails — PreviousMode is UserMode, and a user-mode caller cannot use a kernel handle (STATUS_INVALID_HANDLE) — while ZwWriteFile succeeds. From the work item on the System thread both succeed. The lesson: a kernel handle, and the Zw call.',
+    'The same driver and program with one difference: the log file is opened with OBJ_KERNEL_HANDLE, which asks for a handle in the kernel handle table. The same four writes follow: NtWriteFile and ZwWriteFile from the read dispatch routine and from the work item.',
   ],
   'kernel-nt-close': [
-    "A driver serving a program's read closes its kernel handle with nt!NtClose called directly. PreviousMode is UserMode (the program's call), so NtClose looks the handle up in the program's handle table, finds nothing and returns STATUS_INVALID_HANDLE.",
-    'Nothing else closes the kernel handle: it leaks, still open in the kernel handle table. The failing status is the only trace of the bug, and this diagram shows where it comes from.',
+    "A driver opens a file with OBJ_KERNEL_HANDLE in DriverEntry and, while serving a program's read, closes that handle by calling nt!NtClose directly instead of ZwClose. NtClose picks the handle table by PreviousMode and the handle's bit 31.",
   ],
   'zw-protect-virtual-memory': [
-    'A system call with an effect on the machine itself. ntdll!ZwProtectVirtualMemory (service 0x89, five arguments) reaches nt!NtProtectVirtualMemory through SYSENTER and KiServiceTable[0x89], which clears the writable bit of a page in the page tables.',
-    "The program's next write to that page raises #PF at ring 3 (a user write to a read-only page), and its thread dies with STATUS_ACCESS_VIOLATION: the exception arrow at the end of the diagram.",
+    'A system call with an effect on the machine itself. The program allocates a read/write page and writes to it, makes it read-only with ntdll!ZwProtectVirtualMemory (service 0x89, five arguments; nt!NtProtectVirtualMemory edits the page tables), then writes to it again.',
   ],
   'int2e-readfile': [
-    'user-nt-readfile on a CPU without SYSENTER (the path before the Pentium II). ntdll\'s stub goes through SharedUserData\'s KiIntSystemCall, which executes INT 2Eh; the IDT gate carries the thread to nt!KiSystemService at ring 0, and IRETD brings it back. Same service number, same dispatch, same PreviousMode: only the pair of ring-transition arrows differs.',
+    "user-nt-readfile on a CPU without SYSENTER (the path before the Pentium II). ntdll's stub goes through SharedUserData's KiIntSystemCall, which executes INT 2Eh; the IDT gate leads to nt!KiSystemService at ring 0, and IRETD leads back.",
   ],
   'user-apc': [
-    "The APC check at the end of every system call. NtQueueApcThread queues a user APC to the program's own thread but does not make it pending (the thread is not in an alertable wait), so KiServiceExit's check on that call finds nothing.",
-    "NtTestAlert sees the queued APC and sets UserApcPending. On its way out the check finds it: KiDeliverApc redirects the return to ring 3 into ntdll!KiUserApcDispatcher, which calls the APC routine with its three arguments and resumes the thread with NtContinue. The program's exit status, 6, is the sum 1 + 2 + 3 the APC routine computed.",
+    "The APC check at the end of every system call. The program queues a user APC to its own thread with NtQueueApcThread(NtCurrentThread(), ApcRoutine, 1, 2, 3) while not in an alertable wait, then calls NtTestAlert. KiServiceExit looks at UserApcPending on every return to user mode; a pending APC is delivered through ntdll!KiUserApcDispatcher, which calls the routine and resumes the thread with NtContinue. The APC routine returns the sum of its arguments, and the program exits with what it returned.",
   ],
   'invalid-service': [
-    "Service numbers the dispatcher must reject, made by hand the way ntdll's stubs make calls. 0x11C is one past ntoskrnl's last service: KiSystemService's limit check fails and the call returns STATUS_INVALID_SYSTEM_SERVICE without running any routine.",
-    "0x1000 is a win32k service from a thread that is not a GUI thread yet: the check fails against the plain service table, the thread is converted to a GUI thread (its table becomes the shadow table) and the call is retried, reaching NtGdiAbortDoc, which this miniature's win32k does not implement. 0x1FFF is past win32k's table even for a GUI thread.",
+    "Service numbers the dispatcher must reject, made by hand the way ntdll's stubs make calls: 0x11C, one past ntoskrnl's last service; 0x1000, a win32k service, from a thread that is not a GUI thread yet (for a win32k number KiSystemService converts the thread to a GUI thread and looks the number up again in the shadow table); and 0x1FFF, past win32k's table.",
   ],
   'ssdt-hook': [
-    "The hook 2000s rootkits and security products used. A driver replaces KiServiceTable[0xB7], nt!NtReadFile's entry in the System Service Descriptor Table, with its own routine, lifting CR0.WP around the write because the kernel image is read-only.",
-    "From then on the dispatcher's lookup for 0B7h yields the driver's HookNtReadFile (see the SSDT arrow, which now points into the driver's lane). The hook counts the call and jumps to the original nt!NtReadFile, so the program still reads its file.",
+    "The hook 2000s rootkits and security products used. A driver replaces KiServiceTable[0xB7], nt!NtReadFile's entry in the System Service Descriptor Table, with its own routine, lifting CR0.WP around the write because the kernel image is read-only. The hook counts the call and jumps to the original nt!NtReadFile. Then the program reads its file as user-nt-readfile does.",
   ],
   'kifastcallentry-hook': [
-    'A hook inside the dispatcher itself. The driver patches the five bytes after mov ebx,[edi+eax*4] — the SSDT lookup — with a jump to its filter: at that spot EAX is the service index, EDI the table, EBX the routine about to run and ECX the argument bytes, for every service at once.',
-    'The filter counts NtReadFile calls, runs the two instructions it displaced and jumps back; NtReadFile itself still works. The diagram shows the detour from KiSystemService into the driver and back before the call of the service routine.',
+    'A hook inside the dispatcher itself. The driver patches the five bytes after mov ebx,[edi+eax*4] — the SSDT lookup — with a jump to its filter: at that spot EAX is the service index, EDI the table, EBX the routine about to run and ECX the argument bytes, for every service at once. The filter counts NtReadFile calls, runs the two instructions it displaced and jumps back. Then the program reads its file as user-nt-readfile does.',
   ],
 };
 
@@ -137,7 +132,8 @@ export async function runDemoPage(options: DemoPageOptions = {}): Promise<DemoPa
     for (const s of SCENARIOS) {
       const summary = summaries.get(s.name)!;
       const id = summary.sessionId;
-      const notes = SCENARIO_NOTES[s.name] ?? [s.summary];
+      // What the scenario is (documentation), then what happened (generated from its trace).
+      const notes = [...(SCENARIO_NOTES[s.name] ?? [s.summary]), ...narrateSession(sessionFacts(db, id))];
       const back = { href: `index.html#${s.name}`, text: '← all scenarios' };
       write(`${s.name}.html`, renderSequenceHtml(layoutSequence(sequenceInput(db, id, { registerSteps })), { title: `${s.name}: sequence diagram`, description: notes, back }));
       write(`${s.name}.flame.html`, renderFlameHtml(layoutFlame(flameInput(db, id)), { title: `${s.name}: flame chart`, description: notes, back }));
@@ -148,7 +144,6 @@ export async function runDemoPage(options: DemoPageOptions = {}): Promise<DemoPa
       sections.push({
         id: s.name,
         title: s.name,
-        summary: s.summary,
         paragraphs: notes,
         facts: [
           ['outcome', summary.outcome?.description ?? summary.status],
@@ -174,13 +169,16 @@ export async function runDemoPage(options: DemoPageOptions = {}): Promise<DemoPa
     const userLayout = layoutSequence(sequenceInput(db, userId, { syscallIds: [userCall], registerSteps }), { laneWidth: 150 });
     const kernelLayout = layoutSequence(sequenceInput(db, kernelId, { syscallIds: [kernelCall], registerSteps }), { laneWidth: 150 });
     const fitWidth = Math.max(userLayout.width, kernelLayout.width);
+    const userFacts = sessionFacts(db, userId).calls;
+    const kernelFacts = sessionFacts(db, kernelId).calls;
     sections.unshift({
       id: 'nt-vs-zw',
       title: 'Nt vs Zw, side by side',
       summary: 'user-nt-readfile (left) and kernel-zw-readfile (right): the same service, 0B7h, reached two ways',
       paragraphs: [
-        'Left: a program calls ntdll!NtReadFile. The stub enters the kernel with SYSENTER through SharedUserData, KiFastCallEntry records PreviousMode = UserMode, and NtReadFile probes the user buffers.',
-        'Right: a driver calls nt!ZwReadFile. There is no SYSENTER and no ring transition: the kernel stub pushes a fake interrupt frame with CS = 8 and calls KiSystemService, which sets PreviousMode = KernelMode, so NtReadFile accepts the kernel handle and skips the probes. Same routine, same service number; the previous mode decides what it checks.',
+        'Left: a program calls ntdll!NtReadFile, whose stub enters the kernel with SYSENTER through SharedUserData and KiFastCallEntry. Right: a driver calls nt!ZwReadFile, whose kernel stub pushes a fake interrupt frame with CS = 8 and calls KiSystemService, with no ring transition. Same routine, same service number; what it checks depends on the PreviousMode it reads. From the two traces:',
+        `Left, user-nt-readfile: ${describeCall(userFacts.find((c) => c.id === userCall)!, userFacts, { sayNoProbes: true })}`,
+        `Right, kernel-zw-readfile: ${describeCall(kernelFacts.find((c) => c.id === kernelCall)!, kernelFacts, { sayNoProbes: true })}`,
       ],
       links: [
         { href: 'user-nt-readfile.html', text: 'user-nt-readfile, whole session' },

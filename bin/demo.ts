@@ -4,8 +4,7 @@
 // KiServiceTable[0xB7], nt!NtReadFile, KiServiceExit, SYSEXIT — with the MSR reads, the SSDT
 // lookup, PreviousMode and the NTSTATUS between the instructions, then every system call of the
 // run with its status.
-import { Guest, formatBytes, statusName, type TraceEvent } from '../core/index.js';
-import { findScenario, scenarioSource } from '../core/guest/scenarios.js';
+import { Guest, findScenario, formatBytes, scenarioSource, statusName, type TraceEvent } from '../core/index.js';
 
 const hex8 = (n: number) => (n >>> 0).toString(16).padStart(8, '0');
 

@@ -8,13 +8,9 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import cliProgress from 'cli-progress';
 import type Database from 'better-sqlite3';
 import { TraceFileError, openTraceForReading, openTraceForWriting } from '../recorder/index.js';
-import { QueryError, prepareReadOnly, registerFunctions } from '../analyzer/query.js';
-import { resolveSession } from '../analyzer/state.js';
-import { replaySession, staleSessions } from '../analyzer/index.js';
+import { QueryError, prepareReadOnly, registerFunctions, replaySession, resolveSession, staleSessions } from '../analyzer/index.js';
 // viz/ in parts, not its index: the SVG renderer (d3 and a DOM) loads only when drawing.
-import { VizInputError, flameInput, graphInput, sequenceInput } from '../viz/data.js';
-import { layoutCallGraph, layoutFlame, layoutSequence } from '../viz/layout.js';
-import type { FlameLayout, GraphLayout, SequenceLayout } from '../viz/types.js';
+import { VizInputError, flameInput, graphInput, layoutCallGraph, layoutFlame, layoutSequence, sequenceInput, type FlameLayout, type GraphLayout, type SequenceLayout } from '../viz/index.js';
 
 export type FlowKind = 'sequence' | 'flame' | 'graph';
 export const FLOW_KINDS: readonly FlowKind[] = ['sequence', 'flame', 'graph'];

@@ -3,8 +3,12 @@
 // command line into those calls and their errors into one-line user errors (exit 1).
 import { Option, type Command } from 'commander';
 import { TraceFileError } from '../recorder/index.js';
-import { NAMED_QUERIES, checkSyscall, findNamedQuery, namedQueryList, requireProjections } from '../analyzer/named.js';
 import {
+  NAMED_QUERIES,
+  checkSyscall,
+  findNamedQuery,
+  namedQueryList,
+  requireProjections,
   QUERY_FORMATS,
   QueryError,
   chooseSession,
@@ -16,7 +20,7 @@ import {
   streamRows,
   type Output,
   type QueryFormat,
-} from '../analyzer/query.js';
+} from '../analyzer/index.js';
 
 /** Builds the error the CLI prints as one line with exit status 1 (cli.ts's UserError). */
 export type UserErrorFactory = (message: string) => Error;

@@ -2,10 +2,9 @@
 // progress bar on a terminal), or re-execute the session and compare (--verify).
 import { Command } from 'commander';
 import cliProgress from 'cli-progress';
-import { ReplayInputError, replayFile } from '../analyzer/index.js';
+import { ReplayInputError, replayFile, resolveSession } from '../analyzer/index.js';
 import { verifyCommand } from './verify.js';
 import { openTraceForReading } from '../recorder/index.js';
-import { resolveSession } from '../analyzer/state.js';
 
 /** A session id from an id or a name (one-line error when there is none). */
 function sessionId(file: string, session: string): number {

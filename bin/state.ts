@@ -1,7 +1,7 @@
 // `ntflow state FILE --at SEQ [--session S] [--json] [--mem ADDR LEN] [--u]`: the machine after
 // event SEQ, from the trace alone (time travel), in WinDbg's `r`, `db` and `u` forms.
 import { openTraceForReading } from '../recorder/index.js';
-import { disassembleAt, formatMemory, formatRegisters, resolveSession, stateAt, stateJson } from '../analyzer/state.js';
+import { disassembleAt, formatMemory, formatRegisters, resolveSession, stateAt, stateJson } from '../analyzer/index.js';
 
 export interface StateOptions {
   at: string;

@@ -3,8 +3,7 @@
 // first divergent seq with both events side by side; exit status 1 on a divergence.
 import cliProgress from 'cli-progress';
 import { TraceFileError } from '../recorder/index.js';
-import { QueryError, chooseSession, openForQuery, type Output } from '../analyzer/query.js';
-import { VerifyError, formatVerifyResult, verifySession, type VerifyResult } from '../analyzer/verify.js';
+import { QueryError, VerifyError, chooseSession, formatVerifyResult, openForQuery, verifySession, type Output, type VerifyResult } from '../analyzer/index.js';
 
 /** Builds the error the CLI prints as one line with exit status 1 (cli.ts's UserError). */
 export type UserErrorFactory = (message: string) => Error;

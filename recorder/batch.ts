@@ -53,8 +53,6 @@ export class BatchBuilder {
   /** Events and instructions seen since the session started. */
   totalEvents = 0;
   totalInstructions = 0;
-  /** Counted as they pass (for the live summary). */
-  syscalls = 0;
 
   constructor(capacity = 1 << 16) {
     this.cap = capacity;
@@ -134,7 +132,6 @@ export class BatchBuilder {
       this.effectsEnd[i] = this.effectsAt;
       return;
     }
-    if (e.type === 'service-enter') this.syscalls++;
     const o: OtherEvent = { ...(e as unknown as OtherEvent) };
     for (const [k, v] of Object.entries(o)) if (typeof v === 'bigint') o[k] = v.toString();
     if (e.type === 'exception') {

@@ -5,11 +5,9 @@
 // recording leaves a valid file missing at most the batches in flight.
 import { existsSync, statSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import { Guest, statusName, type GuestOutcome, type ProgramSource } from '../core/index.js';
-import { findScenario, scenarioSource, SCENARIOS } from '../core/guest/scenarios.js';
-import { nearestSymbol } from '../core/guest/program.js';
-import type { CpuModel } from '../core/cpu/cpu.js';
+import { Guest, R, SCENARIOS, findScenario, nearestSymbol, scenarioSource, type CpuModel, type GuestOutcome, type ProgramSource } from '../core/index.js';
 import { BatchBuilder } from './batch.js';
+import { SyscallTally } from './syscall-tally.js';
 import { TraceFileError } from './file.js';
 import { NTFLOW_VERSION } from './version.js';
 import type { FromWriter, SymbolRow, ToWriter } from './writer.js';
@@ -46,8 +44,9 @@ export interface SessionSummary {
   outcome: GuestOutcome | null;
   instructions: number;
   events: number;
+  /** System calls: what the syscalls projection lists (dispatches, rejected numbers included, and direct Nt calls). */
   syscalls: number;
-  /** Failing NTSTATUS names → how many calls returned each. */
+  /** Failing NTSTATUS names → how many of those calls returned each (the status the caller got). */
   failures: Record<string, number>;
   /** Bytes this session added to the file (0 when it did not finish). */
   bytes: number;
@@ -202,10 +201,11 @@ export async function record(target: RecordTarget, options: RecordOptions): Prom
   }
 
   const builder = new BatchBuilder();
-  const failures: Record<string, number> = {};
+  // The summary's system calls: every one the syscalls projection will list (recorder/syscall-tally.ts).
+  const tally = new SyscallTally(guest.symbols.resolve('nt', 'KiSystemService') ?? -1, guest.machine.cpu.regs[R.EAX]);
   const sub = guest.events$.subscribe((e) => {
     builder.add(e);
-    if (e.type === 'service-exit' && e.status >= 0xc0000000) failures[statusName(e.status)] = (failures[statusName(e.status)] ?? 0) + 1;
+    tally.add(e);
   });
   const pending: Promise<FromWriter>[] = [];
   // Checkpoints: the whole memory (its non-zero pages) before the first event, then at every slice
@@ -236,7 +236,7 @@ export async function record(target: RecordTarget, options: RecordOptions): Prom
       outcome = guest.slice(SLICE);
       await flush();
       if (outcome === null) checkpoint(false);
-      options.onProgress?.({ instructions: guest.machine.cpu.icount, events: builder.totalEvents, syscalls: builder.syscalls, seconds: (Date.now() - started) / 1000 });
+      options.onProgress?.({ instructions: guest.machine.cpu.icount, events: builder.totalEvents, syscalls: tally.count, seconds: (Date.now() - started) / 1000 });
       if (outcome !== null) break;
       if (options.signal?.aborted) {
         aborted = true;
@@ -268,8 +268,8 @@ export async function record(target: RecordTarget, options: RecordOptions): Prom
       outcome: aborted ? null : outcome,
       instructions,
       events: builder.totalEvents,
-      syscalls: builder.syscalls,
-      failures,
+      syscalls: tally.count,
+      failures: tally.failures,
       bytes,
       bytesPerInstruction: instructions ? bytes / instructions : 0,
       seconds: (Date.now() - started) / 1000,

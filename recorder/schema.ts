@@ -105,7 +105,7 @@ export const EVENT_TABLES: EventTable[] = [
     comment:
       "one dispatch decision of KiSystemService: at the limit check for a number past its table (in_range 0, no target), at `mov ebx,[edi+eax*4]` otherwise",
     columns: [
-      { name: 'service_number', type: 'INTEGER', comment: 'the number the caller put in EAX (table << 12 | index)' },
+      { name: 'service_number', type: 'INTEGER', comment: 'the number the caller put in EAX, as given: bits 14-15 too, which the dispatcher ignores (0x4019 runs table 0, index 0x19)' },
       { name: 'table_index', type: 'INTEGER', comment: 'which descriptor: 0 ntoskrnl (KiServiceTable), 1 win32k' },
       { name: 'service_index', type: 'INTEGER', comment: 'the index within that table (EAX & 0xFFF)' },
       { name: 'table_base', type: 'INTEGER', comment: "the descriptor's Base: the table's address" },

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SCENARIOS } from '../core/guest/scenarios.js';
-import { record } from '../recorder/index.js';
+import { record, type SessionSummary } from '../recorder/index.js';
 import { PROJECTIONS, PROJECTIONS_TABLE, ReplayInputError, replayFile, replaySession } from '../analyzer/index.js';
 import { TinyTrace } from './util/tiny-trace.js';
 
@@ -276,8 +276,13 @@ t.test('replayFile: every session or one; a bad session is a one-line user error
 t.test('the built-in scenarios through SQL', async (t) => {
   const file = join(dir, 'scenarios.db');
   const session = new Map<string, number>();
+  const summaries: SessionSummary[] = [];
   let started = performance.now();
-  for (const s of SCENARIOS) session.set(s.name, (await record({ scenario: s.name }, { output: file })).sessionId);
+  for (const s of SCENARIOS) {
+    const summary = await record({ scenario: s.name }, { output: file });
+    session.set(s.name, summary.sessionId);
+    summaries.push(summary);
+  }
   const again = (await record({ scenario: 'osr-log-user-handle' }, { output: file })).sessionId;
   t.comment(`recorded ${SCENARIOS.length + 1} sessions in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   started = performance.now();
@@ -288,6 +293,16 @@ t.test('the built-in scenarios through SQL', async (t) => {
   t.teardown(() => db.close());
   const sid = (name: string) => session.get(name)!;
   const rows = (sql: string, name: string) => query(db, sql, sid(name));
+
+  // `record`'s summary counted, while recording, the calls the projection lists, with their statuses.
+  for (const s of summaries) {
+    const failing = query(db, 'SELECT status_name, count(*) FROM syscalls WHERE session_id = ? AND status >= 0xC0000000 GROUP BY 1 ORDER BY 1', s.sessionId);
+    t.same(
+      [s.syscalls, Object.entries(s.failures).sort((a, b) => (a[0] < b[0] ? -1 : 1))],
+      [query(db, 'SELECT count(*) FROM syscalls WHERE session_id = ?', s.sessionId)[0][0], failing],
+      `${s.name}: the summary's system calls and failures are the syscalls rows'`,
+    );
+  }
 
   const matrix = 'SELECT name, previous_mode, status_name FROM syscalls WHERE session_id = ? AND name = \'NtWriteFile\' ORDER BY enter_seq';
   t.same(rows(matrix, 'osr-log-user-handle'), [

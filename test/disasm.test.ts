@@ -4,8 +4,20 @@ import t from 'tap';
 import { disassemble, formatBytes, type SymbolLookup } from '../core/disasm/index.js';
 
 const KI_SYSTEM_SERVICE = 0x8053a2fb;
+const MM_USER_PROBE_ADDRESS = 0x8053a56c;
+const KE_SERVICE_DESCRIPTOR_TABLE = 0x8056c518;
+const LOW = 0x8000; // a symbol below 0x10000: its addresses stay numbers
+const SYMBOLS: [number, number, string][] = [
+  [KI_SYSTEM_SERVICE, 0x100, 'KiSystemService'],
+  [MM_USER_PROBE_ADDRESS, 4, 'MmUserProbeAddress'],
+  [KE_SERVICE_DESCRIPTOR_TABLE, 0x40, 'KeServiceDescriptorTable'],
+  [LOW, 0x100, 'LowData'],
+];
 const symbols: SymbolLookup = {
-  lookup: (address) => (address >= KI_SYSTEM_SERVICE && address < KI_SYSTEM_SERVICE + 0x100 ? { module: 'nt', name: 'KiSystemService', offset: address - KI_SYSTEM_SERVICE } : undefined),
+  lookup: (address) => {
+    const s = SYMBOLS.find(([start, size]) => address >= start && address < start + size);
+    return s ? { module: 'nt', name: s[2], offset: address - s[0] } : undefined;
+  },
 };
 
 const bytes = (hex: string) => Uint8Array.from(Buffer.from(hex.replace(/ /g, ''), 'hex'));
@@ -44,6 +56,16 @@ const cases: [string, string, string][] = [
   ['9c', 'pushfd', 'pushfd'],
   ['c22400', 'ret 24h', 'ret with a count'],
   ['ff', '???', 'an incomplete instruction'],
+  // Data references, as WinDbg shows them: the symbol, then the address in parentheses, no ds:.
+  ['3b356ca55380', 'cmp esi,dword ptr [nt!MmUserProbeAddress (8053a56c)]', 'an absolute operand on a symbol'],
+  ['a118c55680', 'mov eax,dword ptr [nt!KeServiceDescriptorTable (8056c518)]', 'the moffs form too'],
+  ['893d28c55680', 'mov dword ptr [nt!KeServiceDescriptorTable+0x10 (8056c528)],edi', 'inside a symbol: +0x offset'],
+  ['3e8b0d6ca55380', 'mov ecx,dword ptr [nt!MmUserProbeAddress (8053a56c)]', 'an explicit ds: is still the flat address'],
+  ['648b0d6ca55380', 'mov ecx,dword ptr fs:[8053A56Ch]', 'another segment: the address is not linear, no symbol'],
+  ['8b0d00800000', 'mov ecx,dword ptr ds:[00008000h]', 'below 0x10000: a number, whatever covers it'],
+  ['8b0d00104000', 'mov ecx,dword ptr ds:[00401000h]', 'no symbol: a number'],
+  ['8b886ca55380', 'mov ecx,dword ptr [eax-7FAC5A94h]', 'register-relative: never symbolised'],
+  ['6858044e80', 'push 804E0458h', 'an immediate is not a memory operand'],
 ];
 
 for (const [hex, text, why] of cases) {

@@ -13,6 +13,7 @@ import { SCENARIOS } from '../core/guest/scenarios.js';
 import { escapeHtml, renderFlameHtml, renderGraphHtml, renderIndexPage, renderSequenceHtml, scriptJson } from '../viz/html.js';
 import type { FlameLayout, GraphLayout } from '../viz/types.js';
 import { runDemoPage } from '../bin/demo-page.js';
+import { narrateSession, sessionFacts } from '../analyzer/index.js';
 import { HOSTILE_FILE, SCRIPT_BREAKER, sequenceFixture } from './util/browser.js';
 
 const flame: FlameLayout = {
@@ -181,6 +182,25 @@ t.test('the demo page: every scenario recorded, index.html and a page per scenar
   const paragraphs = document.querySelectorAll('section.scenario p');
   const text = [...paragraphs].map((p) => (p as unknown as { textContent: string }).textContent).join('\n');
   for (const lesson of ['PreviousMode', 'OBJ_KERNEL_HANDLE', 'APC', 'KiServiceTable[0xB7]', 'ZwReadFile', 'SYSENTER']) t.match(text, lesson, `the paragraphs explain ${lesson}`);
+
+  // What happened is generated from the trace: every call of osr-log-user-handle with its status
+  // and PreviousMode as its syscalls row has them, and a changed row changes the text.
+  const { default: Sqlite } = await import('better-sqlite3');
+  const osrText = [...document.querySelectorAll('#osr-log-user-handle p')].map((p) => (p as unknown as { textContent: string }).textContent).join('\n');
+  const trace = new Sqlite(result.db);
+  const osr = trace.prepare("SELECT id FROM sessions WHERE name = 'osr-log-user-handle'").pluck().get() as number;
+  const rows = trace.prepare('SELECT id, name, previous_mode, status_name FROM syscalls WHERE session_id = ? ORDER BY id').all(osr) as { id: number; name: string; previous_mode: string; status_name: string | null }[];
+  t.ok(rows.length > 0);
+  for (const r of rows) {
+    const said = new RegExp(`#${r.id} ${r.name}\\b[^.→]*${r.status_name ? `→ ${r.status_name}` : 'did not return'}`);
+    t.match(osrText, said, `#${r.id} ${r.name}: ${r.status_name ?? 'did not return'}`);
+  }
+  t.match(osrText, /#5 NtWriteFile[^.→]*PreviousMode UserMode[^.→]*→ STATUS_ACCESS_VIOLATION/);
+  trace.prepare("UPDATE syscalls SET status = 0xC0000022, status_name = 'STATUS_ACCESS_DENIED' WHERE session_id = ? AND id = 5").run(osr);
+  const changed = narrateSession(sessionFacts(trace, osr)).join('\n');
+  t.match(changed, /#5 NtWriteFile[^.→]*→ STATUS_ACCESS_DENIED\./, 'the text follows the row');
+  t.notMatch(changed, /#5 NtWriteFile[^.→]*→ STATUS_ACCESS_VIOLATION\./);
+  trace.close();
 
   // A second run starts from a fresh file (the same 13 sessions, not 26).
   const again = await runDemoPage({ out: join(dir, 'traces'), log: () => {}, registerSteps: 0 });

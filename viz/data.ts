@@ -11,11 +11,8 @@
 // where it did label it: EAX on the stub's call, MSR[176] on SYSENTER, SSDT[n] on the dispatcher's
 // `call ebx`.
 import type Database from 'better-sqlite3';
-import { statusName } from '../core/index.js';
-import { ntSuccess } from '../core/guest/ntstatus.js';
-import { replaySession, staleSessions } from '../analyzer/index.js';
-import { Flow, flowOf } from '../analyzer/projections/log.js';
-import { stateAt } from '../analyzer/state.js';
+import { ntSuccess, statusName } from '../core/index.js';
+import { Flow, flowOf, replaySession, staleSessions, stateAt } from '../analyzer/index.js';
 import type { FlameInput, FlowStep, GraphInput, LaneSpec, SequenceInput, SyscallBand } from './types.js';
 
 /** A request the trace cannot answer (unknown syscall id, no such session): one line for the user. */
@@ -266,6 +263,24 @@ interface Band {
   last: number;
 }
 
+interface CallOutcome {
+  name: string | null;
+  status: number | null;
+}
+
+/**
+ * What became of a call whose number the limit check rejected, from its syscalls row: rejected for
+ * good (no routine: the status KiSystemService returned), or looked up again after the thread's
+ * conversion to a GUI thread and dispatched (the routine and what it returned).
+ */
+export function rejectedOutcome(call: CallOutcome | undefined): { text: string; status?: FlowStep['status'] } {
+  if (!call) return { text: '' };
+  const status = call.status === null ? undefined : statusOf(call.status);
+  const returned = status ? status.name : 'never returned';
+  if (call.name === null) return { text: ` → ${returned}`, status };
+  return { text: `; looked up again → ${call.name} → ${returned}`, status };
+}
+
 /** Steps for the events first..last (inclusive). */
 function stepsInRange(db: Database.Database, sessionId: number, ctx: LaneContext, first: number, last: number, bands: Band[]): FlowStep[] {
   // The instructions of the range and the one after it (where the range's last instruction went).
@@ -286,6 +301,11 @@ function stepsInRange(db: Database.Database, sessionId: number, ctx: LaneContext
     (db.prepare('SELECT thread_id FROM event_marks WHERE session_id = ? AND seq < ? ORDER BY seq DESC LIMIT 1').pluck().get(sessionId, first) as number | undefined) ??
     (db.prepare('SELECT first_thread FROM sessions WHERE id = ?').pluck().get(sessionId) as number);
 
+  // The call a rejected lookup belongs to: the innermost syscalls row of its thread around it.
+  const callStmt = db.prepare(
+    'SELECT name, status FROM syscalls WHERE session_id = ? AND thread_id = ? AND enter_seq <= ? AND (exit_seq IS NULL OR exit_seq >= ?) ORDER BY enter_seq DESC LIMIT 1',
+  );
+  const callAt = (thread: unknown, seq: number) => callStmt.get(sessionId, thread, seq, seq) as CallOutcome | undefined;
   const steps: FlowStep[] = [];
   const cursors = new Map<number, ThreadCursor>();
   let thread = startThread;
@@ -323,18 +343,20 @@ function stepsInRange(db: Database.Database, sessionId: number, ctx: LaneContext
         if (e.msr === 0x176 && e.source === 'sysenter') sysenterMsr = `MSR[176] = ${hex8(Number(e.value))}`;
         return;
       case 'ssdt-lookup': {
-        const n = e.service_number as number;
+        // The table slot the dispatcher used (table << 12 | index); EAX, as the caller gave it, labels the entering call.
+        const slot = hex0x(((e.table_index as number) << 12) | (e.service_index as number));
         if (e.in_range) {
-          ssdtLabel = `SSDT[${hex0x(n)}] → ${e.target_symbol ?? hex8(e.target as number)}`;
+          ssdtLabel = `SSDT[${slot}] → ${e.target_symbol ?? hex8(e.target as number)}`;
         } else {
+          const { text, status } = rejectedOutcome(callAt(e.thread_id, e.seq));
           add({
             seq: e.seq,
             kind: 'note',
             from: lane,
             to: lane,
-            label: `SSDT[${hex0x(n)}]: past the limit (${e.service_limit}) → STATUS_INVALID_SYSTEM_SERVICE`,
-            status: statusOf(0xc000001c),
-            detail: { service_number: hex0x(n), table: String(e.table_index), limit: String(e.service_limit) },
+            label: `SSDT[${slot}]: past the limit (${e.service_limit})${text}`,
+            status,
+            detail: { service_number: hex0x(e.service_number as number), table: String(e.table_index), limit: String(e.service_limit) },
           });
         }
         return;

@@ -41,7 +41,7 @@ export const SYSCALLS_TABLE: ProjectionTable = {
     { name: 'exit_seq', type: 'INTEGER', comment: "the instruction that returned control to the caller: SYSEXIT, IRETD, the kernel return's jmp edx to a Zw stub, the Nt routine's ret (NULL: never returned)" },
     { name: 'thread_id', type: 'INTEGER', notNull: true, comment: 'the guest thread that made the call' },
     { name: 'process', type: 'TEXT', notNull: true, comment: "the image name of that thread's process (from thread-switch events; 'System' for system threads)" },
-    { name: 'service_number', type: 'INTEGER', comment: 'the number the caller put in EAX (table << 12 | index); for nt-direct the routine\'s own number' },
+    { name: 'service_number', type: 'INTEGER', comment: 'the number the caller put in EAX, as given (0x4019 stays 0x4019: the dispatcher ignores bits 14-15 and runs table 0\'s 0x19); for nt-direct the routine\'s own number' },
     { name: 'name', type: 'TEXT', comment: 'the Nt name (NtWriteFile, also when reached through ZwWriteFile); NULL when the limit check rejected the number' },
     { name: 'caller_cpl', type: 'INTEGER', notNull: true, comment: 'privilege level of the entering instruction (3 a program, 0 a driver or the kernel)' },
     { name: 'entry', type: 'TEXT', comment: "how it entered: 'sysenter', 'int2e', 'zw-kernel' (a kernel Zw stub's call into KiSystemService) or 'nt-direct' (a call of nt!NtXxx without the dispatcher)" },
@@ -101,6 +101,8 @@ interface Open {
   /** Kernel callers: the address the caller continues at. */
   resume: number;
   serviceNumber: number | null;
+  /** What the dispatcher made of it: table << 12 | index (the routine's own number when it ran). */
+  dispatched: number | null;
   inRange: boolean | null;
   entered: boolean;
   bodyDone: boolean;
@@ -158,6 +160,7 @@ export function foldSyscalls(ctx: LogContext): OperatorFunction<LogEvent, Syscal
           entry: null,
           resume: -1,
           serviceNumber: null,
+          dispatched: null,
           inRange: null,
           entered: false,
           bodyDone: false,
@@ -245,6 +248,7 @@ export function foldSyscalls(ctx: LogContext): OperatorFunction<LogEvent, Syscal
               // A lookup with no entry seen (should not happen): a row of its own, entry unknown.
               if (!top || top.entered) top = open(ts, curThread, { enterSeq: e.seq, enterIcount: e.icount, callerCpl: 0 });
               top.serviceNumber = row[SL.service_number] as number;
+              top.dispatched = ((row[SL.table_index] as number) << 12) | (row[SL.service_index] as number);
               top.inRange = row[SL.in_range] === 1;
               break;
             }
@@ -252,7 +256,7 @@ export function foldSyscalls(ctx: LogContext): OperatorFunction<LogEvent, Syscal
               const n = row[SE.service_number] as number;
               const top = ts.stack[ts.stack.length - 1];
               let o: Open;
-              if (top && top.inRange === true && !top.entered && top.serviceNumber === n) o = top;
+              if (top && top.inRange === true && !top.entered && top.dispatched === n) o = top;
               else {
                 // A direct call: find the call instruction whose return address is the routine's caller.
                 const caller = row[SE.caller] as number;
@@ -268,7 +272,7 @@ export function foldSyscalls(ctx: LogContext): OperatorFunction<LogEvent, Syscal
                     break;
                   }
                 }
-                o = open(ts, curThread, { enterSeq, enterIcount, callerCpl, entry: 'nt-direct', resume: caller, serviceNumber: n });
+                o = open(ts, curThread, { enterSeq, enterIcount, callerCpl, entry: 'nt-direct', resume: caller, serviceNumber: n, dispatched: n });
               }
               o.entered = true;
               o.name = row[SE.service] as string;
@@ -278,7 +282,7 @@ export function foldSyscalls(ctx: LogContext): OperatorFunction<LogEvent, Syscal
             }
             case 'service-exit': {
               const o = innermostRunning(ts);
-              if (o && o.serviceNumber === row[SX.service_number]) o.bodyDone = true;
+              if (o && o.dispatched === row[SX.service_number]) o.bodyDone = true;
               break;
             }
             case 'handle-lookup': {
@@ -300,7 +304,7 @@ export function foldSyscalls(ctx: LogContext): OperatorFunction<LogEvent, Syscal
               let p = o.parent;
               while (p && !ids.has(p)) p = p.parent;
               const status = o.exitSeq === null ? null : ctx.registerAfter(o.exitSeq, 0);
-              const name = o.inRange === false ? null : o.name ?? (o.serviceNumber === null ? null : serviceByNumber(o.serviceNumber)?.name ?? null);
+              const name = o.inRange === false ? null : o.name ?? (o.dispatched === null ? null : serviceByNumber(o.dispatched)?.name ?? null);
               subscriber.next({
                 id: ids.get(o)!,
                 parentId: p ? ids.get(p)! : null,

@@ -123,9 +123,10 @@ function describeOutcome(outcome: Outcome | null, stopKind: string, detail?: str
   return { kind, code: null, description: detail ? `${kind}: ${detail}` : kind };
 }
 
-export { ProgramError, type ProgramSource, type AssembledProgram } from './program.js';
+export { ProgramError, nearestSymbol, type ProgramSource, type AssembledProgram } from './program.js';
 export { SymbolTable, type GuestSymbol } from './symbols.js';
-export { NTSTATUS, statusName, BUGCHECK, bugCheckName } from './ntstatus.js';
+export { NTSTATUS, statusName, ntSuccess, BUGCHECK, bugCheckName } from './ntstatus.js';
+export { SCENARIOS, findScenario, scenarioOptions, scenarioSource, type Scenario } from './scenarios.js';
 export { NT_SERVICES, WIN32K_SERVICES, serviceByName, serviceByNumber, type Service } from './services.js';
 export * as layout from './layout.js';
 export type { Kernel, Outcome } from './kernel.js';

@@ -26,10 +26,17 @@ export function installProbes(k: Kernel): void {
   };
   const serviceTable = () => peek32(k.currentThread().kthread + offsetOf('KTHREAD', 'ServiceTable'));
 
+  // The number as the caller gave it (bits 14-15 too, which the decoding ignores), per thread: EBX
+  // holds it at the limit check (`mov ebx,eax` before `and eax,0FFFh`), but the dispatcher reuses
+  // EBX before the lookup, so the limit check's probe keeps it for the lookup's.
+  const numberAtLimitCheck = new Map<number, number>();
+
   // `cmp eax,[edi+8]`: EAX = index, EDI = the descriptor, EBX = the whole number, ECX = table*0x10.
   // Only a number past the limit is a decision here; an in-range one is reported at the lookup.
   cpu.probes.set(at('KiSystemService.limitCheck'), (c) => {
     if (!c.tracing) return;
+    const number = c.regs[R.EBX] >>> 0;
+    numberAtLimitCheck.set(k.currentThread().id, number);
     const index = c.regs[R.EAX] >>> 0;
     const descriptor = c.regs[R.EDI] >>> 0;
     const limit = peek32(descriptor + 8);
@@ -37,7 +44,7 @@ export function installProbes(k: Kernel): void {
     const table = (c.regs[R.ECX] >>> 4) & 3;
     k.emit<'ssdt-lookup'>({
       type: 'ssdt-lookup',
-      serviceNumber: c.regs[R.EBX] >>> 0,
+      serviceNumber: number,
       tableIndex: table,
       serviceIndex: index,
       tableBase: peek32(descriptor),
@@ -47,6 +54,7 @@ export function installProbes(k: Kernel): void {
       argBytes: null,
       inRange: false,
     });
+    numberAtLimitCheck.delete(k.currentThread().id);
   });
 
   // `mov ebx,[edi+eax*4]`: EAX = index, EDI = the table's Base, ECX = argument bytes.
@@ -58,9 +66,12 @@ export function installProbes(k: Kernel): void {
     let table = 0;
     for (let i = 0; i < 4; i++) if (peek32(tables + i * DESCRIPTOR) === base) (table = i), (i = 4);
     const target = peek32(base + index * 4);
+    const thread = k.currentThread().id;
+    const number = numberAtLimitCheck.get(thread) ?? (table << 12) | index;
+    numberAtLimitCheck.delete(thread);
     k.emit<'ssdt-lookup'>({
       type: 'ssdt-lookup',
-      serviceNumber: (table << 12) | index,
+      serviceNumber: number,
       tableIndex: table,
       serviceIndex: index,
       tableBase: base,

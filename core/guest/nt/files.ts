@@ -150,7 +150,8 @@ export function dispositionOutcome(exists: boolean, disposition: number): Dispos
 
 /**
  * The byte offset a read or write uses: FILE_WRITE_TO_END_OF_FILE (−1:−1, writes only) → the end,
- * FILE_USE_FILE_POINTER_POSITION (−2:−1) or no ByteOffset → the file object's current position,
+ * FILE_USE_FILE_POINTER_POSITION (−2:−1) or no ByteOffset (a synchronous file: readWrite refuses
+ * an asynchronous one without a ByteOffset) → the file object's current position,
  * a handle opened for FILE_APPEND_DATA without FILE_WRITE_DATA always writes at the end; any
  * other negative offset → STATUS_INVALID_PARAMETER.
  */
@@ -392,7 +393,9 @@ function fsOpen(k: Kernel, file: ObjectRecord, r: CreateRequest): { status: numb
  * ByHandle with the caller's PreviousMode; for a read it asks FILE_READ_DATA, for a write the
  * handle's access is checked for FILE_WRITE_DATA | FILE_APPEND_DATA right after), and only then, for
  * a UserMode caller, the caller's buffers are probed: the IO_STATUS_BLOCK (range and a write, no
- * alignment), the data buffer ProbeForWrite/ProbeForRead(Buffer, Length, 1), ByteOffset and Key.
+ * alignment), the data buffer ProbeForWrite/ProbeForRead(Buffer, Length, 1), ByteOffset and Key;
+ * then the event is referenced, and a file opened for asynchronous I/O without a ByteOffset is
+ * refused with STATUS_INVALID_PARAMETER.
  */
 export function readWrite(c: EscapeCall, write: boolean): number {
   const { k, previousMode: mode } = c;
@@ -417,6 +420,14 @@ export function readWrite(c: EscapeCall, write: boolean): number {
         if (ev.status !== 0) return ev.status;
         event = ev.rec!;
       }
+      // A file opened without FILE_SYNCHRONOUS_IO_ALERT / _NONALERT is asynchronous: it keeps no
+      // position the I/O manager may use, so the caller must say where (NtReadFile/NtWriteFile in
+      // XP's I/O manager; named pipes and mailslots, which are exempt, are not modelled). The rule
+      // is a property of the file object (FO_SYNCHRONOUS_IO, read from it in guest memory), so it
+      // can only be checked once the handle has been referenced; XP checks it where it chooses
+      // between synchronous and asynchronous I/O, after the probes and the event's reference, and
+      // so does this: a bad buffer or event handle is reported first.
+      if (byteOffset === null && !(k.r32(file.body + FO.Flags) & FO_SYNCHRONOUS_IO)) return S.STATUS_INVALID_PARAMETER;
       const f = file.file!;
       const current = k.r32(file.body + FO.CurrentByteOffset) + k.r32(file.body + FO.CurrentByteOffset + 4) * 0x100000000;
       if (!f.device.fileSystem) {
