@@ -268,6 +268,16 @@ t.test('a privileged instruction, int3 and a division by zero at ring 3 are the 
   }
 });
 
+t.test('a null DS brought into the kernel by INT 2Eh: KiTrap0D reloads it and the call goes on', async (t) => {
+  const r = runProgram('null ds', {
+    cpu: 'int2e',
+    program: user('nullds', 'start:\n    xor eax, eax\n    mov ds, ax\n    push 0\n    mov eax, 19h\n    lea edx, [esp]\n    int 2Eh\n    add esp, 4\n    ret\n'),
+  });
+  t.equal(r.outcome.kind, 'exited', r.outcome.description);
+  t.equal(r.outcome.code, S.STATUS_INVALID_HANDLE, 'NtClose(0) ran and returned its status');
+  t.match(ofType(r.events, 'exception'), [{ vector: 13, cpl: 0, errorCode: 0 }], 'one #GP, in KiSystemService, fixed up');
+});
+
 t.test('int3 under a handler that moves on: the CONTEXT points at the int3', async (t) => {
   const r = runProgram('bp', {
     program: user(

@@ -31,9 +31,9 @@ import {
 import { ESCAPE_FIXTURES, STATUS_ACCESS_VIOLATION, STATUS_INVALID_HANDLE, SYSTEM_CALL_RET, type EscapeFixture } from './programs/escapes.js';
 
 /** Flip to true when the guest-kernel fix of issue L lands: (a), (b), (e) and the XP checks become real. */
-const KERNEL_FIXED = false;
+const KERNEL_FIXED = true;
 /** Flip to true when emulator gaps come back as an outcome instead of an EmulatorError throw. */
-const EMULATOR_GAPS_FIXED = false;
+const EMULATOR_GAPS_FIXED = true;
 
 const KERNEL_TODO = KERNEL_FIXED ? false : 'issue L: kernel fix pending';
 const GAP_TODO = EMULATOR_GAPS_FIXED ? false : 'issue L: emulator gaps still throw EmulatorError out of Guest.run';

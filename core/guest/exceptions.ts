@@ -32,8 +32,8 @@ export const CONTEXT_FULL = CONTEXT_CONTROL | CONTEXT_INTEGER | CONTEXT_SEGMENTS
 
 const EFLAGS_IF = 0x200;
 const EFLAGS_VM = 0x20000;
-/** The EFLAGS bits a CONTEXT may set for user mode: the arithmetic flags, TF, DF, OF, AC, ID — not IOPL, NT or VM. */
-const EFLAGS_USER_SANITIZE = 0x003f0dd5;
+/** The EFLAGS bits a CONTEXT may set for user mode: the arithmetic flags, TF, DF, AC, VIF, VIP, ID — not IF, IOPL, NT, RF or VM. */
+const EFLAGS_USER_SANITIZE = 0x003c0dd5;
 /** KTRAP_FRAME.SegCs & FRAME_EDITED == 0: the kernel-mode ESP was changed (TempEsp, TempSegCs). */
 const FRAME_EDITED = 0xfff8;
 /** DR7 bits a user CONTEXT may set: the local enables and the type/length fields. */
@@ -84,7 +84,8 @@ function sanitizeUserSelector(sel: number): number {
 /**
  * KeContextToKframes: a captured CONTEXT (bytes) into a trap frame, by its ContextFlags and
  * sanitised for the mode the frame returns to: a user frame always returns to ring 3 with IF set,
- * selectors it can load and debug registers aimed at user space only; a kernel frame whose ESP
+ * selectors it can load (the standard ones without CONTEXT_SEGMENTS) and debug registers aimed
+ * at user space only; a kernel frame gets the kernel's selectors; a kernel frame whose ESP
  * changes becomes an edited frame (TempEsp/TempSegCs, SegCs's selector bits cleared).
  */
 export function contextToFrame(k: Kernel, ctx: DataView, frame: number, mode: 0 | 1): void {
@@ -114,16 +115,22 @@ export function contextToFrame(k: Kernel, ctx: DataView, frame: number, mode: 0 
       }
     }
   }
-  if ((flags & CONTEXT_SEGMENTS) === CONTEXT_SEGMENTS) {
-    if (user) {
-      for (const s of ['SegDs', 'SegEs', 'SegGs'] as const) k.w32(frame + TF(s), sanitizeUserSelector(get(s)));
-      k.w32(frame + TF('SegFs'), sanitizeUserSelector(get('SegFs')));
-    } else {
-      k.w32(frame + TF('SegDs'), L.KGDT_R3_DATA);
-      k.w32(frame + TF('SegEs'), L.KGDT_R3_DATA);
-      k.w32(frame + TF('SegFs'), L.KGDT_R0_PCR);
-      k.w32(frame + TF('SegGs'), 0);
-    }
+  // A user frame leaves through KiServiceExit2 / KiTrapReturn, which load every segment register
+  // from it — and a SYSENTER frame never stored them: without CONTEXT_SEGMENTS a user frame gets
+  // the selectors a user thread runs with (DS = ES = 0x23, FS = 0x3B, GS = 0).
+  const segments = (flags & CONTEXT_SEGMENTS) === CONTEXT_SEGMENTS;
+  if (user) {
+    const sel = (f: 'SegDs' | 'SegEs' | 'SegFs' | 'SegGs', standard: number) => (segments ? sanitizeUserSelector(get(f)) : standard);
+    k.w32(frame + TF('SegDs'), sel('SegDs', L.KGDT_R3_DATA));
+    k.w32(frame + TF('SegEs'), sel('SegEs', L.KGDT_R3_DATA));
+    k.w32(frame + TF('SegFs'), sel('SegFs', L.KGDT_R3_TEB));
+    k.w32(frame + TF('SegGs'), sel('SegGs', 0));
+  } else {
+    // Kernel code runs with these, whatever a CONTEXT says (and a Zw frame stored none either).
+    k.w32(frame + TF('SegDs'), L.KGDT_R3_DATA);
+    k.w32(frame + TF('SegEs'), L.KGDT_R3_DATA);
+    k.w32(frame + TF('SegFs'), L.KGDT_R0_PCR);
+    k.w32(frame + TF('SegGs'), 0);
   }
   if ((flags & CONTEXT_DEBUG_REGISTERS) === CONTEXT_DEBUG_REGISTERS && user) {
     for (const d of ['Dr0', 'Dr1', 'Dr2', 'Dr3'] as const) {

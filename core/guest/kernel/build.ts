@@ -194,7 +194,7 @@ function enterTrap(dummyErrorCode: boolean): string[] {
     '    push fs',
     '    mov ebx, KGDT_R0_PCR',
     '    mov fs, bx',
-    '    push dword [PCR_ExceptionList]',
+    '    push dword [fs:KPCR_NtTib_ExceptionList] ; (through FS: DS may be anything until it is reloaded below)',
     '    push -1                         ; PreviousPreviousMode: a trap changes no PreviousMode',
     '    push eax',
     '    push ecx',

@@ -50,14 +50,25 @@ KiTrap03:
 ; --------------------------------------------------------------------------------------------
 ; KiTrap0D (#GP): from user mode, a privileged instruction (hlt, cli, in, mov cr0, …) is
 ; STATUS_PRIVILEGED_INSTRUCTION and anything else STATUS_ACCESS_VIOLATION, as XP's handler
-; decides by looking at the instruction; from kernel mode it is fatal.
+; decides by looking at the instruction. From kernel mode: kernel code that ran with the DS or ES
+; a user thread brought in (INT 2Eh with a null DS, say: KiSystemService reads ds:[0FFDFF000h]
+; before it loads its own) gets the flat data selector and runs the instruction again; anything
+; else is fatal.
 ; --------------------------------------------------------------------------------------------
 KiTrap0D:
     ENTER_TRAP
     test dword [ebp+KTRAP_FRAME_EFlags], EFLAGS_VM
     jnz short .user
     test byte [ebp+KTRAP_FRAME_SegCs], 1
+    jnz short .user
+    cmp word [ebp+KTRAP_FRAME_SegDs], KGDT_R3_DATA | 3
+    jnz short .kernelSegments
+    cmp word [ebp+KTRAP_FRAME_SegEs], KGDT_R3_DATA | 3
     jz short .kernel
+.kernelSegments:
+    mov dword [ebp+KTRAP_FRAME_SegDs], KGDT_R3_DATA | 3
+    mov dword [ebp+KTRAP_FRAME_SegEs], KGDT_R3_DATA | 3
+    jmp near KiExceptionExit
 .user:
     test byte [ebp+KTRAP_FRAME_EFlags+1], EFLAGS_IF >> 8
     jz short .classify
