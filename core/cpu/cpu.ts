@@ -1141,7 +1141,14 @@ export class CPU {
     const sel = lo >>> 16;
     const offset = (lo & 0xffff) | (hi & 0xffff0000);
     if ((sel & 0xfffc) === 0) throw new GuestFault(Vector.GP, ext);
-    const cd = this.codeDescriptor(sel);
+    let cd: Descriptor;
+    try {
+      cd = this.codeDescriptor(sel);
+    } catch (e) {
+      // Past the GDT, or not a code segment: #GP(selector), with EXT for an external event.
+      if (e instanceof GuestFault && e.errorCode !== null) throw new GuestFault(e.vector, e.errorCode | ext);
+      throw e;
+    }
     if (cd.dpl > this.cpl) throw new GuestFault(Vector.GP, (sel & 0xfffc) + ext);
     if (!(cd.attr & A.P)) throw new GuestFault(Vector.NP, (sel & 0xfffc) + ext);
     const newCpl = cd.attr & A.CONFORMING ? this.cpl : cd.dpl;
