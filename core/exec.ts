@@ -1,11 +1,12 @@
 // `ntflow exec`: run raw code on a bare flat machine, speaking the case/result JSON of the project's
 // Unicorn oracle (test/oracle/unicorn_oracle.py), so one case runs on ntflow, Unicorn and the real
 // CPU alike. The machine pages with 4 KiB user pages (mapped on demand when `automap` is on, as
-// the oracle does), runs at CPL 3 unless told otherwise, and stops at the first exception.
+// the oracle does), runs at CPL 3 unless told otherwise, with CR0.EM set (the CPU has no FPU: x87
+// instructions raise #NM), and stops at the first exception.
 import { Subscription } from 'rxjs';
 import { EmulatorError } from './cpu/faults.js';
 import { F } from './cpu/flags.js';
-import { CR0_PG, Seg, type CpuModel } from './cpu/cpu.js';
+import { CR0_EM, CR0_PG, Seg, type CpuModel } from './cpu/cpu.js';
 import { Machine } from './machine.js';
 import { PTE_P, PTE_RW, PTE_US, hex } from './mmu.js';
 
@@ -221,7 +222,8 @@ export function runCase(input: ExecCase, defaults: { cpl?: 0 | 3; cpu?: CpuModel
   // EFLAGS as given, minus what the CPU would not let this privilege level hold (IOPL stays 0).
   cpu.setEflags(((regs.eflags ?? 0x202) & ~(F.VM | F.RF | F.IOPL | F.NT)) | F.FIXED1);
   cpu.cr3 = space.pageDirectory;
-  cpu.writeCr(0, cpu.cr0 | CR0_PG);
+  // Paging, and CR0.EM as an OS sets it on this FPU-less CPU: x87 instructions raise #NM (vector 7).
+  cpu.writeCr(0, cpu.cr0 | CR0_PG | CR0_EM);
   if (c.fs_base !== undefined) cpu.setSegmentDirect(Seg.FS, cpl === 0 ? 0x30 : 0x3b, num(c.fs_base, 'fs_base'), 0xfff, cpl);
   cpu.stopOnException = true;
   cpu.mmu.onNotPresent = (linear) => {

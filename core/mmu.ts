@@ -139,6 +139,14 @@ export class Mmu {
   onTableWrite: ((physical: number, value: number) => void) | null = null;
   /** Exec-mode hook: an access to a not-present page may map it (ntflow exec's automap). */
   onNotPresent: ((linear: number) => boolean) | null = null;
+  /**
+   * Data breakpoints (the CPU's DR0-DR3): called for each data access that may touch a watched
+   * address — every access while paging is off, and with paging on every access to a page in
+   * `watchPages`, which the TLB never caches, so accesses to other pages keep their fast path.
+   * null when no data breakpoint is enabled.
+   */
+  onWatch: ((linear: number, size: number, write: boolean) => void) | null = null;
+  private watchPages: number[] = [];
 
   constructor(readonly mem: PhysicalMemory) {}
 
@@ -152,27 +160,38 @@ export class Mmu {
     this.tlb[linear >>> 12] = 0;
   }
 
+  /** The linear pages data breakpoints watch (their TLB entries are dropped and never refilled). */
+  setWatchPages(pages: number[]): void {
+    for (const vpn of this.watchPages) this.tlb[vpn] = 0;
+    this.watchPages = pages.map((p) => p >>> 0);
+    for (const vpn of this.watchPages) this.tlb[vpn] = 0;
+  }
+
   /**
    * Linear → physical for an access of the given kind. Returns the physical address, or a
    * PageFault. `user` is true for accesses made at CPL 3 (implicit supervisor accesses pass false).
    */
-  translate(linear: number, write: boolean, user: boolean): number | PageFault {
-    if (!this.ctl.paging) return linear >>> 0;
+  translate(linear: number, write: boolean, user: boolean, size = 0): number | PageFault {
+    if (!this.ctl.paging) {
+      if (this.onWatch !== null && size !== 0) this.onWatch(linear, size, write);
+      return linear >>> 0;
+    }
     const e = this.tlb[linear >>> 12];
     if (e & TLB_VALID) {
       const ok = write ? (user ? e & TLB_USER_WRITE : e & TLB_SUPER_WRITE) : user ? e & TLB_USER_READ : 1;
       if (ok) return ((e & PAGE_MASK) | (linear & 0xfff)) >>> 0;
     }
-    return this.walk(linear, write, user);
+    return this.walk(linear, write, user, size);
   }
 
-  private walk(linear: number, write: boolean, user: boolean): number | PageFault {
+  /** `size` > 0: a data access of that many bytes (reported to onWatch on a watched page). */
+  private walk(linear: number, write: boolean, user: boolean, size = 0): number | PageFault {
     const mem = this.mem;
     const pdeAddr = ((this.ctl.cr3 & PAGE_MASK) + ((linear >>> 22) << 2)) >>> 0;
     let pde = mem.read32(pdeAddr);
     const code = (write ? PF_WRITE : 0) | (user ? PF_USER : 0);
     if (!(pde & PTE_P)) {
-      if (this.onNotPresent?.(linear)) return this.walk(linear, write, user);
+      if (this.onNotPresent?.(linear)) return this.walk(linear, write, user, size);
       return new PageFault(linear, code);
     }
     let pageBase: number;
@@ -190,7 +209,7 @@ export class Mmu {
       const pteAddr = ((pde & PAGE_MASK) + (((linear >>> 12) & 0x3ff) << 2)) >>> 0;
       const pte = mem.read32(pteAddr);
       if (!(pte & PTE_P)) {
-        if (this.onNotPresent?.(linear)) return this.walk(linear, write, user);
+        if (this.onNotPresent?.(linear)) return this.walk(linear, write, user, size);
         return new PageFault(linear, code);
       }
       rw = (pde & pte & PTE_RW) !== 0;
@@ -211,6 +230,10 @@ export class Mmu {
     if (dirty && us && rw) flags |= TLB_USER_WRITE;
     if (dirty && (rw || !this.ctl.writeProtect)) flags |= TLB_SUPER_WRITE;
     const vpn = linear >>> 12;
+    if (this.watchPages.length !== 0 && this.watchPages.includes(vpn)) {
+      if (size !== 0 && this.onWatch !== null) this.onWatch(linear, size, write);
+      return (pageBase | (linear & 0xfff)) >>> 0; // not cached: the next access walks again
+    }
     if (this.tlb[vpn] === 0) this.tlbFilled.push(vpn);
     this.tlb[vpn] = pageBase | flags;
     return (pageBase | (linear & 0xfff)) >>> 0;

@@ -3,6 +3,7 @@
 // in the family files under ops/; privilege-changing microcode (sysenter, sysexit, int, iret) is
 // here because it is where ring transitions and MSR reads are reported.
 import { Subject } from 'rxjs';
+import { Mnemonic } from 'iced-x86';
 import type {
   MsrSource,
   RingMechanism,
@@ -10,7 +11,7 @@ import type {
   TraceEvent,
 } from '../events.js';
 import { Mmu, PageFault, PhysicalMemory, hex } from '../mmu.js';
-import { EmulatorError, GuestFault, Vector, faultCombination, pushesErrorCode } from './faults.js';
+import { EmulatorError, GuestFault, VECTOR_NAMES, Vector, faultCombination, pushesErrorCode } from './faults.js';
 import { ARITH_FLAGS, F, LazyOp, PARITY, POPF_MASK } from './flags.js';
 import { Op } from './op.js';
 import { decodeAt } from './decode.js';
@@ -39,13 +40,27 @@ export const REG_NAMES = ['eax', 'ecx', 'edx', 'ebx', 'esp', 'ebp', 'esi', 'edi'
 
 // CR0 / CR4 bits.
 export const CR0_PE = 1;
+export const CR0_MP = 2;
+export const CR0_EM = 4;
 export const CR0_TS = 8;
 export const CR0_ET = 0x10;
 export const CR0_WP = 0x10000;
 export const CR0_PG = 0x80000000 | 0;
 export const CR4_TSD = 4;
+export const CR4_DE = 8;
 export const CR4_PSE = 0x10;
-const CR4_SUPPORTED = CR4_TSD | CR4_PSE;
+export const CR4_PCE = 0x100;
+const CR4_SUPPORTED = CR4_TSD | CR4_DE | CR4_PSE | CR4_PCE;
+
+// Debug registers (SDM vol. 3, 17.2). DR6 bits 4-11 and 16-31 read as 1, bit 12 as 0; DR7 bit 10
+// reads as 1 and bits 11, 12, 14, 15 as 0.
+export const DR6_INIT = 0xffff0ff0 | 0;
+export const DR6_BD = 0x2000;
+export const DR6_BS = 0x4000;
+const DR6_WRITABLE = 0xe00f;
+export const DR7_INIT = 0x400;
+export const DR7_GD = 0x2000;
+const DR7_WRITABLE = 0xffff23ff | 0;
 
 // Model-specific registers this CPU has.
 export const MSR_TSC = 0x10;
@@ -106,6 +121,8 @@ export interface CpuSnapshot {
   cr4: number;
   msr: { sysenterCs: number; sysenterEsp: number; sysenterEip: number; tscOffset: number };
   icount: number;
+  /** Debug registers (absent in snapshots taken before ntflow had them: reset values then). */
+  debug?: { dr0: number; dr1: number; dr2: number; dr3: number; dr6: number; dr7: number };
 }
 
 const SEG_FLAT_LIMIT = 0xffffffff;
@@ -158,6 +175,39 @@ export class CPU {
   sysenterEip = 0;
   /** TSC = icount + tscOffset: deterministic, never the wall clock. */
   tscOffset = 0;
+
+  /**
+   * Debug registers, indexed by number: DR0-DR3 (breakpoint addresses), DR6 (status), DR7
+   * (control). DR4 and DR5 are never stored: MOV aliases them to DR6 and DR7 when CR4.DE = 0 and
+   * raises #UD when CR4.DE = 1. Read them freely (a guest layer saving a thread's context); write
+   * them with writeDebugRegister, which keeps the breakpoint matching in step with DR7.
+   */
+  readonly dr = new Int32Array(8);
+  /**
+   * Non-zero while something debug-related may happen at an instruction boundary: EFLAGS.TF or
+   * RF set, a breakpoint enabled in DR7, or a #DB trap held back. The loops test this one field
+   * per instruction and take the slow step (stepDebug) only then.
+   */
+  debugArmed = 0;
+  /** The part of debugArmed that is not EFLAGS: breakpoints enabled, traps held. */
+  private debugBase = 0;
+  /** DR7's enabled breakpoints by kind, as masks of breakpoint numbers (bit n = DRn). */
+  private bpExec = 0;
+  private bpData = 0;
+  private bpIo = 0;
+  /** DR6 B0-B3 bits of the data and I/O breakpoints the current instruction hit (traps). */
+  dataHits = 0;
+  /**
+   * Set when the current instruction invoked an interrupt handler itself (INT n, INT3, INTO,
+   * INT1): no single-step trap follows it, as the handler is entered with TF clear (SDM vol. 3,
+   * 17.3.1.4; the NASM and Ralf Brown notes: "interrupts are not traced").
+   */
+  stepSuppressed = false;
+  /** icount of the last MOV SS / POP SS: debug exceptions wait until after the next instruction. */
+  ssShadowAt = -2;
+  /** #DB bits carried across the MOV SS shadow, and bits held because the machine stopped. */
+  private shadowDb = 0;
+  private heldDb = 0;
 
   /** Instructions retired. */
   icount = 0;
@@ -215,6 +265,8 @@ export class CPU {
     this.mmu = new Mmu(mem);
     mem.onCodeWrite = (page) => this.invalidateCodePage(page);
     for (let s = 0; s < 6; s++) this.segLimit[s] = 0xffff;
+    this.dr[6] = DR6_INIT;
+    this.dr[7] = DR7_INIT;
     this.powerOn = this.snapshot();
   }
 
@@ -346,6 +398,7 @@ export class CPU {
     this.flagsVersion++;
     this.ef = (v & ~0x8028) | F.FIXED1; // bits 3, 5, 15 read as 0, bit 1 as 1
     this.lazyMask = 0;
+    this.debugArmed = (this.ef & (F.TF | F.RF)) | this.debugBase;
   }
   /** Set the given arithmetic flags eagerly from `bits` (other arithmetic flags keep their values). */
   setFlagBits(mask: number, bits: number): void {
@@ -418,21 +471,22 @@ export class CPU {
     }
   }
 
-  private xlate(lin: number, write: boolean, user: boolean): number {
-    const p = this.mmu.translate(lin, write, user);
+  /** Linear → physical; `size` > 0 marks a data access of that many bytes (data breakpoints see it). */
+  private xlate(lin: number, write: boolean, user: boolean, size: number): number {
+    const p = this.mmu.translate(lin, write, user, size);
     if (typeof p === 'number') return p;
     throw new GuestFault(Vector.PF, (p as PageFault).errorCode, (p as PageFault).linear >>> 0);
   }
 
   read8(lin: number): number {
-    return this.mem.read8(this.xlate(lin, false, this.user));
+    return this.mem.read8(this.xlate(lin, false, this.user, 1));
   }
   read16(lin: number): number {
-    if ((lin & 0xfff) <= 0xffe) return this.mem.read16(this.xlate(lin, false, this.user));
+    if ((lin & 0xfff) <= 0xffe) return this.mem.read16(this.xlate(lin, false, this.user, 2));
     return this.read8(lin) | (this.read8((lin + 1) | 0) << 8);
   }
   read32(lin: number): number {
-    if ((lin & 0xfff) <= 0xffc) return this.mem.read32(this.xlate(lin, false, this.user));
+    if ((lin & 0xfff) <= 0xffc) return this.mem.read32(this.xlate(lin, false, this.user, 4));
     let v = 0;
     for (let i = 0; i < 4; i++) v |= this.read8((lin + i) | 0) << (8 * i);
     return v;
@@ -445,14 +499,14 @@ export class CPU {
    * fault here carries the write bit in its #PF error code, as on hardware.
    */
   readForWrite(size: number, lin: number): number {
-    const p = this.xlate(lin, true, this.user);
+    const p = this.xlate(lin, true, this.user, size);
     if ((lin & 0xfff) <= 0x1000 - size) return size === 4 ? this.mem.read32(p) : size === 2 ? this.mem.read16(p) : this.mem.read8(p);
-    this.xlate((lin + size - 1) & ~0xfff, true, this.user);
+    this.xlate((lin + size - 1) & ~0xfff, true, this.user, 0);
     return this.readSized(size, lin);
   }
 
   write8(lin: number, v: number): void {
-    this.mem.write8(this.xlate(lin, true, this.user), v);
+    this.mem.write8(this.xlate(lin, true, this.user, 1), v);
     if (this.tracing) this.traceWrites.push(lin >>> 0, 1, v & 0xff);
   }
   write16(lin: number, v: number): void {
@@ -460,7 +514,7 @@ export class CPU {
   }
   write32(lin: number, v: number): void {
     if ((lin & 0xfff) <= 0xffc) {
-      this.mem.write32(this.xlate(lin, true, this.user), v);
+      this.mem.write32(this.xlate(lin, true, this.user, 4), v);
       if (this.tracing) this.traceWrites.push(lin >>> 0, 4, v >>> 0);
       return;
     }
@@ -474,10 +528,10 @@ export class CPU {
 
   /** A write that may straddle pages: both pages are checked before any byte is written. */
   private writeN(lin: number, size: number, v: number, user: boolean): void {
-    const first = this.xlate(lin, true, user);
+    const first = this.xlate(lin, true, user, size);
     const lastLin = (lin + size - 1) | 0;
     // The second page is checked at its first byte, which is what CR2 reports if it faults.
-    const second = (lastLin & ~0xfff) !== (lin & ~0xfff) ? this.xlate(lastLin & ~0xfff, true, user) : -1;
+    const second = (lastLin & ~0xfff) !== (lin & ~0xfff) ? this.xlate(lastLin & ~0xfff, true, user, (lastLin & 0xfff) + 1) : -1;
     for (let i = 0; i < size; i++) {
       const l = (lin + i) | 0;
       const p = second >= 0 && (l & ~0xfff) === (lastLin & ~0xfff) ? second + (l & 0xfff) : first + i;
@@ -488,13 +542,13 @@ export class CPU {
 
   /** Implicit supervisor accesses (GDT, IDT, TSS): not subject to the CPL-3 user check. */
   readSys32(lin: number): number {
-    if ((lin & 0xfff) <= 0xffc) return this.mem.read32(this.xlate(lin, false, false));
+    if ((lin & 0xfff) <= 0xffc) return this.mem.read32(this.xlate(lin, false, false, 0));
     let v = 0;
-    for (let i = 0; i < 4; i++) v |= this.mem.read8(this.xlate((lin + i) | 0, false, false)) << (8 * i);
+    for (let i = 0; i < 4; i++) v |= this.mem.read8(this.xlate((lin + i) | 0, false, false, 0)) << (8 * i);
     return v;
   }
   readSys16(lin: number): number {
-    return this.mem.read8(this.xlate(lin, false, false)) | (this.mem.read8(this.xlate((lin + 1) | 0, false, false)) << 8);
+    return this.mem.read8(this.xlate(lin, false, false, 0)) | (this.mem.read8(this.xlate((lin + 1) | 0, false, false, 0)) << 8);
   }
   writeSys32(lin: number, v: number): void {
     this.writeN(lin, 4, v, false);
@@ -542,11 +596,7 @@ export class CPU {
 
   /** Read the descriptor a selector names from the GDT; #GP(selector) when outside the table. */
   readDescriptor(sel: number, vector = Vector.GP): Descriptor {
-    if (sel & 4) throw new GuestFault(vector, sel & 0xfffc); // no LDT is ever loaded
-    const index = sel & 0xfff8;
-    if (index + 7 > this.gdtrLimit) throw new GuestFault(vector, sel & 0xfffc);
-    const lo = this.readSys32((this.gdtrBase + index) | 0);
-    const hi = this.readSys32((this.gdtrBase + index + 4) | 0);
+    const { lo, hi } = this.readDescriptorWords(sel, vector);
     return decodeDescriptor(lo, hi);
   }
 
@@ -616,16 +666,14 @@ export class CPU {
     this.setSegmentCache(s, sel, d);
   }
 
-  /** Checks for a code segment reached by a far jmp/call/ret/iret or an interrupt gate. */
+  /**
+   * Checks for a code segment reached by a far ret/iret or an interrupt gate: a null selector is
+   * #GP(0); anything but a code segment (a data segment or any system descriptor) is #GP(selector).
+   */
   private codeDescriptor(sel: number): Descriptor {
     if ((sel & 0xfffc) === 0) throw new GuestFault(Vector.GP, 0);
     const d = this.readDescriptor(sel);
-    if ((d.attr & (A.S | A.CODE)) !== (A.S | A.CODE)) {
-      if (!(d.attr & A.S)) {
-        throw new EmulatorError(`far transfer through system descriptor ${hex(sel, 4)} (call gates and task switches are not emulated)`);
-      }
-      throw new GuestFault(Vector.GP, sel & 0xfffc);
-    }
+    if ((d.attr & (A.S | A.CODE)) !== (A.S | A.CODE)) throw new GuestFault(Vector.GP, sel & 0xfffc);
     return d;
   }
 
@@ -635,9 +683,62 @@ export class CPU {
     this.fetchLin = -1;
   }
 
-  /** Far JMP/CALL to a code segment at the same privilege level. */
+  /**
+   * Far JMP/CALL (SDM vol. 2, JMP and CALL, protected mode): the selector names a code segment,
+   * a call gate, a task gate or a TSS; every privilege, type and present check is made, in the
+   * SDM's order, before anything changes. A transfer the checks let through that would switch
+   * tasks, or CALL through a call gate to a more privileged segment, is an emulator gap.
+   */
   farTransfer(sel: number, offset: number, call: boolean, size: number): void {
-    const d = this.codeDescriptor(sel);
+    if ((sel & 0xfffc) === 0) throw new GuestFault(Vector.GP, 0);
+    const { lo, hi } = this.readDescriptorWords(sel);
+    const d = decodeDescriptor(lo, hi);
+    const err = sel & 0xfffc;
+    if (d.attr & A.S) {
+      if (!(d.attr & A.CODE)) throw new GuestFault(Vector.GP, err);
+      this.farToCode(sel, d, offset, call, size);
+      return;
+    }
+    const rpl = sel & 3;
+    const what = call ? 'far call' : 'far jmp';
+    switch (d.attr & A.TYPE) {
+      case 0x4: // 16-bit call gate
+      case 0xc: // 32-bit call gate
+        this.throughCallGate(sel, lo, hi, call);
+        return;
+      case 0x5: {
+        // Task gate: its DPL, its present bit, then the TSS it names (in the GDT, available, present).
+        if (d.dpl < this.cpl || d.dpl < rpl) throw new GuestFault(Vector.GP, err);
+        if (!(d.attr & A.P)) throw new GuestFault(Vector.NP, err);
+        const tss = lo >>> 16;
+        if (tss & 4 || (tss & 0xfff8) + 7 > this.gdtrLimit) throw new GuestFault(Vector.GP, tss & 0xfffc);
+        const td = this.readDescriptor(tss);
+        const type = td.attr & (A.S | A.TYPE);
+        if (type !== 0x1 && type !== 0x9) throw new GuestFault(Vector.GP, tss & 0xfffc); // busy, or not a TSS
+        if (!(td.attr & A.P)) throw new GuestFault(Vector.NP, tss & 0xfffc);
+        throw new EmulatorError(`${what} through task gate ${hex(sel, 4)} to TSS ${hex(tss, 4)} (task switches are not emulated)`);
+      }
+      case 0x1: // available 16-bit TSS
+      case 0x9: // available 32-bit TSS
+        if (d.dpl < this.cpl || d.dpl < rpl) throw new GuestFault(Vector.GP, err);
+        if (!(d.attr & A.P)) throw new GuestFault(Vector.NP, err);
+        throw new EmulatorError(`${what} to TSS ${hex(sel, 4)} (task switches are not emulated)`);
+      default:
+        // A busy TSS, an LDT, an interrupt or trap gate, a reserved type.
+        throw new GuestFault(Vector.GP, err);
+    }
+  }
+
+  /** The two dwords of the GDT entry a selector names; #GP(selector) outside the table or for the LDT. */
+  private readDescriptorWords(sel: number, vector = Vector.GP): { lo: number; hi: number } {
+    if (sel & 4) throw new GuestFault(vector, sel & 0xfffc); // no LDT is ever loaded
+    const index = sel & 0xfff8;
+    if (index + 7 > this.gdtrLimit) throw new GuestFault(vector, sel & 0xfffc);
+    return { lo: this.readSys32((this.gdtrBase + index) | 0), hi: this.readSys32((this.gdtrBase + index + 4) | 0) };
+  }
+
+  /** Far JMP/CALL straight to a code segment: same privilege only (conforming: DPL <= CPL). */
+  private farToCode(sel: number, d: Descriptor, offset: number, call: boolean, size: number): void {
     const rpl = sel & 3;
     if (d.attr & A.CONFORMING) {
       if (d.dpl > this.cpl) throw new GuestFault(Vector.GP, sel & 0xfffc);
@@ -645,20 +746,54 @@ export class CPU {
       throw new GuestFault(Vector.GP, sel & 0xfffc);
     }
     if (!(d.attr & A.P)) throw new GuestFault(Vector.NP, sel & 0xfffc);
-    if (call) {
-      // Both pushes must succeed before CS changes.
-      const esp = this.regs[R.ESP];
-      this.push(size, this.segSel[Seg.CS]);
-      try {
-        this.push(size, this.nextEip);
-      } catch (e) {
-        this.regs[R.ESP] = esp;
-        throw e;
-      }
-    }
+    if (call) this.pushReturnAddress(size);
     this.markAccessed(sel, d);
     this.setSegmentCache(Seg.CS, (sel & 0xfffc) | this.cpl, d);
     this.nextEip = size === 2 ? offset & 0xffff : offset;
+  }
+
+  /** CALL's CS:EIP push; both writes must succeed before anything else changes. */
+  private pushReturnAddress(size: number): void {
+    const esp = this.regs[R.ESP];
+    this.push(size, this.segSel[Seg.CS]);
+    try {
+      this.push(size, this.nextEip);
+    } catch (e) {
+      this.regs[R.ESP] = esp;
+      throw e;
+    }
+  }
+
+  /**
+   * JMP/CALL through a call gate (SDM vol. 2, CALL "CALL-GATE", JMP "CALL-GATE"): the gate's DPL
+   * must be >= CPL and >= the selector's RPL; the target code segment must be present and, for
+   * JMP, at the same privilege (or conforming with DPL <= CPL); CALL may go to a more privileged
+   * non-conforming segment, which switches stacks through the TSS — not emulated (the trace has no
+   * ring-transition mechanism for call gates), so it is an emulator gap after all the checks of
+   * the gate and the code segment.
+   */
+  private throughCallGate(sel: number, lo: number, hi: number, call: boolean): void {
+    const err = sel & 0xfffc;
+    const dpl = (hi >>> 13) & 3;
+    if (dpl < this.cpl || dpl < (sel & 3)) throw new GuestFault(Vector.GP, err);
+    if (!(hi & 0x8000)) throw new GuestFault(Vector.NP, err);
+    const gate32 = (hi & 0x800) !== 0;
+    const offset = gate32 ? (lo & 0xffff) | (hi & 0xffff0000) : lo & 0xffff;
+    const cs = lo >>> 16;
+    if ((cs & 0xfffc) === 0) throw new GuestFault(Vector.GP, 0);
+    const cd = this.readDescriptor(cs);
+    const cerr = cs & 0xfffc;
+    if ((cd.attr & (A.S | A.CODE)) !== (A.S | A.CODE)) throw new GuestFault(Vector.GP, cerr);
+    const conforming = (cd.attr & A.CONFORMING) !== 0;
+    if (call ? cd.dpl > this.cpl : conforming ? cd.dpl > this.cpl : cd.dpl !== this.cpl) throw new GuestFault(Vector.GP, cerr);
+    if (!(cd.attr & A.P)) throw new GuestFault(Vector.NP, cerr);
+    if (call && !conforming && cd.dpl < this.cpl) {
+      throw new EmulatorError(`far call through call gate ${hex(sel, 4)} to ring ${cd.dpl} (inner-privilege call gates are not emulated)`);
+    }
+    if (call) this.pushReturnAddress(gate32 ? 4 : 2);
+    this.markAccessed(cs, cd);
+    this.setSegmentCache(Seg.CS, cerr | this.cpl, cd);
+    this.nextEip = offset;
   }
 
   // ============================================================================================
@@ -691,6 +826,7 @@ export class CPU {
         if (v & ~CR4_SUPPORTED) throw new GuestFault(Vector.GP, 0);
         this.cr4 = v;
         this.syncPaging();
+        this.syncBreakpoints(); // CR4.DE turns R/W = 10 breakpoints into I/O breakpoints
         return;
       default:
         throw new GuestFault(Vector.UD);
@@ -751,6 +887,173 @@ export class CPU {
   }
 
   // ============================================================================================
+  // Debug registers and breakpoints (SDM vol. 3, chapter 17)
+  // ============================================================================================
+
+  /** The register MOV DRn names: DR4/DR5 are DR6/DR7 when CR4.DE = 0, and #UD when CR4.DE = 1. */
+  private debugRegisterIndex(n: number): number {
+    if (n === 4 || n === 5) {
+      if (this.cr4 & CR4_DE) throw new GuestFault(Vector.UD);
+      return n + 2;
+    }
+    return n;
+  }
+
+  /** MOV r32, DRn once the privilege checks passed. */
+  readDebugRegister(n: number): number {
+    return this.dr[this.debugRegisterIndex(n)];
+  }
+
+  /** MOV DRn, r32 once the privilege checks passed (also the guest layer's context restore). */
+  writeDebugRegister(n: number, v: number): void {
+    const i = this.debugRegisterIndex(n);
+    if (i === 6) this.dr[6] = (v & DR6_WRITABLE) | DR6_INIT;
+    else if (i === 7) this.dr[7] = (v & DR7_WRITABLE) | DR7_INIT;
+    else this.dr[i] = v;
+    this.syncBreakpoints();
+  }
+
+  /** Bytes a breakpoint covers, from DR7.LENn: 1, 2, 8 (the P6 leaves 10b undefined), 4. */
+  private breakpointLength(n: number): number {
+    return [1, 2, 8, 4][(this.dr[7] >>> (18 + 4 * n)) & 3];
+  }
+
+  /**
+   * Re-read DR7: which breakpoints are enabled (Ln or Gn; the CPU never switches tasks, so local
+   * and global are the same here) and of which kind (R/Wn: 00 execute, 01 write, 11 read/write,
+   * 10 I/O when CR4.DE = 1 — undefined without it, and then no breakpoint). Data breakpoints ask
+   * the MMU to report accesses to their pages.
+   */
+  private syncBreakpoints(): void {
+    const dr7 = this.dr[7];
+    let exec = 0;
+    let data = 0;
+    let io = 0;
+    const pages: number[] = [];
+    for (let n = 0; n < 4; n++) {
+      if (((dr7 >>> (2 * n)) & 3) === 0) continue;
+      const rw = (dr7 >>> (16 + 4 * n)) & 3;
+      if (rw === 0) exec |= 1 << n;
+      else if (rw === 2) io |= this.cr4 & CR4_DE ? 1 << n : 0;
+      else {
+        data |= 1 << n;
+        const len = this.breakpointLength(n);
+        const first = (this.dr[n] & ~(len - 1)) >>> 0;
+        for (const p of [first >>> 12, ((first + len - 1) >>> 12) & 0xfffff]) if (!pages.includes(p)) pages.push(p);
+      }
+    }
+    this.bpExec = exec;
+    this.bpData = data;
+    this.bpIo = io;
+    this.mmu.setWatchPages(pages);
+    this.mmu.onWatch = data !== 0 ? this.watchData : null;
+    this.updateDebugArmed();
+  }
+
+  private updateDebugArmed(): void {
+    this.debugBase = this.bpExec | this.bpData | this.bpIo | this.shadowDb | this.heldDb;
+    this.debugArmed = (this.ef & (F.TF | F.RF)) | this.debugBase;
+  }
+
+  /** The MMU's report of a data access on a watched page (or any access with paging off). */
+  private readonly watchData = (linear: number, size: number, write: boolean): void => {
+    const lo = linear >>> 0;
+    for (let n = 0; n < 4; n++) {
+      if (!(this.bpData & (1 << n))) continue;
+      if (!write && ((this.dr[7] >>> (16 + 4 * n)) & 3) === 1) continue; // a write-only breakpoint
+      const len = this.breakpointLength(n);
+      const a = (this.dr[n] & ~(len - 1)) >>> 0;
+      if (lo < a + len && a < lo + size) this.dataHits |= 1 << n;
+    }
+  };
+
+  /** An IN/OUT/INS/OUTS port access: I/O breakpoints (R/Wn = 10 with CR4.DE) that cover it hit. */
+  ioAccess(port: number, size: number): void {
+    if (this.bpIo === 0) return;
+    for (let n = 0; n < 4; n++) {
+      if (!(this.bpIo & (1 << n))) continue;
+      const len = this.breakpointLength(n);
+      const a = this.dr[n] & 0xffff & ~(len - 1);
+      if (port < a + len && a < port + size) this.dataHits |= 1 << n;
+    }
+  }
+
+  /** MOV SS / POP SS loaded SS: debug exceptions are held until after the next instruction. */
+  noteStackSegmentLoad(): void {
+    this.ssShadowAt = this.icount;
+  }
+
+  /**
+   * One instruction with the debug machinery on (debugArmed non-zero), in the order of SDM vol. 3
+   * 6.9 / 17.3: a trap held from the last boundary; an instruction breakpoint on this
+   * instruction (a fault: nothing executes, RF in EFLAGS suppresses it); the instruction; then
+   * the traps it raised — single step (TF was set when it began, and it did not invoke a handler
+   * itself), data and I/O breakpoints — as one #DB with the DR6 bits of all of them. A fault
+   * inside the instruction propagates as usual and no trap follows it. After MOV SS / POP SS the
+   * traps are held across the next instruction.
+   */
+  private stepDebug(traced: boolean): void {
+    const icount = this.icount;
+    const shadowed = this.ssShadowAt === icount - 1;
+    if (this.heldDb !== 0 && !shadowed) {
+      const bits = this.heldDb;
+      this.heldDb = 0;
+      this.debugTrap(bits);
+      return;
+    }
+    const eip = this.eip;
+    const cpl = this.cpl;
+    const ef0 = this.ef;
+    if (this.bpExec !== 0 && !(ef0 & F.RF) && !shadowed) {
+      const lin = (this.segBase[Seg.CS] + eip) | 0;
+      let hits = 0;
+      for (let n = 0; n < 4; n++) if (this.bpExec & (1 << n) && this.dr[n] === lin) hits |= 1 << n;
+      if (hits !== 0) {
+        this.dr[6] = (this.dr[6] & ~0xf) | hits;
+        // An instruction-breakpoint #DB is a fault whose frame keeps RF as it was (SDM 17.3.1.1):
+        // the handler sets RF in the image to get past the breakpoint.
+        this.handleFault(new GuestFault(Vector.DB), false);
+        return;
+      }
+    }
+    this.stepSuppressed = false;
+    this.dataHits = 0;
+    const op = this.fetch();
+    this.nextEip = (eip + op.len) | 0;
+    op.exec(this, op);
+    this.eip = this.nextEip;
+    this.icount = icount + 1;
+    // RF lasts for one instruction: cleared once it completes (unless it was an IRET loading it).
+    if (ef0 & F.RF && op.mnemonic !== Mnemonic.Iretd && op.mnemonic !== Mnemonic.Iret) this.setEflags(this.getEflags() & ~F.RF);
+    if (traced) this.emitRetired(eip, cpl, icount, op);
+    let bits = this.dataHits;
+    this.dataHits = 0;
+    if (ef0 & F.TF && !this.stepSuppressed) bits |= DR6_BS;
+    if (shadowed) {
+      bits |= this.shadowDb | this.heldDb;
+      this.shadowDb = this.heldDb = 0;
+    }
+    if (bits === 0) {
+      this.updateDebugArmed();
+      return;
+    }
+    if (this.ssShadowAt === icount) this.shadowDb = bits;
+    else if (!this.running) this.heldDb = bits; // taken at the start of the next run
+    else {
+      this.debugTrap(bits);
+      return;
+    }
+    this.updateDebugArmed();
+  }
+
+  /** A trap-class #DB at the current boundary: DR6 gets the causes (B0-B3 replaced), then vector 1. */
+  private debugTrap(bits: number): void {
+    this.dr[6] = (this.dr[6] & ~0xf) | bits;
+    this.updateDebugArmed();
+    this.handleFault(new GuestFault(Vector.DB), false);
+  }
+
+  // ============================================================================================
   // Privilege-changing microcode
   // ============================================================================================
 
@@ -788,12 +1091,32 @@ export class CPU {
 
   /** INT n / INT3 / INTO: a software interrupt (gate DPL checked against CPL). */
   softInterrupt(vector: number): void {
+    this.stepSuppressed = true;
     if (this.stopOnException) {
       this.lastException = { vector, eip: this.nextEip, errorCode: null, cr2: null };
       this.halt({ kind: 'exception', detail: `int ${hex(vector, 2)}` });
       return;
     }
-    this.deliver(vector, null, true, this.nextEip, 'int');
+    this.deliver(vector, null, true, this.nextEip, 'int', false);
+  }
+
+  /**
+   * INT1 (ICEBP, F1): a #DB trap delivered like a hardware exception — no check of the gate's DPL,
+   * EXT = 1 in error codes — with DR6 left alone (SDM vol. 2, INT1). Traced as an exception event
+   * at the INT1, as the frame's EIP is the next instruction.
+   */
+  icebp(): void {
+    this.stepSuppressed = true;
+    const at = { eip: this.eip, cpl: this.cpl };
+    const f = new GuestFault(Vector.DB);
+    if (this.stopOnException) {
+      this.lastException = { vector: Vector.DB, eip: this.nextEip, errorCode: null, cr2: null };
+      this.emitException(at, f);
+      this.halt({ kind: 'exception', detail: 'int1' });
+      return;
+    }
+    this.deliver(Vector.DB, null, false, this.nextEip, 'exception', false);
+    this.emitException(at, f);
   }
 
   /**
@@ -801,7 +1124,7 @@ export class CPU {
    * switch from the TSS when the handler is more privileged, the frame, then CS:EIP from the gate.
    * Faults raised here propagate to the caller, which applies the double-fault rules.
    */
-  private deliver(vector: number, errorCode: number | null, soft: boolean, returnEip: number, mech: RingMechanism): void {
+  private deliver(vector: number, errorCode: number | null, soft: boolean, returnEip: number, mech: RingMechanism, rf: boolean): void {
     const ext = soft ? 0 : 1;
     const gateErr = vector * 8 + 2 + ext;
     if (vector * 8 + 7 > this.idtrLimit) throw new GuestFault(Vector.GP, gateErr);
@@ -809,14 +1132,23 @@ export class CPU {
     const hi = this.readSys32((this.idtrBase + vector * 8 + 4) | 0);
     const gateType = (hi >> 8) & 0x1f;
     const gateDpl = (hi >> 13) & 3;
-    if (gateType === 0x05) throw new EmulatorError(`task gate in IDT vector ${hex(vector, 2)} (task switches are not emulated)`);
-    if (gateType !== 0x0e && gateType !== 0x0f) throw new GuestFault(Vector.GP, gateErr);
+    // Task, interrupt and trap gates; the privilege check (INT n only) and the present bit come
+    // before anything that would switch tasks, so INT n from ring 3 to a DPL-0 task gate is #GP.
+    if (gateType !== 0x05 && gateType !== 0x0e && gateType !== 0x0f) throw new GuestFault(Vector.GP, gateErr);
     if (soft && gateDpl < this.cpl) throw new GuestFault(Vector.GP, gateErr);
     if (!(hi & 0x8000)) throw new GuestFault(Vector.NP, gateErr);
+    if (gateType === 0x05) throw new EmulatorError(`task gate in IDT vector ${hex(vector, 2)} (task switches are not emulated)`);
     const sel = lo >>> 16;
     const offset = (lo & 0xffff) | (hi & 0xffff0000);
     if ((sel & 0xfffc) === 0) throw new GuestFault(Vector.GP, ext);
-    const cd = this.codeDescriptor(sel);
+    let cd: Descriptor;
+    try {
+      cd = this.codeDescriptor(sel);
+    } catch (e) {
+      // Past the GDT, or not a code segment: #GP(selector), with EXT for an external event.
+      if (e instanceof GuestFault && e.errorCode !== null) throw new GuestFault(e.vector, e.errorCode | ext);
+      throw e;
+    }
     if (cd.dpl > this.cpl) throw new GuestFault(Vector.GP, (sel & 0xfffc) + ext);
     if (!(cd.attr & A.P)) throw new GuestFault(Vector.NP, (sel & 0xfffc) + ext);
     const newCpl = cd.attr & A.CONFORMING ? this.cpl : cd.dpl;
@@ -848,7 +1180,7 @@ export class CPU {
     }
     // A fault's saved EFLAGS has RF set, so IRETD back to the instruction does not re-trigger an
     // instruction breakpoint on it (SDM vol. 3, 17.3.1.1); interrupts and traps save RF as it was.
-    frame.push(mech === 'exception' ? eflags | F.RF : eflags, oldCs, returnEip);
+    frame.push(rf ? eflags | F.RF : eflags, oldCs, returnEip);
     if (errorCode !== null) frame.push(errorCode);
     // Write the frame at the new privilege (ring-0 pushes are supervisor accesses).
     const user = newCpl === 3;
@@ -872,58 +1204,79 @@ export class CPU {
     if (from.cpl !== newCpl) this.ringTransition(mech, from, vector);
   }
 
-  /** IRETD (SDM vol. 2A): same-privilege return, or return to an outer ring with SS:ESP. */
+  /** A word of the stack at ESP + offset, of the operand size (2 or 4), without popping. */
+  private peekStack(size: number, offset: number): number {
+    return size === 4 ? this.peekStack32(offset) : this.read16(this.segLin(Seg.SS, (this.regs[R.ESP] + offset) | 0, 2));
+  }
+
+  /**
+   * IRET / IRETD (SDM vol. 2A): same-privilege return, or return to an outer ring with SS:ESP;
+   * with EFLAGS.NT set, a task return through the TSS's back link.
+   */
   iret(size: number): void {
-    if (this.ef & F.NT) throw new EmulatorError('IRET with EFLAGS.NT set (task return is not emulated)');
-    if (size !== 4) throw new EmulatorError('16-bit IRET is not emulated');
-    const eip = this.peekStack32(0);
-    const cs = this.peekStack32(4) & 0xffff;
-    const flags = this.peekStack32(8);
+    if (this.ef & F.NT) this.taskReturn();
+    const eip = this.peekStack(size, 0);
+    const cs = this.peekStack(size, size) & 0xffff;
+    const popped = this.peekStack(size, 2 * size);
     const rpl = cs & 3;
     if (rpl < this.cpl) throw new GuestFault(Vector.GP, cs & 0xfffc);
     const cd = this.codeDescriptor(cs);
     if (cd.attr & A.CONFORMING ? cd.dpl > rpl : cd.dpl !== rpl) throw new GuestFault(Vector.GP, cs & 0xfffc);
     if (!(cd.attr & A.P)) throw new GuestFault(Vector.NP, cs & 0xfffc);
-    if (flags & F.VM && this.cpl === 0) throw new EmulatorError('IRET to virtual-8086 mode is not emulated');
+    if (size === 4 && popped & F.VM && this.cpl === 0) throw new EmulatorError('IRET to virtual-8086 mode is not emulated');
     const from = { cpl: this.cpl, eip: this.eip, esp: this.regs[R.ESP] };
-    const newFlags = this.poppedFlags(flags, this.cpl);
+    // IRETD loads RF from the image (POPF never does); a 16-bit IRET loads FLAGS' low word only.
+    const flags = size === 4 ? popped : (this.getEflags() & ~0xffff) | (popped & 0xffff);
+    const newFlags = this.poppedFlags(flags, this.cpl) | (flags & F.RF);
     if (rpl === this.cpl) {
-      this.regs[R.ESP] = (this.regs[R.ESP] + 12) | 0;
+      this.regs[R.ESP] = (this.regs[R.ESP] + 3 * size) | 0;
       this.markAccessed(cs, cd);
       this.setSegmentCache(Seg.CS, cs, cd);
     } else {
-      this.returnToOuter(cs, cd, 12);
+      this.returnToOuter(cs, cd, 3 * size, size);
     }
     this.setEflags(newFlags);
-    this.nextEip = eip;
+    this.nextEip = size === 2 ? eip & 0xffff : eip;
     if (from.cpl !== this.cpl) this.ringTransition('iret', from, null);
   }
 
-  /** RETF [n]: far return, to the same or an outer ring. */
+  /**
+   * IRET with EFLAGS.NT = 1 returns to the task in the current TSS's back link (SDM vol. 2A, IRET
+   * "TASK-RETURN"): the link must name a busy TSS in the GDT (#TS(link) otherwise, a null link
+   * included), present (#NP(link)). Past those checks the task switch itself is an emulator gap.
+   */
+  private taskReturn(): never {
+    const link = this.readSys16(this.trBase);
+    const d = this.readDescriptor(link, Vector.TS);
+    if ((d.attr & (A.S | 0x7)) !== 0x3) throw new GuestFault(Vector.TS, link & 0xfffc);
+    if (!(d.attr & A.P)) throw new GuestFault(Vector.NP, link & 0xfffc);
+    throw new EmulatorError(`IRET with EFLAGS.NT set to TSS ${hex(link, 4)} (task switches are not emulated)`);
+  }
+
+  /** RETF [n]: far return, to the same or an outer ring (16-bit or 32-bit operand size). */
   retf(size: number, release: number): void {
-    if (size !== 4) throw new EmulatorError('16-bit far return is not emulated');
-    const eip = this.peekStack32(0);
-    const cs = this.peekStack32(4) & 0xffff;
+    const eip = this.peekStack(size, 0);
+    const cs = this.peekStack(size, size) & 0xffff;
     const rpl = cs & 3;
     if (rpl < this.cpl) throw new GuestFault(Vector.GP, cs & 0xfffc);
     const cd = this.codeDescriptor(cs);
     if (cd.attr & A.CONFORMING ? cd.dpl > rpl : cd.dpl !== rpl) throw new GuestFault(Vector.GP, cs & 0xfffc);
     if (!(cd.attr & A.P)) throw new GuestFault(Vector.NP, cs & 0xfffc);
     if (rpl === this.cpl) {
-      this.regs[R.ESP] = (this.regs[R.ESP] + 8 + release) | 0;
+      this.regs[R.ESP] = (this.regs[R.ESP] + 2 * size + release) | 0;
       this.markAccessed(cs, cd);
       this.setSegmentCache(Seg.CS, cs, cd);
     } else {
-      this.returnToOuter(cs, cd, 8 + release, release);
+      this.returnToOuter(cs, cd, 2 * size + release, size, release);
     }
-    this.nextEip = eip;
+    this.nextEip = size === 2 ? eip & 0xffff : eip;
   }
 
   /** Shared tail of IRET/RETF to an outer ring: pop SS:ESP, load CS and SS, null inaccessible data segments. */
-  private returnToOuter(cs: number, cd: Descriptor, frameBytes: number, release = 0): void {
+  private returnToOuter(cs: number, cd: Descriptor, frameBytes: number, size: number, release = 0): void {
     const rpl = cs & 3;
-    const esp = this.peekStack32(frameBytes);
-    const ss = this.peekStack32(frameBytes + 4) & 0xffff;
+    const esp = this.peekStack(size, frameBytes);
+    const ss = this.peekStack(size, frameBytes + size) & 0xffff;
     if ((ss & 0xfffc) === 0) throw new GuestFault(Vector.GP, 0);
     const sd = this.readDescriptor(ss);
     if ((ss & 3) !== rpl || sd.dpl !== rpl || (sd.attr & (A.S | A.CODE | A.WRITABLE)) !== (A.S | A.WRITABLE)) {
@@ -957,8 +1310,12 @@ export class CPU {
   // Faults
   // ============================================================================================
 
-  /** Deliver a fault raised by the instruction at EIP, applying the double/triple-fault rules. */
-  private handleFault(f: GuestFault): void {
+  /**
+   * Deliver an exception at EIP, applying the double/triple-fault rules: a fault of the
+   * instruction at EIP, or (rf = false, EIP already past the instruction) a #DB trap. `rf`: the
+   * frame's EFLAGS image gets RF, as for every fault but an instruction-breakpoint #DB.
+   */
+  private handleFault(f: GuestFault, rf = true): void {
     if (f.vector === Vector.PF && f.cr2 !== null) this.cr2 = f.cr2 | 0;
     const at = { eip: this.eip, cpl: this.cpl };
     if (this.stopOnException) {
@@ -972,7 +1329,7 @@ export class CPU {
       this.delivering = current.vector;
       try {
         this.nextEip = this.eip;
-        this.deliver(current.vector, pushesErrorCode(current.vector) ? current.errorCode ?? 0 : null, false, this.eip, 'exception');
+        this.deliver(current.vector, pushesErrorCode(current.vector) ? current.errorCode ?? 0 : null, false, this.eip, 'exception', rf || current !== f);
         this.eip = this.nextEip;
         this.delivering = -1;
         this.emitException(at, current, f);
@@ -1103,6 +1460,10 @@ export class CPU {
 
   private loopFast(limit: number): void {
     while (this.running && this.icount < limit) {
+      if (this.debugArmed !== 0) {
+        this.stepDebug(false);
+        continue;
+      }
       const op = this.fetch();
       this.nextEip = (this.eip + op.len) | 0;
       op.exec(this, op);
@@ -1113,6 +1474,10 @@ export class CPU {
 
   private loopTraced(limit: number): void {
     while (this.running && this.icount < limit) {
+      if (this.debugArmed !== 0) {
+        this.stepDebug(true);
+        continue;
+      }
       const eip = this.eip;
       const cpl = this.cpl;
       const op = this.fetch();
@@ -1121,30 +1486,35 @@ export class CPU {
       this.eip = this.nextEip;
       const icount = this.icount;
       this.icount = icount + 1;
-      let regs: readonly number[] = this.spareRegs;
-      this.diffRegs(this.spareRegs);
-      if (regs.length === 0) regs = NO_EFFECTS;
-      else this.spareRegs = [];
-      let writes: readonly number[] = this.traceWrites;
-      if (writes.length === 0) writes = NO_EFFECTS;
-      else this.traceWrites = [];
-      let tableWrites: readonly number[] = this.traceTableWrites;
-      if (tableWrites.length === 0) tableWrites = NO_EFFECTS;
-      else this.traceTableWrites = [];
-      this.emitRaw({
-        type: 'instruction',
-        seq: this.seq++,
-        icount,
-        cpl,
-        eip: eip >>> 0,
-        thread: this.threadId,
-        bytes: op.bytes,
-        nextEip: this.eip >>> 0,
-        regs,
-        writes,
-        tableWrites,
-      });
+      this.emitRetired(eip, cpl, icount, op);
     }
+  }
+
+  /** The instruction event of a retired instruction, with the effects collected since the last event. */
+  private emitRetired(eip: number, cpl: number, icount: number, op: Op): void {
+    let regs: readonly number[] = this.spareRegs;
+    this.diffRegs(this.spareRegs);
+    if (regs.length === 0) regs = NO_EFFECTS;
+    else this.spareRegs = [];
+    let writes: readonly number[] = this.traceWrites;
+    if (writes.length === 0) writes = NO_EFFECTS;
+    else this.traceWrites = [];
+    let tableWrites: readonly number[] = this.traceTableWrites;
+    if (tableWrites.length === 0) tableWrites = NO_EFFECTS;
+    else this.traceTableWrites = [];
+    this.emitRaw({
+      type: 'instruction',
+      seq: this.seq++,
+      icount,
+      cpl,
+      eip: eip >>> 0,
+      thread: this.threadId,
+      bytes: op.bytes,
+      nextEip: this.eip >>> 0,
+      regs,
+      writes,
+      tableWrites,
+    });
   }
 
   /** The decoded instruction at CS:EIP (decoding and caching it on first use). */
@@ -1158,7 +1528,7 @@ export class CPU {
   }
 
   private fetchSlow(lin: number): Op {
-    const phys = this.xlate(lin, false, this.user);
+    const phys = this.xlate(lin, false, this.user, 0);
     const page = phys >>> 12;
     let cache = this.codeCache.get(page);
     if (cache === undefined) {
@@ -1196,11 +1566,11 @@ export class CPU {
           exec(cpu, o);
         };
       }
-      if (op.len > avail) this.xlate((lin + avail) | 0, false, this.user); // raises the #PF for the next page
+      if (op.len > avail) this.xlate((lin + avail) | 0, false, this.user, 0); // raises the #PF for the next page
       cache[lin & 0xfff] = op;
       // An instruction straddling into the next page must be dropped when that page is written.
       if (((lin + op.len - 1) & ~0xfff) !== (lin & ~0xfff)) {
-        const p2 = this.xlate((lin + op.len - 1) | 0, false, this.user) >>> 12;
+        const p2 = this.xlate((lin + op.len - 1) | 0, false, this.user, 0) >>> 12;
         this.straddlers.set(p2, [...(this.straddlers.get(p2) ?? []), page]);
         this.mem.codePages[p2] = 1;
         if (!this.codeCache.has(p2)) this.codeCache.set(p2, []);
@@ -1370,6 +1740,14 @@ export class CPU {
       cr4: this.cr4 >>> 0,
       msr: { sysenterCs: this.sysenterCs, sysenterEsp: this.sysenterEsp >>> 0, sysenterEip: this.sysenterEip >>> 0, tscOffset: this.tscOffset },
       icount: this.icount,
+      debug: {
+        dr0: this.dr[0] >>> 0,
+        dr1: this.dr[1] >>> 0,
+        dr2: this.dr[2] >>> 0,
+        dr3: this.dr[3] >>> 0,
+        dr6: this.dr[6] >>> 0,
+        dr7: this.dr[7] >>> 0,
+      },
     };
   }
 
@@ -1424,6 +1802,14 @@ export class CPU {
     this.tscOffset = s.msr.tscOffset;
     this.icount = s.icount;
     this.syncPaging();
+    const d = s.debug ?? { dr0: 0, dr1: 0, dr2: 0, dr3: 0, dr6: DR6_INIT, dr7: DR7_INIT };
+    [d.dr0, d.dr1, d.dr2, d.dr3].forEach((v, i) => (this.dr[i] = v));
+    this.dr[6] = d.dr6;
+    this.dr[7] = d.dr7;
+    this.dataHits = this.shadowDb = this.heldDb = 0;
+    this.stepSuppressed = false;
+    this.ssShadowAt = -2;
+    this.syncBreakpoints();
   }
 
   // ============================================================================================
@@ -1488,8 +1874,7 @@ export function decodeDescriptor(lo: number, hi: number): Descriptor {
 }
 
 export function describeFault(f: GuestFault): string {
-  const names: Record<number, string> = { 0: '#DE', 6: '#UD', 8: '#DF', 10: '#TS', 11: '#NP', 12: '#SS', 13: '#GP', 14: '#PF' };
-  const name = names[f.vector] ?? `vector ${hex(f.vector, 2)}`;
+  const name = VECTOR_NAMES[f.vector] ?? `vector ${hex(f.vector, 2)}`;
   const code = f.errorCode !== null ? `(${hex(f.errorCode, 4)})` : '';
   const cr2 = f.cr2 !== null ? ` at ${hex(f.cr2)}` : '';
   return `${name}${code}${cr2}`;

@@ -14,6 +14,7 @@ export const enum K {
   IMM = 3,
   SREG = 4, // segment register 0-5 = ES CS SS DS FS GS
   CR = 5, // control register number
+  DR = 6, // debug register number
 }
 
 export class Op {

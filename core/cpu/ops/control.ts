@@ -1,7 +1,9 @@
 // Control transfer: jmp and call (relative, indirect, far), ret/ret imm16, retf, jcc, loop/loope/
-// loopne, jecxz, int n, int3, into, iretd. The CPU's microcode (cpu.ts) does the privilege work.
+// loopne, jecxz/jcxz, int n, int3, into, int1, bound, iret/iretd. The CPU's microcode (cpu.ts) does
+// the privilege work.
 import { Mnemonic } from 'iced-x86';
 import { R, type CPU } from '../cpu.js';
+import { GuestFault, Vector } from '../faults.js';
 import { K, type Handler, type Op } from '../op.js';
 import type { Family } from '../table.js';
 import { rd0 } from './operands.js';
@@ -76,23 +78,45 @@ const jz: Handler = (cpu, op) => {
   if (cpu.getZF() === 1) cpu.nextEip = near(cpu, op);
 };
 
+/** LOOP/LOOPE/LOOPNE: decrement the count — ECX, or CX under the 0x67 prefix — and branch. */
 function loop(kind: 'loop' | 'loope' | 'loopne'): Handler {
   return (cpu, op) => {
-    const ecx = (cpu.regs[R.ECX] - 1) | 0;
-    cpu.regs[R.ECX] = ecx;
+    let count: number;
+    if (op.addr16) {
+      count = (cpu.regs[R.ECX] - 1) & 0xffff;
+      cpu.regs[R.ECX] = (cpu.regs[R.ECX] & ~0xffff) | count;
+    } else {
+      count = (cpu.regs[R.ECX] - 1) | 0;
+      cpu.regs[R.ECX] = count;
+    }
     const zf = cpu.getZF();
-    const go = ecx !== 0 && (kind === 'loop' || (kind === 'loope' ? zf === 1 : zf === 0));
+    const go = count !== 0 && (kind === 'loop' || (kind === 'loope' ? zf === 1 : zf === 0));
     if (go) cpu.nextEip = near(cpu, op);
   };
 }
 const jecxz: Handler = (cpu, op) => {
   if (cpu.regs[R.ECX] === 0) cpu.nextEip = near(cpu, op);
 };
+/** JCXZ (67 E3): the 16-bit count register. */
+const jcxz: Handler = (cpu, op) => {
+  if ((cpu.regs[R.ECX] & 0xffff) === 0) cpu.nextEip = near(cpu, op);
+};
 
 const intN: Handler = (cpu, op) => cpu.softInterrupt(op.imm & 0xff);
 const int3: Handler = (cpu) => cpu.softInterrupt(3);
 const into: Handler = (cpu) => {
   if (cpu.getOF()) cpu.softInterrupt(4);
+};
+const int1: Handler = (cpu) => cpu.icebp();
+
+/** BOUND r, m: #BR (vector 5, a fault) unless lower <= r <= upper, signed, the bounds a pair in memory. */
+const bound: Handler = (cpu, op) => {
+  const size = op.size;
+  const lin = cpu.ea(op, 2 * size);
+  const lower = size === 4 ? cpu.read32(lin) : (cpu.read16(lin) << 16) >> 16;
+  const upper = size === 4 ? cpu.read32((lin + 4) | 0) : (cpu.read16((lin + 2) | 0) << 16) >> 16;
+  const v = size === 4 ? cpu.regs[op.r0] : (cpu.regs[op.r0] << 16) >> 16;
+  if (v < lower || v > upper) throw new GuestFault(Vector.BR);
 };
 const iretd: Handler = (cpu, op) => cpu.iret(op.size);
 
@@ -112,9 +136,12 @@ export const controlTransfer: Family = {
   [Mnemonic.Loope]: { resolve: () => loop('loope') },
   [Mnemonic.Loopne]: { resolve: () => loop('loopne') },
   [Mnemonic.Jecxz]: { resolve: () => jecxz },
+  [Mnemonic.Jcxz]: { resolve: () => jcxz },
   [Mnemonic.Int]: { resolve: () => intN },
   [Mnemonic.Int3]: { resolve: () => int3 },
   [Mnemonic.Into]: { resolve: () => into },
+  [Mnemonic.Int1]: { resolve: () => int1 },
+  [Mnemonic.Bound]: { resolve: () => bound },
   [Mnemonic.Iretd]: { resolve: () => iretd },
   [Mnemonic.Iret]: { resolve: () => iretd },
 };

@@ -48,10 +48,12 @@ const popMem: Handler = (cpu, op) => {
     throw e;
   }
 };
+/** POP Sreg: like MOV Sreg, loading SS holds debug exceptions until after the next instruction. */
 const popSreg: Handler = (cpu, op) => {
-  const v = cpu.peekStack32(0) & 0xffff;
+  const v = (op.size === 4 ? cpu.peekStack32(0) : cpu.read16(cpu.segLin(Seg.SS, cpu.regs[R.ESP], 2))) & 0xffff;
   cpu.loadSegment(op.r0, v);
   cpu.regs[R.ESP] = (cpu.regs[R.ESP] + op.size) | 0;
+  if (op.r0 === Seg.SS) cpu.noteStackSegmentLoad();
 };
 
 function resolvePop(op: Op): Handler | null {

@@ -1,9 +1,10 @@
-// System instructions: sysenter sysexit, rdmsr wrmsr rdtsc cpuid, lgdt lidt sgdt sidt ltr str lldt
-// sldt, mov to/from control registers, invlpg, clts, wbinvd/invd, lmsw/smsw, cli sti hlt, in out.
-// Privileged ones raise #GP(0) above CPL 0; cli/sti/in/out check IOPL (and the TSS I/O bitmap).
+// System instructions: sysenter sysexit, rdmsr wrmsr rdtsc rdpmc cpuid, lgdt lidt sgdt sidt ltr
+// str lldt sldt, mov to/from control and debug registers, invlpg, clts, wbinvd/invd, lmsw/smsw,
+// cli sti hlt, wait, rsm, and the descriptor queries lar lsl verr verw arpl. Privileged ones raise
+// #GP(0) above CPL 0; cli/sti check IOPL. (Port I/O is in io.ts.)
 import { Mnemonic } from 'iced-x86';
 import type { CPU } from '../cpu.js';
-import { CR0_PE, CR0_TS, R } from '../cpu.js';
+import { CR0_MP, CR0_PE, CR0_TS, CR4_PCE, DR6_BD, DR7_GD, R, decodeDescriptor } from '../cpu.js';
 import { F } from '../flags.js';
 import { GuestFault, Vector } from '../faults.js';
 import { K, type Handler, type Op } from '../op.js';
@@ -35,11 +36,30 @@ const rdtsc: Handler = (cpu) => {
   cpu.regs[R.EDX] = Number(t >> 32n) | 0;
 };
 
-// CPUID feature bits (leaf 1, EDX) this machine reports: TSC, MSR, PSE, CMOV, and SEP when it has
-// SYSENTER. No FPU: the machine does not emulate x87, and XP's service path does not need it.
+/**
+ * RDPMC: the P6 family's two performance counters (ECX 0 or 1; anything else is #GP(0)), readable
+ * at CPL 0, or at any CPL with CR4.PCE. Nothing programs them (their event-select MSRs do not
+ * exist here), so they read 0.
+ */
+const rdpmc: Handler = (cpu) => {
+  if (cpu.cpl !== 0 && !(cpu.cr4 & CR4_PCE)) throw new GuestFault(Vector.GP, 0);
+  if ((cpu.regs[R.ECX] >>> 0) > 1) throw new GuestFault(Vector.GP, 0);
+  cpu.regs[R.EAX] = 0;
+  cpu.regs[R.EDX] = 0;
+};
+
+// CPUID leaf 1 EDX: the features of this CPU model. A Pentium III's integer and system core —
+// DE (debug extensions: CR4.DE, I/O breakpoints), PSE, TSC, MSR, CX8 (CMPXCHG8B), SEP (SYSENTER,
+// on the sysenter model only), CMOV — and deliberately none of its floating-point or vector
+// units: no FPU (bit 0), MMX (23), FXSR (24), SSE (25) or SSE2 (26). The decoder acts on the same
+// list (decode.ts): MMX, SSE and every later extension raise #UD, x87 escapes raise #NM when
+// CR0.EM or CR0.TS is set (an OS on this CPU sets EM, as on a 386 or 486SX without a coprocessor),
+// and FWAIT raises #NM only when CR0.MP and CR0.TS are both set.
+const CPUID_DE = 1 << 2;
 const CPUID_PSE = 1 << 3;
 const CPUID_TSC = 1 << 4;
 const CPUID_MSR = 1 << 5;
+const CPUID_CX8 = 1 << 8;
 const CPUID_SEP = 1 << 11;
 const CPUID_CMOV = 1 << 15;
 
@@ -55,7 +75,7 @@ const cpuid: Handler = (cpu) => {
     regs[R.EAX] = 0x00000686; // family 6, model 8, stepping 6: a Pentium III, as XP SP1 ran on
     regs[R.EBX] = 0;
     regs[R.ECX] = 0;
-    regs[R.EDX] = CPUID_PSE | CPUID_TSC | CPUID_MSR | CPUID_CMOV | (cpu.model === 'sysenter' ? CPUID_SEP : 0);
+    regs[R.EDX] = CPUID_DE | CPUID_PSE | CPUID_TSC | CPUID_MSR | CPUID_CX8 | CPUID_CMOV | (cpu.model === 'sysenter' ? CPUID_SEP : 0);
   } else {
     regs[R.EAX] = regs[R.EBX] = regs[R.ECX] = regs[R.EDX] = 0;
   }
@@ -103,6 +123,22 @@ const movCr = privileged((cpu, op) => {
   else cpu.regs[op.r0] = cpu.readCr(op.r1);
 });
 
+/**
+ * MOV DRn, r32 / MOV r32, DRn (SDM vol. 2B, MOV—Move to/from Debug Registers): #GP(0) above CPL 0;
+ * then, with DR7.GD set, a general-detect #DB fault (DR6.BD set, GD cleared so the handler may use
+ * the registers); DR4/DR5 are DR6/DR7, or #UD with CR4.DE.
+ */
+const movDr = privileged((cpu, op) => {
+  const n = op.k0 === K.DR ? op.r0 : op.r1;
+  if (cpu.dr[7] & DR7_GD) {
+    cpu.dr[6] |= DR6_BD;
+    cpu.writeDebugRegister(7, cpu.dr[7] & ~DR7_GD);
+    throw new GuestFault(Vector.DB);
+  }
+  if (op.k0 === K.DR) cpu.writeDebugRegister(n, cpu.regs[op.r1]);
+  else cpu.regs[op.r0] = cpu.readDebugRegister(n);
+});
+
 const invlpg = privileged((cpu, op) => cpu.invlpg(cpu.ea(op, 1)));
 const clts = privileged((cpu) => {
   cpu.cr0 &= ~CR0_TS;
@@ -127,29 +163,77 @@ function setIf(value: number): Handler {
 /** HLT stops the machine: there are no external interrupts to wake it. */
 const hlt = privileged((cpu) => cpu.halt({ kind: 'hlt' }));
 
-/** I/O permission: CPL <= IOPL, or every bit of the port range clear in the TSS I/O bitmap. */
-function checkIo(cpu: CPU, port: number, size: number): void {
-  if (cpu.cpl <= cpu.iopl) return;
-  if (cpu.trLimit < 0x67) throw new GuestFault(Vector.GP, 0);
-  const mapBase = cpu.readSys32((cpu.trBase + 0x64) | 0) >>> 16;
-  const byte = mapBase + (port >>> 3);
-  if (byte + 1 > cpu.trLimit) throw new GuestFault(Vector.GP, 0);
-  const bits = cpu.readSys32((cpu.trBase + byte) | 0) & 0xffff;
-  const mask = ((1 << size) - 1) << (port & 7);
-  if (bits & mask) throw new GuestFault(Vector.GP, 0);
+/** WAIT/FWAIT: #NM when CR0.MP and CR0.TS are both set; otherwise nothing (there is no FPU to wait for). */
+const wait: Handler = (cpu) => {
+  if ((cpu.cr0 & (CR0_MP | CR0_TS)) === (CR0_MP | CR0_TS)) throw new GuestFault(Vector.NM);
+};
+
+// ---- LAR, LSL, VERR, VERW, ARPL: questions about a selector, answered in ZF (SDM vol. 2) ----
+
+/** The descriptor a selector names, or null where the instruction answers ZF = 0 (null, no LDT, past the GDT). */
+function queryDescriptor(cpu: CPU, sel: number): { lo: number; hi: number } | null {
+  if ((sel & 0xfffc) === 0 || sel & 4 || (sel & 0xfff8) + 7 > cpu.gdtrLimit) return null;
+  const at = (cpu.gdtrBase + (sel & 0xfff8)) | 0;
+  return { lo: cpu.readSys32(at), hi: cpu.readSys32((at + 4) | 0) };
 }
 
-const inPort: Handler = (cpu, op) => {
-  const port = op.k1 === K.IMM ? op.imm & 0xff : cpu.regs[R.EDX] & 0xffff;
-  const size = op.size as 1 | 2 | 4;
-  checkIo(cpu, port, size);
-  cpu.setReg(R.EAX, size, cpu.io.in(port, size));
-};
-const outPort: Handler = (cpu, op) => {
-  const port = op.k0 === K.IMM ? op.imm & 0xff : cpu.regs[R.EDX] & 0xffff;
-  const size = op.size1 as 1 | 2 | 4;
-  checkIo(cpu, port, size);
-  cpu.io.out(port, size, cpu.getReg(R.EAX, size) >>> 0);
+/** Types LAR (all but interrupt/trap gates and reserved) and LSL (segments, TSSs, LDT) accept. */
+const LAR_SYSTEM_TYPES = new Set([0x1, 0x2, 0x3, 0x4, 0x5, 0x9, 0xb, 0xc]);
+const LSL_SYSTEM_TYPES = new Set([0x1, 0x2, 0x3, 0x9, 0xb]);
+
+/** The common visibility rule: a conforming code segment is always visible, anything else needs DPL >= CPL and >= RPL. */
+function visible(cpu: CPU, sel: number, hi: number, systemTypes: Set<number>): boolean {
+  const type = (hi >>> 8) & 0xf;
+  const system = !(hi & 0x1000);
+  if (system && !systemTypes.has(type)) return false;
+  const conformingCode = !system && (type & 0xc) === 0xc;
+  const dpl = (hi >>> 13) & 3;
+  return conformingCode || (dpl >= cpu.cpl && dpl >= (sel & 3));
+}
+
+function descriptorQuery(kind: 'lar' | 'lsl'): Handler {
+  return (cpu, op) => {
+    const sel = op.k1 === K.REG ? cpu.getReg(op.r1, 2) : cpu.read16(cpu.ea(op, 2));
+    const d = queryDescriptor(cpu, sel);
+    if (d === null || !visible(cpu, sel, d.hi, kind === 'lar' ? LAR_SYSTEM_TYPES : LSL_SYSTEM_TYPES)) {
+      cpu.setFlagBits(F.ZF, 0);
+      return;
+    }
+    // LAR: the access-rights bytes (type, S, DPL, P; AVL, D/B, G), limit bits left out as qemu does.
+    const value = kind === 'lar' ? d.hi & 0x00f0ff00 : decodeDescriptor(d.lo, d.hi).limit;
+    cpu.setReg(op.r0, op.size, value);
+    cpu.setFlagBits(F.ZF, F.ZF);
+  };
+}
+
+function verify(write: boolean): Handler {
+  return (cpu, op) => {
+    const sel = op.k0 === K.REG ? cpu.getReg(op.r0, 2) : cpu.read16(cpu.ea(op, 2));
+    const d = queryDescriptor(cpu, sel);
+    let ok = false;
+    if (d !== null && d.hi & 0x1000 && visible(cpu, sel, d.hi, LAR_SYSTEM_TYPES)) {
+      const type = (d.hi >>> 8) & 0xf;
+      const code = (type & 0x8) !== 0;
+      ok = write ? !code && (type & 0x2) !== 0 : !code || (type & 0x2) !== 0;
+    }
+    cpu.setFlagBits(F.ZF, ok ? F.ZF : 0);
+  };
+}
+
+/** ARPL r/m16, r16: raise the destination selector's RPL to the source's (ZF = 1), else ZF = 0. */
+const arpl: Handler = (cpu, op) => {
+  const mem = op.k0 === K.MEM;
+  const lin = mem ? cpu.ea(op, 2) : 0;
+  const dest = mem ? cpu.read16(lin) : cpu.getReg(op.r0, 2);
+  const src = cpu.getReg(op.r1, 2);
+  if ((dest & 3) < (src & 3)) {
+    const v = (dest & ~3) | (src & 3);
+    if (mem) cpu.write16(lin, v);
+    else cpu.setReg(op.r0, 2, v);
+    cpu.setFlagBits(F.ZF, F.ZF);
+  } else {
+    cpu.setFlagBits(F.ZF, 0);
+  }
 };
 
 const ud2: Handler = () => {
@@ -157,8 +241,9 @@ const ud2: Handler = () => {
 };
 
 export const system: Family = {
-  [Mnemonic.Sysenter]: { resolve: () => sysenter, requiresSep: true },
-  [Mnemonic.Sysexit]: { resolve: () => sysexit, requiresSep: true },
+  // SYSENTER/SYSEXIT need CPUID.SEP: on the int2e model the decoder makes them #UD (decode.ts).
+  [Mnemonic.Sysenter]: { resolve: () => sysenter },
+  [Mnemonic.Sysexit]: { resolve: () => sysexit },
   [Mnemonic.Rdmsr]: { resolve: () => privileged(rdmsr) },
   [Mnemonic.Wrmsr]: { resolve: () => privileged(wrmsr) },
   [Mnemonic.Rdtsc]: { resolve: () => rdtsc },
@@ -181,13 +266,21 @@ export const system: Family = {
   [Mnemonic.Cli]: { resolve: () => setIf(0) },
   [Mnemonic.Sti]: { resolve: () => setIf(F.IF) },
   [Mnemonic.Hlt]: { resolve: () => hlt },
-  [Mnemonic.In]: { resolve: () => inPort },
-  [Mnemonic.Out]: { resolve: () => outPort },
+  [Mnemonic.Rdpmc]: { resolve: () => rdpmc },
+  [Mnemonic.Wait]: { resolve: () => wait },
+  // RSM leaves system-management mode, which this CPU never enters: #UD, as outside SMM.
+  [Mnemonic.Rsm]: { resolve: () => ud2 },
+  [Mnemonic.Lar]: { resolve: () => descriptorQuery('lar') },
+  [Mnemonic.Lsl]: { resolve: () => descriptorQuery('lsl') },
+  [Mnemonic.Verr]: { resolve: () => verify(false) },
+  [Mnemonic.Verw]: { resolve: () => verify(true) },
+  [Mnemonic.Arpl]: { resolve: () => arpl },
   // UD0, UD1 and UD2 all exist to raise #UD.
   [Mnemonic.Ud0]: { resolve: () => ud2 },
   [Mnemonic.Ud1]: { resolve: () => ud2 },
   [Mnemonic.Ud2]: { resolve: () => ud2 },
 };
 
-/** MOV with a control register, offered to the data family's mov resolver. */
+/** MOV with a control or debug register, offered to the data family's mov resolver. */
 export const movControlRegister = movCr;
+export const movDebugRegister = movDr;

@@ -11,9 +11,17 @@
 ; CPU left them after delivering the event); the second is the frame the CPU pushed and where the
 ; handler resumes. A ring-3 step that faults names its continuation in `resume_eip` beforehand.
 ;
-; Paging stays off; the whole 4 GiB is flat for both rings, so ring 3 may write the kernel's
-; variables (cur_step, resume_eip) directly. Selectors: 08 ring-0 code, 10 ring-0 data,
-; 1B ring-3 code, 23 ring-3 data, 28 TSS (the SYSENTER layout: CS, CS+8, CS+16|3, CS+24|3).
+; The first steps run with paging off; then 4 MiB pages identity-map 0-4 MiB for both rings
+; (ring 3 may write the kernel's variables cur_step, resume_eip directly), leave 4-8 MiB
+; not present and make 8-12 MiB supervisor-only, for the page-fault steps. CR0.EM is set from the
+; start, as an OS sets it on a CPU without an FPU: x87 instructions raise #NM. Selectors: 08 ring-0
+; code, 10 ring-0 data, 1B ring-3 code, 23 ring-3 data, 28 TSS (the SYSENTER layout: CS, CS+8,
+; CS+16|3, CS+24|3), 33 a not-present ring-3 data segment, 3B a DPL-3 call gate to ring-3 code,
+; 43 a DPL-0 call gate, 4B a DPL-3 task gate to the (busy) TSS.
+;
+; A #DB handler entry prints DR6 and clears it; while `tf_left` counts down single-step traps it
+; clears TF in the frame at the last one; it sets RF in the frame after an instruction breakpoint,
+; so the instruction runs. #PF entries print CR2. Traps (#DB) resume where the CPU says.
 
 BITS 32
 ORG 0x100000
@@ -35,6 +43,10 @@ KDATA equ 0x10
 UCODE equ 0x1B
 UDATA equ 0x23
 TSSSEL equ 0x28
+NPSEL equ 0x33            ; ring-3 data, not present
+UGATE equ 0x3B            ; DPL-3 call gate -> UCODE:callgate_target
+KGATE equ 0x43            ; DPL-0 call gate -> UCODE:callgate_target
+TGATE equ 0x4B            ; DPL-3 task gate -> TSS 28
 
 K_ERR equ 0x100           ; kind bits pushed by the stubs: the CPU pushed an error code
 K_SYSENTER equ 0x200      ; entered by SYSENTER (no frame; leave by SYSEXIT)
@@ -50,6 +62,8 @@ F_IF equ 0x200
 F_DF equ 0x400
 F_OF equ 0x800
 F_IOPL3 equ 0x3000
+F_NT equ 0x4000
+F_RF equ 0x10000
 F_RSV equ 0x002           ; bit 1 always reads 1
 
 ; STEP "name", resume — names the step the next handler entry reports, and where a faulting
@@ -89,6 +103,12 @@ start:
   out 0x21, al
   out 0xA1, al
 
+  ; No FPU on ntflow's CPU: CR0.EM = 1 (x87 raises #NM), MP = 0 (FWAIT is a no-op).
+  mov eax, cr0
+  or eax, 4
+  and eax, ~2
+  mov cr0, eax
+
   lgdt [gdtr]
   jmp KCODE:.flush
 .flush:
@@ -112,6 +132,12 @@ start:
   mov [gdt_tss + 7], ah
   mov ax, TSSSEL
   ltr ax
+  mov eax, callgate_target          ; patch the call gates' target offset
+  mov [gdt_ugate], ax
+  mov [gdt_kgate], ax
+  shr eax, 16
+  mov [gdt_ugate + 6], ax
+  mov [gdt_kgate + 6], ax
 
   ; IDT. Exceptions 0-31: 32-bit interrupt gates, DPL 0 (exceptions ignore the gate's DPL), except
   ; #BP (3) and #OF (4): DPL-3 trap gates, so `int3` / `into` work from ring 3.
@@ -146,6 +172,14 @@ start:
   mov eax, gate_31
   mov bl, 0xEE
   call set_gate
+  mov ecx, 0x32                     ; DPL-3 gate, silent: return with TF set in the popped EFLAGS
+  mov eax, gate_32
+  mov bl, 0xEE
+  call set_gate
+  mov ecx, 0x33                     ; DPL-3 gate, silent: DR0 := EBX, DR1 := EDX, DR7 := EAX
+  mov eax, gate_33
+  mov bl, 0xEE
+  call set_gate
   mov ecx, 0x41                     ; DPL-0 interrupt gate: allowed from ring 0, #GP from ring 3
   mov eax, gate_41
   mov bl, 0x8E
@@ -176,6 +210,37 @@ start:
   SETREGS 0x01000000
   int 0x41
   cld
+
+  ; --- Paging on: PSE 4 MiB pages. 0-4 MiB identity, user and supervisor, read/write; 4-8 MiB
+  ; not present; 8-12 MiB supervisor-only.
+  mov dword [page_dir], 0x00000087
+  mov dword [page_dir + 4], 0
+  mov dword [page_dir + 8], 0x00800083
+  mov eax, cr4
+  or eax, 0x10                      ; CR4.PSE
+  mov cr4, eax
+  mov eax, page_dir
+  mov cr3, eax
+  mov eax, cr0
+  or eax, 0x80000000
+  mov cr0, eax
+
+  ; --- Step: a page fault at ring 0 (a read of a not-present page): same privilege, so the frame
+  ; is error code, EIP, CS, EFLAGS with no SS:ESP; error code 0 (not present, read, supervisor);
+  ; CR2 the address.
+  STEP "pf-kernel-read", .kpf1
+  push dword F_RSV | F_ZF | F_PF
+  popfd
+  SETREGS 0x01800000
+  mov eax, [0x00400010]
+.kpf1:
+  ; --- Step: a write there: error code 2.
+  STEP "pf-kernel-write", .kpf2
+  push dword F_RSV | F_CF | F_SF
+  popfd
+  SETREGS 0x01900000
+  mov [0x00400ffc], ecx
+.kpf2:
 
   ; --- Step: IRETD from ring 0 to ring 3. The frame carries IF=1 and OF/SF/AF/CF. DS/ES hold
   ; the ring-3 data selector, but FS (ring-0 data) and GS (ring-0 code) are not usable at CPL 3,
@@ -397,10 +462,273 @@ user_start:
   add esp, 0x14
   cld
 
+  ; ==========================================================================================
+  ; Issue L: the instructions the CPU model forbids or lacks, debug registers and single-step.
+  ; ==========================================================================================
+
+  ; --- Steps: MOV to/from a debug register at CPL 3: #GP(0).
+  STEP "mov-dr7-cpl3", .d1
+  MIX add, 0x10, 0x20               ; (no flags but PF clear)
+  SETREGS 0x30000000
+  mov dr7, eax
+.d1:
+  STEP "mov-from-dr6-cpl3", .d2
+  MIX sub, 1, 2                     ; CF SF AF PF
+  SETREGS 0x31000000
+  mov eax, dr6
+.d2:
+  ; --- Steps: string port I/O at CPL 3 with IOPL 0 and no I/O bitmap: #GP(0) before any access.
+  STEP "outsb-cpl3", .o1
+  MIX add, 0x7F, 1                  ; OF SF AF
+  SETREGS 0x32000000
+  mov dx, 0xE9
+  mov esi, s_end                    ; if it went out, "E" would show in the text
+  outsb
+.o1:
+  STEP "insb-cpl3", .o2
+  MIX sub, 5, 5                     ; ZF PF
+  SETREGS 0x33000000
+  mov dx, 0x80
+  mov edi, scratch
+  insb
+.o2:
+  STEP "rep-outsd-cpl3", .o3
+  MIX add, 0xFFFF, 1                ; AF PF
+  SETREGS 0x34000000
+  mov dx, 0xE9
+  mov esi, s_end
+  mov ecx, 2
+  rep outsd
+.o3:
+  ; --- Steps: far JMP/CALL to system descriptors from ring 3.
+  STEP "jmp-far-tss", .f1           ; the TSS (DPL 0, and busy): #GP(28)
+  MIX sub, 0x20, 0x10               ; (none)
+  SETREGS 0x35000000
+  jmp TSSSEL:0
+.f1:
+  STEP "call-far-tss-mem", .f2      ; call far [m16:32] naming the TSS: #GP(28), nothing pushed
+  MIX add, 0x80000000, 0x80000000   ; CF OF ZF PF
+  SETREGS 0x36000000
+  call far [farptr_tss]
+.f2:
+  STEP "jmp-far-task-gate", .f3     ; a DPL-3 task gate to the busy TSS: #GP(28)
+  MIX sub, 0, 1                     ; CF SF AF PF
+  SETREGS 0x37000000
+  jmp TGATE:0
+.f3:
+  STEP "call-far-kernel-gate", .f4  ; a DPL-0 call gate: #GP(40)
+  MIX add, 3, 4                     ; (none)
+  SETREGS 0x38000000
+  call KGATE:0
+.f4:
+  STEP "call-far-kcode", .f5        ; straight to ring-0 code: #GP(08)
+  MIX sub, 9, 3                     ; PF
+  SETREGS 0x39000000
+  call KCODE:0
+.f5:
+  STEP "call-far-null", .f6         ; a null selector: #GP(0)
+  MIX sub, 1, 1                     ; ZF PF
+  SETREGS 0x3A000000
+  jmp far [farptr_null]
+.f6:
+  ; --- Step: CALL through the DPL-3 call gate to ring-3 code: same privilege, CS:EIP pushed
+  ; (the gate's code selector with RPL = CPL), EIP = the gate's offset. callgate_target shows
+  ; the state (int3) and returns with RETF.
+  STEP "call-gate-cpl3", 0
+  MIX add, 0x40, 0x40               ; (none)
+  SETREGS 0x3B000000
+  call UGATE:0x12345678             ; the offset part is ignored for a gate
+  ; --- Step: JMP through the same gate: nothing pushed.
+  STEP "jmp-gate-cpl3", 0
+  SETREGS 0x3C000000
+  push dword UCODE
+  push dword .g1
+  jmp UGATE:0
+.g1:
+  ; --- Steps: LDS/LSS/LFS with the segment-load checks; LES that succeeds.
+  STEP "lds-kdata-cpl3", .l1        ; DPL 0 data at CPL 3: #GP(10)
+  MIX add, 1, 1                     ; (none)
+  SETREGS 0x3D000000
+  lds eax, [farptr_kdata]
+.l1:
+  STEP "lss-null", .l2              ; LSS with a null selector: #GP(0)
+  MIX sub, 2, 1                     ; (none)
+  SETREGS 0x3E000000
+  lss esp, [farptr_null]
+.l2:
+  STEP "lfs-not-present", .l3       ; a not-present segment: #NP(30)
+  MIX add, 0xFF, 1                  ; AF PF
+  SETREGS 0x3F000000
+  lfs ebx, [farptr_np]
+.l3:
+  STEP "les-udata", 0               ; LES loads ES:EBX; int3 shows them
+  SETREGS 0x40000000
+  les ebx, [farptr_udata]
+  int3
+  ; --- Steps: x87 with CR0.EM = 1: #NM. FSTCW is FWAIT + FNSTCW: the FWAIT runs (MP = 0), the
+  ; FNSTCW faults one byte further. MMX and SSE: #UD (ntflow's CPU has neither; qemu's does but
+  ; raises #UD for them under CR0.EM — except EMMS, which qemu runs, so it is not a step here).
+  STEP "fld1-em", .x1
+  MIX sub, 3, 5                     ; CF SF AF
+  SETREGS 0x41000000
+  fld1
+.x1:
+  STEP "fstcw-em", .x2
+  MIX add, 1, 0                     ; (none)
+  SETREGS 0x42000000
+  fstcw [esp - 4]
+.x2:
+  STEP "paddb-em", .x3
+  SETREGS 0x43000000
+  paddb mm0, mm1
+.x3:
+  STEP "addps-em", .x4
+  SETREGS 0x44000000
+  addps xmm0, xmm1
+.x4:
+  ; --- Step: IRETD at CPL 3 with EFLAGS.NT = 1 is a task return; the TSS's back link is null:
+  ; #TS(0). The continuation clears NT again.
+  STEP "iretd-nt-cpl3", .n1
+  SETREGS 0x45000000
+  push dword F_RSV | F_IF | F_NT
+  popfd
+  push dword F_RSV | F_IF
+  push dword UCODE
+  push dword .n1
+  iretd
+.n1:
+  add esp, 12
+  push dword F_RSV | F_IF
+  popfd
+  ; --- Step: a user read of a supervisor page: #PF(5), CR2.
+  STEP "pf-user-supervisor", .pf1
+  MIX add, 1, 2                     ; PF
+  SETREGS 0x46000000
+  mov eax, [0x00800004]
+.pf1:
+  ; --- Step: a user write to a page that is not present: #PF(6).
+  STEP "pf-user-not-present", .pf2
+  SETREGS 0x47000000
+  mov [0x004FFFFE], ax
+.pf2:
+
+  ; --- Step: single step at ring 3. POPFD sets TF (no trap after the POPFD itself); the next
+  ; instruction retires, then #DB (a trap: EIP after it, DR6.BS, TF set in the pushed EFLAGS).
+  STEP "tf-single-step", 0
+  mov dword [tf_left], 1
+  push dword F_RSV | F_IF | F_TF | F_CF | F_ZF
+  SETREGS 0x48000000
+  popfd
+  nop
+  ; --- Step: IRETD to ring 3 with TF set in the popped EFLAGS (INT 32h's kernel sets it): no
+  ; trap after the IRETD; the first ring-3 instruction retires, then #DB.
+  STEP "iretd-sets-tf", 0
+  mov dword [tf_left], 1
+  MIX add, 0x0FFFFFFF, 0x10000001   ; AF PF
+  SETREGS 0x49000000
+  int 0x32
+  lea eax, [eax + 1]
+  ; --- Steps: INT3 with TF set: no single-step trap for the INT3 (its handler runs with TF
+  ; clear; the frame has TF set); its IRETD restores TF and the next instruction traps.
+  STEP "int3-tf", 0
+  mov dword [tf_left], 1
+  push dword F_RSV | F_IF | F_TF | F_SF
+  SETREGS 0x4A000000
+  popfd
+  int3
+  nop
+  ; --- Steps: a fault with TF set (UD2): no single-step trap; resumed with TF, the instruction at
+  ; the continuation retires and traps.
+  STEP "ud2-tf", .u1
+  mov dword [tf_left], 1
+  push dword F_RSV | F_IF | F_TF
+  SETREGS 0x4B000000
+  popfd
+  ud2
+.u1:
+  nop
+  ; --- Steps: POP SS and MOV SS with TF set: no trap after them; the next instruction traps.
+  STEP "pop-ss-tf", 0
+  mov dword [tf_left], 1
+  push dword UDATA
+  push dword F_RSV | F_IF | F_TF | F_OF
+  SETREGS 0x4C000000
+  popfd
+  pop ss
+  nop
+  STEP "mov-ss-tf", 0
+  mov dword [tf_left], 1
+  push dword F_RSV | F_IF | F_TF | F_PF
+  SETREGS 0x4D000000
+  popfd
+  mov ss, [udata_sel]
+  nop
+  ; --- Steps: REP STOSB with TF set and ECX = 2: a trap after each iteration; after the first
+  ; EIP stays on the REP STOSB (ECX = 1), after the last it moves on (ECX = 0).
+  STEP "tf-rep-stosb", 0
+  mov dword [tf_left], 2
+  push dword F_RSV | F_IF | F_TF
+  SETREGS 0x4E000000
+  mov edi, scratch
+  mov ecx, 2
+  popfd
+  rep stosb
+  ; --- Steps: SYSENTER with TF set. SYSENTER clears IF but not TF, so the single-step trap is
+  ; taken at ring 0 before the first kernel instruction (EIP = the SYSENTER entry, CS 08, no
+  ; stack switch: already on the MSR 0x175 stack). The handler clears TF; the kernel then runs
+  ; its SYSENTER path as usual and returns to .sy1 with SYSEXIT.
+  STEP "sysenter-tf", .sy1
+  mov dword [tf_left], 1
+  push dword F_RSV | F_IF | F_TF | F_CF
+  SETREGS 0x4F000000
+  mov eax, 0xB7
+  lea edx, [esp + 4]                ; the user ESP once the POPFD has run
+  popfd
+  sysenter
+.sy1:
+  ; --- Step: an instruction breakpoint (DR0, DR7.L0, R/W0 = 00): #DB before the instruction
+  ; runs, EIP = it, DR6.B0; RF clear in the frame. The handler sets RF and the instruction runs.
+  STEP "bp-exec", 0
+  mov ebx, bp_target
+  xor edx, edx
+  mov eax, 0x401                    ; L0, R/W0 = 00, LEN0 = 00
+  int 0x33
+  SETREGS 0x50000000
+bp_target:
+  nop
+  ; --- Step: a data write breakpoint (DR1, DR7.L1, R/W1 = 01, LEN1 = 11: four bytes): a 2-byte
+  ; write overlapping its last two bytes traps after the instruction, DR6.B1.
+  STEP "bp-data-write", 0
+  xor ebx, ebx
+  mov edx, bp_data
+  mov eax, 0x400 | 0x4 | (1 << 20) | (3 << 22)
+  int 0x33
+  SETREGS 0x51000000
+  mov [bp_data + 2], ax
+  ; --- Step: a read of the same dword does not trigger a write breakpoint; a read/write one
+  ; (R/W1 = 11) does.
+  STEP "bp-data-read", 0
+  xor ebx, ebx
+  mov edx, bp_data
+  mov eax, 0x400 | 0x4 | (3 << 20) | (3 << 22)
+  int 0x33
+  SETREGS 0x52000000
+  mov eax, [bp_data - 4]            ; outside: no trap
+  mov eax, [bp_data]                ; inside: trap
+  xor ebx, ebx
+  xor edx, edx
+  mov eax, 0x400                    ; every breakpoint off
+  int 0x33
+
   ; --- The end: INT 30h asks the kernel to print END and leave through isa-debug-exit.
   STEP "end", 0
   int 0x30
   jmp $
+
+; The call gates' target (ring 3): show the state, then return far (RETF pops EIP and CS).
+callgate_target:
+  int3
+  retf
 
 ; SharedUserData!SystemCallStub's shape: mov edx,esp; sysenter; ret.
 sys_stub:
@@ -437,6 +765,17 @@ exc_ %+ v:
   %endif
 %assign v v + 1
 %endrep
+; INT 32h (silent): return to the caller with TF set in the EFLAGS the IRETD pops.
+gate_32:
+  or dword [esp + 8], F_TF
+  iretd
+; INT 33h (silent): the debug-register service ring 3 needs (MOV DRn is privileged).
+gate_33:
+  mov dr0, ebx
+  mov dr1, edx
+  mov dr7, eax
+  iretd
+
 gate_2e: STUB 0x2E, 0
 gate_2f: STUB 0x2F, 0
 gate_30: STUB 0x30, 0
@@ -550,6 +889,31 @@ handler_common:
   mov eax, [ebx + 16]
   call put_kv16
 .samering:
+  cmp byte [ebp], 0x0E              ; #PF: the faulting address
+  jne .notpf
+  mov esi, s_cr2
+  mov eax, cr2
+  call put_kv32
+.notpf:
+  cmp byte [ebp], 0x01              ; #DB: DR6 (then cleared), single-step countdown, RF
+  jne .notdb
+  mov esi, s_dr6
+  mov eax, dr6
+  call put_kv32
+  mov eax, dr6
+  test al, 0x0F                     ; an instruction breakpoint (or a data one): let the instruction run
+  jz .nobp
+  or dword [ebx + 8], F_RF
+.nobp:
+  xor eax, eax
+  mov dr6, eax
+  cmp dword [tf_left], 0
+  je .keep                          ; a trap resumes where the CPU says: no continuation
+  dec dword [tf_left]
+  jnz .keep
+  and dword [ebx + 8], ~F_TF        ; the last single step of this step
+  jmp .keep
+.notdb:
   mov eax, [resume_eip]             ; a faulting step names its continuation
   test eax, eax
   jz .keep
@@ -593,7 +957,10 @@ handler_common:
   iretd
 
 ; SYSEXIT the XP way: ECX = the user ESP that came in EDX, EDX = the return EIP (the stub's
-; `ret`); EAX carries a status. Other registers go back as they came; flags are set, then `sti`.
+; `ret`); EAX carries a status. Other registers go back as they came. The tail is KiServiceExit's:
+; the saved user EFLAGS and ESP on the stack, IF cleared in the image (`and byte [esp+1],0FDh`),
+; `popfd`, `pop ecx`, then `sti` right before `sysexit` (its one-instruction interrupt shadow
+; covers the SYSEXIT), so ring 3 resumes with IF set again.
 sysenter_exit:
   mov esi, s_sysexit_eip
   mov eax, [resume_eip]
@@ -614,8 +981,11 @@ sysenter_exit:
   pop ds
   popad
   add esp, 4                        ; back at the MSR 0x175 stack top
-  push dword F_RSV | F_SF | F_ZF | F_AF | F_PF | F_CF
+  push ecx                          ; the user ESP, as in the trap frame
+  push dword F_RSV | F_IF | F_SF | F_ZF | F_AF | F_PF | F_CF   ; the user EFLAGS (IF set)
+  and byte [esp + 1], 0FDh          ; IF cleared in the image: interrupts stay off until sti
   popfd
+  pop ecx
   sti
   sysexit
 
@@ -710,6 +1080,23 @@ put_hex:                            ; the top ECX nibbles of EAX
 cur_step:   dd 0
 resume_eip: dd 0
 entries:    dd 0
+tf_left:    dd 0                    ; single-step traps still to take in this step
+udata_sel:  dw UDATA
+farptr_tss:   dd 0
+              dw TSSSEL
+farptr_null:  dd 0
+              dw 0
+farptr_kdata: dd 0x1234
+              dw KDATA
+farptr_np:    dd 0
+              dw NPSEL
+farptr_udata: dd 0x00C0FFEE
+              dw UDATA
+align 4
+              dd 0
+bp_data:      dd 0                  ; the data breakpoints' dword
+              dd 0
+scratch:      times 16 db 0
 
 s_colon:   db ":", 0
 s_unnamed: db "?", 0
@@ -734,6 +1121,8 @@ s_eip: db " eip=", 0
 s_resume: db " resume=", 0
 s_sysexit_eip: db " sysenter sysexit-eip=", 0
 s_sysexit_esp: db " sysexit-esp=", 0
+s_cr2: db " cr2=", 0
+s_dr6: db " dr6=", 0
 s_end: db "END", 10, 0
 s_runaway: db "RUNAWAY: too many handler entries", 10, 0
 
@@ -747,6 +1136,12 @@ gdt:
 gdt_tss:
   dw 103, 0                         ; 28 32-bit TSS, limit 103; base patched at start
   db 0, 0x89, 0, 0
+  dq 0x00CF73000000FFFF             ; 30 ring-3 data, flat, NOT present (selector 33)
+gdt_ugate:
+  dw 0, UCODE, 0xEC00, 0            ; 38 32-bit call gate, DPL 3, no parameters; offset patched
+gdt_kgate:
+  dw 0, UCODE, 0x8C00, 0            ; 40 32-bit call gate, DPL 0
+  dw 0, TSSSEL, 0xE500, 0           ; 48 task gate, DPL 3, to the TSS (selector 4B)
 gdt_end:
 gdtr:
   dw gdt_end - gdt - 1
@@ -758,6 +1153,8 @@ idtr:
 load_end:
 
 section .bss
+alignb 4096
+page_dir: resb 4096
 alignb 16
 tss:    resb 104
 alignb 8
