@@ -343,3 +343,20 @@ t.test('full disk: one line, exit 1, the earlier session intact', async (t) => {
     t.equal((db.prepare('SELECT count(*) AS n FROM events WHERE session_id = 2').get() as { n: number }).n, s2.events, 'with exactly the batches it committed');
   }
 });
+
+t.test('an instruction ntflow does not emulate ends the session as outcome unsupported, complete, exit 0', async (t) => {
+  const prog = join(dir, 'idle-x87.asm');
+  const drv = join(dir, 'x87drv.asm');
+  writeFileSync(prog, '; ntflow: user\nstart:\n    xor eax, eax\n    ret\n');
+  // A driver switches CR0.EM off and runs an x87 instruction on a CPU model without an FPU.
+  writeFileSync(drv, '; ntflow: driver\nDriverEntry:\n    mov eax, cr0\n    and eax, ~4\n    mov cr0, eax\n    fld1\n    xor eax, eax\n    ret 8\n');
+  const out = join(dir, 'x87.db');
+  const r = await ntflow(['record', prog, '--driver', drv, '-o', out]);
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, /outcome {7}unsupported: x87 instruction 'fld1'.*bytes d9 e8/);
+  t.notMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  const db = new Database(out, { readonly: true });
+  t.teardown(() => db.close());
+  t.match(db.prepare('SELECT status, outcome, outcome_detail FROM sessions').get(), { status: 'complete', outcome: 'unsupported', outcome_detail: /fld1/ });
+  t.match(db.prepare('SELECT reason FROM machine_stops').get(), { reason: 'unsupported' }, 'the trace ends with its machine-stop');
+});

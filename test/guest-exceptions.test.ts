@@ -5,6 +5,7 @@
 // exception code when none wants them; kernel-mode faults meet the kernel's handlers or bug-check
 // as XP's do; service bodies turn faults on their caller's memory into their status.
 import t from 'tap';
+import { Guest, layout } from '../core/index.js';
 import type { TraceEvent } from '../core/events.js';
 import { NTSTATUS } from '../core/guest/ntstatus.js';
 import { ofType, runProgram, serviceCalls, symbolOf, type Run } from './util/scenario.js';
@@ -278,6 +279,76 @@ t.test('a null DS brought into the kernel by INT 2Eh: KiTrap0D reloads it and th
   t.match(ofType(r.events, 'exception'), [{ vector: 13, cpl: 0, errorCode: 0 }], 'one #GP, in KiSystemService, fixed up');
 });
 
+t.test('single-stepping a program through a system call: #DB per instruction, KiFastCallEntry2, IRETD back', async (t) => {
+  const r = runProgram('trace flag', {
+    program: user(
+      'tf',
+      `CONTEXT_Eip equ 0xB8
+CONTEXT_EFlags equ 0xC0
+start:
+    push handler
+    push dword [fs:0]
+    mov [fs:0], esp
+    pushfd
+    or dword [esp], 100h
+    popfd                          ; TF on: a #DB after each instruction from the next one on
+    nop
+    push 0
+    call ntdll!NtClose             ; … SystemCallStub's sysenter too: the #DB strikes KiFastCallEntry
+done:
+    pop dword [fs:0]
+    add esp, 4
+    mov eax, [steps]
+    ret
+handler:                           ; counts the steps; keeps TF on until 'done'
+    inc dword [steps]
+    mov ecx, [esp+12]
+    cmp dword [ecx+CONTEXT_Eip], done
+    je .off
+    or dword [ecx+CONTEXT_EFlags], 100h
+.off:
+    xor eax, eax
+    ret
+steps: dd 0
+`,
+    ),
+  });
+  t.equal(r.outcome.kind, 'exited', r.outcome.description);
+  const steps = r.outcome.code!;
+  // After nop, push 0, call, ntdll's mov eax / mov edx / call edx, SystemCallStub's mov edx,esp;
+  // the sysenter's step is taken in ring 0 (KiFastCallEntry2); then after SystemCallStub's ret
+  // and ntdll's ret 4, which lands on 'done'.
+  t.ok(r.symbols.includes('nt!KiFastCallEntry2'), 'KiTrap01 sent the single-stepped SYSENTER to KiFastCallEntry2');
+  const exits = ofType(r.events, 'ring-transition').filter((x) => x.fromCpl === 0 && x.toCpl === 3);
+  const ntClose = serviceCalls(r.events).find((c) => c.enter.service === 'NtClose')!;
+  const back = exits.find((x) => x.seq > ntClose.exit!.seq)!;
+  t.equal(back.mechanism, 'iret', 'with TF in the frame the service returns by IRETD, not SYSEXIT');
+  t.equal(symbolOf(r.guest, back.fromEip), 'nt!KiSystemCallExit', 'KiSystemCallExit2 sent it to KiSystemCallExit');
+  t.equal(ntClose.exit!.status, S.STATUS_INVALID_HANDLE, 'NtClose(0) itself ran as usual');
+  t.equal(ofType(r.events, 'exception').filter((e) => e.vector === 1 && e.cpl === 3).length, steps, 'one #DB at ring 3 per handled step');
+  t.equal(steps, 9, 'nine steps in user mode');
+});
+
+t.test('what a ring-3 program cannot do: debug registers, port I/O, far jumps to system descriptors, x87 on a CPU without an FPU', async (t) => {
+  for (const [insn, code] of [
+    ['mov dr7, eax', S.STATUS_PRIVILEGED_INSTRUCTION],
+    ['mov eax, dr6', S.STATUS_PRIVILEGED_INSTRUCTION],
+    ['outsb', S.STATUS_PRIVILEGED_INSTRUCTION],
+    ['rep insd', S.STATUS_PRIVILEGED_INSTRUCTION],
+    ['jmp 28h:0', S.STATUS_ACCESS_VIOLATION],
+    ['call 30h:0', S.STATUS_ACCESS_VIOLATION],
+    ['fld1', S.STATUS_ILLEGAL_INSTRUCTION],
+    ['paddb mm0, mm1', S.STATUS_ILLEGAL_INSTRUCTION],
+    ['addps xmm0, xmm1', S.STATUS_ILLEGAL_INSTRUCTION],
+  ] as const) {
+    const r = runProgram(insn, { program: user('x', `start:\n    ${insn}\n    ret\n`) });
+    t.equal(r.outcome.kind, 'exception', `${insn}: ${r.outcome.description}`);
+    t.equal(r.outcome.code, code, `${insn}: the process ends with ${code.toString(16)}`);
+  }
+  const les = runProgram('les', { program: user('les', 'start:\n    les eax, [far]\n    mov eax, es\n    ret\nfar: dd 1234h\n    dw 23h\n') });
+  t.same([les.outcome.kind, les.outcome.code], ['exited', 0x23], 'les loads ES:EAX');
+});
+
 t.test('int3 under a handler that moves on: the CONTEXT points at the int3', async (t) => {
   const r = runProgram('bp', {
     program: user(
@@ -546,6 +617,26 @@ size: dd 1000h
   const systemAddr = runProgram('zw system', { program: TRIVIAL, drivers: [zw('90000000h')] });
   t.equal(systemAddr.outcome.kind, 'bugcheck');
   t.equal(systemAddr.outcome.code, 0x50, systemAddr.outcome.description);
+});
+
+t.test('a bad kernel stack at SYSENTER goes where XP sends it: KiTrap06 with a V86 frame, and the process ends', async (t) => {
+  const guest = Guest.boot({ program: user('twice', 'start:\n    push 0\n    call ntdll!NtClose\n    push 0\n    call ntdll!NtClose\n    ret\n') });
+  const events: TraceEvent[] = [];
+  const sub = guest.events$.subscribe((e) => events.push(e));
+  t.teardown(() => sub.unsubscribe());
+  guest.start(1_000_000);
+  let outcome = null;
+  while (outcome === null && !events.some((e) => e.type === 'service-exit')) outcome = guest.slice(1);
+  // Something corrupts TSS.Esp0 while the program runs between its two calls.
+  const k = guest.kernel;
+  k.w32(layout.TSS + 4, k.r32(layout.TSS + 4) - 0x10);
+  while (outcome === null) outcome = guest.slice(100_000);
+  t.equal(outcome.kind, 'exception', outcome.description);
+  t.equal(outcome.code, S.STATUS_ILLEGAL_INSTRUCTION, 'an invalid opcode in (fake) virtual-8086 mode, which this process cannot have');
+  const path = events.filter((e) => e.type === 'instruction').map((e) => symbolOf(guest, e.eip));
+  const bad = path.indexOf('nt!KiFastCallBadStack');
+  t.ok(bad > 0 && path.indexOf('nt!KiTrap06', bad) > bad, 'KiFastCallEntry → KiFastCallBadStack → KiTrap06');
+  t.match(ofType(events, 'exception-dispatch'), [{ code: S.STATUS_ILLEGAL_INSTRUCTION, previousMode: 'UserMode', address: 0 }]);
 });
 
 t.test('every event stream stays gapless through the new paths', async (t) => {

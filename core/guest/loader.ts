@@ -2,7 +2,7 @@
 // GDT, IDT, TSS, KPCR, SharedUserData, the System process and a program's process, their threads
 // — runs each driver's DriverEntry on the System thread, and starts the program's thread in
 // user mode. Everything it writes is ordinary guest memory the trace can show.
-import { CR0_PE, CR0_PG, CR0_WP, MSR_SYSENTER_CS, MSR_SYSENTER_EIP, MSR_SYSENTER_ESP, Seg, type CpuModel } from '../cpu/cpu.js';
+import { CR0_EM, CR0_PE, CR0_PG, CR0_WP, MSR_SYSENTER_CS, MSR_SYSENTER_EIP, MSR_SYSENTER_ESP, Seg, type CpuModel } from '../cpu/cpu.js';
 import { Machine } from '../machine.js';
 import { PTE_RW, PTE_US } from '../mmu.js';
 import type { RoutineTable, ServiceTable } from './escape.js';
@@ -149,7 +149,8 @@ export function bootGuestMachine(options: BootOptions): BootedGuest {
   cpu.idtrBase = L.IDT;
   cpu.idtrLimit = 0x7ff;
   cpu.cr3 = system.pageDirectory;
-  cpu.writeCr(0, CR0_PE | CR0_PG | CR0_WP);
+  // CR0.EM: this CPU model has no FPU (CPUID says so), so x87 instructions raise #NM (KiTrap07).
+  cpu.writeCr(0, CR0_PE | CR0_PG | CR0_WP | CR0_EM);
   cpu.loadTaskRegister(L.KGDT_TSS);
   // The kernel's segments as XP keeps them: CS 8, SS 0x10, DS = ES = flat ring-3 data, FS = the PCR
   // (kernel code reads fs:[0] and fs:[124h] from the first instruction on), GS null.

@@ -59,8 +59,20 @@ export function runProgram(name: string, opts: BootOptions): Run {
     sub.unsubscribe();
   }
   const instructions = events.filter((e): e is InstructionEvent => e.type === 'instruction');
+  checkBoundary(name, opts, outcome, instructions);
   const symbols = instructions.map((e) => symbolOf(guest, e.eip));
   return { name, guest, outcome, events, symbols, instructions };
+}
+
+/**
+ * Issue L's invariant, checked on every program any test runs: no instruction at a user-range EIP
+ * (below 0x80000000) ever retires at CPL 0, and a program without drivers (ring 3 only) never
+ * bug-checks the system. A breach fails the test that ran the program.
+ */
+function checkBoundary(name: string, opts: BootOptions, outcome: GuestOutcome, instructions: readonly InstructionEvent[]): void {
+  const escaped = instructions.find((e) => e.cpl === 0 && e.eip >>> 0 < 0x80000000);
+  if (escaped) throw new Error(`${name}: the user-range instruction at ${(escaped.eip >>> 0).toString(16)} retired at CPL 0 (seq ${escaped.seq})`);
+  if ((opts.drivers ?? []).length === 0 && outcome.kind === 'bugcheck') throw new Error(`${name}: a ring-3 program bug-checked the system: ${outcome.description}`);
 }
 
 /** Boot a built-in scenario by name and collect its events. */
