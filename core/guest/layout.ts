@@ -36,6 +36,8 @@ export const KI_SERVICE_TABLE = 0x804e26a8;
 /** One kernel Zw stub per service, 0x14 bytes apart (as on XP), placing ZwReadFile on 0x80504D4C. */
 export const ZW_STUB_SIZE = 0x14;
 export const ZW_STUBS = NT_ZWREADFILE - 0xb7 * ZW_STUB_SIZE;
+/** hal.dll: the IRQL routines the kernel and drivers import (in XP's range for it, above ntoskrnl). */
+export const HAL_BASE = 0x806d0000;
 /** win32k.sys: its service routines (all STATUS_NOT_IMPLEMENTED here) and its table. */
 export const WIN32K_BASE = 0xbf800000;
 /** Non-paged pool: objects, IRPs, EPROCESS/ETHREAD, allocated by the guest kernel's TS side. */

@@ -67,7 +67,7 @@ export function bootGuestMachine(options: BootOptions): BootedGuest {
   const images = buildImages(model, services, routines, nt.dataSymbols);
 
   const symbols = new SymbolTable();
-  for (const img of [images.ntoskrnl, images.ntdll, images.win32k]) symbols.addModule(img.module, img.symbols, img.base + img.bytes.length);
+  for (const img of [images.ntoskrnl, images.hal, images.ntdll, images.win32k]) symbols.addModule(img.module, img.symbols, img.base + img.bytes.length);
   symbols.addModule(
     'SharedUserData',
     new Map([[model === 'sysenter' ? 'SystemCallStub' : 'KiIntSystemCall', L.SYSTEM_CALL_STUB]]),
@@ -109,6 +109,7 @@ export function bootGuestMachine(options: BootOptions): BootedGuest {
     const pteAddr = (pde & ~0xfff) + ((p >>> 12) & 0x3ff) * 4;
     mem.write32(pteAddr, mem.read32(pteAddr) | PTE_RW);
   }
+  loadImage(system, images.hal, 0);
   loadImage(system, images.win32k, 0);
   mapFresh(system, L.GDT, PTE_RW); // GDT and IDT share a page
   mapFresh(system, L.TSS, PTE_RW);

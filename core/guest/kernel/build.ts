@@ -5,7 +5,7 @@
 // the symbols of every image feed the disassembler, the probes and the loader.
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { assemble, type AsmResult } from '../../asm/index.js';
 import type { CpuModel } from '../../cpu/cpu.js';
@@ -14,6 +14,7 @@ import * as L from '../layout.js';
 import { BUGCHECK, NTSTATUS } from '../ntstatus.js';
 import { NT_SERVICES, WIN32K_SERVICES, argumentTable, type Service } from '../services.js';
 import { offsetOf, offsetsAsm } from '../structs.js';
+import { MODULE_FILES, moduleExports, writePeHeaders } from './exports.js';
 
 /** The kernel-side source files, in this folder, found from the compiled module too. */
 function kernelSource(name: string): string {
@@ -53,6 +54,7 @@ export interface GuestImages {
   ntoskrnl: Image;
   ntdll: Image;
   win32k: Image;
+  hal: Image;
   /** SharedUserData+0x300: SystemCallStub (SYSENTER) or KiIntSystemCall (INT 2Eh). */
   systemCallStub: Uint8Array;
   /** Addresses of the IDT's handlers by vector. */
@@ -419,6 +421,7 @@ interface SerializedImages {
   ntoskrnl: SerializedImage;
   ntdll: SerializedImage;
   win32k: SerializedImage;
+  hal: SerializedImage;
   systemCallStub: string;
   idt: [number, { handler: number; dpl: number; trap: boolean }][];
   escapes: [number, GuestImages['escapes'] extends Map<number, infer V> ? V : never][];
@@ -426,22 +429,26 @@ interface SerializedImages {
 const toDisk = (img: Image): SerializedImage => ({ module: img.module, base: img.base, bytes: Buffer.from(img.bytes).toString('base64'), symbols: [...img.symbols], labels: [...img.labels] });
 const fromDisk = (img: SerializedImage): Image => ({ module: img.module, base: img.base, bytes: new Uint8Array(Buffer.from(img.bytes, 'base64')), symbols: new Map(img.symbols), labels: new Map(img.labels) });
 
-/** The assembler's own code, so a change to how it encodes also rebuilds the images. */
+/** The assembler's code and this builder's own, so a change to how either makes the images rebuilds them. */
 function assemblerCode(): string {
-  const dir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'asm');
+  const here = dirname(fileURLToPath(import.meta.url));
   try {
-    return readdirSync(dir)
-      .filter((f) => f.endsWith('.js') || f.endsWith('.ts'))
-      .sort()
-      .map((f) => readFileSync(join(dir, f), 'utf8'))
-      .join('\0');
+    const asm = join(here, '..', '..', 'asm');
+    const generators = ['build', 'exports'].map((f) => readFileSync(join(here, `${f}${extname(fileURLToPath(import.meta.url))}`), 'utf8'));
+    return [
+      ...readdirSync(asm)
+        .filter((f) => f.endsWith('.js') || f.endsWith('.ts'))
+        .sort()
+        .map((f) => readFileSync(join(asm, f), 'utf8')),
+      ...generators,
+    ].join('\0');
   } catch {
     return String(Math.random()); // unknown: never reuse a cache
   }
 }
 
 /** Every hand-written source file of the images (their text keys the disk cache). */
-const KERNEL_SOURCES = ['trap.asm', 'exceptions.asm', 'rtl-seh.asm', 'seh.asm', 'readfile.asm', 'misc.asm', 'ntdll.asm'];
+const KERNEL_SOURCES = ['trap.asm', 'exceptions.asm', 'rtl-seh.asm', 'seh.asm', 'readfile.asm', 'misc.asm', 'ntdll.asm', 'hal.asm'];
 
 function diskCachePath(key: string): string {
   const sources = KERNEL_SOURCES.map(kernelSource).join('\0');
@@ -456,6 +463,7 @@ function readDiskCache(path: string): GuestImages | null {
       ntoskrnl: fromDisk(d.ntoskrnl),
       ntdll: fromDisk(d.ntdll),
       win32k: fromDisk(d.win32k),
+      hal: fromDisk(d.hal),
       systemCallStub: new Uint8Array(Buffer.from(d.systemCallStub, 'base64')),
       idt: new Map(d.idt),
       escapes: new Map(d.escapes),
@@ -470,6 +478,7 @@ function writeDiskCache(path: string, images: GuestImages): void {
     ntoskrnl: toDisk(images.ntoskrnl),
     ntdll: toDisk(images.ntdll),
     win32k: toDisk(images.win32k),
+    hal: toDisk(images.hal),
     systemCallStub: Buffer.from(images.systemCallStub).toString('base64'),
     idt: [...images.idt],
     escapes: [...images.escapes],
@@ -508,6 +517,9 @@ function assembleImages(model: CpuModel, services: ServiceTable, routines: Routi
 
   const handWritten = new Set(['NtReadFile', 'NtContinue', 'NtRaiseException']);
   const head = header(services, routines);
+  const halSrc = `${head}\norg ${hex(L.HAL_BASE)}\ntimes 0x1000 db 0xCC   ; the headers' page\n${kernelSource('hal.asm')}`;
+  const halAsm = assemble(halSrc, { fileName: 'hal.asm' });
+  const hal: Image = { module: 'hal', base: L.HAL_BASE, bytes: halAsm.bytes, symbols: exported(halAsm, constantNames(halSrc)), labels: halAsm.labels };
   const body = [
     kernelSource('readfile.asm').split('; @at 0x8056B2EC')[0], // the scope table chunk (0x804E0458)
     `; @at ${hex(L.KI_SERVICE_TABLE)}`,
@@ -527,7 +539,7 @@ function assembleImages(model: CpuModel, services: ServiceTable, routines: Routi
   const ntSource = `${head}\norg ${hex(L.NTOSKRNL_BASE)}\n${expandEnterTrap(placeChunks(body, L.NTOSKRNL_BASE))}`;
   const ntAsm = assemble(ntSource, {
     fileName: 'ntoskrnl.asm',
-    resolveSymbol: (module, name) => (module === 'win32k' ? win32k.symbols.get(name) : undefined),
+    resolveSymbol: (module, name) => (module === 'win32k' ? win32k.symbols.get(name) : module === 'hal' ? hal.symbols.get(name) : undefined),
   });
   if (L.NTOSKRNL_BASE + ntAsm.bytes.length > L.NTOSKRNL_END) throw new Error('ntoskrnl image overflows its region');
   const ntoskrnl: Image = { module: 'nt', base: L.NTOSKRNL_BASE, bytes: ntAsm.bytes, symbols: exported(ntAsm, constantNames(head)), labels: ntAsm.labels };
@@ -559,10 +571,14 @@ function assembleImages(model: CpuModel, services: ServiceTable, routines: Routi
   }
   Object.keys(routines).forEach((name, i) => escapes.set(ESCAPE_ROUTINE_BASE + i, { kind: 'routine', name }));
 
+  // Each module's PE headers and export directory, in the padding before its code.
+  for (const img of [ntoskrnl, ntdll, hal]) writePeHeaders(img, MODULE_FILES[img.module]!, moduleExports(img.module, img.symbols));
+
   const images: GuestImages = {
     ntoskrnl,
     ntdll,
     win32k,
+    hal,
     systemCallStub: assemble(systemCallStubSource(model), { fileName: 'SharedUserData.asm' }).bytes,
     idt,
     escapes,

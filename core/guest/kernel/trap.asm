@@ -551,18 +551,13 @@ KiSystemServiceAccessViolation:
     jmp near KiSystemService.callReturn
 
 ; --------------------------------------------------------------------------------------------
-; IRQL: the PCR's Irql byte. (XP's hal exports these; ntoskrnl calls them through its imports.)
+; The kernel's imports from hal.dll (XP's ntoskrnl calls the IRQL routines through them), and
+; MmUserProbeAddress, the variable the dispatch compares the argument pointer with.
 ; --------------------------------------------------------------------------------------------
-KfRaiseIrql:                                ; fastcall: CL = new IRQL; returns the old one in AL
-    movzx eax, byte [PCR_Irql]
-    mov [PCR_Irql], cl
-    ret
-KfLowerIrql:                                ; fastcall: CL = new IRQL
-    mov [PCR_Irql], cl
-    ret
+align 4
 __imp_KfRaiseIrql:
-    dd KfRaiseIrql
+    dd hal!KfRaiseIrql
 __imp_KfLowerIrql:
-    dd KfLowerIrql
+    dd hal!KfLowerIrql
 MmUserProbeAddress:
     dd MM_USER_PROBE_ADDRESS
