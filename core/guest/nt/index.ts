@@ -13,6 +13,7 @@ import { dequeueUserApc, NtDelayExecution, NtQueueApcThread, NtTerminateThread, 
 import { NtCreateFile, NtOpenFile, NtReadFile, NtWriteFile, createVolume } from './files.js';
 import { closeHandle, handleTableOf, kernelHandleTable, referenceObjectByHandle } from './handles.js';
 import { IO_ROUTINES, NtDeviceIoControlFile } from './io.js';
+import { KERNEL_API_ROUTINES } from './kernel-api.js';
 import { createObjectTypes, dereferenceObject, objectAt, processObject, referenceObject, threadObject, typeFromObject, typeObject } from './objects.js';
 import { probeForRead, probeForWrite } from './probe.js';
 import { ntState, type ObTypeName } from './state.js';
@@ -127,6 +128,7 @@ function objectTypeArg(k: Kernel, address: number): ObTypeName | null | undefine
 
 export const ROUTINES: RoutineTable = {
   ...IO_ROUTINES,
+  ...KERNEL_API_ROUTINES,
 
   /** ExAllocatePoolWithTag(PoolType, NumberOfBytes, Tag): non-paged pool (every pool type is). */
   ExAllocatePoolWithTag: { argBytes: 12, body: ({ k, arg }) => k.allocPool(Math.max(arg(1), 1)) },
