@@ -72,6 +72,7 @@ interface SessionRow {
   cpu: string;
   program_file: string;
   program_source: string;
+  program_image: Buffer | null;
   drivers: string;
 }
 
@@ -271,20 +272,22 @@ function parseJson<T>(text: string, what: string, sessionId: number): T {
 /** Re-execute session `sessionId` of an open trace and compare its events with the recorded ones. */
 export async function verifySession(db: Database.Database, sessionId: number, options: VerifyOptions = {}): Promise<VerifyResult> {
   const s = db
-    .prepare('SELECT id, name, status, outcome, outcome_detail, events, options, cpu, program_file, program_source, drivers FROM sessions WHERE id = ?')
+    .prepare('SELECT id, name, status, outcome, outcome_detail, events, options, cpu, program_file, program_source, program_image, drivers FROM sessions WHERE id = ?')
     .get(sessionId) as SessionRow | undefined;
   if (!s) throw new VerifyError(`no session ${sessionId} in this trace`);
   const opts = parseJson<{ cpu?: string; maxInstructions?: number }>(s.options, 'options', sessionId);
-  const drivers = parseJson<{ file: string; source: string }[]>(s.drivers, 'drivers', sessionId);
+  const drivers = parseJson<{ file: string; source?: string; image?: string }[]>(s.drivers, 'drivers', sessionId);
   const cpu = (opts.cpu ?? s.cpu) as 'sysenter' | 'int2e';
   const maxInstructions = opts.maxInstructions ?? 50_000_000;
   if (cpu !== 'sysenter' && cpu !== 'int2e') throw new VerifyError(`session ${sessionId} names an unknown CPU model '${cpu}'`);
-  if (!Array.isArray(drivers) || drivers.some((d) => typeof d?.file !== 'string' || typeof d?.source !== 'string')) {
-    throw new VerifyError(`session ${sessionId}'s drivers are not a list of {file, source}; it cannot be re-executed`);
+  if (!Array.isArray(drivers) || drivers.some((d) => typeof d?.file !== 'string' || (typeof d?.source !== 'string' && typeof d?.image !== 'string'))) {
+    throw new VerifyError(`session ${sessionId}'s drivers are not a list of {file, source} or {file, image}; it cannot be re-executed`);
   }
   let guest: Guest;
   try {
-    guest = Guest.boot({ cpu, program: { fileName: s.program_file, source: s.program_source }, drivers: drivers.map((d) => ({ fileName: d.file, source: d.source })) });
+    const program = { fileName: s.program_file, source: s.program_source, ...(s.program_image ? { image: new Uint8Array(s.program_image) } : {}) };
+    const driverSources = drivers.map((d) => (d.image !== undefined ? { fileName: d.file, source: '', image: new Uint8Array(Buffer.from(d.image, 'base64')) } : { fileName: d.file, source: d.source! }));
+    guest = Guest.boot({ cpu, program, drivers: driverSources });
   } catch (e) {
     const msg = (e as Error).message.split('\n')[0];
     throw new VerifyError(`session ${sessionId}'s program does not build with this ntflow, so it cannot be re-executed: ${msg}`);

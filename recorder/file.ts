@@ -52,12 +52,15 @@ function readSchemaVersion(db: Database.Database, path: string): number {
 
 /**
  * Upgrades from older schema versions, applied in order when a file is opened for writing.
- * 1 → 2: the exception_dispatches table (issue L's exception-dispatch events), and the events
- * view recreated to include it.
+ * 1 → 2: the exception_dispatches table (issue L's exception-dispatch events), the events view
+ * recreated to include it, and sessions.program_image (PE programs, issue F).
  */
 const UPGRADES: Record<number, (db: Database.Database) => void> = {
   1: (db) => {
     const statements = schemaSql();
+    // SQLite appends an added column's text, comment included, right before the table's closing
+    // parenthesis: a block comment keeps it there.
+    db.exec("ALTER TABLE sessions ADD COLUMN program_image BLOB /* the program's PE32 image when it is a .exe (NULL for assembly) */");
     db.exec(statements.find((s) => s.startsWith('CREATE TABLE exception_dispatches'))!);
     db.exec('DROP VIEW events');
     db.exec(statements.find((s) => s.startsWith('CREATE VIEW events'))!);

@@ -296,8 +296,9 @@ export function schemaSql(): string[] {
   scenario TEXT, -- the built-in scenario's name (NULL for a program file)
   ntflow_version TEXT NOT NULL, -- the ntflow version that recorded it
   program_file TEXT NOT NULL, -- the program's file name
-  program_source TEXT NOT NULL, -- the program's source text
-  drivers TEXT NOT NULL -- the drivers: a JSON array of {"file", "source"}
+  program_source TEXT NOT NULL, -- the program's source text ('' for a PE image)
+  drivers TEXT NOT NULL, -- the drivers: a JSON array of {"file", "source"} for assembly or {"file", "image"} (base64) for a PE .sys
+  program_image BLOB -- the program's PE32 image when it is a .exe (NULL for assembly)
 )`,
     `CREATE TABLE code (
   -- each distinct instruction a session executed, stored once and shared by every execution of it

@@ -18,6 +18,8 @@ export interface SessionRow {
   scenario: string | null;
   ntflowVersion: string;
   programFile: string;
+  /** A PE program's image (null for assembly). */
+  programImage: Uint8Array | null;
   programSource: string;
   drivers: string;
   startedAt: string;
@@ -81,10 +83,10 @@ class Writer {
     this.sessionId = Number(
       db
         .prepare(
-          `INSERT INTO sessions (name, program, status, instructions, events, started_at, options, first_thread, cpu, scenario, ntflow_version, program_file, program_source, drivers)
-           VALUES (?, ?, 'incomplete', 0, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          `INSERT INTO sessions (name, program, status, instructions, events, started_at, options, first_thread, cpu, scenario, ntflow_version, program_file, program_source, drivers, program_image)
+           VALUES (?, ?, 'incomplete', 0, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
-        .run(s.name, s.program, s.startedAt, s.options, s.firstThread, s.cpu, s.scenario, s.ntflowVersion, s.programFile, s.programSource, s.drivers).lastInsertRowid,
+        .run(s.name, s.program, s.startedAt, s.options, s.firstThread, s.cpu, s.scenario, s.ntflowVersion, s.programFile, s.programSource, s.drivers, s.programImage ? Buffer.from(s.programImage) : null).lastInsertRowid,
     );
     const byModule = new Map<string, Map<string, number>>();
     const insertSymbol = db.prepare('INSERT OR IGNORE INTO guest_symbols (session_id, address, module, name, size) VALUES (?, ?, ?, ?, ?)');

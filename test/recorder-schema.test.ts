@@ -79,7 +79,18 @@ t.test('a schema 1 file is upgraded when recorded into: exception_dispatches app
   // Turn the file into what ntflow 0.1.0 wrote: no exception_dispatches, an events view without it.
   const w = new Database(old);
   w.exec('DROP VIEW events');
+  w.exec('DROP VIEW instructions');
   w.exec('DROP TABLE exception_dispatches');
+  // sessions as schema 1 had it: no program_image column.
+  const v2Sessions = schemaSql().find((x) => x.startsWith('CREATE TABLE sessions'))!;
+  const v1Sessions = v2Sessions.replace(/,( -- the drivers[^\n]*)\n  program_image BLOB[^\n]*\n\)/, '$1\n)').replace('CREATE TABLE sessions', 'CREATE TABLE sessions_v1');
+  t.notMatch(v1Sessions, /program_image/);
+  w.exec(v1Sessions);
+  const v1Columns = columnsOf('sessions_v1', w).join(', ');
+  w.exec(`INSERT INTO sessions_v1 (${v1Columns}) SELECT ${v1Columns} FROM sessions`);
+  w.exec('DROP TABLE sessions');
+  w.exec('ALTER TABLE sessions_v1 RENAME TO sessions');
+  w.exec(schemaSql().find((x) => x.startsWith('CREATE VIEW instructions'))!);
   w.exec(schemaSql().find((x) => x.startsWith('CREATE VIEW events'))!.replace(/\n\s*UNION ALL SELECT [^\n]*FROM exception_dispatches/, ''));
   w.prepare("UPDATE meta SET value = '1' WHERE key = 'schema_version'").run();
   const before = w.prepare('SELECT count(*) AS n FROM events WHERE session_id = 1').get() as { n: number };
@@ -89,6 +100,7 @@ t.test('a schema 1 file is upgraded when recorded into: exception_dispatches app
   t.teardown(() => r.close());
   t.equal((r.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get() as { value: string }).value, String(SCHEMA_VERSION), 'upgraded to the current schema');
   t.same(columnsOf('exception_dispatches', r).slice(0, 8), ['session_id', 'seq', 'icount', 'cpl', 'eip', 'thread_id', 'code', 'code_name']);
+  t.ok(columnsOf('sessions', r).includes('program_image'), 'sessions.program_image added');
   t.equal((r.prepare('SELECT count(*) AS n FROM events WHERE session_id = 1').get() as { n: number }).n, before.n, 'session 1 untouched');
   t.equal((r.prepare("SELECT count(*) AS n FROM events WHERE session_id = 2 AND type = 'exception-dispatch'").get() as { n: number }).n, 2, "session 2's exception dispatches are in the events view");
 });

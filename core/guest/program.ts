@@ -11,7 +11,10 @@ export type ProgramKind = 'user' | 'driver';
 export interface ProgramSource {
   /** Shown in errors and traces (a file name, or the scenario's). */
   fileName: string;
+  /** The assembly source ('' for a PE image). */
   source: string;
+  /** A PE32 image's bytes (a .exe or .sys built by MinGW), instead of assembly source. */
+  image?: Uint8Array;
 }
 
 export interface AssembledProgram {
