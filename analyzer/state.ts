@@ -3,7 +3,7 @@
 // the events since — not by re-running the program. Memory pages are inflated only when read.
 import type Database from 'better-sqlite3';
 import { inflateRawSync } from 'node:zlib';
-import { SymbolTable, disassemble, type CpuSnapshot, type DisasmLine } from '../core/index.js';
+import { SymbolTable, disassemble, formatSymbol, type CpuSnapshot, type DisasmLine } from '../core/index.js';
 import { unpackEffects } from '../recorder/effects.js';
 import { TraceFileError } from '../recorder/file.js';
 
@@ -226,7 +226,7 @@ export function stateAt(db: Database.Database, sessionId: number, seq: number): 
         .get(sessionId, address >>> 0) as { module: string; name: string; address: number; size: number } | undefined;
       if (!sym || (address >>> 0) >= sym.address + Math.max(sym.size, 1)) return null;
       const off = (address >>> 0) - sym.address;
-      return off === 0 ? `${sym.module}!${sym.name}` : `${sym.module}!${sym.name}+0x${off.toString(16)}`;
+      return formatSymbol(sym.module, sym.name, off);
     },
     get symbols() {
       return (symbolTable ??= sessionSymbols(db, sessionId));

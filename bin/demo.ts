@@ -27,7 +27,7 @@ export async function runDemo(name = 'user-nt-readfile'): Promise<void> {
     switch (e.type) {
       case 'instruction': {
         const sym = guest.symbols.lookup(e.eip);
-        const name = sym ? `${sym.module}!${sym.name}` : hex8(e.eip);
+        const name = sym ? (sym.name === '' ? sym.module : `${sym.module}!${sym.name}`) : hex8(e.eip);
         if (name !== lastSymbol) lines.push(`${name}:`);
         lastSymbol = name;
         const bytes = Array.from(e.bytes, (b) => b.toString(16).padStart(2, '0')).join('');

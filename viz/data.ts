@@ -11,7 +11,7 @@
 // where it did label it: EAX on the stub's call, MSR[176] on SYSENTER, SSDT[n] on the dispatcher's
 // `call ebx`.
 import type Database from 'better-sqlite3';
-import { ntSuccess, statusName } from '../core/index.js';
+import { ntSuccess, splitSymbol as parseSymbol, statusName } from '../core/index.js';
 import { Flow, flowOf, replaySession, staleSessions, stateAt } from '../analyzer/index.js';
 import type { FlameInput, FlowStep, GraphInput, LaneSpec, SequenceInput, SyscallBand } from './types.js';
 
@@ -49,10 +49,8 @@ interface LaneContext {
 
 function splitSymbol(symbol: string | null): { module: string | null; fn: string | null } {
   if (!symbol) return { module: null, fn: null };
-  const bang = symbol.indexOf('!');
-  const rest = bang > 0 ? symbol.slice(bang + 1) : symbol;
-  const plus = rest.indexOf('+');
-  return { module: bang > 0 ? symbol.slice(0, bang) : null, fn: plus >= 0 ? rest.slice(0, plus) : rest };
+  const { module, name } = parseSymbol(symbol);
+  return { module, fn: name };
 }
 
 /** The lane id of code at `symbol` running at `cpl`. */

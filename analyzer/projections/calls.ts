@@ -12,6 +12,7 @@
 //                       address on the stack (into KiCallbackReturnTrampoline); the interrupted code
 //                       later resumes where it stood, which is then not a new callback.
 import { Observable, type OperatorFunction } from 'rxjs';
+import { splitSymbol } from '../../core/index.js';
 import { Flow, type LogContext, type LogEvent } from './log.js';
 import type { Projection, ProjectionTable } from './table.js';
 
@@ -78,8 +79,7 @@ export function foldCalls(ctx: LogContext): OperatorFunction<LogEvent, unknown[]
       let thread = 0;
       const row = (f: Frame, exitSeq: number | null): unknown[] => {
         const symbol = code.symbol[f.code];
-        const bang = symbol ? symbol.indexOf('!') : -1;
-        return [f.id, f.parentId, f.depth, thread, f.enterSeq, exitSeq, KIND_NAMES[f.kind], code.eip[f.code], symbol, bang > 0 ? symbol!.slice(0, bang) : null];
+        return [f.id, f.parentId, f.depth, thread, f.enterSeq, exitSeq, KIND_NAMES[f.kind], code.eip[f.code], symbol, symbol ? splitSymbol(symbol).module : null];
       };
       const push = (kind: Kind, enterSeq: number, c: number, retAddr = -1, resume = -1) => {
         const top = ts.frames[ts.frames.length - 1];

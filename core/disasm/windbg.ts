@@ -105,5 +105,5 @@ export function branchTarget(address: number, symbols?: SymbolLookup): string {
 /** WinDbg's name for an address it has a symbol for: module!name[+0xoffset] (eight lowercase digits). */
 function symbolText(symbol: SymbolInfo, address: number): string {
   const offset = symbol.offset === 0 ? '' : `+0x${symbol.offset.toString(16)}`;
-  return `${symbol.module}!${symbol.name}${offset} (${hex8(address)})`;
+  return `${symbol.name === '' ? `${symbol.module}${offset || '+0x0'}` : `${symbol.module}!${symbol.name}${offset}`} (${hex8(address)})`;
 }

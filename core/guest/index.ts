@@ -124,7 +124,7 @@ function describeOutcome(outcome: Outcome | null, stopKind: string, detail?: str
 }
 
 export { ProgramError, nearestSymbol, type ProgramSource, type AssembledProgram } from './program.js';
-export { SymbolTable, type GuestSymbol } from './symbols.js';
+export { SymbolTable, formatSymbol, splitSymbol, type GuestSymbol } from './symbols.js';
 export { NTSTATUS, statusName, ntSuccess, BUGCHECK, bugCheckName } from './ntstatus.js';
 export { SCENARIOS, findScenario, scenarioOptions, scenarioSource, type Scenario } from './scenarios.js';
 export { NT_SERVICES, WIN32K_SERVICES, serviceByName, serviceByNumber, type Service } from './services.js';

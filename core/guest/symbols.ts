@@ -1,5 +1,25 @@
 // The guest's symbols (module!Name → address), for the disassembler, probes, events and programs.
+// A module may have a range without names (a stripped PE image): its base carries the name '',
+// and addresses there read `module+0xOFFSET`, as WinDbg prints them.
 import type { SymbolInfo, SymbolLookup } from '../disasm/index.js';
+
+/** `module!Name`, `module!Name+0x12`, or `module+0x12` for a module without a name there. */
+export function formatSymbol(module: string, name: string, offset: number): string {
+  const off = offset === 0 ? '' : `+0x${(offset >>> 0).toString(16)}`;
+  return name === '' ? `${module}${off || '+0x0'}` : `${module}!${name}${off}`;
+}
+
+/** The module and name of a formatted symbol (`module!Name+0x12` or `module+0x12`); name null when none. */
+export function splitSymbol(symbol: string): { module: string; name: string | null } {
+  const bang = symbol.indexOf('!');
+  if (bang > 0) {
+    const rest = symbol.slice(bang + 1);
+    const plus = rest.indexOf('+');
+    return { module: symbol.slice(0, bang), name: plus >= 0 ? rest.slice(0, plus) : rest };
+  }
+  const plus = symbol.indexOf('+');
+  return { module: plus > 0 ? symbol.slice(0, plus) : symbol, name: null };
+}
 
 export interface GuestSymbol {
   module: string;
@@ -12,9 +32,15 @@ export class SymbolTable implements SymbolLookup {
   private sorted: GuestSymbol[] = [];
   private byName = new Map<string, GuestSymbol>();
 
-  /** Add a module's symbols; sizes run to the next symbol (or the module's end). */
-  addModule(module: string, symbols: Map<string, number>, end: number): void {
-    const list = [...symbols].map(([name, address]) => ({ module, name, address: address >>> 0 })).sort((a, b) => a.address - b.address);
+  /**
+   * Add a module's symbols; sizes run to the next symbol (or the module's end). With `start`, the
+   * module's whole range is covered: its base gets the name '' (addresses before the first name
+   * read `module+0xOFFSET`).
+   */
+  addModule(module: string, symbols: Map<string, number>, end: number, start?: number): void {
+    const named = [...symbols].map(([name, address]) => ({ module, name, address: address >>> 0 }));
+    if (start !== undefined && !named.some((s) => s.address === start >>> 0)) named.push({ module, name: '', address: start >>> 0 });
+    const list = named.sort((a, b) => a.address - b.address);
     list.forEach((s, i) => {
       // Several names at one address (NtXxx and ZwXxx in ntdll) share a size.
       let j = i + 1;
@@ -34,7 +60,7 @@ export class SymbolTable implements SymbolLookup {
 
   /** Every qualified name, for suggestions. */
   names(): string[] {
-    return this.sorted.map((s) => `${s.module}!${s.name}`);
+    return this.sorted.filter((s) => s.name !== '').map((s) => `${s.module}!${s.name}`);
   }
 
   /** The symbol containing an address (the first name when several share it). */
@@ -62,7 +88,7 @@ export class SymbolTable implements SymbolLookup {
   format(address: number): string | null {
     const s = this.lookup(address);
     if (!s) return null;
-    return s.offset === 0 ? `${s.module}!${s.name}` : `${s.module}!${s.name}+0x${s.offset.toString(16)}`;
+    return formatSymbol(s.module, s.name, s.offset);
   }
 
   all(): readonly GuestSymbol[] {
