@@ -38,3 +38,21 @@ export function nearestName(word: string, candidates: Iterable<string>, options:
   }
   return best;
 }
+
+/**
+ * Up to `count` candidates close enough to `word` (the same limit as nearestName), nearest first;
+ * equally near candidates keep their order in `candidates`.
+ */
+export function nearestNames(word: string, candidates: Iterable<string>, count: number, options: NearestOptions = {}): string[] {
+  const fold = options.ignoreCase ? (s: string) => s.toLowerCase() : (s: string) => s;
+  const w = fold(word);
+  const limit = Math.max(2, Math.floor(word.length / (options.per ?? 3)));
+  const near: { name: string; distance: number; order: number }[] = [];
+  let order = 0;
+  for (const candidate of candidates) {
+    const distance = editDistance(w, fold(candidate));
+    if (distance <= limit) near.push({ name: candidate, distance, order: order++ });
+  }
+  near.sort((a, b) => a.distance - b.distance || a.order - b.order);
+  return near.slice(0, count).map((n) => n.name);
+}
