@@ -50,20 +50,24 @@ function fileStem(name: string): string {
 /** Read a program or driver source the user named: a missing or unreadable file is a user error. */
 function readSource(path: string, what: string, userError: UserErrorFactory): ProgramSource {
   if (!existsSync(path)) throw userError(`${what} ${path} does not exist`);
-  if (statSync(path).isDirectory()) throw userError(`${what} ${path} is a directory, not an .asm file`);
+  if (statSync(path).isDirectory()) throw userError(`${what} ${path} is a directory, not an .asm, .exe or .sys file`);
   try {
-    return { fileName: path, source: readFileSync(path, 'utf8') };
+    const bytes = readFileSync(path);
+    // A PE image (what MinGW builds: .exe, .sys) starts with the DOS header's 'MZ'; a file named
+    // like one is read as one too, so that the loader says what is wrong with it.
+    if ((bytes[0] === 0x4d && bytes[1] === 0x5a) || /\.(exe|sys|dll)$/i.test(path)) return { fileName: path, source: '', image: new Uint8Array(bytes) };
+    return { fileName: path, source: bytes.toString('utf8') };
   } catch (e) {
     throw userError(`cannot read ${what} ${path}: ${(e as Error).message.split('\n')[0]}`);
   }
 }
 
 /**
- * What the argument names: an `.asm` argument, or any path that exists, is a program file (the
+ * What the argument names: an `.asm`, `.exe` or `.sys` argument, or any path that exists, is a program file (the
  * drivers go with it); anything else is a built-in scenario's name.
  */
 export function targetOf(arg: string, drivers: string[], userError: UserErrorFactory): RecordTarget {
-  if (/\.asm$/i.test(arg) || existsSync(arg) || /[\\/]/.test(arg)) {
+  if (/\.(asm|exe|sys|dll)$/i.test(arg) || existsSync(arg) || /[\\/]/.test(arg)) {
     const program = readSource(arg, 'program', userError);
     return { program, drivers: drivers.map((d) => readSource(d, 'driver', userError)) };
   }
@@ -211,7 +215,7 @@ export async function recordCommand(arg: string, opts: RecordCommandOptions, use
     throw asUserError(e, userError);
   }
   if ('scenario' in target && opts.driver?.length) {
-    throw userError(`--driver goes with a program file (ntflow record prog.asm --driver drv.asm); the scenario '${arg}' brings its own drivers`);
+    throw userError(`--driver goes with a program file (ntflow record prog.exe --driver drv.sys); the scenario '${arg}' brings its own drivers`);
   }
   const name = opts.name?.trim() || label;
   const output = opts.output ?? join('traces', `${fileStem(name)}.db`);
@@ -298,11 +302,11 @@ export function sessionsCommand(file: string, userError: UserErrorFactory): void
 export function addRecordCommands(program: Command, userError: UserErrorFactory): void {
   program
     .command('record')
-    .description('record a built-in scenario or a program (.asm) into a trace file (SQLite)')
-    .argument('<scenario|file.asm>', "a built-in scenario's name ('ntflow scenarios') or a program file")
+    .description('record a built-in scenario or a program (.asm, or a PE .exe built with MinGW) into a trace file (SQLite)')
+    .argument('<scenario|file>', "a built-in scenario's name ('ntflow scenarios'), or a program file: prog.asm or prog.exe")
     .option('-o, --output <file>', 'the trace file to create or append a session to (default: traces/<name>.db)')
     .option('--name <name>', "the session's name (default: the scenario's or the program file's)")
-    .option('--driver <file.asm>', 'a driver to load with the program (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--driver <file>', 'a driver to load with the program: drv.asm or drv.sys (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .addOption(new Option('--cpu <model>', "CPU model: 'sysenter', or 'int2e' for a CPU without SYSENTER (default: the scenario's)").choices(['sysenter', 'int2e']))
     .addOption(
       new Option('--max-instructions <n>', `stop the machine after this many instructions (default ${plain(DEFAULT_MAX_INSTRUCTIONS)})`).argParser(parseMaxInstructions),

@@ -80,7 +80,7 @@ export function resolveTarget(target: RecordTarget, cpu?: CpuModel): Resolved {
     }
     return { program: scenarioSource(s.program), drivers: s.drivers.map(scenarioSource), cpu: cpu ?? s.cpu, scenario: s.name, label: s.name };
   }
-  return { program: target.program, drivers: target.drivers ?? [], cpu: cpu ?? 'sysenter', scenario: null, label: target.program.fileName.replace(/^.*[\\/]/, '').replace(/\.asm$/i, '') };
+  return { program: target.program, drivers: target.drivers ?? [], cpu: cpu ?? 'sysenter', scenario: null, label: target.program.fileName.replace(/^.*[\\/]/, '').replace(/\.(asm|exe)$/i, '') };
 }
 
 /** A writer thread and the promises of its replies, in order. */

@@ -82,3 +82,9 @@ export const CALLBACK_RETURN_PORT = 0x8f;
 
 /** Physical memory of the guest machine. */
 export const GUEST_MEMORY = 64 * 1024 * 1024;
+
+// --- where a PE program may be placed (pe-loader.ts) ----------------------------------------------
+/** Below this, user space holds the no-access first 64 KiB and the process parameters. */
+export const USER_LOW_END = 0x00030000;
+/** From here up: the system DLLs (kernel32 at 0x77E60000 is the lowest), PEB, TEB, SharedUserData. */
+export const USER_DLLS_START = 0x77e60000;

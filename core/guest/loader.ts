@@ -8,12 +8,14 @@ import { PTE_RW, PTE_US } from '../mmu.js';
 import type { RoutineTable, ServiceTable } from './escape.js';
 import { EXCEPTION_ROUTINES, EXCEPTION_SERVICES } from './exceptions.js';
 import { KERNEL_ROUTINES, KERNEL_SERVICES } from './ke.js';
-import { MM_EXECUTE_READ, MM_EXECUTE_READWRITE, MM_READONLY, MM_READWRITE, mapRegion, setUserPage } from './mm.js';
+import { MM_EXECUTE_READ, MM_EXECUTE_READWRITE, MM_EXECUTE_WRITECOPY, MM_READONLY, MM_READWRITE, insertVad, mapRegion, pageToMm, setUserPage, writable } from './mm.js';
 import { Kernel, type Process, type Thread, type ThreadContext } from './kernel.js';
 import { buildImages, type Image } from './kernel/build.js';
 import * as L from './layout.js';
 import { ntExecutive } from './nt-bridge.js';
 import { ProgramError, assembleProgram, seedFiles, type AssembledProgram, type ProgramSource } from './program.js';
+import type { PeImage } from '../pe/index.js';
+import { isPeSource, loadPeImage, type LoadedImage } from './pe-loader.js';
 import { installProbes } from './probes.js';
 import { offsetOf, sizeOf } from './structs.js';
 import { SymbolTable } from './symbols.js';
@@ -93,6 +95,18 @@ export function bootGuestMachine(options: BootOptions): BootedGuest {
       const off = va - img.base;
       mem.load(f, img.bytes.subarray(off, Math.min(off + 0x1000, img.bytes.length)));
       return f;
+    });
+  };
+  /**
+   * A PE program's image: one image VAD (not private memory, EXECUTE_WRITECOPY as XP's image
+   * views), each page with its section's protection.
+   */
+  const peUserImage = (p: Process, img: LoadedImage): void => {
+    insertVad(kernel, p, img.origin, img.origin + img.pageProtections.length * 0x1000, MM_EXECUTE_WRITECOPY, { committed: true, private: false });
+    img.pageProtections.forEach((protect, i) => {
+      const f = frames.alloc();
+      mem.load(f, img.bytes.subarray(i * 0x1000, (i + 1) * 0x1000));
+      setUserPage(kernel, p, img.origin + i * 0x1000, f, pageToMm(protect));
     });
   };
   const loadImage = (p: Process, img: { base: number; bytes: Uint8Array }, flags: number): void => {
@@ -197,7 +211,8 @@ export function bootGuestMachine(options: BootOptions): BootedGuest {
   let program: AssembledProgram | null = null;
   let programThread: Thread | null = null;
   if (options.program) {
-    program = assembleProgram(options.program, L.PROGRAM_CODE, symbols);
+    const src = options.program;
+    program = isPeSource(src) ? loadPeImage(src, 'user', { base: programBase, regionSize: L.USER_DLLS_START - L.PROGRAM_BASE, regionName: 'user space below the system DLLs' }, [images.ntdll]) : assembleProgram(src, L.PROGRAM_CODE, symbols);
     if (program.kind !== 'user') throw new ProgramError(`${options.program.fileName}:1:1: this is a driver ('; ntflow: driver'); pass it with --driver, and give a user program to run`);
     const proc: Process = { id: 0x7c8, name: imageName(options.program.fileName), eprocess: 0, pageDirectory: frames.alloc(), isSystem: false, peb: L.PEB };
     // The kernel half of the address space is shared: copy the System directory's kernel entries.
@@ -209,12 +224,13 @@ export function bootGuestMachine(options: BootOptions): BootedGuest {
     // kernel's page, shown read-only to every process, and NtProtectVirtualMemory cannot touch it.
     userImage(proc, images.ntdll, MM_EXECUTE_READ);
     setUserPage(kernel, proc, L.SHARED_USER_DATA, sharedUserData, MM_READONLY);
-    userImage(proc, { base: L.PROGRAM_CODE, bytes: program.bytes }, MM_EXECUTE_READWRITE);
+    if ('pe' in program) peUserImage(proc, program as LoadedImage);
+    else userImage(proc, { base: L.PROGRAM_CODE, bytes: program.bytes }, MM_EXECUTE_READWRITE);
     mapRegion(kernel, proc, L.USER_STACK_TOP - L.USER_STACK_SIZE, L.USER_STACK_TOP, MM_READWRITE);
     mapRegion(kernel, proc, L.PEB, L.PEB + 0x1000, MM_READWRITE);
     mapRegion(kernel, proc, L.TEB, L.TEB + 0x1000, MM_READWRITE);
     programThread = createThread(kernel, proc, 'main', false, 0x7cc);
-    symbols.addModule(proc.name.replace(/\.exe$/, ''), program.symbols, L.PROGRAM_CODE + program.bytes.length);
+    symbols.addModule(proc.name.replace(/\.exe$/i, ''), program.symbols, program.origin + program.bytes.length, program.origin);
   }
 
   // ---- the executive: object types, handle tables, the C: volume; then the files programs expect ----
@@ -228,12 +244,24 @@ export function bootGuestMachine(options: BootOptions): BootedGuest {
   const driverEntries: (() => void)[] = [];
   (options.drivers ?? []).forEach((src, i) => {
     const base = L.DRIVER_BASE + i * L.DRIVER_SLOT;
-    const drv = assembleProgram(src, base, symbols);
-    if (drv.kind !== 'driver') throw new ProgramError(`${src.fileName}:1:1: not a driver; a driver's first line is '; ntflow: driver'`);
-    if (drv.bytes.length > L.DRIVER_SLOT) throw new ProgramError(`${src.fileName}:1:1: the driver is ${drv.bytes.length} bytes; at most ${L.DRIVER_SLOT} fit`);
-    loadImage(system, { base, bytes: drv.bytes }, PTE_RW);
     const name = imageName(src.fileName).replace(/\.\w+$/, '');
-    symbols.addModule(name, drv.symbols, base + drv.bytes.length);
+    let drv: AssembledProgram;
+    if (isPeSource(src)) {
+      const pe = loadPeImage(src, 'driver', { base: () => base, regionSize: L.DRIVER_SLOT, regionName: 'a driver slot' }, [images.ntoskrnl, images.hal]);
+      // Code and read-only data stay read-only (CR0.WP set): only writable sections get PTE_RW.
+      pe.pageProtections.forEach((protect, i) => {
+        const off = i * 0x1000;
+        const f = mapFresh(system, base + off, writable(pageToMm(protect)) ? PTE_RW : 0);
+        mem.load(f, pe.bytes.subarray(off, off + 0x1000));
+      });
+      drv = pe;
+    } else {
+      drv = assembleProgram(src, base, symbols);
+      if (drv.kind !== 'driver') throw new ProgramError(`${src.fileName}:1:1: not a driver; a driver's first line is '; ntflow: driver'`);
+      if (drv.bytes.length > L.DRIVER_SLOT) throw new ProgramError(`${src.fileName}:1:1: the driver is ${drv.bytes.length} bytes; at most ${L.DRIVER_SLOT} fit`);
+      loadImage(system, { base, bytes: drv.bytes }, PTE_RW);
+    }
+    symbols.addModule(name, drv.symbols, base + drv.bytes.length, base);
     drivers.push(drv);
     const driverObject = nt.createDriver(kernel, name, { start: base, size: drv.bytes.length, entry: drv.entry });
     driverEntries.push(() => {
@@ -265,6 +293,21 @@ export function bootGuestMachine(options: BootOptions): BootedGuest {
     programStart?.();
   };
   return { machine, kernel, symbols, program, drivers, startup };
+}
+
+/**
+ * Where a PE program goes: at its own ImageBase when that range is free user space (MinGW links
+ * programs for 0x00400000, as XP's do), else relocated to 0x00400000.
+ */
+function programBase(pe: PeImage): number {
+  const start = pe.imageBase;
+  const end = start + pe.sizeOfImage;
+  const taken = [
+    [0, L.USER_LOW_END], // the no-access first 64 KiB and the process parameters
+    [L.USER_STACK_TOP - L.USER_STACK_SIZE, L.USER_HEAP + 0x10000],
+    [L.USER_DLLS_START, 0x1_0000_0000], // the system DLLs, PEB, TEB, SharedUserData, the kernel
+  ];
+  return taken.some(([a, b]) => start < b && end > a) ? L.PROGRAM_BASE : start;
 }
 
 /** The physical address behind a kernel linear address (loader use). */

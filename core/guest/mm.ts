@@ -81,7 +81,8 @@ export function mmToPage(mm: number): number {
   return base | (mm & MM_GUARD_PAGE ? PAGE_GUARD : 0) | (mm & MM_NOCACHE ? PAGE_NOCACHE : 0);
 }
 
-const writable = (mm: number): boolean => [MM_READWRITE, MM_WRITECOPY, MM_EXECUTE_READWRITE, MM_EXECUTE_WRITECOPY].includes(mm & 7);
+/** Whether pages with protection `mm` may be written (after copy-on-write, for the *WRITECOPY ones). */
+export const writable = (mm: number): boolean => [MM_READWRITE, MM_WRITECOPY, MM_EXECUTE_READWRITE, MM_EXECUTE_WRITECOPY].includes(mm & 7);
 /** A protection whose pages must fault on every access (guard, no access). */
 const faultsAlways = (mm: number): boolean => mm === MM_NOACCESS || (mm & MM_GUARD_PAGE) !== 0;
 

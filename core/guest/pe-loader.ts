@@ -1,0 +1,108 @@
+// The image loader for PE32 programs and drivers (what MinGW-w64 builds from C): it does for a .exe
+// or .sys what XP's process creation and IopLoadDriver do — checks the image is what it is loaded
+// as, lays its sections out at a base, applies base relocations when that base is not the one it
+// was linked for, binds its imports to the guest modules' export tables (the same tables a program
+// walking MZ → PE → the export directory finds), and gives each page its section's protection.
+// The loader (loader.ts) then maps the pages, as it maps an assembled program.
+import { PeError, mapImage, pageProtection, parsePe, resolveImports, undecorate, type PeImage, type ResolvedImport } from '../pe/index.js';
+import type { Image } from './kernel/build.js';
+import { MODULE_FILES, moduleExports } from './kernel/exports.js';
+import { ProgramError, type AssembledProgram, type ProgramKind, type ProgramSource } from './program.js';
+
+/** A PE image laid out at its base, relocated, its imports bound: ready to map page by page. */
+export interface LoadedImage extends AssembledProgram {
+  pe: PeImage;
+  /** The PAGE_* protection of each page of the image, from its section. */
+  pageProtections: number[];
+  /** Every import and the guest address its IAT slot now holds. */
+  imports: ResolvedImport[];
+  /** HIGHLOW fixups changed (0 when the image runs at its own ImageBase). */
+  relocationsApplied: number;
+}
+
+/** Where an image may go: `base` picks the address once the headers are read. */
+export interface LoadPlace {
+  base: (pe: PeImage) => number;
+  /** The size of the region the image must fit ('a driver slot', 64 KiB). */
+  regionSize?: number;
+  regionName?: string;
+}
+
+/** A PE source: its bytes start with the DOS header's 'MZ'. */
+export function isPeSource(src: ProgramSource): src is ProgramSource & { image: Uint8Array } {
+  return src.image !== undefined;
+}
+
+/**
+ * Load `src` (a PE image) as a user program or a driver at the place given, its imports bound
+ * against `modules` (ntdll and kernel32 for a program, ntoskrnl and hal for a driver). Anything
+ * wrong with the image is a ProgramError with one line naming the file and the fix.
+ */
+export function loadPeImage(src: ProgramSource & { image: Uint8Array }, kind: ProgramKind, place: LoadPlace, modules: readonly Image[]): LoadedImage {
+  try {
+    const pe = parsePe(src.image, src.fileName, { expect: kind === 'user' ? 'program' : 'driver' });
+    const base = place.base(pe);
+    const mapped = mapImage(pe, base, { regionSize: place.regionSize, regionName: place.regionName });
+    const exports = new Map(modules.map((m) => [MODULE_FILES[m.module]!.fileName, moduleExports(m.module, m.symbols)]));
+    refuseOtherSide(pe, kind, exports);
+    const imports = resolveImports(pe, mapped.bytes, (dll, fn) => (typeof fn === 'string' ? exports.get(dll)?.get(fn) : undefined), new Map([...exports].map(([dll, e]) => [dll, [...e.keys()]])));
+    const symbols = imageSymbols(pe, base);
+    const pageProtections: number[] = [];
+    for (let rva = 0; rva < pe.sizeOfImage; rva += 0x1000) pageProtections.push(pageProtection(pe, rva));
+    return {
+      kind,
+      fileName: src.fileName,
+      origin: base,
+      bytes: mapped.bytes,
+      entry: (base + pe.entryRva) >>> 0,
+      labels: symbols,
+      symbols,
+      pe,
+      pageProtections,
+      imports,
+      relocationsApplied: mapped.relocationsApplied,
+    };
+  } catch (e) {
+    if (e instanceof PeError) throw new ProgramError(e.message);
+    throw e;
+  }
+}
+
+/**
+ * A program importing the kernel, or a driver importing ntdll or kernel32, cannot be loaded: say
+ * which side the import belongs to (parsePe already tells a driver from a program by subsystem).
+ */
+function refuseOtherSide(pe: PeImage, kind: ProgramKind, offered: ReadonlyMap<string, unknown>): void {
+  const userDlls = ['ntdll.dll', 'kernel32.dll'];
+  const kernelDlls = ['ntoskrnl.exe', 'hal.dll'];
+  for (const d of pe.imports) {
+    const dll = d.dll.toLowerCase();
+    if (offered.has(dll)) continue;
+    const first = d.functions[0];
+    const what = first ? `${d.dll}!${first.by === 'name' ? first.name : `#${first.ordinal}`}` : d.dll;
+    if (kind === 'user' && kernelDlls.includes(dll)) {
+      throw new PeError(pe.fileName, `${pe.fileName} is a user program but imports ${what} from the kernel; a program calls ntdll.dll or kernel32.dll (link with -lntdll or -lkernel32), a driver is built with -Wl,--subsystem,native and passed with --driver`);
+    }
+    if (kind === 'driver' && userDlls.includes(dll)) {
+      throw new PeError(pe.fileName, `${pe.fileName} is a driver but imports ${what} from user mode; a driver calls ntoskrnl.exe and hal.dll (link with -lntoskrnl -lhal, and -nostdlib so MinGW adds no user-mode libraries)`);
+    }
+  }
+}
+
+/**
+ * The image's symbols: its exports, and its functions from the COFF symbol table with their C
+ * names ('_DispatchRead@8' → DispatchRead). A stripped image has neither: its addresses read
+ * module+0xOFFSET.
+ */
+function imageSymbols(pe: PeImage, base: number): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const f of pe.functionSymbols) {
+    const name = undecorate(f.name);
+    if (!out.has(name)) out.set(name, (base + f.rva) >>> 0);
+  }
+  for (const e of pe.exports?.functions ?? []) {
+    if (e.forwarder) continue;
+    for (const name of e.names) if (!out.has(name)) out.set(name, (base + e.rva) >>> 0);
+  }
+  return out;
+}
