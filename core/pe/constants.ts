@@ -75,6 +75,7 @@ export const MACHINE_NAMES: Record<number, string> = {
 // COFF symbols.
 export const IMAGE_SYM_CLASS_EXTERNAL = 2;
 export const IMAGE_SYM_CLASS_STATIC = 3;
+export const IMAGE_SYM_CLASS_FILE = 103;
 /** The derived-type bits of a symbol's Type (winnt.h's N_TMASK); 0x20 = function. */
 export const IMAGE_SYM_DTYPE_MASK = 0x30;
 export const IMAGE_SYM_DTYPE_FUNCTION_BITS = 0x20;

@@ -413,6 +413,11 @@ export function parsePe(bytes: Uint8Array, fileName: string, options: ParseOptio
       if (section > numberOfSections) corrupt(`symbol ${i} (${name}) is in section ${section}, past the ${numberOfSections} sections`);
       const symbol: CoffSymbol = { index: i, name, value, section, type, storageClass, auxCount };
       if (section >= 1) symbol.rva = (sections[section - 1]!.virtualAddress + value) >>> 0;
+      if (storageClass === C.IMAGE_SYM_CLASS_FILE) {
+        let file = '';
+        for (let o = s + 18; o < s + 18 * (1 + auxCount) && bytes[o] !== 0; o++) file += String.fromCharCode(bytes[o]!);
+        symbol.file = file;
+      }
       symbols.push(symbol);
       i += 1 + auxCount;
     }

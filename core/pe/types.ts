@@ -93,6 +93,8 @@ export interface CoffSymbol {
   auxCount: number;
   /** section's VirtualAddress + value, for a symbol in a section. */
   rva?: number;
+  /** For a `.file` symbol (storage class FILE, 103): the source file named in its auxiliary records. */
+  file?: string;
 }
 
 export interface FunctionSymbol {
