@@ -63,12 +63,12 @@ export const MACHINE_NAMES: Record<number, string> = {
   0x0166: 'MIPS R4000',
   0x01c0: 'ARM',
   0x01c2: 'Thumb',
-  0x01c4: 'ARMv7 (ARMNT)',
+  0x01c4: 'ARMv7',
   0x01f0: 'PowerPC',
-  0x0200: 'Itanium (IA64)',
+  0x0200: 'Itanium',
   0x5032: 'RISC-V 32',
   0x5064: 'RISC-V 64',
-  0x8664: 'x64 (AMD64)',
+  0x8664: 'x64',
   0xaa64: 'ARM64',
 };
 
