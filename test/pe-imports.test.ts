@@ -3,14 +3,11 @@
 // ordinal, and the one-line errors for a module or function the guest does not have.
 import t, { type Test } from 'tap';
 import { mapImage, parsePe, resolveImports, type ImportResolver } from '../core/pe/index.js';
-import { haveOracle } from './util/oracle.js';
-import { buildSamples, u32, type Samples } from './util/pe-samples.js';
+import { havePeOracles, lazySamples, u32 } from './util/pe-samples.js';
 
-const mingw = (t: Test) => haveOracle({ skip: (m) => void t.skip(m ?? ''), fail: (m) => void t.fail(m ?? '') }, 'mingw');
+const mingw = (t: Test) => havePeOracles(t);
 
-let samples: Samples | undefined;
-const get = (): Samples => (samples ??= buildSamples());
-t.teardown(() => samples?.remove());
+const get = lazySamples(t);
 
 /** A made-up guest: each module's exports at consecutive addresses. */
 const GUEST: Record<string, string[]> = {

@@ -4,16 +4,11 @@
 // Also what MinGW emits for a program and a driver, and the kinds parsePe accepts.
 import t, { type Test } from 'tap';
 import { parsePe, PAGE_EXECUTE_READ, PAGE_READONLY, PAGE_READWRITE, undecorate, type PeImage } from '../core/pe/index.js';
-import { haveOracle } from './util/oracle.js';
-import { buildSamples, objdumpView, offsets, put32, u32, SAMPLES, type SampleName, type Samples } from './util/pe-samples.js';
+import { havePeOracles, lazySamples, objdumpView, offsets, put32, u32, SAMPLES, type SampleName } from './util/pe-samples.js';
 
-const oracles = (t: Test) =>
-  haveOracle({ skip: (m) => void t.skip(m ?? ''), fail: (m) => void t.fail(m ?? '') }, 'mingw') &&
-  haveOracle({ skip: (m) => void t.skip(m ?? ''), fail: (m) => void t.fail(m ?? '') }, 'objdump');
+const oracles = (t: Test) => havePeOracles(t, true);
 
-let samples: Samples | undefined;
-const get = (): Samples => (samples ??= buildSamples());
-t.teardown(() => samples?.remove());
+const get = lazySamples(t);
 
 const hex = (n: number) => `0x${n.toString(16)}`;
 const parse = (name: SampleName): PeImage => parsePe(get().bytes(name), name);

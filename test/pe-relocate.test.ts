@@ -13,16 +13,11 @@ import {
   PAGE_READWRITE,
   PAGE_SIZE,
 } from '../core/pe/index.js';
-import { haveOracle } from './util/oracle.js';
-import { buildSamples, objdumpView, u32, type SampleName, type Samples } from './util/pe-samples.js';
+import { havePeOracles, lazySamples, objdumpView, u32, type SampleName } from './util/pe-samples.js';
 
-const oracles = (t: Test) =>
-  haveOracle({ skip: (m) => void t.skip(m ?? ''), fail: (m) => void t.fail(m ?? '') }, 'mingw') &&
-  haveOracle({ skip: (m) => void t.skip(m ?? ''), fail: (m) => void t.fail(m ?? '') }, 'objdump');
+const oracles = (t: Test) => havePeOracles(t, true);
 
-let samples: Samples | undefined;
-const get = (): Samples => (samples ??= buildSamples());
-t.teardown(() => samples?.remove());
+const get = lazySamples(t);
 
 const hex = (n: number) => `0x${n.toString(16)}`;
 const MAPPED: SampleName[] = ['prog.exe', 'prog-stripped.exe', 'native.exe', 'drv.sys', 'drv-dll.sys', 'ordprog.exe', 'sample.dll'];

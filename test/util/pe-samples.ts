@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { haveOracle } from './oracle.js';
 import { repoPath } from './paths.js';
 
 const GCC = 'i686-w64-mingw32-gcc';
@@ -73,6 +74,26 @@ export function buildSamples(): Samples {
     },
     remove: () => rmSync(dir, { recursive: true, force: true }),
   };
+}
+
+/** The part of a tap Test the helpers below use. */
+interface TestLike {
+  skip(...args: any[]): unknown;
+  fail(...args: any[]): unknown;
+  teardown(fn: () => void): unknown;
+}
+
+/** haveOracle for the PE tests: MinGW-w64, and objdump as well when `objdump` is set. */
+export function havePeOracles(t: TestLike, objdump = false): boolean {
+  const test = { skip: (m?: string) => void t.skip(m ?? ''), fail: (m?: string) => void t.fail(m ?? '') };
+  return haveOracle(test, 'mingw') && (!objdump || haveOracle(test, 'objdump'));
+}
+
+/** The samples, built on first use and removed when the test file ends. */
+export function lazySamples(t: TestLike): () => Samples {
+  let samples: Samples | undefined;
+  t.teardown(() => samples?.remove());
+  return () => (samples ??= buildSamples());
 }
 
 // --- objdump's text ------------------------------------------------------------------------------
