@@ -47,12 +47,10 @@ export function nearestNames(word: string, candidates: Iterable<string>, count: 
   const fold = options.ignoreCase ? (s: string) => s.toLowerCase() : (s: string) => s;
   const w = fold(word);
   const limit = Math.max(2, Math.floor(word.length / (options.per ?? 3)));
-  const near: { name: string; distance: number; order: number }[] = [];
-  let order = 0;
-  for (const candidate of candidates) {
-    const distance = editDistance(w, fold(candidate));
-    if (distance <= limit) near.push({ name: candidate, distance, order: order++ });
-  }
-  near.sort((a, b) => a.distance - b.distance || a.order - b.order);
-  return near.slice(0, count).map((n) => n.name);
+  return [...candidates]
+    .map((name) => ({ name, distance: editDistance(w, fold(name)) }))
+    .filter((c) => c.distance <= limit)
+    .sort((a, b) => a.distance - b.distance) // stable: ties keep their order
+    .slice(0, count)
+    .map((c) => c.name);
 }

@@ -63,18 +63,19 @@ export const MACHINE_NAMES: Record<number, string> = {
   0x0166: 'MIPS R4000',
   0x01c0: 'ARM',
   0x01c2: 'Thumb',
-  0x01c4: 'ARMv7 (ARMNT)',
+  0x01c4: 'ARMv7',
   0x01f0: 'PowerPC',
-  0x0200: 'Itanium (IA64)',
+  0x0200: 'Itanium',
   0x5032: 'RISC-V 32',
   0x5064: 'RISC-V 64',
-  0x8664: 'x64 (AMD64)',
+  0x8664: 'x64',
   0xaa64: 'ARM64',
 };
 
 // COFF symbols.
 export const IMAGE_SYM_CLASS_EXTERNAL = 2;
 export const IMAGE_SYM_CLASS_STATIC = 3;
+export const IMAGE_SYM_CLASS_FILE = 103;
 /** The derived-type bits of a symbol's Type (winnt.h's N_TMASK); 0x20 = function. */
 export const IMAGE_SYM_DTYPE_MASK = 0x30;
 export const IMAGE_SYM_DTYPE_FUNCTION_BITS = 0x20;

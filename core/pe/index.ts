@@ -28,9 +28,9 @@
 // - Symbols: unstripped images keep the COFF symbol table: C functions are Type 0x20, storage
 //   class EXTERNAL (2) or STATIC (3), value = offset in their section; import thunks for functions
 //   not declared dllimport (DbgPrint) are typed functions in .text too. `-s` removes the table.
-// - No TLS: a TLS directory is refused. DLLs (`-shared`) get ImageBase 0x62640000-ish and an
-//   export directory; one without absolute addresses has no .reloc at all, yet is not marked
-//   relocs-stripped: it maps anywhere with nothing to fix.
+// - No TLS: a TLS directory is refused. A DLL (`-shared`) gets an ImageBase ld derives from its
+//   name (0x62640000 for the tests' sample.dll) and an export directory; one without absolute
+//   addresses has no .reloc at all, yet is not marked relocs-stripped: it maps anywhere as is.
 export { parsePe } from './parse.js';
 export { mapImage, type MapOptions, type MappedImage } from './map.js';
 export { resolveImports, type ImportResolver, type KnownExports, type ResolvedImport } from './imports.js';

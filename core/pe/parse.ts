@@ -176,7 +176,7 @@ export function parsePe(bytes: Uint8Array, fileName: string, options: ParseOptio
     const name = C.MACHINE_NAMES[machine];
     refuse(`${f} is built for machine ${hex(machine)}${name ? ` (${name})` : ''}; ntflow runs 32-bit x86 (i386) images: build with i686-w64-mingw32-gcc`);
   }
-  if (sizeOfOptionalHeader === 0) refuse(`${f} is an object file, not an image (it has no optional header): link it into an .exe or .sys`);
+  if (sizeOfOptionalHeader === 0) corrupt('there is no optional header (SizeOfOptionalHeader is 0)');
   if (magic !== C.IMAGE_NT_OPTIONAL_HDR32_MAGIC) corrupt(`the optional header's magic is ${hex(magic)}, not 0x10B (PE32)`);
   if (sizeOfOptionalHeader < 96) corrupt(`the optional header is ${sizeOfOptionalHeader} bytes, too small for PE32 (96 and the data directories)`);
   file.need(opt, sizeOfOptionalHeader, 'the optional header');
@@ -239,10 +239,11 @@ export function parsePe(bytes: Uint8Array, fileName: string, options: ParseOptio
   if (numberOfSections > MAX_SECTIONS) corrupt(`NumberOfSections is ${numberOfSections}, more than the format's ${MAX_SECTIONS}`);
   const table = opt + sizeOfOptionalHeader;
   file.need(table, numberOfSections * 40, 'the section table');
-  if (sizeOfHeaders > bytes.length) truncated(`the headers (SizeOfHeaders ${hex(sizeOfHeaders)})`);
+  if (sizeOfHeaders > bytes.length) truncated(`the header block (SizeOfHeaders ${hex(sizeOfHeaders)})`);
   if (table + numberOfSections * 40 > sizeOfHeaders) corrupt(`the section table ends past SizeOfHeaders (${hex(sizeOfHeaders)})`);
   if (sizeOfHeaders > sizeOfImage) corrupt(`SizeOfHeaders ${hex(sizeOfHeaders)} is more than SizeOfImage ${hex(sizeOfImage)}`);
   const sections: PeSection[] = [];
+  let previousStart = 0;
   let previousEnd = alignUp(sizeOfHeaders, sectionAlignment);
   let previousName = 'the headers';
   for (let i = 0; i < numberOfSections; i++) {
@@ -270,12 +271,15 @@ export function parsePe(bytes: Uint8Array, fileName: string, options: ParseOptio
     const size = extent(section);
     const label = `section ${name || i + 1}`;
     if (virtualAddress % sectionAlignment !== 0) corrupt(`${label} starts at RVA ${hex(virtualAddress)}, not a multiple of SectionAlignment (${hex(sectionAlignment)})`);
-    if (virtualAddress < previousEnd) corrupt(`${label} (RVA ${hex(virtualAddress)}) overlaps ${previousName}, which ends at RVA ${hex(previousEnd)}`);
+    if (virtualAddress < previousEnd) {
+      corrupt(`${label} starts at RVA ${hex(virtualAddress)}, inside ${previousName} (RVA ${hex(previousStart)} to ${hex(previousEnd)})`);
+    }
     if (virtualAddress + size > sizeOfImage) {
       corrupt(`${label} (RVA ${hex(virtualAddress)}, ${hex(size)} bytes) extends beyond SizeOfImage (${hex(sizeOfImage)})`);
     }
     if (sizeOfRawData !== 0) file.need(pointerToRawData, sizeOfRawData, `${label}'s raw data (file offset ${hex(pointerToRawData)}, ${hex(sizeOfRawData)} bytes)`);
     sections.push(section);
+    previousStart = virtualAddress;
     previousEnd = virtualAddress + alignUp(size, sectionAlignment);
     previousName = label;
   }
@@ -413,6 +417,11 @@ export function parsePe(bytes: Uint8Array, fileName: string, options: ParseOptio
       if (section > numberOfSections) corrupt(`symbol ${i} (${name}) is in section ${section}, past the ${numberOfSections} sections`);
       const symbol: CoffSymbol = { index: i, name, value, section, type, storageClass, auxCount };
       if (section >= 1) symbol.rva = (sections[section - 1]!.virtualAddress + value) >>> 0;
+      if (storageClass === C.IMAGE_SYM_CLASS_FILE) {
+        let file = '';
+        for (let o = s + 18; o < s + 18 * (1 + auxCount) && bytes[o] !== 0; o++) file += String.fromCharCode(bytes[o]!);
+        symbol.file = file;
+      }
       symbols.push(symbol);
       i += 1 + auxCount;
     }

@@ -1,7 +1,11 @@
 // What parsePe reads from a PE32 image: plain data, no methods, so a caller can keep, compare and
 // print it. Field names follow Microsoft's PE format documentation; RVAs are relative to the base.
 
-/** Why an image cannot be used: one line naming the file and what to do. Never a stack trace. */
+/**
+ * Why an image cannot be used: one line naming the file and what to do. Never a stack trace. Names
+ * read from a damaged file may hold control characters: they are shown as \xNN, so the message
+ * stays one line.
+ */
 export class PeError extends Error {
   override name = 'PeError';
   constructor(
@@ -9,7 +13,7 @@ export class PeError extends Error {
     readonly fileName: string,
     message: string,
   ) {
-    super(message);
+    super(message.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
   }
 }
 
@@ -93,6 +97,8 @@ export interface CoffSymbol {
   auxCount: number;
   /** section's VirtualAddress + value, for a symbol in a section. */
   rva?: number;
+  /** For a `.file` symbol (storage class FILE, 103): the source file named in its auxiliary records. */
+  file?: string;
 }
 
 export interface FunctionSymbol {

@@ -1,8 +1,10 @@
-// Independent oracles (Unicorn, nasm, qemu-system-i386) are installed by .ci/run. A developer
-// without them sees a visible skip; in CI (CI=true) a missing oracle is a failure, never a skip.
+// Independent oracles (Unicorn, nasm, qemu-system-i386, MinGW-w64, objdump) are installed by
+// .ci/run. A developer without them sees a visible skip; in CI (CI=true) a missing oracle is a
+// failure, never a skip.
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 
-export type OracleName = 'unicorn' | 'nasm' | 'qemu';
+export type OracleName = 'unicorn' | 'nasm' | 'qemu' | 'mingw' | 'objdump';
 
 /** The Debian python that sees python3-unicorn (the pyenv python3 on PATH does not). */
 export const DEBIAN_PYTHON = '/usr/bin/python3';
@@ -11,12 +13,21 @@ const probes: Record<OracleName, () => boolean> = {
   unicorn: () => spawnSync(DEBIAN_PYTHON, ['-c', 'import unicorn'], { stdio: 'ignore' }).status === 0,
   nasm: () => spawnSync('nasm', ['-v'], { stdio: 'ignore' }).status === 0,
   qemu: () => spawnSync('qemu-system-i386', ['--version'], { stdio: 'ignore' }).status === 0,
+  // The compiler, its import libraries and DDK headers, and dlltool (the PE tests build their samples).
+  mingw: () =>
+    spawnSync('i686-w64-mingw32-gcc', ['--version'], { stdio: 'ignore' }).status === 0 &&
+    spawnSync('i686-w64-mingw32-dlltool', ['--version'], { stdio: 'ignore' }).status === 0 &&
+    existsSync('/usr/share/mingw-w64/include/ddk/ntddk.h'),
+  // binutils' objdump, which must know the pei-i386 format.
+  objdump: () => /pei-i386/.test(spawnSync('objdump', ['--help'], { encoding: 'utf8' }).stdout ?? ''),
 };
 
 const install: Record<OracleName, string> = {
   unicorn: 'apt-get install -y python3-unicorn',
   nasm: 'apt-get install -y nasm',
   qemu: 'apt-get install -y --no-install-recommends qemu-system-x86',
+  mingw: 'apt-get install -y gcc-mingw-w64-i686',
+  objdump: 'apt-get install -y binutils',
 };
 
 const cache = new Map<OracleName, boolean>();
