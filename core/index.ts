@@ -11,3 +11,4 @@ export { runCase, validateCase, ExecInputError, type ExecCase, type ExecResult }
 export { assemble, AsmError, type AsmLine, type AsmOptions, type AsmResult } from './asm/index.js';
 export { disassemble, formatBytes, type DisasmLine, type SymbolInfo, type SymbolLookup } from './disasm/index.js';
 export { Guest, ProgramError, nearestSymbol, SymbolTable, formatSymbol, splitSymbol, NTSTATUS, statusName, ntSuccess, BUGCHECK, bugCheckName, NT_SERVICES, WIN32K_SERVICES, serviceByName, serviceByNumber, layout, SCENARIOS, findScenario, scenarioOptions, scenarioSource, type Scenario, type GuestOptions, type GuestOutcome, type ProgramSource } from './guest/index.js';
+export { parsePe, PeError, undecorate, type PeImage } from './pe/index.js';

@@ -24,14 +24,18 @@ import { MM_USER_PROBE_ADDRESS } from './layout.js';
 import { BUGCHECK, NTSTATUS } from './ntstatus.js';
 import { offsetOf } from './structs.js';
 
-export const PAGE_NOACCESS = 0x01;
-export const PAGE_READONLY = 0x02;
-export const PAGE_READWRITE = 0x04;
-export const PAGE_WRITECOPY = 0x08;
-export const PAGE_EXECUTE = 0x10;
-export const PAGE_EXECUTE_READ = 0x20;
-export const PAGE_EXECUTE_READWRITE = 0x40;
-export const PAGE_EXECUTE_WRITECOPY = 0x80;
+import {
+  PAGE_EXECUTE,
+  PAGE_EXECUTE_READ,
+  PAGE_EXECUTE_READWRITE,
+  PAGE_EXECUTE_WRITECOPY,
+  PAGE_NOACCESS,
+  PAGE_READONLY,
+  PAGE_READWRITE,
+  PAGE_WRITECOPY,
+} from '../pe/index.js';
+
+export { PAGE_EXECUTE, PAGE_EXECUTE_READ, PAGE_EXECUTE_READWRITE, PAGE_EXECUTE_WRITECOPY, PAGE_NOACCESS, PAGE_READONLY, PAGE_READWRITE, PAGE_WRITECOPY };
 export const PAGE_GUARD = 0x100;
 export const PAGE_NOCACHE = 0x200;
 

@@ -9,6 +9,9 @@ import type { Image } from './kernel/build.js';
 import { MODULE_FILES, moduleExports } from './kernel/exports.js';
 import { ProgramError, type AssembledProgram, type ProgramKind, type ProgramSource } from './program.js';
 
+/** IMAGE_NT_HEADERS32: Signature (4) + IMAGE_FILE_HEADER (20), then ImageBase at +28 of the optional header. */
+const OPTIONAL_HEADER_IMAGE_BASE = 4 + 20 + 28;
+
 /** A PE image laid out at its base, relocated, its imports bound: ready to map page by page. */
 export interface LoadedImage extends AssembledProgram {
   pe: PeImage;
@@ -43,6 +46,9 @@ export function loadPeImage(src: ProgramSource & { image: Uint8Array }, kind: Pr
     const pe = parsePe(src.image, src.fileName, { expect: kind === 'user' ? 'program' : 'driver' });
     const base = place.base(pe);
     const mapped = mapImage(pe, base, { regionSize: place.regionSize, regionName: place.regionName });
+    // As XP's loader does once it has relocated an image, the mapped headers say where it now is.
+    const headers = new DataView(mapped.bytes.buffer, mapped.bytes.byteOffset);
+    headers.setUint32(headers.getUint32(0x3c, true) + OPTIONAL_HEADER_IMAGE_BASE, base, true);
     const exports = new Map(modules.map((m) => [MODULE_FILES[m.module]!.fileName, moduleExports(m.module, m.symbols)]));
     refuseOtherSide(pe, kind, exports);
     const imports = resolveImports(pe, mapped.bytes, (dll, fn) => (typeof fn === 'string' ? exports.get(dll)?.get(fn) : undefined), new Map([...exports].map(([dll, e]) => [dll, [...e.keys()]])));

@@ -1,8 +1,8 @@
 /*
  * The OSR log driver ("Nt vs. Zw - Clearing Confusion on the Native API"), in C, as the article
  * shows it, for MinGW-w64 and its DDK headers. Built twice:
- *   osrlog-user-handle.sys     the log file opened WITHOUT OBJ_KERNEL_HANDLE
- *   osrlog-kernel-handle.sys   with -DLOG_KERNEL_HANDLE: opened WITH OBJ_KERNEL_HANDLE
+ *   user-handle/osrlog.sys     the log file opened WITHOUT OBJ_KERNEL_HANDLE
+ *   kernel-handle/osrlog.sys   with -DLOG_KERNEL_HANDLE: opened WITH OBJ_KERNEL_HANDLE
  * (build.sh has the commands; they rebuild these files byte for byte).
  *
  * IOCTL_OSRLOG_OPEN arrives in the client program's thread and opens (creates) C:\osrlog.txt with
