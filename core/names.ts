@@ -21,6 +21,8 @@ export interface NearestOptions {
   ignoreCase?: boolean;
   /** Allow up to max(2, ⌊length / per⌋) edits (default 3: a third of the word). */
   per?: number;
+  /** nearestNames: the nearest candidates however far (for "nearest: …" lists that must name some). */
+  anyDistance?: boolean;
 }
 
 /** The candidate closest to `word`, if it is close enough to be what was meant; else undefined. */
@@ -46,7 +48,7 @@ export function nearestName(word: string, candidates: Iterable<string>, options:
 export function nearestNames(word: string, candidates: Iterable<string>, count: number, options: NearestOptions = {}): string[] {
   const fold = options.ignoreCase ? (s: string) => s.toLowerCase() : (s: string) => s;
   const w = fold(word);
-  const limit = Math.max(2, Math.floor(word.length / (options.per ?? 3)));
+  const limit = options.anyDistance ? Infinity : Math.max(2, Math.floor(word.length / (options.per ?? 3)));
   return [...candidates]
     .map((name) => ({ name, distance: editDistance(w, fold(name)) }))
     .filter((c) => c.distance <= limit)

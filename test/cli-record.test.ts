@@ -5,34 +5,12 @@
 //   npx tsc -p tsconfig.json && npx tap dist/test/cli-record.test.js
 import t, { type Test } from 'tap';
 import Database from 'better-sqlite3';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { scenarioDir } from '../core/guest/scenarios.js';
-import { repoPath } from './util/paths.js';
-
-const NTFLOW = repoPath('bin', 'ntflow');
-/** `node bin/ntflow …` with NODE_OPTIONS removed (tap's loader breaks the extension-less ESM entry). */
-const cliArgs = (args: string[]): [string, string[]] => ['/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, NTFLOW, ...args]];
-
-interface Out {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function ntflow(args: string[], cwd?: string): Promise<Out> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(...cliArgs(args), { stdio: ['ignore', 'pipe', 'pipe'], cwd });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    p.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+import { NTFLOW, ntflow, type CliOutput as Out } from './util/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ntflow-cli-record-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));

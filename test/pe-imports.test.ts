@@ -95,8 +95,8 @@ t.test('misses: one line, the import and the nearest exports', async (t) => {
     message: 'drv.sys imports HAL.dll!KeGetCurrentIrql, which the guest does not export; nearest: KeGetCurrentIrql',
   }, 'a resolver that disagrees with the export list: the message still names the nearest');
   t.throws(() => resolveImports(drv, image, () => undefined, { 'ntoskrnl.exe': ['ZwClose'], 'hal.dll': ['HalDisplayString'] }), {
-    message: 'drv.sys imports HAL.dll!KeGetCurrentIrql, which the guest does not export',
-  }, 'no near name: none offered');
+    message: 'drv.sys imports HAL.dll!KeGetCurrentIrql, which the guest does not export; nearest: HalDisplayString',
+  }, 'no near name: the nearest however far');
 
   const prog = parsePe(get().bytes('ordprog.exe'), 'ordprog.exe');
   t.throws(() => resolveImports(prog, mapImage(prog, 0x400000).bytes, () => undefined, GUEST), {

@@ -121,7 +121,7 @@ t.test('the wrong kind of image', async (t) => {
   const as = (name: SampleName, expect: 'program' | 'driver') => refusal(get().bytes(name), name, { expect });
   t.equal(as('sample.dll', 'program'), 'sample.dll is a DLL, not a program: build the program as an .exe (without -shared)');
   t.equal(as('drv-dll.sys', 'program'), 'drv-dll.sys is a DLL, not a program: build the program as an .exe (without -shared)');
-  t.equal(as('drv.sys', 'program'), 'drv.sys is a driver (native subsystem, imports HAL.dll), not a program: load it as a driver');
+  t.equal(as('drv.sys', 'program'), 'drv.sys is a driver (native subsystem, imports HAL.dll), not a program: load it with --driver (ntflow record prog.exe --driver drv.sys)');
   t.equal(as('prog.exe', 'driver'), 'prog.exe is a program for the Windows console subsystem (3), not a driver: link a driver with -Wl,--subsystem,native');
   t.equal(as('sample.dll', 'driver'), 'sample.dll is a DLL for the Windows console subsystem (3), not a driver: link a driver with -Wl,--subsystem,native');
   t.equal(

@@ -11,11 +11,8 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openTraceForReading } from '../recorder/index.js';
-import { repoPath } from './util/paths.js';
+import { cliArgs, ntflow as runCli } from './util/cli.js';
 
-const NTFLOW = repoPath('bin', 'ntflow');
-/** `node bin/ntflow …` with NODE_OPTIONS removed (tap's loader breaks the extension-less ESM entry). */
-const cliArgs = (args: string[]): [string, string[]] => ['/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, NTFLOW, ...args]];
 
 const dir = mkdtempSync(join(tmpdir(), 'ntflow-kill-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -69,17 +66,6 @@ async function fileAppears(file: string, r: Running, limitMs = 15_000): Promise<
   return Date.now();
 }
 
-function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(...cliArgs(args), { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    p.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 interface Found {
   integrity: string;

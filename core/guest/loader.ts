@@ -14,8 +14,7 @@ import { buildImages, type Image } from './kernel/build.js';
 import * as L from './layout.js';
 import { ntExecutive } from './nt-bridge.js';
 import { ProgramError, assembleProgram, seedFiles, type AssembledProgram, type ProgramSource } from './program.js';
-import type { PeImage } from '../pe/index.js';
-import { isPeSource, loadPeImage, type LoadedImage } from './pe-loader.js';
+import { PROGRAM_PLACE, isPeSource, loadPeImage, type LoadedImage } from './pe-loader.js';
 import { installProbes } from './probes.js';
 import { offsetOf, sizeOf } from './structs.js';
 import { SymbolTable } from './symbols.js';
@@ -212,7 +211,7 @@ export function bootGuestMachine(options: BootOptions): BootedGuest {
   let programThread: Thread | null = null;
   if (options.program) {
     const src = options.program;
-    program = isPeSource(src) ? loadPeImage(src, 'user', { base: programBase, regionSize: L.USER_DLLS_START - L.PROGRAM_BASE, regionName: 'user space below the system DLLs' }, [images.ntdll]) : assembleProgram(src, L.PROGRAM_CODE, symbols);
+    program = isPeSource(src) ? loadPeImage(src, 'user', PROGRAM_PLACE, [images.ntdll]) : assembleProgram(src, L.PROGRAM_CODE, symbols);
     if (program.kind !== 'user') throw new ProgramError(`${options.program.fileName}:1:1: this is a driver ('; ntflow: driver'); pass it with --driver, and give a user program to run`);
     const proc: Process = { id: 0x7c8, name: imageName(options.program.fileName), eprocess: 0, pageDirectory: frames.alloc(), isSystem: false, peb: L.PEB };
     // The kernel half of the address space is shared: copy the System directory's kernel entries.
@@ -293,21 +292,6 @@ export function bootGuestMachine(options: BootOptions): BootedGuest {
     programStart?.();
   };
   return { machine, kernel, symbols, program, drivers, startup };
-}
-
-/**
- * Where a PE program goes: at its own ImageBase when that range is free user space (MinGW links
- * programs for 0x00400000, as XP's do), else relocated to 0x00400000.
- */
-function programBase(pe: PeImage): number {
-  const start = pe.imageBase;
-  const end = start + pe.sizeOfImage;
-  const taken = [
-    [0, L.USER_LOW_END], // the no-access first 64 KiB and the process parameters
-    [L.USER_STACK_TOP - L.USER_STACK_SIZE, L.USER_HEAP + 0x10000],
-    [L.USER_DLLS_START, 0x1_0000_0000], // the system DLLs, PEB, TEB, SharedUserData, the kernel
-  ];
-  return taken.some(([a, b]) => start < b && end > a) ? L.PROGRAM_BASE : start;
 }
 
 /** The physical address behind a kernel linear address (loader use). */

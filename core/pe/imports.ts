@@ -46,7 +46,10 @@ export function resolveImports(pe: PeImage, image: Uint8Array, resolve: ImportRe
       }
       const address = resolve(module.name, wanted);
       if (address === undefined) {
-        const near = fn.by === 'name' ? nearestNames(fn.name, module.names, 2, { ignoreCase: true }) : [];
+        // The exported names near the wanted one; when none is near, the nearest however far, so
+        // the line always says what the module does offer.
+        const close = fn.by === 'name' ? nearestNames(fn.name, module.names, 3, { ignoreCase: true }) : [];
+        const near = close.length || fn.by !== 'name' ? close : nearestNames(fn.name, module.names, 3, { ignoreCase: true, anyDistance: true });
         const rest = near.length ? `; nearest: ${near.join(', ')}` : '';
         throw new PeError(f, `${f} imports ${shown}, which the guest does not export${rest}`);
       }

@@ -481,7 +481,7 @@ function checkKind(pe: PeImage, expect: 'program' | 'driver'): void {
     if (pe.isDll) refuse(`${f} is a DLL, not a program: build the program as an .exe (without -shared)`);
     if (pe.subsystem === C.IMAGE_SUBSYSTEM_NATIVE) {
       const kernel = pe.imports.find((d) => isKernelModule(d.dll));
-      if (kernel) refuse(`${f} is a driver (native subsystem, imports ${kernel.dll}), not a program: load it as a driver`);
+      if (kernel) refuse(`${f} is a driver (native subsystem, imports ${kernel.dll}), not a program: load it with --driver (ntflow record prog.exe --driver drv.sys)`);
     } else if (pe.subsystem !== C.IMAGE_SUBSYSTEM_WINDOWS_CUI && pe.subsystem !== C.IMAGE_SUBSYSTEM_WINDOWS_GUI) {
       refuse(`${f} is ${what}, not a Windows program: link it with -Wl,--subsystem,console`);
     }

@@ -4,18 +4,13 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DLLTOOL, DRIVER, GCC, PROGRAM, run } from './mingw.js';
 import { haveOracle } from './oracle.js';
 import { repoPath } from './paths.js';
-
-const GCC = 'i686-w64-mingw32-gcc';
-const DLLTOOL = 'i686-w64-mingw32-dlltool';
-const DDK = '/usr/share/mingw-w64/include/ddk';
 
 const src = (name: string) => repoPath('test', 'pe', name);
 
 /** Every sample: its file name → the command line that builds it (after the compiler's name). */
-const PROGRAM = ['-nostdlib', '-Wl,--no-insert-timestamp', '-e', '_start@0'];
-const DRIVER = ['-I', DDK, '-nostdlib', '-Wl,--subsystem,native', '-Wl,--no-insert-timestamp', '-e', '_DriverEntry@8'];
 
 export const SAMPLES = {
   /** The user program, the linker's defaults (binutils 2.40: --dynamicbase is on). */
@@ -51,11 +46,6 @@ export interface Samples {
   path(name: SampleName): string;
   bytes(name: SampleName): Uint8Array;
   remove(): void;
-}
-
-function run(command: string, args: readonly string[], cwd: string): void {
-  const r = spawnSync(command, args, { cwd, encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`${command} ${args.join(' ')} failed:\n${r.stderr}${r.stdout}`);
 }
 
 /** Builds every sample into a new temporary folder (about a second). */

@@ -89,7 +89,8 @@ export function runScenario(name: string, maxInstructions?: number): Run {
 
 export function symbolOf(guest: Guest, eip: number): string {
   const s = guest.symbols.lookup(eip);
-  return s ? `${s.module}!${s.name}` : `?${(eip >>> 0).toString(16)}`;
+  if (!s) return `?${(eip >>> 0).toString(16)}`;
+  return s.name === '' ? `${s.module}+0x${s.offset.toString(16)}` : `${s.module}!${s.name}`; // module+0x… in a stripped image
 }
 
 /** Consecutive duplicates collapsed. */
