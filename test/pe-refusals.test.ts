@@ -107,6 +107,7 @@ t.test('64-bit (PE32+) and non-x86 images', async (t) => {
 
 t.test('a real x64 image, when x86_64-w64-mingw32-gcc is installed', async (t) => {
   if (spawnSync('x86_64-w64-mingw32-gcc', ['--version'], { stdio: 'ignore' }).status !== 0) {
+    if (process.env.CI === 'true') t.fail('x86_64-w64-mingw32-gcc is missing; .ci/run installs gcc-mingw-w64-x86-64');
     void t.skip('x86_64-w64-mingw32-gcc is not installed: the 64-bit image above is a patched 32-bit one', () => {});
     return;
   }
