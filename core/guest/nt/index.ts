@@ -12,12 +12,12 @@ import { offsetOf } from '../structs.js';
 import { dequeueUserApc, NtDelayExecution, NtQueueApcThread, NtTerminateThread, NtTestAlert, testAlertThread } from './apc.js';
 import { NtCreateFile, NtOpenFile, NtReadFile, NtWriteFile, createVolume } from './files.js';
 import { closeHandle, handleTableOf, kernelHandleTable, referenceObjectByHandle } from './handles.js';
-import { IO_ROUTINES, NtDeviceIoControlFile } from './io.js';
+import { IO_ROUTINES, NtDeviceIoControlFile, NtQueryVolumeInformationFile } from './io.js';
 import { createObjectTypes, dereferenceObject, objectAt, processObject, referenceObject, threadObject, typeFromObject, typeObject } from './objects.js';
 import { probeForRead, probeForWrite } from './probe.js';
 import { ntState, type ObTypeName } from './state.js';
 import { S, UserMode, hex, readStringZ, readUnicodeStringHeader, readWString, readWStringZ } from './util.js';
-import { NtAllocateVirtualMemory, NtProtectVirtualMemory } from './vm.js';
+import { NtAllocateVirtualMemory, NtFreeVirtualMemory, NtProtectVirtualMemory } from './vm.js';
 
 export { probeCheck, probeForRead, probeForWrite, probeGeneric, MM_USER_PROBE_ADDRESS } from './probe.js';
 export { fileContents, listFiles, putFile, normalizeObjectName, resolveName, parseVolumePath, dispositionOutcome, ioOffset, VOLUME_DEVICE } from './files.js';
@@ -41,7 +41,9 @@ export const SERVICES: ServiceTable = {
   NtClose,
   NtDeviceIoControlFile,
   NtAllocateVirtualMemory,
+  NtFreeVirtualMemory,
   NtProtectVirtualMemory,
+  NtQueryVolumeInformationFile,
   NtQueueApcThread,
   NtTestAlert,
   NtDelayExecution,
