@@ -23,6 +23,12 @@ export interface BootOptions {
   cpu?: CpuModel;
   program?: ProgramSource;
   drivers?: ProgramSource[];
+  /**
+   * Whether the program is a Win32 program (kernel32 mapped, ProcessParameters and a console).
+   * By default: an .asm program that calls `kernel32!…` is; a loader of images that name
+   * kernel32.dll in their imports says so here.
+   */
+  win32?: boolean;
 }
 
 export interface BootedGuest {
@@ -198,7 +204,7 @@ export function bootGuestMachine(options: BootOptions): BootedGuest {
   let programThread: Thread | null = null;
   // A program that calls kernel32 is a Win32 program: kernel32 is mapped into its process, and the
   // process gets ProcessParameters and a console. One that calls only ntdll is native, as on XP.
-  const win32 = options.program !== undefined && referencesModule(options.program, 'kernel32');
+  const win32 = options.program !== undefined && (options.win32 ?? referencesModule(options.program, 'kernel32'));
   if (win32) symbols.addModule('kernel32', images.kernel32.symbols, images.kernel32.base + images.kernel32.bytes.length);
   if (options.program) {
     program = assembleProgram(options.program, L.PROGRAM_CODE, symbols);
