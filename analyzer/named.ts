@@ -21,8 +21,9 @@ export interface NamedQuery {
 /** The module of a code.symbol (`nt!KiSystemService+0xc4` → `nt`; '' outside every module). */
 const moduleOf = (symbol: string) => `coalesce(substr(${symbol}, 1, instr(${symbol}, '!') - 1), '')`;
 
-/** Modules a call passes through on its way to the kernel: the caller is outside them. */
-const SYSTEM_MODULES = "('nt', 'ntdll', 'SharedUserData', 'win32k')";
+/** Modules a call passes through on its way to the kernel: the caller is outside them (a Win32
+ * program's calls come down through kernel32). */
+const SYSTEM_MODULES = "('nt', 'ntdll', 'kernel32', 'SharedUserData', 'win32k')";
 
 /**
  * The call instruction that began syscall `s` (a syscalls row): the last `call` on its thread, at
@@ -58,6 +59,8 @@ const DESCRIBE: Record<string, string> = {
   handle_lookups: `printf('handle 0x%X in the %s table, %s → %s', handle, handle_table, previous_mode, status_name(status)) || coalesce(', ' || object_type || ' ' || hex32(object), '')`,
   irps: `printf('IRP %s %s %s → %s, RequestorMode %s', hex32(irp), phase, major_function_name, driver, requestor_mode) || CASE WHEN status IS NULL THEN '' ELSE ' → ' || status_name(status) END`,
   thread_switches: `printf('thread %d (%s) → thread %d (%s): %s', from_thread, from_process, to_thread, to_process, reason)`,
+  console_outputs: `printf('%s writes %d bytes to the console (%s, handle 0x%X)', process, bytes, stream, handle)`,
+  debug_prints: `printf('%s from %s (%s): %d characters', source, coalesce(caller_symbol, '?'), mode, length(text))`,
 };
 
 /** Every event of the session between b.first and b.last on thread b.thread, described. */

@@ -115,6 +115,40 @@ function fileTotals(path: string): { bytes: number; instructions: number; sessio
   }
 }
 
+/**
+ * Guest text made safe for a terminal: tabs and a carriage return not ending a line as \t and \r,
+ * every other control character (C0, DEL, C1) as \xNN, so a program cannot move the cursor or
+ * change colours in the summary.
+ */
+export function escapeGuestText(text: string): string {
+  return text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => (c === '\t' ? '\\t' : c === '\r' ? '\\r' : c === '\n' ? '\\n' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
+}
+
+const GUEST_LINES_SHOWN = 20;
+
+/** The console section: the text line by line (CR LF or LF ends a line), escaped, the first lines of it. */
+function consoleLines(s: SessionSummary): string[] {
+  const c = s.console;
+  if (c.writes === 0) return [];
+  const lines = c.text.split(/\r?\n/);
+  if (lines[lines.length - 1] === '') lines.pop(); // the text ended with a line break
+  const shown = lines.slice(0, GUEST_LINES_SHOWN).map((l) => `    | ${escapeGuestText(l)}`);
+  const more = lines.length - shown.length;
+  const out = [`  console       ${plain(c.writes)} write${c.writes === 1 ? '' : 's'}, ${plain(c.bytes)} byte${c.bytes === 1 ? '' : 's'}`, ...shown];
+  if (more > 0 || c.truncated) out.push(`    … ${more > 0 ? `${plain(more)} more line${more === 1 ? '' : 's'}` : 'more'} (SELECT text FROM console_outputs)`);
+  return out;
+}
+
+/** The debug-output section: one line per print, its mode and caller, the text escaped (its final line break dropped). */
+function debugLines(s: SessionSummary): string[] {
+  const prints = s.debugPrints;
+  if (prints.length === 0) return [];
+  const shown = prints.slice(0, GUEST_LINES_SHOWN).map((p) => `    | ${p.mode === 'UserMode' ? 'user' : 'kernel'} ${p.callerSymbol ?? p.source}: ${escapeGuestText(p.text.replace(/\r?\n$/, ''))}`);
+  const out = [`  debug output  ${plain(prints.length)} print${prints.length === 1 ? '' : 's'}${prints.length > shown.length ? ' or more' : ''}`, ...shown];
+  if (prints.length > shown.length) out.push(`    … more (SELECT text FROM debug_prints)`);
+  return out;
+}
+
 /** The closing summary (stdout), one fact a line. */
 export function summaryText(s: SessionSummary): string {
   const lines: string[] = [];
@@ -129,6 +163,7 @@ export function summaryText(s: SessionSummary): string {
   const failed = failures.reduce((n, [, k]) => n + k, 0);
   const failText = failed ? `, ${plain(failed)} failed: ${failures.map(([name, k]) => `${name} ×${k}`).join(', ')}` : failures.length === 0 ? ', none failed' : '';
   lines.push(`  system calls  ${plain(s.syscalls)}${s.syscalls ? failText : ''}`);
+  lines.push(...consoleLines(s), ...debugLines(s));
   const totals = fileTotals(s.file);
   const bytes = totals?.bytes ?? s.bytes;
   if (totals && totals.sessions > 1) {

@@ -245,6 +245,44 @@ export interface ExceptionDispatchEvent extends EventBase {
   parameters: number[];
 }
 
+/**
+ * A program wrote to its console: the console device (\Device\ConsoleOut) served an IRP_MJ_WRITE
+ * (WriteConsoleA, or WriteFile / NtWriteFile on a standard handle).
+ */
+export interface ConsoleOutputEvent extends EventBase {
+  type: 'console-output';
+  /** What was written, each byte as the character of that code (Latin-1, ASCII as is). */
+  text: string;
+  /** Bytes written. */
+  bytes: number;
+  /** The handle the caller wrote through (null when no handle of the caller names the file object). */
+  handle: number | null;
+  /** 'stdout' or 'stderr' (the process's StandardOutput / StandardError), or 'console' (another handle to the device). */
+  stream: 'stdout' | 'stderr' | 'console';
+  /** The image name of the writing process. */
+  process: string;
+}
+
+/**
+ * Text for the debugger: a driver's DbgPrint, or ntdll's debug service (INT 2Dh with
+ * BREAKPOINT_PRINT, what OutputDebugStringA ends in), printed by the kernel with no debugger attached.
+ */
+export interface DebugPrintEvent extends EventBase {
+  type: 'debug-print';
+  text: string;
+  /** The mode the print came from. */
+  mode: 'UserMode' | 'KernelMode';
+  /** 'DbgPrint' (the kernel routine) or 'int 2Dh' (the debug service: ntdll!DebugService). */
+  source: 'DbgPrint' | 'int 2Dh';
+  /** The code that asked for the print: DbgPrint's return address, or for the debug service the first
+   *  return address outside ntdll and kernel32 on the caller's frame chain (null when none is found). */
+  caller: number | null;
+  /** module!Name+0xOffset of the caller. */
+  callerSymbol: string | null;
+  /** The caller's module (a driver's or the program's name). */
+  module: string | null;
+}
+
 export type GuestEvent =
   | SsdtLookupEvent
   | ExceptionDispatchEvent
@@ -254,7 +292,9 @@ export type GuestEvent =
   | ProbeEvent
   | HandleLookupEvent
   | IrpEvent
-  | ThreadSwitchEvent;
+  | ThreadSwitchEvent
+  | ConsoleOutputEvent
+  | DebugPrintEvent;
 
 /** Every event the machine and its guest emit: one discriminated union on `type`. */
 export type TraceEvent = CpuEvent | GuestEvent;

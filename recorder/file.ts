@@ -3,7 +3,7 @@
 import Database from 'better-sqlite3';
 import { closeSync, existsSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { SCHEMA_VERSION, schemaSql } from './schema.js';
+import { EVENT_TABLES, SCHEMA_VERSION, schemaSql } from './schema.js';
 import { NTFLOW_VERSION } from './version.js';
 
 /** A trace file that cannot be used: the message is one line naming the file and the fix. */
@@ -52,8 +52,10 @@ function readSchemaVersion(db: Database.Database, path: string): number {
 
 /**
  * Upgrades from older schema versions, applied in order when a file is opened for writing.
- * 1 → 2: the exception_dispatches table (issue L's exception-dispatch events), the events view
- * recreated to include it, and sessions.program_image (PE programs, issue F).
+ * 1 → 2: the event tables schema 1 did not have — exception_dispatches (issue L's
+ * exception-dispatch events), console_outputs and debug_prints (the console and debug output of
+ * issue F) — the events view recreated to include them, and sessions.program_image (PE programs,
+ * issue F).
  */
 const UPGRADES: Record<number, (db: Database.Database) => void> = {
   1: (db) => {
@@ -61,7 +63,10 @@ const UPGRADES: Record<number, (db: Database.Database) => void> = {
     // SQLite appends an added column's text, comment included, right before the table's closing
     // parenthesis: a block comment keeps it there.
     db.exec("ALTER TABLE sessions ADD COLUMN program_image BLOB /* the program's PE32 image when it is a .exe (NULL for assembly) */");
-    db.exec(statements.find((s) => s.startsWith('CREATE TABLE exception_dispatches'))!);
+    const has = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?");
+    for (const t of EVENT_TABLES) {
+      if (!has.get(t.name)) db.exec(statements.find((s) => s.startsWith(`CREATE TABLE ${t.name} (`))!);
+    }
     db.exec('DROP VIEW events');
     db.exec(statements.find((s) => s.startsWith('CREATE VIEW events'))!);
   },

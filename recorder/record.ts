@@ -48,11 +48,27 @@ export interface SessionSummary {
   syscalls: number;
   /** Failing NTSTATUS names → how many of those calls returned each (the status the caller got). */
   failures: Record<string, number>;
+  /** What the program wrote to its console (console-output events), in order. */
+  console: ConsoleSummary;
+  /** What was printed for the debugger (debug-print events), in order: the first ones. */
+  debugPrints: { text: string; mode: string; source: string; callerSymbol: string | null }[];
   /** Bytes this session added to the file (0 when it did not finish). */
   bytes: number;
   bytesPerInstruction: number;
   seconds: number;
 }
+
+export interface ConsoleSummary {
+  writes: number;
+  bytes: number;
+  /** The text, up to CONSOLE_TEXT_MAX characters of it. */
+  text: string;
+  truncated: boolean;
+}
+
+/** How much console text and how many debug prints a summary keeps (the trace keeps them all). */
+const CONSOLE_TEXT_MAX = 64 * 1024;
+const DEBUG_PRINTS_MAX = 100;
 
 /** A mistake in what the user asked to record (unknown scenario, bad program): one line, exit 1. */
 export class RecordInputError extends Error {
@@ -204,9 +220,20 @@ export async function record(target: RecordTarget, options: RecordOptions): Prom
   const builder = new BatchBuilder();
   // The summary's system calls: every one the syscalls projection will list (recorder/syscall-tally.ts).
   const tally = new SyscallTally(guest.symbols.resolve('nt', 'KiSystemService') ?? -1, guest.machine.cpu.regs[R.EAX]);
+  const consoleSummary: ConsoleSummary = { writes: 0, bytes: 0, text: '', truncated: false };
+  const debugPrints: SessionSummary['debugPrints'] = [];
   const sub = guest.events$.subscribe((e) => {
     builder.add(e);
     tally.add(e);
+    if (e.type === 'console-output') {
+      consoleSummary.writes++;
+      consoleSummary.bytes += e.bytes;
+      const room = CONSOLE_TEXT_MAX - consoleSummary.text.length;
+      if (e.text.length > room) consoleSummary.truncated = true;
+      consoleSummary.text += e.text.slice(0, Math.max(room, 0));
+    } else if (e.type === 'debug-print' && debugPrints.length < DEBUG_PRINTS_MAX) {
+      debugPrints.push({ text: e.text, mode: e.mode, source: e.source, callerSymbol: e.callerSymbol });
+    }
   });
   const pending: Promise<FromWriter>[] = [];
   // Checkpoints: the whole memory (its non-zero pages) before the first event, then at every slice
@@ -271,6 +298,8 @@ export async function record(target: RecordTarget, options: RecordOptions): Prom
       events: builder.totalEvents,
       syscalls: tally.count,
       failures: tally.failures,
+      console: consoleSummary,
+      debugPrints,
       bytes,
       bytesPerInstruction: instructions ? bytes / instructions : 0,
       seconds: (Date.now() - started) / 1000,

@@ -231,6 +231,33 @@ export const EVENT_TABLES: EventTable[] = [
     ],
     values: (e) => [e.fromThread, e.toThread, e.fromProcess, e.toProcess, e.reason],
   },
+  {
+    name: 'console_outputs',
+    event: 'console-output',
+    comment: "a program wrote to its console: the console device (\\Device\\ConsoleOut) served an IRP_MJ_WRITE from WriteConsoleA, or WriteFile / NtWriteFile on a standard handle",
+    columns: [
+      { name: 'text', type: 'TEXT', comment: 'what was written, each byte as the character of that code (Latin-1; ASCII as is), control characters included' },
+      { name: 'bytes', type: 'INTEGER', comment: 'bytes written' },
+      { name: 'handle', type: 'INTEGER', comment: "the handle written through (NULL when no handle of the writer names the file object)" },
+      { name: 'stream', type: 'TEXT', comment: "'stdout' or 'stderr' (the process's StandardOutput / StandardError), or 'console' (another handle to the console)" },
+      { name: 'process', type: 'TEXT', comment: "the writing process's image name" },
+    ],
+    values: (e) => [e.text, e.bytes, e.handle, e.stream, e.process],
+  },
+  {
+    name: 'debug_prints',
+    event: 'debug-print',
+    comment: "text for the debugger, printed by the kernel with no debugger attached: a driver's DbgPrint, or ntdll's debug service (INT 2Dh, BREAKPOINT_PRINT) that OutputDebugStringA ends in",
+    columns: [
+      { name: 'text', type: 'TEXT', comment: 'the text (at most 512 bytes, each byte as the character of that code)' },
+      { name: 'mode', type: 'TEXT', comment: "the mode it came from: 'UserMode' or 'KernelMode'" },
+      { name: 'source', type: 'TEXT', comment: "'DbgPrint' (the kernel routine) or 'int 2Dh' (the debug service, ntdll!DebugService)" },
+      { name: 'caller', type: 'INTEGER', comment: "who asked: DbgPrint's return address, or the first return address outside ntdll and kernel32 on the caller's frame chain (NULL when none was found)" },
+      { name: 'caller_symbol', type: 'TEXT', comment: 'module!Name+0xOffset of the caller' },
+      { name: 'module', type: 'TEXT', comment: "the caller's module (a driver's or the program's name)" },
+    ],
+    values: (e) => [e.text, e.mode, e.source, e.caller, e.callerSymbol, e.module],
+  },
 ];
 
 function columnSql(c: Column, last: boolean): string {

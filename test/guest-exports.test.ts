@@ -11,7 +11,7 @@ const guest = Guest.boot({ program: { fileName: 'idle.asm', source: '; ntflow: u
 const images = guest.kernel.images;
 
 t.test('each module’s export directory lists its API, in byte order, at the addresses the symbols say', async (t) => {
-  for (const img of [images.ntoskrnl, images.hal, images.ntdll]) {
+  for (const img of [images.ntoskrnl, images.hal, images.ntdll, images.kernel32]) {
     const dir = readExportDirectory(img);
     const want = moduleExports(img.module, img.symbols);
     t.equal(dir.length, want.size, `${img.module}: every export is named`);
@@ -33,6 +33,12 @@ t.test('each module’s export directory lists its API, in byte order, at the ad
   const ntdll = new Set(readExportDirectory(images.ntdll).map((e) => e.name));
   for (const name of ['NtClose', 'ZwClose', 'KiUserExceptionDispatcher', 'KiUserApcDispatcher', 'RtlDispatchException', 'RtlUnwind', 'RtlRaiseException']) t.ok(ntdll.has(name), `ntdll.dll exports ${name}`);
   t.notOk(ntdll.has('LdrpProgramExit'));
+  t.notOk(ntdll.has('DebugService'), "ntdll's debug-service helper is private");
+  const kernel32 = new Set(readExportDirectory(images.kernel32).map((e) => e.name));
+  for (const name of ['CreateFileA', 'CreateFileW', 'ReadFile', 'WriteFile', 'DeviceIoControl', 'CloseHandle', 'GetLastError', 'SetLastError', 'VirtualAlloc', 'VirtualProtect', 'VirtualFree', 'Sleep', 'SleepEx', 'QueueUserAPC', 'GetCurrentThread', 'GetCurrentProcess', 'ExitProcess', 'ExitThread', 'GetStdHandle', 'WriteConsoleA', 'OutputDebugStringA']) {
+    t.ok(kernel32.has(name), `kernel32.dll exports ${name}`);
+  }
+  for (const name of ['BaseSetLastNTError', 'BaseDosPathToNtPath', 'BasepOverlappedReadWrite', 'CreateDispositionMap']) t.notOk(kernel32.has(name), `kernel32.dll does not export ${name}`);
 });
 
 // A program that finds ntdll!NtClose by walking ntdll's export directory in its own memory and calls it.

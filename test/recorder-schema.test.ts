@@ -58,7 +58,7 @@ for (const [name, want] of Object.entries(CONTRACT)) {
 
 t.test('contract: every event type has a table, and the events view covers them all', async (t) => {
   const types = new Set(EVENT_TABLES.map((x) => x.event));
-  for (const e of ['ring-transition', 'msr-read', 'msr-write', 'exception', 'ssdt-lookup', 'apc-check', 'service-enter', 'service-exit', 'probe', 'handle-lookup', 'irp', 'thread-switch']) {
+  for (const e of ['ring-transition', 'msr-read', 'msr-write', 'exception', 'ssdt-lookup', 'apc-check', 'service-enter', 'service-exit', 'probe', 'handle-lookup', 'irp', 'thread-switch', 'console-output', 'debug-print']) {
     t.ok(types.has(e as never), `a table holds '${e}' events`);
   }
   for (const x of EVENT_TABLES) t.ok(master.some((r) => r.name === x.name && r.type === 'table'), `${x.name} is in the file`);
@@ -73,14 +73,15 @@ t.test('contract: the file says it is an ntflow trace and which schema version',
   t.match(meta.created_by, /^\d+\.\d+\.\d+/);
 });
 
-t.test('a schema 1 file is upgraded when recorded into: exception_dispatches appears, the events view covers it, its sessions stay', async (t) => {
+t.test('a schema 1 file is upgraded when recorded into: exception_dispatches, console_outputs and debug_prints appear, the events view covers them, its sessions stay', async (t) => {
   const old = join(dir, 'v1.db');
   await record({ scenario: 'user-nt-readfile' }, { output: old });
-  // Turn the file into what ntflow 0.1.0 wrote: no exception_dispatches, an events view without it.
+  // Turn the file into what ntflow 0.1.0 wrote: none of schema 2's new event tables, an events view without them.
+  const added = ['exception_dispatches', 'console_outputs', 'debug_prints'];
   const w = new Database(old);
   w.exec('DROP VIEW events');
   w.exec('DROP VIEW instructions');
-  w.exec('DROP TABLE exception_dispatches');
+  for (const name of added) w.exec(`DROP TABLE ${name}`);
   // sessions as schema 1 had it: no program_image column.
   const v2Sessions = schemaSql().find((x) => x.startsWith('CREATE TABLE sessions'))!;
   const v1Sessions = v2Sessions.replace(/,( -- the drivers[^\n]*)\n  program_image BLOB[^\n]*\n\)/, '$1\n)').replace('CREATE TABLE sessions', 'CREATE TABLE sessions_v1');
@@ -91,7 +92,7 @@ t.test('a schema 1 file is upgraded when recorded into: exception_dispatches app
   w.exec('DROP TABLE sessions');
   w.exec('ALTER TABLE sessions_v1 RENAME TO sessions');
   w.exec(schemaSql().find((x) => x.startsWith('CREATE VIEW instructions'))!);
-  w.exec(schemaSql().find((x) => x.startsWith('CREATE VIEW events'))!.replace(/\n\s*UNION ALL SELECT [^\n]*FROM exception_dispatches/, ''));
+  w.exec(schemaSql().find((x) => x.startsWith('CREATE VIEW events'))!.replace(new RegExp(`\\n\\s*UNION ALL SELECT [^\\n]*FROM (${added.join('|')})\\b`, 'g'), ''));
   w.prepare("UPDATE meta SET value = '1' WHERE key = 'schema_version'").run();
   const before = w.prepare('SELECT count(*) AS n FROM events WHERE session_id = 1').get() as { n: number };
   w.close();
@@ -101,6 +102,8 @@ t.test('a schema 1 file is upgraded when recorded into: exception_dispatches app
   t.equal((r.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get() as { value: string }).value, String(SCHEMA_VERSION), 'upgraded to the current schema');
   t.same(columnsOf('exception_dispatches', r).slice(0, 8), ['session_id', 'seq', 'icount', 'cpl', 'eip', 'thread_id', 'code', 'code_name']);
   t.ok(columnsOf('sessions', r).includes('program_image'), 'sessions.program_image added');
+  t.same(columnsOf('console_outputs', r).slice(6), ['text', 'bytes', 'handle', 'stream', 'process']);
+  t.same(columnsOf('debug_prints', r).slice(6), ['text', 'mode', 'source', 'caller', 'caller_symbol', 'module']);
   t.equal((r.prepare('SELECT count(*) AS n FROM events WHERE session_id = 1').get() as { n: number }).n, before.n, 'session 1 untouched');
   t.equal((r.prepare("SELECT count(*) AS n FROM events WHERE session_id = 2 AND type = 'exception-dispatch'").get() as { n: number }).n, 2, "session 2's exception dispatches are in the events view");
 });

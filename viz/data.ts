@@ -109,7 +109,7 @@ function laneContext(db: Database.Database, sessionId: number): LaneContext {
     .all(sessionId) as { module: string; base: number }[];
   const kernelModules = new Set(modules.filter((m) => m.base >>> 0 >= 0x80000000).map((m) => m.module));
   const session = db.prepare('SELECT program, program_file FROM sessions WHERE id = ?').get(sessionId) as { program: string; program_file: string };
-  const userModules = modules.filter((m) => m.base >>> 0 < 0x80000000 && m.module !== 'ntdll' && m.module !== 'SharedUserData').map((m) => m.module);
+  const userModules = modules.filter((m) => m.base >>> 0 < 0x80000000 && !['ntdll', 'kernel32', 'SharedUserData'].includes(m.module)).map((m) => m.module);
   const stem = session.program_file.replace(/^.*[\\/]/, '').replace(/\.[^.]*$/, '');
   const programModule = userModules.find((m) => m === stem || m === session.program) ?? userModules[0] ?? null;
   const process = db

@@ -27,6 +27,8 @@ export const NTOSKRNL_END = 0x80580000;
 export const NTDLL_STUB_SIZE = 0x10;
 export const NTDLL_STUBS = NTDLL_NTREADFILE - 0xb7 * NTDLL_STUB_SIZE;
 export const NTDLL_BASE = 0x77f50000;
+/** kernel32.dll, where XP SP1 loads it; mapped only into Win32 programs (see loader.ts). */
+export const KERNEL32_BASE = 0x77e60000;
 /**
  * KiServiceTable, followed by KiArgumentTable and the two descriptor tables: at XP SP2's address
  * of KiServiceTable (SP1's is not public), in the free space before the Zw stubs, so the kernel's
@@ -63,6 +65,11 @@ export const USER_STACK_TOP = 0x00130000;
 export const USER_STACK_SIZE = 0x00010000;
 export const PEB = 0x7ffdf000;
 export const TEB = 0x7ffde000;
+/**
+ * A Win32 program's RTL_USER_PROCESS_PARAMETERS (PEB.ProcessParameters), with its strings in the
+ * same page: where XP's process creation leaves the block (the environment is at 0x10000).
+ */
+export const PROCESS_PARAMETERS = 0x00020000;
 /** User heap for the loader's data (strings, OBJECT_ATTRIBUTES the program declares are in its image). */
 export const USER_HEAP = 0x00140000;
 

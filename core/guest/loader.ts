@@ -13,16 +13,23 @@ import { Kernel, type Process, type Thread, type ThreadContext } from './kernel.
 import { buildImages, type Image } from './kernel/build.js';
 import * as L from './layout.js';
 import { ntExecutive } from './nt-bridge.js';
-import { ProgramError, assembleProgram, seedFiles, type AssembledProgram, type ProgramSource } from './program.js';
-import { PROGRAM_PLACE, isPeSource, loadPeImage, type LoadedImage } from './pe-loader.js';
+import { ProgramError, assembleProgram, referencesModule, seedFiles, type AssembledProgram, type ProgramSource } from './program.js';
+import { PROGRAM_PLACE, isPeSource, loadPeImage, peImportsDll, type LoadedImage } from './pe-loader.js';
 import { installProbes } from './probes.js';
-import { offsetOf, sizeOf } from './structs.js';
+import { offsetOf, sizeOf, type FieldPath } from './structs.js';
+import type { StandardHandles } from './nt/index.js';
 import { SymbolTable } from './symbols.js';
 
 export interface BootOptions {
   cpu?: CpuModel;
   program?: ProgramSource;
   drivers?: ProgramSource[];
+  /**
+   * Whether the program is a Win32 program (kernel32 mapped, ProcessParameters and a console).
+   * By default: an .asm program that calls `kernel32!…` is; a loader of images that name
+   * kernel32.dll in their imports says so here.
+   */
+  win32?: boolean;
 }
 
 export interface BootedGuest {
@@ -209,11 +216,15 @@ export function bootGuestMachine(options: BootOptions): BootedGuest {
   // ---- the program's process (created before drivers run, as XP has processes then too) ----
   let program: AssembledProgram | null = null;
   let programThread: Thread | null = null;
-  if (options.program) {
-    const src = options.program;
-    program = isPeSource(src) ? loadPeImage(src, 'user', PROGRAM_PLACE, [images.ntdll]) : assembleProgram(src, L.PROGRAM_CODE, symbols);
-    if (program.kind !== 'user') throw new ProgramError(`${options.program.fileName}:1:1: this is a driver ('; ntflow: driver'); pass it with --driver, and give a user program to run`);
-    const proc: Process = { id: 0x7c8, name: imageName(options.program.fileName), eprocess: 0, pageDirectory: frames.alloc(), isSystem: false, peb: L.PEB };
+  // A program that calls kernel32 is a Win32 program: kernel32 is mapped into its process, and the
+  // process gets ProcessParameters and a console. One that calls only ntdll is native, as on XP.
+  const src = options.program;
+  const win32 = src !== undefined && (options.win32 ?? (isPeSource(src) ? peImportsDll(src, 'kernel32.dll') : referencesModule(src, 'kernel32')));
+  if (win32) symbols.addModule('kernel32', images.kernel32.symbols, images.kernel32.base + images.kernel32.bytes.length);
+  if (src) {
+    program = isPeSource(src) ? loadPeImage(src, 'user', PROGRAM_PLACE, win32 ? [images.ntdll, images.kernel32] : [images.ntdll]) : assembleProgram(src, L.PROGRAM_CODE, symbols);
+    if (program.kind !== 'user') throw new ProgramError(`${src.fileName}:1:1: this is a driver ('; ntflow: driver'); pass it with --driver, and give a user program to run`);
+    const proc: Process = { id: 0x7c8, name: imageName(src.fileName), eprocess: 0, pageDirectory: frames.alloc(), isSystem: false, peb: L.PEB };
     // The kernel half of the address space is shared: copy the System directory's kernel entries.
     for (let i = 512; i < 1024; i++) mem.write32(proc.pageDirectory + i * 4, mem.read32(system.pageDirectory + i * 4));
     kernel.processes.push(proc);
@@ -228,12 +239,17 @@ export function bootGuestMachine(options: BootOptions): BootedGuest {
     mapRegion(kernel, proc, L.USER_STACK_TOP - L.USER_STACK_SIZE, L.USER_STACK_TOP, MM_READWRITE);
     mapRegion(kernel, proc, L.PEB, L.PEB + 0x1000, MM_READWRITE);
     mapRegion(kernel, proc, L.TEB, L.TEB + 0x1000, MM_READWRITE);
+    if (win32) {
+      userImage(proc, images.kernel32, MM_EXECUTE_READ);
+      mapRegion(kernel, proc, L.PROCESS_PARAMETERS, L.PROCESS_PARAMETERS + 0x1000, MM_READWRITE);
+    }
     programThread = createThread(kernel, proc, 'main', false, 0x7cc);
     symbols.addModule(proc.name.replace(/\.exe$/i, ''), program.symbols, program.origin + program.bytes.length, program.origin);
   }
 
   // ---- the executive: object types, handle tables, the C: volume; then the files programs expect ----
   nt.boot(kernel);
+  if (win32 && programThread) writeProcessParameters(kernel, programThread.process, nt.createConsole(kernel, programThread.process));
   for (const src of [...(options.program ? [options.program] : []), ...(options.drivers ?? [])]) {
     for (const f of seedFiles(src)) nt.seedFile(kernel, f.path, f.content);
   }
@@ -362,6 +378,45 @@ function createThread(k: Kernel, p: Process, name: string, system: boolean, id: 
     mem.write32(peb + offsetOf('PEB', 'ImageBaseAddress'), L.PROGRAM_BASE);
   }
   return t;
+}
+
+/**
+ * A Win32 program's RTL_USER_PROCESS_PARAMETERS, as XP's CreateProcess leaves them in the new
+ * process (normalized: the pointers are addresses), at PROCESS_PARAMETERS with its strings after
+ * it in the same page, and PEB.ProcessParameters pointing there: the console's standard handles,
+ * the current directory C:\ (where kernel32 resolves relative file names), the image path, command
+ * line and window title C:\<program>.exe. There is no environment block.
+ */
+function writeProcessParameters(k: Kernel, p: Process, std: StandardHandles): void {
+  const mem = k.machine.mem;
+  const base = L.PROCESS_PARAMETERS;
+  const field = (f: FieldPath<'RTL_USER_PROCESS_PARAMETERS'>) => base + offsetOf('RTL_USER_PROCESS_PARAMETERS', f);
+  const w16 = (va: number, v: number) => mem.write16(frameOfIn(k, p, va), v);
+  const w32 = (va: number, v: number) => mem.write32(frameOfIn(k, p, va), v);
+  let strings = base + sizeOf('RTL_USER_PROCESS_PARAMETERS');
+  /** A UNICODE_STRING field holding `text` (NUL-terminated), with room for `maximumChars`. */
+  const unicode = (f: FieldPath<'RTL_USER_PROCESS_PARAMETERS'>, text: string, maximumChars = text.length + 1): void => {
+    const us = field(f);
+    w16(us + offsetOf('UNICODE_STRING', 'Length'), text.length * 2);
+    w16(us + offsetOf('UNICODE_STRING', 'MaximumLength'), maximumChars * 2);
+    w32(us + offsetOf('UNICODE_STRING', 'Buffer'), strings);
+    for (let i = 0; i < text.length; i++) w16(strings + 2 * i, text.charCodeAt(i));
+    strings += (maximumChars * 2 + 3) & ~3;
+  };
+  const RTL_USER_PROC_PARAMS_NORMALIZED = 1;
+  const MAX_PATH = 260;
+  const image = `C:\\${p.name}`;
+  w32(field('Flags'), RTL_USER_PROC_PARAMS_NORMALIZED);
+  w32(field('StandardInput'), std.input);
+  w32(field('StandardOutput'), std.output);
+  w32(field('StandardError'), std.error);
+  unicode('CurrentDirectory.DosPath', 'C:\\', MAX_PATH + 1);
+  unicode('ImagePathName', image);
+  unicode('CommandLine', image);
+  unicode('WindowTitle', image);
+  w32(field('MaximumLength'), strings - base);
+  w32(field('Length'), strings - base);
+  w32(L.PEB + offsetOf('PEB', 'ProcessParameters'), base);
 }
 
 /**

@@ -231,6 +231,54 @@ export function insertVad(k: Kernel, process: Process, start: number, end: numbe
   return node;
 }
 
+/** Give a VAD a new range (a partial release trims it; the tree's order does not change). */
+export function setVadRange(k: Kernel, vad: Vad, start: number, end: number): void {
+  k.w32(vad.node + VAD('StartingVpn'), start / PAGE);
+  k.w32(vad.node + VAD('EndingVpn'), end / PAGE - 1);
+}
+
+/** Take a VAD out of the process's tree (a binary search tree with parent links). */
+export function removeVad(k: Kernel, process: Process, node: number): void {
+  const LEFT = VAD('LeftChild');
+  const RIGHT = VAD('RightChild');
+  const PARENT = VAD('Parent');
+  /** Put `replacement` (or nothing) where `child` hangs under `parent` (0: the root). */
+  const replace = (parent: number, child: number, replacement: number): void => {
+    if (parent === 0) k.w32(vadRoot(process), replacement);
+    else k.w32(parent + (k.r32(parent + LEFT) === child ? LEFT : RIGHT), replacement);
+    if (replacement !== 0) k.w32(replacement + PARENT, parent);
+  };
+  const left = k.r32(node + LEFT);
+  const right = k.r32(node + RIGHT);
+  const parent = k.r32(node + PARENT);
+  if (left === 0) replace(parent, node, right);
+  else if (right === 0) replace(parent, node, left);
+  else {
+    // Two children: the in-order successor (the leftmost node on the right) takes the node's place.
+    let next = right;
+    while (k.r32(next + LEFT) !== 0) next = k.r32(next + LEFT);
+    if (next !== right) {
+      replace(k.r32(next + PARENT), next, k.r32(next + RIGHT));
+      k.w32(next + RIGHT, right);
+      k.w32(right + PARENT, next);
+    }
+    k.w32(next + LEFT, left);
+    k.w32(left + PARENT, next);
+    replace(parent, node, next);
+  }
+  k.freePool(node);
+}
+
+/** Decommit [start, end): each page's PTE becomes 0 (not committed). The frames are not reused. */
+export function decommitPages(k: Kernel, process: Process, start: number, end: number): void {
+  for (let p = start; p < end; p += PAGE) {
+    const at = pteAddress(k, process, p);
+    if (at === null || k.machine.mem.read32(at) === 0) continue;
+    k.machine.mem.write32(at, 0);
+    k.cpu.invlpg(p | 0);
+  }
+}
+
 /** Reserve (and optionally commit) a region the loader maps: a VAD and its pages. */
 export function mapRegion(k: Kernel, process: Process, start: number, end: number, mm: number, frames?: (va: number) => number): void {
   insertVad(k, process, start, end, mm, { committed: true, private: frames === undefined });

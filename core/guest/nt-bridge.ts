@@ -8,10 +8,13 @@ import {
   SERVICES,
   TYPE_EXPORTS,
   bootNt,
+  createConsole,
   createDriverObject,
   finishDriverInit,
   putFile,
+  type StandardHandles,
 } from './nt/index.js';
+import type { Process } from './kernel.js';
 
 export interface NtExecutive {
   services: ServiceTable;
@@ -27,6 +30,8 @@ export interface NtExecutive {
   /** The RegistryPath UNICODE_STRING DriverEntry receives. */
   registryPath(k: Kernel, name: string): number;
   seedFile(k: Kernel, path: string, content: Uint8Array): void;
+  /** A Win32 process's console: its standard input, output and error handles. */
+  createConsole(k: Kernel, process: Process): StandardHandles;
 }
 
 export function ntExecutive(): NtExecutive {
@@ -48,5 +53,6 @@ export function ntExecutive(): NtExecutive {
       return us;
     },
     seedFile: (k, path, content) => putFile(k, path, content),
+    createConsole,
   };
 }

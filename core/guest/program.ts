@@ -52,17 +52,33 @@ export function nearestSymbol(wanted: string, names: string[]): string | undefin
   return nearestName(wanted, names, { ignoreCase: true, per: 4 });
 }
 
+/** Each `module!Name` in a program's code (comments and strings aside), with its line and column. */
+function* moduleReferences(p: ProgramSource): Generator<{ line: number; column: number; module: string; name: string }> {
+  const lines = p.source.split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    const code = lines[i].replace(/;.*$/, '').replace(/'[^']*'|"[^"]*"/g, (s) => ' '.repeat(s.length));
+    for (const m of code.matchAll(/\b([A-Za-z_][\w]*)!([A-Za-z_][\w]*)/g)) yield { line: i + 1, column: (m.index ?? 0) + 1, module: m[1], name: m[2] };
+  }
+}
+
+/**
+ * Whether a program calls into a module (`call kernel32!CreateFileA`): a program that uses kernel32
+ * is a Win32 program, which gets kernel32 mapped and a console (loader.ts); one that calls only
+ * ntdll is a native program, as on XP.
+ */
+export function referencesModule(p: ProgramSource, module: string): boolean {
+  for (const r of moduleReferences(p)) if (r.module.toLowerCase() === module.toLowerCase()) return true;
+  return false;
+}
+
 /** Every `module!Name` reference must name a guest export; the error points at it. */
 function checkReferences(p: ProgramSource, symbols: SymbolTable): void {
   const names = symbols.names();
-  p.source.split(/\r?\n/).forEach((line, i) => {
-    const code = line.replace(/;.*$/, '').replace(/'[^']*'|"[^"]*"/g, (s) => ' '.repeat(s.length));
-    for (const m of code.matchAll(/\b([A-Za-z_][\w]*)!([A-Za-z_][\w]*)/g)) {
-      if (symbols.resolve(m[1], m[2]) !== undefined) continue;
-      const hint = nearestSymbol(`${m[1]}!${m[2]}`, names);
-      throw new ProgramError(`${p.fileName}:${i + 1}:${(m.index ?? 0) + 1}: unknown guest symbol '${m[1]}!${m[2]}'${hint ? `; did you mean '${hint}'?` : ' (guest modules: nt, ntdll, win32k)'}`);
-    }
-  });
+  for (const r of moduleReferences(p)) {
+    if (symbols.resolve(r.module, r.name) !== undefined) continue;
+    const hint = nearestSymbol(`${r.module}!${r.name}`, names);
+    throw new ProgramError(`${p.fileName}:${r.line}:${r.column}: unknown guest symbol '${r.module}!${r.name}'${hint ? `; did you mean '${hint}'?` : ' (guest modules: nt, ntdll, kernel32, win32k)'}`);
+  }
 }
 
 export function assembleProgram(p: ProgramSource, origin: number, symbols: SymbolTable): AssembledProgram {

@@ -1,6 +1,8 @@
 // The built-in scenarios (their names are a contract): each is a program, its drivers and a CPU
 // model, shipped as readable, commented `.asm` files in core/guest/scenarios/ — users read them
-// as examples and write their own the same way.
+// as examples and write their own the same way. The `-c` scenarios are the same programs written
+// in C (core/guest/scenarios/c/): PE32 images MinGW-w64 built, shipped beside their sources with
+// the script that rebuilds them byte for byte, so running them needs no compiler.
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -57,6 +59,20 @@ export const SCENARIOS: readonly Scenario[] = [
     summary: 'the OSR log driver with OBJ_KERNEL_HANDLE: the same writes, from the dispatch routine and a work item',
     program: 'osr-log-user.asm',
     drivers: ['osr-log-kernel-handle.asm'],
+    cpu: 'sysenter',
+  },
+  {
+    name: 'osr-log-user-handle-c',
+    summary: 'osr-log-user-handle written in C and built with MinGW-w64: the client calls kernel32 (CreateFileA, DeviceIoControl, ReadFile, Sleep), the driver is osrlog.sys',
+    program: 'c/osrlog-client.exe',
+    drivers: ['c/user-handle/osrlog.sys'],
+    cpu: 'sysenter',
+  },
+  {
+    name: 'osr-log-kernel-handle-c',
+    summary: 'osr-log-kernel-handle written in C: the same client, the driver built with OBJ_KERNEL_HANDLE on its log file',
+    program: 'c/osrlog-client.exe',
+    drivers: ['c/kernel-handle/osrlog.sys'],
     cpu: 'sysenter',
   },
   {
@@ -122,8 +138,10 @@ export function scenarioDir(): string {
   throw new Error('cannot find core/guest/scenarios');
 }
 
+/** A scenario's program or driver: assembly source, or a PE image (.exe, .sys) built from C. */
 export function scenarioSource(file: string): ProgramSource {
   const path = join(scenarioDir(), file);
+  if (/\.(exe|sys)$/i.test(file)) return { fileName: file, source: '', image: new Uint8Array(readFileSync(path)) };
   return { fileName: file, source: readFileSync(path, 'utf8') };
 }
 

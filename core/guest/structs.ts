@@ -496,6 +496,41 @@ const LAYOUTS = {
       CSDVersion: [0x1f0, 'UNICODE_STRING'],
     },
   },
+  /** An 8-bit counted string (ANSI_STRING, OEM_STRING): what ntdll's debug printing carries. */
+  STRING: {
+    size: 0x8,
+    origin: 'xp',
+    fields: { Length: [0x0, 'u16'], MaximumLength: [0x2, 'u16'], Buffer: [0x4, 'ptr'] },
+  },
+  CURDIR: { size: 0xc, origin: 'xp', fields: { DosPath: [0x0, 'UNICODE_STRING'], Handle: [0x8, 'ptr'] } },
+  /** PEB.ProcessParameters: the standard handles, current directory and command line of a process. */
+  RTL_USER_PROCESS_PARAMETERS: {
+    size: 0x290,
+    origin: 'xp',
+    subset: true,
+    fields: {
+      MaximumLength: [0x00, 'u32'],
+      Length: [0x04, 'u32'],
+      Flags: [0x08, 'u32'],
+      DebugFlags: [0x0c, 'u32'],
+      ConsoleHandle: [0x10, 'ptr'],
+      ConsoleFlags: [0x14, 'u32'],
+      StandardInput: [0x18, 'ptr'],
+      StandardOutput: [0x1c, 'ptr'],
+      StandardError: [0x20, 'ptr'],
+      CurrentDirectory: [0x24, 'CURDIR'],
+      DllPath: [0x30, 'UNICODE_STRING'],
+      ImagePathName: [0x38, 'UNICODE_STRING'],
+      CommandLine: [0x40, 'UNICODE_STRING'],
+      Environment: [0x48, 'ptr'],
+      WindowTitle: [0x70, 'UNICODE_STRING'],
+      DesktopInfo: [0x78, 'UNICODE_STRING'],
+      ShellInfo: [0x80, 'UNICODE_STRING'],
+      RuntimeData: [0x88, 'UNICODE_STRING'],
+    },
+  },
+  /** NtQueryVolumeInformationFile's FileFsDeviceInformation (ntddk.h). */
+  FILE_FS_DEVICE_INFORMATION: { size: 0x8, origin: 'nt', fields: { DeviceType: [0x0, 'u32'], Characteristics: [0x4, 'u32'] } },
 
   // ---- the processor ---------------------------------------------------------------------------
   KPRCB: {

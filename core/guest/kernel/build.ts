@@ -1,7 +1,8 @@
 // Builds the guest's images from source: ntoskrnl (the hand-written .asm files of this folder plus
 // generated parts: the 284 Zw stubs, the Nt service routines, the service tables, the trap
-// vectors), ntdll (one stub per service, KiUserApcDispatcher), win32k (its 667 routines and
-// table) and SharedUserData's system-call stub. Everything is assembled by ntflow's assembler;
+// vectors), ntdll (one stub per service, KiUserApcDispatcher, RtlNtStatusToDosError and its
+// table), kernel32 (the Win32 base API, calling ntdll), win32k (its 667 routines and table) and
+// SharedUserData's system-call stub. Everything is assembled by ntflow's assembler;
 // the symbols of every image feed the disassembler, the probes and the loader.
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -15,6 +16,7 @@ import { BUGCHECK, NTSTATUS } from '../ntstatus.js';
 import { NT_SERVICES, WIN32K_SERVICES, argumentTable, type Service } from '../services.js';
 import { offsetOf, offsetsAsm } from '../structs.js';
 import { MODULE_FILES, moduleExports, writePeHeaders } from './exports.js';
+import { statusTableAsm, win32ErrorsAsm } from '../win32-errors.js';
 
 /** The kernel-side source files, in this folder, found from the compiled module too. */
 function kernelSource(name: string): string {
@@ -53,6 +55,8 @@ export interface Image {
 export interface GuestImages {
   ntoskrnl: Image;
   ntdll: Image;
+  /** kernel32.dll: mapped into Win32 programs only (loader.ts). */
+  kernel32: Image;
   win32k: Image;
   hal: Image;
   /** SharedUserData+0x300: SystemCallStub (SYSENTER) or KiIntSystemCall (INT 2Eh). */
@@ -107,6 +111,8 @@ function header(services: ServiceTable, routines: RoutineTable): string {
     'FRAME_EDITED equ 0xFFF8',
     // DR7 without its reserved bits: anything set means armed debug registers to restore.
     'DR7_ACTIVE_MASK equ 0xFFFF23FF',
+    // The kernel debugger's service numbers (EAX at INT 2Dh): BREAKPOINT_PRINT prints a string.
+    'BREAKPOINT_PRINT equ 1',
     `ESCAPE_PORT equ ${hex(L.ESCAPE_PORT)}`,
     `CALLBACK_RETURN_PORT equ ${hex(L.CALLBACK_RETURN_PORT)}`,
   ];
@@ -297,11 +303,26 @@ function trapVectors(): string {
     'KiSetLowWaitHighThread:',
     '    mov eax, STATUS_NO_EVENT_PAIR',
     '    iretd',
-    '; INT 2Dh KiDebugService: a debug service request is a breakpoint exception (EAX = the service,',
-    '; ECX, EDX its arguments); with no debugger attached, the thread\'s handlers see it.',
+    '; INT 2Dh KiDebugService: a debug service request (EAX = the service, ECX, EDX its arguments),',
+    '; followed in the caller by an int3 for the debugger. BREAKPOINT_PRINT (ntdll!DebugService printing',
+    '; a string: ECX = the text, EDX = its length) is printed by KdpPrintString, as XP\'s kernel',
+    '; debugger stub does with no debugger attached (XP gets there through KiDispatchException and',
+    '; KdpTrap), and the thread resumes past the int3 with EAX = the status. Any other service is a',
+    '; breakpoint exception at the int3 for the thread\'s handlers.',
     'KiDebugService:',
     '    ENTER_TRAP_NO_ERROR_CODE',
-    '    inc dword [ebp+KTRAP_FRAME_Eip]',
+    '    inc dword [ebp+KTRAP_FRAME_Eip]          ; past the int3',
+    '    cmp dword [ebp+KTRAP_FRAME_Eax], BREAKPOINT_PRINT',
+    '    jne short .breakpoint',
+    '    mov eax, [ebp+KTRAP_FRAME_SegCs]',
+    '    and eax, 1                               ; the mode it came from',
+    '    push eax',
+    '    push dword [ebp+KTRAP_FRAME_Edx]         ; Length',
+    '    push dword [ebp+KTRAP_FRAME_Ecx]         ; Buffer',
+    '    call KdpPrintString',
+    '    mov [ebp+KTRAP_FRAME_Eax], eax',
+    '    jmp near KiExceptionExit',
+    '.breakpoint:',
     '    mov eax, STATUS_BREAKPOINT',
     '    mov ebx, [ebp+KTRAP_FRAME_Eip]',
     '    dec ebx',
@@ -351,6 +372,16 @@ function win32kSource(): string {
   out.push('align 4', 'W32pServiceTable:', ...WIN32K_SERVICES.map((s) => `    dd ${s.name}`), 'W32pArgumentTable:');
   out.push(`    db ${Array.from(argumentTable(1)).join(', ')}`);
   return out.join('\n');
+}
+
+/** ntdll's RtlNtStatusToDosError needs the Win32 error codes and its status table (generated). */
+function ntdllErrorTable(): string {
+  return [win32ErrorsAsm(), statusTableAsm()].join('\n');
+}
+
+/** kernel32 (kernel32.asm) with the header's constants and winerror.h's; it calls ntdll's exports. */
+function kernel32Source(head: string): string {
+  return [head, win32ErrorsAsm(), `org ${hex(L.KERNEL32_BASE)}`, "times 0x1000 db 0xCC   ; the headers' page", kernelSource('kernel32.asm')].join('\n');
 }
 
 /**
@@ -420,6 +451,7 @@ interface SerializedImage {
 interface SerializedImages {
   ntoskrnl: SerializedImage;
   ntdll: SerializedImage;
+  kernel32: SerializedImage;
   win32k: SerializedImage;
   hal: SerializedImage;
   systemCallStub: string;
@@ -448,11 +480,11 @@ function assemblerCode(): string {
 }
 
 /** Every hand-written source file of the images (their text keys the disk cache). */
-const KERNEL_SOURCES = ['trap.asm', 'exceptions.asm', 'rtl-seh.asm', 'seh.asm', 'readfile.asm', 'misc.asm', 'ntdll.asm', 'hal.asm'];
+const KERNEL_SOURCES = ['trap.asm', 'exceptions.asm', 'rtl-seh.asm', 'seh.asm', 'readfile.asm', 'misc.asm', 'ntdll.asm', 'hal.asm', 'kernel32.asm'];
 
 function diskCachePath(key: string): string {
   const sources = KERNEL_SOURCES.map(kernelSource).join('\0');
-  const hash = createHash('sha256').update(key).update('\0').update(sources).update(assemblerCode()).update(JSON.stringify(NT_SERVICES)).update(JSON.stringify(WIN32K_SERVICES)).update(offsetsAsm()).digest('hex').slice(0, 24);
+  const hash = createHash('sha256').update(key).update('\0').update(sources).update(assemblerCode()).update(JSON.stringify(NT_SERVICES)).update(JSON.stringify(WIN32K_SERVICES)).update(offsetsAsm()).update(JSON.stringify(NTSTATUS)).update(ntdllErrorTable()).digest('hex').slice(0, 24);
   return join(dirname(fileURLToPath(import.meta.url)), '.cache', `images-${hash}.json`);
 }
 
@@ -462,6 +494,7 @@ function readDiskCache(path: string): GuestImages | null {
     return {
       ntoskrnl: fromDisk(d.ntoskrnl),
       ntdll: fromDisk(d.ntdll),
+      kernel32: fromDisk(d.kernel32),
       win32k: fromDisk(d.win32k),
       hal: fromDisk(d.hal),
       systemCallStub: new Uint8Array(Buffer.from(d.systemCallStub, 'base64')),
@@ -477,6 +510,7 @@ function writeDiskCache(path: string, images: GuestImages): void {
   const d: SerializedImages = {
     ntoskrnl: toDisk(images.ntoskrnl),
     ntdll: toDisk(images.ntdll),
+    kernel32: toDisk(images.kernel32),
     win32k: toDisk(images.win32k),
     hal: toDisk(images.hal),
     systemCallStub: Buffer.from(images.systemCallStub).toString('base64'),
@@ -544,9 +578,14 @@ function assembleImages(model: CpuModel, services: ServiceTable, routines: Routi
   if (L.NTOSKRNL_BASE + ntAsm.bytes.length > L.NTOSKRNL_END) throw new Error('ntoskrnl image overflows its region');
   const ntoskrnl: Image = { module: 'nt', base: L.NTOSKRNL_BASE, bytes: ntAsm.bytes, symbols: exported(ntAsm, constantNames(head)), labels: ntAsm.labels };
 
-  const ntdllSrc = ntdllSource(head);
+  const ntdllSrc = `${ntdllSource(head)}\n${ntdllErrorTable()}`;
   const ntdllAsm = assemble(ntdllSrc, { fileName: 'ntdll.asm' });
   const ntdll: Image = { module: 'ntdll', base: L.NTDLL_BASE, bytes: ntdllAsm.bytes, symbols: exported(ntdllAsm, constantNames(ntdllSrc)), labels: ntdllAsm.labels };
+
+  const kernel32Src = kernel32Source(head);
+  const kernel32Asm = assemble(kernel32Src, { fileName: 'kernel32.asm', resolveSymbol: (module, name) => (module === 'ntdll' ? ntdll.symbols.get(name) : undefined) });
+  if (L.KERNEL32_BASE + kernel32Asm.bytes.length > L.NTDLL_BASE) throw new Error('kernel32 image overflows into ntdll');
+  const kernel32: Image = { module: 'kernel32', base: L.KERNEL32_BASE, bytes: kernel32Asm.bytes, symbols: exported(kernel32Asm, constantNames(kernel32Src)), labels: kernel32Asm.labels };
 
   const sym = (name: string) => {
     const a = ntoskrnl.symbols.get(name);
@@ -572,11 +611,12 @@ function assembleImages(model: CpuModel, services: ServiceTable, routines: Routi
   Object.keys(routines).forEach((name, i) => escapes.set(ESCAPE_ROUTINE_BASE + i, { kind: 'routine', name }));
 
   // Each module's PE headers and export directory, in the padding before its code.
-  for (const img of [ntoskrnl, ntdll, hal]) writePeHeaders(img, MODULE_FILES[img.module]!, moduleExports(img.module, img.symbols));
+  for (const img of [ntoskrnl, ntdll, hal, kernel32]) writePeHeaders(img, MODULE_FILES[img.module]!, moduleExports(img.module, img.symbols));
 
   const images: GuestImages = {
     ntoskrnl,
     ntdll,
+    kernel32,
     win32k,
     hal,
     systemCallStub: assemble(systemCallStubSource(model), { fileName: 'SharedUserData.asm' }).bytes,

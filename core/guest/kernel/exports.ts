@@ -58,6 +58,9 @@ export function moduleExports(module: string, symbols: ReadonlyMap<string, numbe
     if (INTERNAL_NAMES.has(name) && !(module === 'ntdll' && name === 'RtlDispatchException')) continue;
     // The IRQL routines are hal's; ntoskrnl only imports them.
     if (module === 'nt' && /^(Kf|KeGetCurrentIrql$)/.test(name)) continue;
+    // ntdll's debug-service helpers and kernel32's Base* helpers are private on XP too.
+    if (module === 'ntdll' && (name === 'DebugPrint' || name === 'DebugService')) continue;
+    if (module === 'kernel32' && (/^Base/.test(name) || name === 'CreateDispositionMap')) continue;
     out.set(name, address);
   }
   return out;

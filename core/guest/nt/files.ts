@@ -338,7 +338,7 @@ export function ioCreateFile(k: Kernel, mode: Mode, r: CreateRequest): number {
 }
 
 /** A FILE_OBJECT (type 5, size 0x70) on `device`, referencing it. */
-function createFileObject(k: Kernel, device: ObjectRecord, fileName: string, granted: number, options: number, share: number): ObjectRecord {
+export function createFileObject(k: Kernel, device: ObjectRecord, fileName: string, granted: number, options: number, share: number): ObjectRecord {
   const rec = createObject(k, 'File', FILE_OBJECT_SIZE, null, {
     file: { device, fsKey: null, fileName, grantedAccess: granted, options, opened: false },
   });

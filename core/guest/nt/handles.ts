@@ -128,11 +128,20 @@ function removeHandle(k: Kernel, table: number, handle: number): void {
  */
 export function createHandle(k: Kernel, rec: ObjectRecord, attributes: number, access: number, mode: Mode): number {
   const kernel = (attributes & OBJ_KERNEL_HANDLE) !== 0 && mode === KernelMode;
-  const table = kernel ? kernelHandleTable(k) : handleTableOf(k, k.currentProcess());
-  const handle = insertHandle(k, table, rec.header, attributes & OBJ_INHERIT, access);
+  if (!kernel) return createHandleIn(k, k.currentProcess(), rec, attributes, access);
+  return (createHandleIn(k, k.systemProcess, rec, attributes, access) | KERNEL_HANDLE_FLAG) >>> 0;
+}
+
+/**
+ * A handle in a given process's table (the System process's is the kernel table; the value comes
+ * without bit 31): what createHandle does once it has chosen the table, and what process creation
+ * uses to give a new process its standard handles.
+ */
+export function createHandleIn(k: Kernel, process: Process, rec: ObjectRecord, attributes: number, access: number): number {
+  const handle = insertHandle(k, handleTableOf(k, process), rec.header, attributes & OBJ_INHERIT, access);
   referenceObject(k, rec);
   adjustHandleCount(k, rec, 1);
-  return kernel ? (handle | KERNEL_HANDLE_FLAG) >>> 0 : handle;
+  return handle;
 }
 
 export interface Referenced {

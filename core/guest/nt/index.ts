@@ -1,6 +1,7 @@
 // The NT executive's service bodies and the kernel API for drivers, in TypeScript: the object
 // manager (objects.ts, handles.ts), probes (probe.ts), files and the in-memory file system
-// (files.ts), the I/O manager (io.ts), virtual memory (vm.ts) and APCs (apc.ts).
+// (files.ts), the I/O manager (io.ts), virtual memory (vm.ts), APCs (apc.ts), debug output
+// (debug.ts) and the console of Win32 programs (console.ts).
 //
 // Every outcome follows from the rules — PreviousMode read from the KTHREAD, which handle table a
 // handle names, what each probe checks — applied to guest memory through the MMU; nothing here
@@ -12,13 +13,15 @@ import { offsetOf } from '../structs.js';
 import { dequeueUserApc, NtDelayExecution, NtQueueApcThread, NtTerminateThread, NtTestAlert, testAlertThread } from './apc.js';
 import { NtCreateFile, NtOpenFile, NtReadFile, NtWriteFile, createVolume } from './files.js';
 import { closeHandle, handleTableOf, kernelHandleTable, referenceObjectByHandle } from './handles.js';
-import { IO_ROUTINES, NtDeviceIoControlFile } from './io.js';
+import { IO_ROUTINES, NtDeviceIoControlFile, NtQueryVolumeInformationFile } from './io.js';
 import { KERNEL_API_ROUTINES } from './kernel-api.js';
 import { createObjectTypes, dereferenceObject, objectAt, processObject, referenceObject, threadObject, typeFromObject, typeObject } from './objects.js';
 import { probeForRead, probeForWrite } from './probe.js';
 import { ntState, type ObTypeName } from './state.js';
-import { S, UserMode, hex, readStringZ, readUnicodeStringHeader, readWString, readWStringZ } from './util.js';
-import { NtAllocateVirtualMemory, NtProtectVirtualMemory } from './vm.js';
+import { S, UserMode, hex } from './util.js';
+import { NtAllocateVirtualMemory, NtFreeVirtualMemory, NtProtectVirtualMemory } from './vm.js';
+import { DEBUG_ROUTINES } from './debug.js';
+import { CONSOLE_ROUTINES } from './console.js';
 
 export { probeCheck, probeForRead, probeForWrite, probeGeneric, MM_USER_PROBE_ADDRESS } from './probe.js';
 export { fileContents, listFiles, putFile, normalizeObjectName, resolveName, parseVolumePath, dispositionOutcome, ioOffset, VOLUME_DEVICE } from './files.js';
@@ -28,6 +31,8 @@ export { dequeueUserApc, testAlertThread, queueUserApc, userApcQueued, type User
 export { objectAt, objectByName, pointerCount, handleCount, typeObject } from './objects.js';
 export { validProtection, pageMapped } from './vm.js';
 export { ntState, type ObjectRecord, type ObTypeName } from './state.js';
+export { dbgOutput, formatDbgPrint } from './debug.js';
+export { consoleOutput, createConsole, type StandardHandles } from './console.js';
 
 /** NtClose(Handle): ObpCloseHandle with the caller's PreviousMode (NT-FACTS §4c). */
 function NtClose(c: EscapeCall): number {
@@ -42,78 +47,14 @@ export const SERVICES: ServiceTable = {
   NtClose,
   NtDeviceIoControlFile,
   NtAllocateVirtualMemory,
+  NtFreeVirtualMemory,
   NtProtectVirtualMemory,
+  NtQueryVolumeInformationFile,
   NtQueueApcThread,
   NtTestAlert,
   NtDelayExecution,
   NtTerminateThread,
 };
-
-// ---- DbgPrint ------------------------------------------------------------------------------------
-
-const debugOutput = new WeakMap<Kernel, string[]>();
-/** What drivers printed with DbgPrint, in order. */
-export function dbgOutput(k: Kernel): string[] {
-  return debugOutput.get(k) ?? [];
-}
-
-/** The subset of the CRT's printf DbgPrint supports: %s %S %ws %ls %wZ %Z %c %d %i %u %x %X %p %%, flags, width, precision. */
-export function formatDbgPrint(k: Kernel, format: string, nextArg: () => number): string {
-  return format.replace(/%([-+ 0#]*)(\d*)(?:\.(\d+))?(hh|h|ll|l|w|I64)?([sSZcdiuxXp%])/g, (_m, flags: string, width: string, precision: string | undefined, size: string | undefined, conv: string) => {
-    let s: string;
-    switch (conv) {
-      case '%':
-        return '%';
-      case 's':
-      case 'S': {
-        const p = nextArg();
-        const wide = conv === 'S' || size === 'w' || size === 'l';
-        s = p === 0 ? '(null)' : wide ? readWStringZ(k, p) : readStringZ(k, p);
-        if (precision !== undefined) s = s.slice(0, Number(precision));
-        break;
-      }
-      case 'Z': {
-        const p = nextArg();
-        if (p === 0) s = '(null)';
-        else if (size === 'w') {
-          const h = readUnicodeStringHeader(k, p);
-          s = readWString(k, h.buffer, h.length);
-        } else {
-          const len = k.r16(p);
-          const buf = k.r32(p + 4);
-          s = Array.from(k.readBytes(buf, len), (b) => String.fromCharCode(b)).join('');
-        }
-        break;
-      }
-      case 'c':
-        s = String.fromCharCode(nextArg() & 0xffff);
-        break;
-      case 'd':
-      case 'i':
-        s = String(nextArg() | 0);
-        break;
-      case 'u':
-        s = String(nextArg() >>> 0);
-        break;
-      case 'x':
-      case 'X':
-      case 'p': {
-        const v = nextArg() >>> 0;
-        s = v.toString(16);
-        if (conv !== 'x') s = s.toUpperCase();
-        if (conv === 'p') s = s.padStart(8, '0');
-        if (flags.includes('#') && conv !== 'p') s = (conv === 'X' ? '0X' : '0x') + s;
-        if (size === 'I64' || size === 'll') nextArg(); // the high half (printed as 32 bits)
-        break;
-      }
-      default:
-        s = '';
-    }
-    const w = Number(width || 0);
-    if (s.length < w) s = flags.includes('-') ? s.padEnd(w) : flags.includes('0') && /[diuxXp]/.test(conv) ? s.padStart(w, '0') : s.padStart(w);
-    return s;
-  });
-}
 
 // ---- the kernel API for drivers --------------------------------------------------------------------
 
@@ -210,19 +151,8 @@ export const ROUTINES: RoutineTable = {
   KeGetCurrentThread: { argBytes: 0, body: ({ k }) => k.currentThread().kthread },
   PsGetCurrentThread: { argBytes: 0, body: ({ k }) => k.currentThread().kthread },
 
-  /** DbgPrint(Format, …): cdecl, so the caller pops the arguments (argBytes 0). */
-  DbgPrint: {
-    argBytes: 0,
-    body: ({ k, arg }) => {
-      let i = 1;
-      const text = formatDbgPrint(k, readStringZ(k, arg(0)), () => arg(i++));
-      let out = debugOutput.get(k);
-      if (!out) debugOutput.set(k, (out = []));
-      out.push(text);
-      k.log(`DbgPrint: ${text.replace(/\n$/, '')}`);
-      return S.STATUS_SUCCESS;
-    },
-  },
+  ...DEBUG_ROUTINES,
+  ...CONSOLE_ROUTINES,
 };
 
 function derefBody(k: Kernel, body: number): number {

@@ -727,3 +727,47 @@ export const IO_ROUTINES: RoutineTable = {
   PsGetCurrentProcess: { argBytes: 0, body: ({ k }) => k.currentProcess().eprocess },
 };
 
+
+// ---- volume information ------------------------------------------------------------------------
+
+const FILE_FS_DEVICE_INFORMATION = 4;
+/** FileFsMaximumInformation on XP: the classes are 1 … 9. */
+const FILE_FS_MAXIMUM_INFORMATION = 10;
+const FILE_FS_LABEL_INFORMATION = 2;
+
+/**
+ * NtQueryVolumeInformationFile(FileHandle, IoStatusBlock, FsInformation, Length, FsInformationClass).
+ * The class is checked first (0, FileFsLabelInformation — set-only — and classes past XP's last:
+ * STATUS_INVALID_INFO_CLASS), then the length (FileFsDeviceInformation needs 8 bytes:
+ * STATUS_INFO_LENGTH_MISMATCH), then (UserMode) the IO_STATUS_BLOCK and ProbeForWrite(FsInformation,
+ * Length, 4), then the handle. FileFsDeviceInformation the I/O manager answers itself, as XP's does,
+ * from the DEVICE_OBJECT: its DeviceType (FILE_DEVICE_DISK for C:, FILE_DEVICE_CONSOLE for the
+ * console, a driver's own) and Characteristics — kernel32 asks it to tell a console from a file. The
+ * other classes would be an IRP_MJ_QUERY_VOLUME_INFORMATION, which neither the file system here nor
+ * the console serves: STATUS_INVALID_DEVICE_REQUEST.
+ */
+export function NtQueryVolumeInformationFile(c: EscapeCall): number {
+  const { k, previousMode: mode } = c;
+  const [handle, iosb, buffer, length, infoClass] = Array.from({ length: 5 }, (_, i) => c.arg(i));
+  return run(() => {
+    if (infoClass === 0 || infoClass === FILE_FS_LABEL_INFORMATION || infoClass >= FILE_FS_MAXIMUM_INFORMATION) return S.STATUS_INVALID_INFO_CLASS;
+    if (infoClass === FILE_FS_DEVICE_INFORMATION && length < offsetOf('FILE_FS_DEVICE_INFORMATION', 'Characteristics') + 4) return S.STATUS_INFO_LENGTH_MISMATCH;
+    if (mode === UserMode) {
+      check(probeGeneric(k, iosb, 8, 'write'));
+      check(probeForWrite(k, buffer, length, 4));
+    }
+    const ref = referenceObjectByHandle(k, handle, 'File', 0, mode);
+    if (ref.status !== 0) return ref.status;
+    try {
+      if (infoClass !== FILE_FS_DEVICE_INFORMATION) return S.STATUS_INVALID_DEVICE_REQUEST;
+      const device = ref.rec!.file!.device.body;
+      k.w32(buffer + offsetOf('FILE_FS_DEVICE_INFORMATION', 'DeviceType'), k.r32(device + DEV.DeviceType));
+      k.w32(buffer + offsetOf('FILE_FS_DEVICE_INFORMATION', 'Characteristics'), k.r32(device + DEV.Characteristics));
+      k.w32(iosb, S.STATUS_SUCCESS);
+      k.w32(iosb + 4, 8);
+      return S.STATUS_SUCCESS;
+    } finally {
+      dereferenceObject(k, ref.rec!);
+    }
+  });
+}

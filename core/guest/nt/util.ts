@@ -5,17 +5,8 @@ import type { Kernel } from '../kernel.js';
 import { NTSTATUS } from '../ntstatus.js';
 import { offsetOf } from '../structs.js';
 
-/** The NTSTATUS values the executive returns (ntstatus.ts, plus the few it does not list). */
-export const S = {
-  ...NTSTATUS,
-  STATUS_NOT_COMMITTED: 0xc000002d,
-  STATUS_INVALID_PARAMETER_2: 0xc00000f0,
-  STATUS_INVALID_PARAMETER_3: 0xc00000f1,
-  STATUS_INVALID_PARAMETER_4: 0xc00000f2,
-  STATUS_INVALID_PARAMETER_5: 0xc00000f3,
-  STATUS_CANT_TERMINATE_SELF: 0xc00000db,
-  STATUS_INVALID_PARAMETER_MIX: 0xc0000030,
-} as const;
+/** The NTSTATUS values the executive returns (every one is listed in ntstatus.ts). */
+export const S = NTSTATUS;
 
 export const KernelMode = 0;
 export const UserMode = 1;

@@ -1,9 +1,10 @@
-// Virtual memory services: NtAllocateVirtualMemory (reserve / commit) and NtProtectVirtualMemory,
+// Virtual memory services: NtAllocateVirtualMemory (reserve / commit), NtFreeVirtualMemory
+// (decommit / release) and NtProtectVirtualMemory,
 // on the process's VADs and page tables as core/guest/mm.ts keeps them, so a later user access
 // sees the new protection through the MMU (a guard page faults once, a no-access page always).
 import type { EscapeCall } from '../escape.js';
 import type { Kernel, Process } from '../kernel.js';
-import { commitPages, findVad, insertVad, listVads, mmToPage, pageToMm, protectPages, userPage, MM_HIGHEST_USER_ADDRESS } from '../mm.js';
+import { commitPages, decommitPages, findVad, insertVad, listVads, mmToPage, pageToMm, protectPages, removeVad, setVadRange, userPage, MM_HIGHEST_USER_ADDRESS } from '../mm.js';
 import { referenceObjectByHandle } from './handles.js';
 import { dereferenceObject } from './objects.js';
 import { probeGeneric } from './probe.js';
@@ -13,6 +14,8 @@ export const MEM_COMMIT = 0x1000;
 export const MEM_RESERVE = 0x2000;
 export const MEM_RESET = 0x80000;
 export const MEM_TOP_DOWN = 0x100000;
+export const MEM_DECOMMIT = 0x4000;
+export const MEM_RELEASE = 0x8000;
 const PROCESS_VM_OPERATION = 0x8;
 
 export { MM_HIGHEST_USER_ADDRESS };
@@ -150,23 +153,11 @@ export function NtAllocateVirtualMemory(c: EscapeCall): number {
  * are written back.
  */
 export function NtProtectVirtualMemory(c: EscapeCall): number {
-  const { k, previousMode: mode } = c;
+  const { k } = c;
   const [processHandle, baseAddressPtr, sizePtr, newProtect, oldProtectPtr] = Array.from({ length: 5 }, (_, i) => c.arg(i));
   return run(() => {
     if (!validProtection(newProtect)) return S.STATUS_INVALID_PAGE_PROTECTION;
-    if (mode === UserMode) {
-      check(probeGeneric(k, baseAddressPtr, 4, 'write'));
-      check(probeGeneric(k, sizePtr, 4, 'write'));
-      check(probeGeneric(k, oldProtectPtr, 4, 'write'));
-    }
-    const base = k.r32(baseAddressPtr);
-    const size = k.r32(sizePtr);
-    if (base > MM_HIGHEST_USER_ADDRESS) return S.STATUS_INVALID_PARAMETER_2;
-    if (MM_HIGHEST_USER_ADDRESS + 1 - base < size) return S.STATUS_INVALID_PARAMETER_3;
-    const ref = referenceObjectByHandle(k, processHandle, 'Process', PROCESS_VM_OPERATION, mode);
-    if (ref.status !== 0) return ref.status;
-    try {
-      const process = ref.rec!.process!;
+    return withRegion(c, processHandle, baseAddressPtr, sizePtr, [oldProtectPtr], (process, base, size) => {
       const start = base & ~(PAGE - 1);
       // The end as XP computes it, (base + size − 1) | 0xFFF; a zero size covers base's page.
       const end = (Math.max(base + size - 1, start) | (PAGE - 1)) + 1;
@@ -177,8 +168,76 @@ export function NtProtectVirtualMemory(c: EscapeCall): number {
       k.w32(baseAddressPtr, start);
       k.w32(sizePtr, end - start);
       return S.STATUS_SUCCESS;
-    } finally {
-      dereferenceObject(k, ref.rec!);
-    }
+    });
+  });
+}
+
+/**
+ * What NtProtectVirtualMemory and NtFreeVirtualMemory do before their own work: for a UserMode
+ * caller the in/out pointers probed for writing (BaseAddress, the size, then `alsoProbed`), the base
+ * and size captured and checked (STATUS_INVALID_PARAMETER_2, _3), the process handle referenced
+ * for PROCESS_VM_OPERATION; `body` runs with the process, and the reference is dropped after it.
+ */
+function withRegion(c: EscapeCall, processHandle: number, baseAddressPtr: number, sizePtr: number, alsoProbed: number[], body: (process: Process, base: number, size: number) => number): number {
+  const { k, previousMode: mode } = c;
+  if (mode === UserMode) for (const p of [baseAddressPtr, sizePtr, ...alsoProbed]) check(probeGeneric(k, p, 4, 'write'));
+  const base = k.r32(baseAddressPtr);
+  const size = k.r32(sizePtr);
+  if (base > MM_HIGHEST_USER_ADDRESS) return S.STATUS_INVALID_PARAMETER_2;
+  if (MM_HIGHEST_USER_ADDRESS + 1 - base < size) return S.STATUS_INVALID_PARAMETER_3;
+  const ref = referenceObjectByHandle(k, processHandle, 'Process', PROCESS_VM_OPERATION, mode);
+  if (ref.status !== 0) return ref.status;
+  try {
+    return body(ref.rec!.process!, base, size);
+  } finally {
+    dereferenceObject(k, ref.rec!);
+  }
+}
+
+/**
+ * NtFreeVirtualMemory(ProcessHandle, *BaseAddress, *RegionSize, FreeType): FreeType is MEM_DECOMMIT
+ * or MEM_RELEASE, exactly one (else STATUS_INVALID_PARAMETER_4); the two in/out pointers are probed
+ * (UserMode), the range checked like NtProtectVirtualMemory's, the process referenced. The range is
+ * rounded out to whole pages and must lie in one VAD (none at its start: STATUS_MEMORY_NOT_ALLOCATED;
+ * running past its end: STATUS_UNABLE_TO_FREE_VM); a mapped view (an image) is not private memory
+ * and is not freed here (STATUS_UNABLE_TO_DELETE_SECTION). A RegionSize of 0 means: to the end of
+ * the region — for MEM_RELEASE the whole region, whose base BaseAddress must then be
+ * (STATUS_FREE_VM_NOT_AT_BASE). Decommitted pages lose their PTEs; a release also shrinks the VAD,
+ * splits it (a hole in the middle) or removes it. The rounded base and size are written back.
+ * (Behaviour as ReactOS's NtFreeVirtualMemory API tests record Windows'.)
+ */
+export function NtFreeVirtualMemory(c: EscapeCall): number {
+  const { k } = c;
+  const [processHandle, baseAddressPtr, regionSizePtr, freeType] = Array.from({ length: 4 }, (_, i) => c.arg(i));
+  return run(() => {
+    if (freeType !== MEM_DECOMMIT && freeType !== MEM_RELEASE) return S.STATUS_INVALID_PARAMETER_4;
+    return withRegion(c, processHandle, baseAddressPtr, regionSizePtr, [], (process, base, size) => {
+      const release = freeType === MEM_RELEASE;
+      let start = base & ~(PAGE - 1);
+      const vad = findVad(k, process, start);
+      if (vad === null) return S.STATUS_MEMORY_NOT_ALLOCATED;
+      if (!vad.private) return S.STATUS_UNABLE_TO_DELETE_SECTION;
+      let end: number;
+      if (size === 0) {
+        if (release && start !== vad.start) return S.STATUS_FREE_VM_NOT_AT_BASE;
+        if (release) start = vad.start;
+        end = vad.end;
+      } else {
+        end = ((base + size - 1) | (PAGE - 1)) + 1;
+        if (end > vad.end) return S.STATUS_UNABLE_TO_FREE_VM;
+      }
+      decommitPages(k, process, start, end);
+      if (release) {
+        if (start === vad.start && end === vad.end) removeVad(k, process, vad.node);
+        else if (start === vad.start) setVadRange(k, vad, end, vad.end);
+        else {
+          setVadRange(k, vad, vad.start, start);
+          if (end < vad.end) insertVad(k, process, end, vad.end, vad.protection, { committed: vad.committed, private: vad.private, noChange: vad.noChange });
+        }
+      }
+      k.w32(baseAddressPtr, start);
+      k.w32(regionSizePtr, end - start);
+      return S.STATUS_SUCCESS;
+    });
   });
 }
