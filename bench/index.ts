@@ -5,6 +5,7 @@ import { assemble, Machine, PTE_P, PTE_RW, PTE_US } from '../core/index.js';
 import { benchRecord, rmSync } from './record.js';
 import { benchReplay, benchState } from './analyze.js';
 import { benchViz } from './viz.js';
+import { benchPe } from './pe.js';
 import { dirname } from 'node:path';
 
 const LOOP = `
@@ -98,4 +99,9 @@ rmSync(dirname(big.trace), { recursive: true, force: true });
 const viz = await benchViz();
 console.log(`ntflow bench — diagrams: a ${viz.syscalls.toLocaleString('en')}-syscall session (${viz.events.toLocaleString('en')} events), sequence diagram`);
 console.log(`  data + layout + SVG                 ${(viz.totalMs / 1000).toFixed(2).padStart(7)} s  (data ${viz.dataMs.toFixed(0)} ms, layout ${viz.layoutMs.toFixed(0)} ms, SVG ${viz.svgMs.toFixed(0)} ms, ${(viz.svgBytes / 1024).toFixed(0)} KiB; goal <= 3 s)`);
-console.log(JSON.stringify({ bench: 'ntflow', node: process.version, cpu: figures, record: { ...rec, trace: undefined }, replay, state: { ...state, times: undefined }, viz }));
+const pe = benchPe();
+console.log(`ntflow bench — C (PE32 from MinGW): osr-log-user-handle-c's client and driver loaded and booted; bench/c/readloop.exe recorded`);
+console.log(`  load + boot, first in a process     ${pe.coldBootMs.toFixed(0).padStart(7)} ms  (goal <= 300 ms before the first instruction)`);
+console.log(`  load + boot, median of 15           ${pe.bootMedianMs.toFixed(0).padStart(7)} ms  (the asm osr-log-user-handle: ${pe.asmBootMedianMs.toFixed(0)} ms)`);
+console.log(`  record readloop.exe                 ${(pe.readLoop.perSecond / 1e6).toFixed(3).padStart(7)} M instr/s  (${pe.readLoop.instructions.toLocaleString('en')} instructions, ${pe.readLoop.syscalls.toLocaleString('en')} system calls, ${pe.readLoop.seconds.toFixed(2)} s, ${pe.readLoop.bytesPerInstruction.toFixed(1)} bytes/instruction; the asm loop above: ${(rec.recordPerSecond / 1e6).toFixed(3)})`);
+console.log(JSON.stringify({ bench: 'ntflow', node: process.version, cpu: figures, record: { ...rec, trace: undefined }, replay, state: { ...state, times: undefined }, viz, pe }));

@@ -77,6 +77,8 @@ const SCENARIO_OUTCOMES: Record<string, { kind: 'exited' | 'exception'; code: nu
   'kernel-nt-readfile': { kind: 'exited', code: STATUS_INVALID_HANDLE },
   'osr-log-user-handle': { kind: 'exited', code: 0 },
   'osr-log-kernel-handle': { kind: 'exited', code: 0 },
+  'osr-log-user-handle-c': { kind: 'exited', code: 0 },
+  'osr-log-kernel-handle-c': { kind: 'exited', code: 0 },
   'kernel-nt-close': { kind: 'exited', code: STATUS_INVALID_HANDLE },
   'zw-protect-virtual-memory': { kind: 'exception', code: STATUS_ACCESS_VIOLATION },
   'int2e-readfile': { kind: 'exited', code: 0 },

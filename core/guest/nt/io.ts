@@ -722,9 +722,12 @@ export const IO_ROUTINES: RoutineTable = {
     },
   },
   IoFreeWorkItem: { argBytes: 4, body: ({ k, arg }) => (k.freePool(arg(0)), 0) },
-  /** IoGetCurrentProcess() = PsGetCurrentProcess(): the current EPROCESS. */
-  IoGetCurrentProcess: { argBytes: 0, body: ({ k }) => k.currentProcess().eprocess },
-  PsGetCurrentProcess: { argBytes: 0, body: ({ k }) => k.currentProcess().eprocess },
+  /**
+   * IoGetCurrentProcess() = PsGetCurrentProcess(): the process whose address space the thread is
+   * in, KTHREAD.ApcState.Process — the attached one during KeStackAttachProcess, as on XP.
+   */
+  IoGetCurrentProcess: { argBytes: 0, body: ({ k }) => k.r32(k.currentThread().kthread + offsetOf('KTHREAD', 'ApcState.Process')) },
+  PsGetCurrentProcess: { argBytes: 0, body: ({ k }) => k.r32(k.currentThread().kthread + offsetOf('KTHREAD', 'ApcState.Process')) },
 };
 
 

@@ -136,8 +136,11 @@ export const KERNEL_API_ROUTINES: RoutineTable = {
       return 0;
     },
   },
-  /** PsGetCurrentProcessId(): the current process's id (EPROCESS.UniqueProcessId). */
-  PsGetCurrentProcessId: { argBytes: 0, body: ({ k }) => k.r32(k.currentProcess().eprocess + offsetOf('EPROCESS', 'UniqueProcessId')) },
+  /**
+   * PsGetCurrentProcessId(): the id of the current thread's own process (ETHREAD.Cid.UniqueProcess)
+   * — unchanged while the thread is attached to another process, as on XP.
+   */
+  PsGetCurrentProcessId: { argBytes: 0, body: ({ k }) => k.r32(k.currentThread().kthread + offsetOf('ETHREAD', 'Cid.UniqueProcess')) },
   /** PsGetCurrentThreadId(): the current thread's id (ETHREAD.Cid.UniqueThread). */
   PsGetCurrentThreadId: { argBytes: 0, body: ({ k }) => k.r32(k.currentThread().kthread + offsetOf('ETHREAD', 'Cid.UniqueThread')) },
   /**

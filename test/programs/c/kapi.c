@@ -49,8 +49,9 @@ enum {
   R_ZW_IOCTL,      /* ZwDeviceIoControlFile(IOCTL_KAPI_PING) to its own device from there: STATUS_SUCCESS */
   R_PINGS,         /* IOCTL_KAPI_PING seen by the device-control routine: 1 */
   R_PROBE,         /* ProbeForRead + ProbeForWrite of the caller's METHOD_NEITHER buffers, then a copy: 1 */
-  R_ATTACHED_PID,  /* PsGetCurrentProcessId inside KeStackAttachProcess(System): 4 */
-  R_DETACHED_PID,  /* after KeUnstackDetachProcess: the program's again */
+  R_ATTACHED,      /* inside KeStackAttachProcess(System): PsGetCurrentProcess() is System: 1 */
+  R_ATTACHED_PID,  /* and PsGetCurrentProcessId, the thread's own process: the program's */
+  R_DETACHED,      /* after KeUnstackDetachProcess, PsGetCurrentProcess() is the program's again: 1 */
   R_COUNT
 };
 ULONG results[R_COUNT];
@@ -122,10 +123,14 @@ static NTSTATUS NTAPI DispatchRead(PDEVICE_OBJECT dev, PIRP irp)
   } else {
     results[R_ZW_IOCTL] = 0xDEAD;
   }
-  KeStackAttachProcess((PKPROCESS)systemProcess, &apc);
-  results[R_ATTACHED_PID] = (ULONG)(ULONG_PTR)PsGetCurrentProcessId();
-  KeUnstackDetachProcess(&apc);
-  results[R_DETACHED_PID] = (ULONG)(ULONG_PTR)PsGetCurrentProcessId();
+  {
+    PEPROCESS program = PsGetCurrentProcess();
+    KeStackAttachProcess((PKPROCESS)systemProcess, &apc);
+    results[R_ATTACHED] = PsGetCurrentProcess() == systemProcess;
+    results[R_ATTACHED_PID] = (ULONG)(ULONG_PTR)PsGetCurrentProcessId();
+    KeUnstackDetachProcess(&apc);
+    results[R_DETACHED] = PsGetCurrentProcess() == program && program != systemProcess;
+  }
   DbgPrint("kapi: read dispatch in process %lu\n", results[R_READ_PID]);
   return CompleteIrp(irp, STATUS_SUCCESS, 0);
 }
