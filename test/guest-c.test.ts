@@ -152,7 +152,27 @@ t.test('built with MinGW at test time', async (t) => {
     t.same(ofType(r.events, 'debug-print').map((e: DebugPrintEvent) => e.text), ['errors.c: done\n'], 'OutputDebugStringA');
   });
 
-  t.test('the shipped C scenario binaries rebuild byte for byte from their sources (build.sh)', async (t) => {
+  t.test("the README's example: hello.exe and hello.sys, built with the README's commands", async (t) => {
+    const ex = (name: string) => repoPath('examples', 'c', name);
+    const r = runProgram('hello', {
+      program: image('hello.exe', b.gcc('hello.exe', [...PROGRAM, '-O1', ex('hello.c'), '-lkernel32'])),
+      drivers: [image('hello.sys', b.gcc('hello.sys', [...DRIVER, '-O1', ex('hello-driver.c'), '-lntoskrnl', '-lhal']))],
+    });
+    t.equal(r.outcome.description, 'exited with STATUS_SUCCESS');
+    t.same(ofType(r.events, 'console-output').map((e: ConsoleOutputEvent) => e.text), ['logged\r\n']);
+    t.same(ofType(r.events, 'debug-print').map((e: DebugPrintEvent) => e.text), ['hello: NtWriteFile c0000008, ZwWriteFile 00000000\n'], 'NtWriteFile: STATUS_INVALID_HANDLE; ZwWriteFile: success');
+    const failed = serviceCalls(r.events).filter((c) => c.exit && c.exit.status !== 0);
+    t.same(failed.map((c) => [c.enter.service, c.enter.previousMode, c.exit!.statusName]), [['NtWriteFile', 'UserMode', 'STATUS_INVALID_HANDLE']], 'the one failure, as the README shows it');
+  });
+
+  t.test('the shipped binaries rebuild byte for byte from their sources (build.sh)', async (t) => {
+    const bench = mkdtempSync(join(tmpdir(), 'ntflow-rebuild-bench-'));
+    t.teardown(() => rmSync(bench, { recursive: true, force: true }));
+    for (const f of ['build.sh', 'readloop.c']) cpSync(repoPath('bench', 'c', f), join(bench, f));
+    const rb = spawnSync('sh', ['build.sh'], { cwd: bench, encoding: 'utf8' });
+    t.equal(rb.status, 0, rb.stderr);
+    t.ok(Buffer.from(readFileSync(join(bench, 'readloop.exe'))).equals(readFileSync(repoPath('bench', 'c', 'readloop.exe'))), 'bench/c/readloop.exe: identical');
+
     const from = join(scenarioDir(), 'c');
     const dir = mkdtempSync(join(tmpdir(), 'ntflow-rebuild-'));
     t.teardown(() => rmSync(dir, { recursive: true, force: true }));
