@@ -92,7 +92,7 @@ t.test('built with MinGW at test time', async (t) => {
       program: image('kapi-client.exe', b.gcc('kapi-client.exe', [...PROGRAM, '-O1', c('kapi-client.c'), '-lkernel32'])),
       drivers: [image('kapi.sys', b.gcc('kapi.sys', [...DRIVER, '-O1', c('kapi.c'), '-lntoskrnl', '-lhal']))],
     });
-    t.equal(r.outcome.description, 'exited with STATUS_SUCCESS', 'the client: the device opened, read, and the METHOD_NEITHER copy came back');
+    t.equal(r.outcome.description, 'exited with STATUS_SUCCESS', 'the client: the device opened, read, the METHOD_NEITHER copy came back, 6 bytes written');
     const at = r.guest.symbols.resolve('kapi', 'results')!;
     const slot = (i: number) => r.guest.kernel.r32(at + 4 * i) >>> 0;
     const program = r.guest.kernel.processes.find((p) => !p.isSystem)!;
@@ -128,6 +128,8 @@ t.test('built with MinGW at test time', async (t) => {
       ['inside KeStackAttachProcess(System), PsGetCurrentProcess() is System', 1],
       ["and PsGetCurrentProcessId there is the thread's own process", program.id],
       ["after KeUnstackDetachProcess, PsGetCurrentProcess() is the program's", 1],
+      ['IRP_MJ_WRITE: the length written', 6],
+      ["IRP_MJ_WRITE: the caller's first byte", 'w'.charCodeAt(0)],
     ];
     want.forEach(([what, value], i) => t.equal(slot(i), value >>> 0, what));
     const prints = ofType(r.events, 'debug-print').map((e: DebugPrintEvent) => e.text);

@@ -6,7 +6,7 @@
 //   npx tsc -p tsconfig.json && npx tap dist/test/guest-pe.test.js
 import t from 'tap';
 import Database from 'better-sqlite3';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { Guest, ProgramError, type ProgramSource } from '../core/index.js';
 import { readExportDirectory } from '../core/guest/kernel/exports.js';
 import { MM_EXECUTE_READ, MM_READONLY, MM_READWRITE, findVad, userPage } from '../core/guest/mm.js';
@@ -194,6 +194,27 @@ t.test('every image the loader cannot run is refused with one line and exit stat
   const db = new Database(trace, { readonly: true });
   t.same(db.prepare('select id, outcome, outcome_code from sessions').all(), [{ id: 1, outcome: 'exited', outcome_code: RELOCATE_STATUS }], 'the first session is intact and alone');
   db.close();
+});
+
+t.test('a session of PE files keeps their images: replay --verify re-runs it after the files are gone', async (t) => {
+  const dir = buildDir('ntflow-pe-verify-');
+  t.teardown(() => dir.remove());
+  writeFileSync(dir.path('app.exe'), atBase);
+  writeFileSync(dir.path('drv.sys'), b.gcc('drv-verify.sys', [...DRIVER, '-O1', DRV, '-lntoskrnl', '-lhal']));
+  const trace = dir.path('pe.db');
+  const rec = await ntflow(['record', 'app.exe', '--driver', 'drv.sys', '-o', trace], dir.dir);
+  t.equal(rec.code, 0, rec.stderr);
+  rmSync(dir.path('app.exe'));
+  rmSync(dir.path('drv.sys'));
+  const db = new Database(trace, { readonly: true });
+  const s = db.prepare('select program_file, length(program_image) AS bytes, drivers from sessions').get() as { program_file: string; bytes: number; drivers: string };
+  db.close();
+  t.equal(s.program_file, 'app.exe');
+  t.equal(s.bytes, atBase.length, 'the program image is in the trace');
+  t.match(JSON.parse(s.drivers), [{ file: 'drv.sys', image: String }], "and the driver's");
+  const v = await ntflow(['replay', trace, '--verify'], dir.dir);
+  t.equal(v.code, 0, v.stderr);
+  t.match(v.stdout, /identical/i, v.stdout.trim());
 });
 
 t.test('the loader’s errors are ProgramErrors for library users', async (t) => {

@@ -1,8 +1,8 @@
 /*
  * The client of kapi.sys: opens \\.\KApi through kernel32, reads once (the read dispatch routine
- * makes its calls in this thread), and sends a METHOD_NEITHER IOCTL whose buffers the driver
- * probes and copies. Exit status: 0, or the Win32 error of the call that failed, or 0x100 + the
- * bytes the IOCTL returned when the copy was wrong.
+ * makes its calls in this thread), sends a METHOD_NEITHER IOCTL whose buffers the driver probes
+ * and copies, and writes 6 bytes. Exit status: 0, or the Win32 error of the call that failed, or
+ * 0x100 + the bytes the IOCTL returned when the copy was wrong, or 0x200 + the bytes written.
  */
 #include <windows.h>
 
@@ -16,6 +16,8 @@ void __stdcall start(void)
   if (device == INVALID_HANDLE_VALUE) ExitProcess(GetLastError());
   if (!ReadFile(device, buffer, sizeof buffer, &n, NULL)) ExitProcess(GetLastError());
   if (!DeviceIoControl(device, IOCTL_KAPI_PROBE, in, sizeof in, out, sizeof out, &n, NULL)) ExitProcess(GetLastError());
+  DWORD written = 0;
+  if (!WriteFile(device, "write!", 6, &written, NULL) || written != 6) ExitProcess(0x200 + written);
   CloseHandle(device);
   ExitProcess(n == sizeof in && out[0] == 'p' && out[6] == '!' ? 0 : 0x100 + n);
 }

@@ -52,6 +52,8 @@ enum {
   R_ATTACHED,      /* inside KeStackAttachProcess(System): PsGetCurrentProcess() is System: 1 */
   R_ATTACHED_PID,  /* and PsGetCurrentProcessId, the thread's own process: the program's */
   R_DETACHED,      /* after KeUnstackDetachProcess, PsGetCurrentProcess() is the program's again: 1 */
+  R_WRITE_LENGTH,  /* IRP_MJ_WRITE: the length the client wrote: 6 */
+  R_WRITE_BYTE,    /* and its first byte, from the caller's buffer: 'w' */
   R_COUNT
 };
 ULONG results[R_COUNT];
@@ -136,6 +138,17 @@ static NTSTATUS NTAPI DispatchRead(PDEVICE_OBJECT dev, PIRP irp)
 }
 
 #define TAG 0x6970614B /* 'Kapi' */
+
+/* IRP_MJ_WRITE: neither buffered nor direct I/O, so UserBuffer is the caller's buffer (probed by
+   the I/O manager for a UserMode caller). */
+static NTSTATUS NTAPI DispatchWrite(PDEVICE_OBJECT dev, PIRP irp)
+{
+  ULONG length = IoGetCurrentIrpStackLocation(irp)->Parameters.Write.Length;
+  (void)dev;
+  results[R_WRITE_LENGTH] = length;
+  results[R_WRITE_BYTE] = length ? ((UCHAR *)irp->UserBuffer)[0] : 0;
+  return CompleteIrp(irp, STATUS_SUCCESS, length);
+}
 
 static void Pool(void)
 {
@@ -249,6 +262,7 @@ NTSTATUS NTAPI DriverEntry(PDRIVER_OBJECT driver, PUNICODE_STRING registryPath)
   driver->MajorFunction[IRP_MJ_CREATE] = DispatchCreateClose;
   driver->MajorFunction[IRP_MJ_CLOSE] = DispatchCreateClose;
   driver->MajorFunction[IRP_MJ_READ] = DispatchRead;
+  driver->MajorFunction[IRP_MJ_WRITE] = DispatchWrite;
   driver->MajorFunction[IRP_MJ_DEVICE_CONTROL] = DispatchDeviceControl;
   return STATUS_SUCCESS;
 }
