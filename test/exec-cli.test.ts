@@ -5,40 +5,12 @@
 import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { repoPath } from './util/paths.js';
+import { cliArgs as cli, ntflow as run, type CliOutput as Out } from './util/cli.js';
 
-const NTFLOW = repoPath('bin', 'ntflow');
 const BASE = 0x401000;
 
-/**
- * How to start the CLI: `node bin/ntflow …`, with NODE_OPTIONS removed by env(1) on the way.
- * Under tap, @tapjs/processinfo injects its --import hook into every child (it rewrites the env
- * of each spawn), and with that hook's CommonJS require hook (pirates) installed, Node 20 fails to
- * load the extensionless ESM file bin/ntflow (ERR_REQUIRE_CYCLE_MODULE). `env -u` runs after the
- * injection, so the CLI starts exactly as a user's shell would start it.
- */
-const ENV = '/usr/bin/env';
-const cli = (args: string[]): [string, string[]] => [ENV, ['-u', 'NODE_OPTIONS', process.execPath, NTFLOW, ...args]];
-
-interface Out {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Run `ntflow <args>` with `input` on stdin; resolves when it exits. */
-function ntflow(args: string[], input: string): Promise<Out> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(...cli(args), { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    p.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code, stdout, stderr }));
-    p.stdin.end(input);
-  });
-}
+const ntflow = (args: string[], input: string): Promise<Out> => run(args, undefined, input);
 
 // The oracle's sample cases (the workplace's oracle/samples folder), copied here: the project stands alone.
 const S1 = { code: '01c8 80db10 6bd0fd c1e104 f7d8', regs: { eax: '0xffffffff', ecx: 2, ebx: '0x0f', eflags: '0x203' } };
