@@ -66,7 +66,7 @@ export const PROGRAM_PLACE: LoadPlace = {
   regionName: 'user space between 0x00400000 and the system DLLs',
 };
 
-/** A PE source: its bytes start with the DOS header's 'MZ'. */
+/** A PE source: the caller gave an image's bytes (a .exe or .sys), not assembly. */
 export function isPeSource(src: ProgramSource): src is ProgramSource & { image: Uint8Array } {
   return src.image !== undefined;
 }
