@@ -46,10 +46,7 @@ export function resolveImports(pe: PeImage, image: Uint8Array, resolve: ImportRe
       }
       const address = resolve(module.name, wanted);
       if (address === undefined) {
-        // The exported names near the wanted one; when none is near, the nearest however far, so
-        // the line always says what the module does offer.
-        const close = fn.by === 'name' ? nearestNames(fn.name, module.names, 3, { ignoreCase: true }) : [];
-        const near = close.length || fn.by !== 'name' ? close : nearestNames(fn.name, module.names, 3, { ignoreCase: true, anyDistance: true });
+        const near = fn.by === 'name' ? offered(fn.name, module.names) : [];
         const rest = near.length ? `; nearest: ${near.join(', ')}` : '';
         throw new PeError(f, `${f} imports ${shown}, which the guest does not export${rest}`);
       }
@@ -59,4 +56,24 @@ export function resolveImports(pe: PeImage, image: Uint8Array, resolve: ImportRe
     }
   }
   return bound;
+}
+
+/**
+ * The exported names to suggest for a missing one: those near it; when none is near, those that
+ * share the longest prefix with it (RtlGetVersion → the Rtl routines), nearest first — so the line
+ * always says what the module does offer.
+ */
+function offered(wanted: string, names: readonly string[]): string[] {
+  const close = nearestNames(wanted, names, 3, { ignoreCase: true });
+  if (close.length) return close;
+  const w = wanted.toLowerCase();
+  const prefix = (n: string) => {
+    const l = n.toLowerCase();
+    let i = 0;
+    while (i < l.length && i < w.length && l[i] === w[i]) i++;
+    return i;
+  };
+  const longest = Math.max(0, ...names.map(prefix));
+  const pool = longest >= 2 ? names.filter((n) => prefix(n) === longest) : names;
+  return nearestNames(wanted, pool, 3, { ignoreCase: true, anyDistance: true });
 }
