@@ -207,7 +207,7 @@ export function parsePe(bytes: Uint8Array, fileName: string, options: ParseOptio
   if (!isPowerOfTwo(fileAlignment) || fileAlignment > sectionAlignment) {
     corrupt(`FileAlignment ${hex(fileAlignment)} is not a power of two no larger than SectionAlignment (${hex(sectionAlignment)})`);
   }
-  if (imageBase % 0x10000 !== 0) corrupt(`ImageBase ${hex(imageBase)} is not a multiple of 64 KiB`);
+  if (imageBase % (options.loaded ? 0x1000 : 0x10000) !== 0) corrupt(`ImageBase ${hex(imageBase)} is not a multiple of ${options.loaded ? '4' : '64'} KiB`);
   if (sizeOfImage === 0) corrupt('SizeOfImage is 0');
   if (sizeOfImage > C.MAX_IMAGE_SIZE) refuse(`${f} is too large: SizeOfImage ${hex(sizeOfImage)} is more than the guest's 64 MiB of memory`);
   if (imageBase + sizeOfImage > 0x1_0000_0000) corrupt(`ImageBase ${hex(imageBase)} + SizeOfImage ${hex(sizeOfImage)} is past 4 GiB`);

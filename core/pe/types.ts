@@ -27,6 +27,11 @@ export interface ParseOptions {
    * export driver). Both need an entry point. Omitted: any PE32 x86 image (a DLL to inspect).
    */
   expect?: PeExpect;
+  /**
+   * The bytes are an image as a loader left it in memory (its headers updated to the address it
+   * was loaded at, any page), not a file: ImageBase need not be a multiple of 64 KiB.
+   */
+  loaded?: boolean;
 }
 
 export interface DataDirectory {

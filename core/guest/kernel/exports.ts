@@ -8,6 +8,7 @@
 // Layouts are the PE/COFF specification's (IMAGE_DOS_HEADER, IMAGE_NT_HEADERS32,
 // IMAGE_SECTION_HEADER, IMAGE_EXPORT_DIRECTORY; see SOURCES.md). The headers go into the int3
 // padding the kernel sources leave before their first code: the builder checks that they fit.
+import { parsePe } from '../../pe/index.js';
 import type { Image } from './build.js';
 
 /** A guest module as a PE image: its file name, and what kind of image its headers describe. */
@@ -176,24 +177,24 @@ export function writePeHeaders(image: Image, file: ModuleFile, exports: Readonly
   str(moduleNameRva, file.fileName);
 }
 
-/** The exports of a module as its PE export directory gives them (names and ordinals), read back from the image bytes. */
+/** What readExportDirectory found in each image (the images are built once and not changed after). */
+const directories = new WeakMap<Image, { name: string; ordinal: number; address: number }[]>();
+
+/**
+ * The exports of a module as its PE export directory gives them (names in AddressOfNames order,
+ * their ordinals and addresses), read back from the image bytes by core/pe's parser — the reader
+ * every loaded program and driver goes through, so the headers writePeHeaders wrote are checked by it.
+ */
 export function readExportDirectory(image: Image): { name: string; ordinal: number; address: number }[] {
-  const view = new DataView(image.bytes.buffer, image.bytes.byteOffset, image.bytes.byteLength);
-  const u32 = (at: number) => view.getUint32(at, true);
-  const nt = u32(0x3c);
-  const dir = u32(nt + 4 + 0x14 + 0x60);
-  const base = u32(dir + 0x10);
-  const nNames = u32(dir + 0x18);
-  const functions = u32(dir + 0x1c);
-  const names = u32(dir + 0x20);
-  const ordinals = u32(dir + 0x24);
-  const out: { name: string; ordinal: number; address: number }[] = [];
-  for (let i = 0; i < nNames; i++) {
-    let at = u32(names + 4 * i);
-    let name = '';
-    while (image.bytes[at] !== 0) name += String.fromCharCode(image.bytes[at++]!);
-    const index = view.getUint16(ordinals + 2 * i, true);
-    out.push({ name, ordinal: base + index, address: image.base + u32(functions + 4 * index) });
-  }
+  const known = directories.get(image);
+  if (known) return known;
+  // The in-memory image is the file (FileAlignment = SectionAlignment); its last page is padded.
+  const file = new Uint8Array(Math.ceil(image.bytes.length / 0x1000) * 0x1000);
+  file.set(image.bytes);
+  const pe = parsePe(file, MODULE_FILES[image.module]?.fileName ?? image.module, { loaded: true });
+  const out = (pe.exports?.functions ?? [])
+    .flatMap((f) => f.names.map((name) => ({ name, ordinal: f.ordinal, address: (image.base + f.rva) >>> 0 })))
+    .sort((a, b) => byteOrder(a.name, b.name));
+  directories.set(image, out);
   return out;
 }
