@@ -4,7 +4,7 @@
 // user mode. Everything it writes is ordinary guest memory the trace can show.
 import { CR0_EM, CR0_PE, CR0_PG, CR0_WP, MSR_SYSENTER_CS, MSR_SYSENTER_EIP, MSR_SYSENTER_ESP, Seg, type CpuModel } from '../cpu/cpu.js';
 import { Machine } from '../machine.js';
-import { PTE_RW, PTE_US } from '../mmu.js';
+import { PTE_RW } from '../mmu.js';
 import type { RoutineTable, ServiceTable } from './escape.js';
 import { EXCEPTION_ROUTINES, EXCEPTION_SERVICES } from './exceptions.js';
 import { KERNEL_ROUTINES, KERNEL_SERVICES } from './ke.js';
@@ -14,7 +14,7 @@ import { buildImages, type Image } from './kernel/build.js';
 import * as L from './layout.js';
 import { ntExecutive } from './nt-bridge.js';
 import { ProgramError, assembleProgram, referencesModule, seedFiles, type AssembledProgram, type ProgramSource } from './program.js';
-import { PROGRAM_PLACE, isPeSource, loadPeImage, peImportsDll, type LoadedImage } from './pe-loader.js';
+import { PROGRAM_PLACE, isPeSource, loadPeImage, type LoadedImage } from './pe-loader.js';
 import { installProbes } from './probes.js';
 import { offsetOf, sizeOf, type FieldPath } from './structs.js';
 import type { StandardHandles } from './nt/index.js';
@@ -218,11 +218,13 @@ export function bootGuestMachine(options: BootOptions): BootedGuest {
   let programThread: Thread | null = null;
   // A program that calls kernel32 is a Win32 program: kernel32 is mapped into its process, and the
   // process gets ProcessParameters and a console. One that calls only ntdll is native, as on XP.
+  // A PE program is loaded first: what it imports says whether it is one.
   const src = options.program;
-  const win32 = src !== undefined && (options.win32 ?? (isPeSource(src) ? peImportsDll(src, 'kernel32.dll') : referencesModule(src, 'kernel32')));
+  const pe = src && isPeSource(src) ? loadPeImage(src, 'user', PROGRAM_PLACE, options.win32 === false ? [images.ntdll] : [images.ntdll, images.kernel32]) : null;
+  const win32 = src !== undefined && (options.win32 ?? (pe ? pe.imports.some((i) => i.dll === 'kernel32.dll') : referencesModule(src, 'kernel32')));
   if (win32) symbols.addModule('kernel32', images.kernel32.symbols, images.kernel32.base + images.kernel32.bytes.length);
   if (src) {
-    program = isPeSource(src) ? loadPeImage(src, 'user', PROGRAM_PLACE, win32 ? [images.ntdll, images.kernel32] : [images.ntdll]) : assembleProgram(src, L.PROGRAM_CODE, symbols);
+    program = pe ?? assembleProgram(src, L.PROGRAM_CODE, symbols);
     if (program.kind !== 'user') throw new ProgramError(`${src.fileName}:1:1: this is a driver ('; ntflow: driver'); pass it with --driver, and give a user program to run`);
     const proc: Process = { id: 0x7c8, name: imageName(src.fileName), eprocess: 0, pageDirectory: frames.alloc(), isSystem: false, peb: L.PEB };
     // The kernel half of the address space is shared: copy the System directory's kernel entries.
@@ -234,7 +236,7 @@ export function bootGuestMachine(options: BootOptions): BootedGuest {
     // kernel's page, shown read-only to every process, and NtProtectVirtualMemory cannot touch it.
     userImage(proc, images.ntdll, MM_EXECUTE_READ);
     setUserPage(kernel, proc, L.SHARED_USER_DATA, sharedUserData, MM_READONLY);
-    if ('pe' in program) peUserImage(proc, program as LoadedImage);
+    if (pe) peUserImage(proc, pe);
     else userImage(proc, { base: L.PROGRAM_CODE, bytes: program.bytes }, MM_EXECUTE_READWRITE);
     mapRegion(kernel, proc, L.USER_STACK_TOP - L.USER_STACK_SIZE, L.USER_STACK_TOP, MM_READWRITE);
     mapRegion(kernel, proc, L.PEB, L.PEB + 0x1000, MM_READWRITE);

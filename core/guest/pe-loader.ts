@@ -71,16 +71,6 @@ export function isPeSource(src: ProgramSource): src is ProgramSource & { image: 
   return src.image !== undefined;
 }
 
-/** Whether a PE program imports from `dll` (kernel32.dll makes it a Win32 program). */
-export function peImportsDll(src: ProgramSource & { image: Uint8Array }, dll: string): boolean {
-  try {
-    return parsePe(src.image, src.fileName, { expect: 'program' }).imports.some((d) => d.dll.toLowerCase() === dll);
-  } catch (e) {
-    if (e instanceof PeError) throw new ProgramError(e.message);
-    throw e;
-  }
-}
-
 /**
  * Load `src` (a PE image) as a user program or a driver at the place given, its imports bound
  * against `modules` (ntdll and kernel32 for a program, ntoskrnl and hal for a driver). Anything
