@@ -5,11 +5,12 @@
 // instructions/s sit beside the asm loop's from the same run.
 import Database from 'better-sqlite3';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Guest, scenarioOptions } from '../core/index.js';
+import { repoRoot } from './record.js';
 
 export interface PeFigures {
   /** Guest.boot of osr-log-user-handle-c in a fresh process: the first boot (kernel images from the disk cache). */
@@ -20,11 +21,7 @@ export interface PeFigures {
   readLoop: { instructions: number; syscalls: number; seconds: number; perSecond: number; bytesPerInstruction: number };
 }
 
-const root = (() => {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
-  return dir;
-})();
+const root = repoRoot();
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 

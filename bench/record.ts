@@ -34,7 +34,8 @@ l:
     ret
 `;
 
-function repoRoot(): string {
+/** The repository root (the folder holding package.json), from bench/ or dist/bench/. */
+export function repoRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 5; i++) {
     try {
