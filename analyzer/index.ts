@@ -12,3 +12,4 @@ export { verifySession, formatVerifyResult, VerifyError, type VerifyResult } fro
 export { QueryError, QUERY_FORMATS, openForQuery, chooseSession, registerFunctions, prepareReadOnly, streamRows, runQuery, schemaText, tableNames, type QueryFormat, type QueryOptions, type Output } from './query.js';
 export { NAMED_QUERIES, findNamedQuery, namedQueryList, requireProjections, checkSyscall, type NamedQuery } from './named.js';
 export { sessionFacts, narrateSession, describeCall, type SessionFacts, type CallFact, type HandleFact, type ProbeFact } from './narrate.js';
+export { buildFindings, explainSession, formatExplained, readFindings, FINDINGS, FINDINGS_TABLE, HOOKS, HOOKS_TABLE, type Finding, type Hook, type FindingRow, type Explained, type EvidenceEvent } from './findings/index.js';

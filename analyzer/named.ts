@@ -40,6 +40,11 @@ function callerOf(s: string, what: 'symbol' | 'seq' | 'ret'): string {
       ORDER BY l.seq DESC LIMIT 1)`;
 }
 
+/** The calling instruction of one call: SELECT symbol, seq for (session, syscall id). */
+export function callerOfSyscallSql(): string {
+  return `SELECT ${callerOf('s', 'symbol')}, ${callerOf('s', 'seq')} FROM syscalls s WHERE s.session_id = ? AND s.id = ?`;
+}
+
 /** One line about an event of each typed table, for `path` (columns of that table). */
 const DESCRIBE: Record<string, string> = {
   ring_transitions: `mechanism || printf(': ring %d → %d, to %s', from_cpl, to_cpl, coalesce(sym(to_eip), hex32(to_eip))) || printf(', esp %s → %s', hex32(from_esp), hex32(to_esp)) || CASE WHEN vector IS NULL THEN '' ELSE printf(', vector 0x%X', vector) END`,
@@ -57,11 +62,19 @@ const DESCRIBE: Record<string, string> = {
   service_exits: `service || ' returns ' || coalesce(status_name, status_name(status)) || printf(' (0x%08X)', status)`,
   probes: `printf('ProbeFor%s(%s, %d, %d) → %s', CASE kind WHEN 'read' THEN 'Read' ELSE 'Write' END, hex32(address), length, alignment, status_name(status))`,
   handle_lookups: `printf('handle 0x%X in the %s table, %s → %s', handle, handle_table, previous_mode, status_name(status)) || coalesce(', ' || object_type || ' ' || hex32(object), '')`,
+  handle_entries: `printf('handle 0x%X %s in the %s table of %s: %s %s', handle, CASE op WHEN 'create' THEN 'created' ELSE 'closed' END, handle_table, process, object_type, coalesce(object_name, hex32(object)))`,
   irps: `printf('IRP %s %s %s → %s, RequestorMode %s', hex32(irp), phase, major_function_name, driver, requestor_mode) || CASE WHEN status IS NULL THEN '' ELSE ' → ' || status_name(status) END`,
   thread_switches: `printf('thread %d (%s) → thread %d (%s): %s', from_thread, from_process, to_thread, to_process, reason)`,
   console_outputs: `printf('%s writes %d bytes to the console (%s, handle 0x%X)', process, bytes, stream, handle)`,
   debug_prints: `printf('%s from %s (%s): %d characters', source, coalesce(caller_symbol, '?'), mode, length(text))`,
 };
+
+/** One line about one event of a typed table: SQL with the parameters (session, seq); null for an unknown type. */
+export function describeEventSql(eventType: string): string | null {
+  const t = EVENT_TABLES.find((x) => x.event === eventType);
+  if (!t) return null;
+  return `SELECT ${DESCRIBE[t.name] ?? `'${t.event}'`} FROM ${t.name} e WHERE e.session_id = ? AND e.seq = ?`;
+}
 
 /** Every event of the session between b.first and b.last on thread b.thread, described. */
 function eventsBetween(): string {
@@ -222,8 +235,8 @@ export function requireProjections(db: Database.Database, file: string, q: Named
 }
 
 /** --syscall ID: a syscalls.id of the session. */
-export function checkSyscall(db: Database.Database, sessionId: number, value: string | undefined): number {
-  if (value === undefined) throw new QueryError("--named path needs --syscall ID (the syscalls.id of the call; see 'ntflow query FILE --named syscalls')");
+export function checkSyscall(db: Database.Database, sessionId: number, value: string | undefined, what = '--named path'): number {
+  if (value === undefined) throw new QueryError(`${what} needs --syscall ID (the syscalls.id of the call; see 'ntflow query FILE --named syscalls')`);
   const t = String(value).trim();
   if (!/^\d+$/.test(t)) throw new QueryError(`--syscall: '${value}' is not a syscall id (a whole number; see --named syscalls)`);
   const id = Number(t);

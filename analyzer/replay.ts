@@ -17,9 +17,10 @@ import { foldSyscallArgs, SYSCALL_ARGS } from './projections/syscall-args.js';
 import { foldSyscalls, syscallRow, SYSCALLS } from './projections/syscalls.js';
 import { symbolRows, SYMBOLS } from './projections/symbols.js';
 import { digestOf, rowWriter, tableSql, type Projection, type ProjectionTable } from './projections/table.js';
+import { buildFindings, FINDINGS, HOOKS } from './findings/index.js';
 
 /** The projections a replay builds, in the order their results are reported. */
-export const PROJECTIONS: readonly Projection[] = [SYSCALLS, SYSCALL_ARGS, CALLS, RING_SPANS, SYMBOLS];
+export const PROJECTIONS: readonly Projection[] = [SYSCALLS, SYSCALL_ARGS, CALLS, RING_SPANS, SYMBOLS, FINDINGS, HOOKS];
 
 export const PROJECTIONS_TABLE: ProjectionTable = {
   name: 'projections',
@@ -120,6 +121,14 @@ export function replaySession(db: Database.Database, sessionId: number, options:
     log$.connect();
     for (const s of subs) s.unsubscribe();
     if (failure) throw failure;
+
+    // The findings read the rows just written (calls, their arguments) and the typed events.
+    const found = buildFindings(db, sessionId);
+    for (const [p, rows] of [[FINDINGS, found.findings], [HOOKS, found.hooks]] as const) {
+      const writer = rowWriter(db, p.table, sessionId);
+      for (const row of rows) writer.add(row);
+      writer.flush();
+    }
 
     const lastSeq = total - 1;
     const insertProjection = db.prepare('INSERT INTO projections (session_id, name, version, last_seq, digest, rows) VALUES (?, ?, ?, ?, ?, ?)');

@@ -10,6 +10,7 @@ import { addQueryCommand } from './query.js';
 import { addReplayCommand } from './replay.js';
 import { addStateCommand } from './state-command.js';
 import { addFlowCommand } from './flow.js';
+import { addExplainCommand } from './explain.js';
 import { QueryError, ReplayInputError, VerifyError } from '../analyzer/index.js';
 import { RecordInputError, TraceFileError } from '../recorder/index.js';
 
@@ -128,6 +129,7 @@ export function buildProgram(): Command {
   addReplayCommand(program, (message) => new UserError(message));
   addStateCommand(program, (message) => new UserError(message));
   addFlowCommand(program, (message) => new UserError(message));
+  addExplainCommand(program, (message) => new UserError(message));
 
   return program;
 }

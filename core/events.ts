@@ -184,6 +184,10 @@ export interface ProbeEvent extends EventBase {
   alignment: number;
   /** STATUS_SUCCESS, STATUS_DATATYPE_MISALIGNMENT or STATUS_ACCESS_VIOLATION. */
   status: number;
+  /** Where touching the buffer faulted (the checks passed but a page did not), else null. */
+  faultAddress: number | null;
+  /** Why that page faulted: absent, or present but not writable. */
+  fault: 'not-present' | 'read-only' | null;
 }
 
 /** ObReferenceObjectByHandle (and NtClose's lookup): which table, in which mode, with what result. */
@@ -195,6 +199,33 @@ export interface HandleLookupEvent extends EventBase {
   status: number;
   object: number | null;
   objectType: string | null;
+  /** The object type the caller asked for (null: any). */
+  wantedType: string | null;
+  /** The access the caller asked for (ACCESS_MASK, generic rights as given). */
+  desiredAccess: number;
+  /** The handle entry's GrantedAccess (null when no entry was found). */
+  grantedAccess: number | null;
+  /** The type of the object the entry names, also when the lookup failed on it (null: no entry). */
+  foundType: string | null;
+}
+
+/**
+ * A handle table entry was created (ObpCreateHandle) or destroyed (ExDestroyHandle): every handle
+ * a session opens and closes, so a lookup that fails can say whether the value was ever valid.
+ */
+export interface HandleEntryEvent extends EventBase {
+  type: 'handle-entry';
+  op: 'create' | 'close';
+  /** The value the caller sees (a kernel handle with bit 31). */
+  handle: number;
+  table: 'process' | 'kernel';
+  /** The image name of the process whose table holds it ('System' for the kernel table). */
+  process: string;
+  object: number;
+  objectType: string;
+  /** The object's name (a file's path, a named object's full name), null when unnamed. */
+  objectName: string | null;
+  grantedAccess: number;
 }
 
 /** An IRP sent to a driver's dispatch routine, or completed. */
@@ -291,6 +322,7 @@ export type GuestEvent =
   | ServiceExitEvent
   | ProbeEvent
   | HandleLookupEvent
+  | HandleEntryEvent
   | IrpEvent
   | ThreadSwitchEvent
   | ConsoleOutputEvent

@@ -70,6 +70,21 @@ const UPGRADES: Record<number, (db: Database.Database) => void> = {
     db.exec('DROP VIEW events');
     db.exec(statements.find((s) => s.startsWith('CREATE VIEW events'))!);
   },
+  2: (db) => {
+    // Schema 3: probes say where and why touching a buffer faulted; handle lookups carry the type
+    // and access asked for and the entry's; handle_entries records every handle made and destroyed.
+    db.exec("ALTER TABLE probes ADD COLUMN fault_address INTEGER /* where touching the buffer faulted when the range and alignment checks passed but a page did not (NULL otherwise) */");
+    db.exec("ALTER TABLE probes ADD COLUMN fault TEXT /* why that page faulted: 'not-present' or 'read-only' (NULL when it did not) */");
+    db.exec('ALTER TABLE handle_lookups ADD COLUMN wanted_type TEXT /* the object type the caller asked for (NULL: any) */');
+    db.exec('ALTER TABLE handle_lookups ADD COLUMN desired_access INTEGER /* the access mask the caller asked for (generic rights as given) */');
+    db.exec("ALTER TABLE handle_lookups ADD COLUMN granted_access INTEGER /* the handle entry's GrantedAccess (NULL when no entry was found) */");
+    db.exec('ALTER TABLE handle_lookups ADD COLUMN found_type TEXT /* the type of the object the entry names, also when the lookup failed on it (NULL: no entry) */');
+    const statements = schemaSql();
+    db.exec(statements.find((s) => s.startsWith('CREATE TABLE handle_entries ('))!);
+    for (const s of statements.filter((x) => x.startsWith('CREATE INDEX') && x.includes(' ON handle_entries '))) db.exec(s);
+    db.exec('DROP VIEW events');
+    db.exec(statements.find((s) => s.startsWith('CREATE VIEW events'))!);
+  },
 };
 
 function pragmasForWriting(db: Database.Database): void {

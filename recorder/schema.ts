@@ -3,7 +3,7 @@
 // typed table holds, and how an event's fields become its columns.
 import type { TraceEvent } from '../core/index.js';
 
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 type SqlType = 'INTEGER' | 'TEXT' | 'BLOB';
 export interface Column {
@@ -185,8 +185,10 @@ export const EVENT_TABLES: EventTable[] = [
       { name: 'length', type: 'INTEGER', comment: 'its length in bytes' },
       { name: 'alignment', type: 'INTEGER', comment: 'the alignment required' },
       { name: 'status', type: 'INTEGER', comment: 'STATUS_SUCCESS, STATUS_DATATYPE_MISALIGNMENT or STATUS_ACCESS_VIOLATION' },
+      { name: 'fault_address', type: 'INTEGER', comment: 'where touching the buffer faulted when the range and alignment checks passed but a page did not (NULL otherwise)' },
+      { name: 'fault', type: 'TEXT', comment: "why that page faulted: 'not-present' or 'read-only' (NULL when it did not)" },
     ],
-    values: (e) => [e.kind, e.address, e.length, e.alignment, e.status],
+    values: (e) => [e.kind, e.address, e.length, e.alignment, e.status, e.faultAddress, e.fault],
   },
   {
     name: 'handle_lookups',
@@ -199,8 +201,28 @@ export const EVENT_TABLES: EventTable[] = [
       { name: 'status', type: 'INTEGER', comment: 'the NTSTATUS of the lookup' },
       { name: 'object', type: 'INTEGER', comment: "the object's body address (NULL when none)" },
       { name: 'object_type', type: 'TEXT', comment: "the object's type (File, Device, …)" },
+      { name: 'wanted_type', type: 'TEXT', comment: 'the object type the caller asked for (NULL: any)' },
+      { name: 'desired_access', type: 'INTEGER', comment: 'the access mask the caller asked for (generic rights as given)' },
+      { name: 'granted_access', type: 'INTEGER', comment: "the handle entry's GrantedAccess (NULL when no entry was found)" },
+      { name: 'found_type', type: 'TEXT', comment: 'the type of the object the entry names, also when the lookup failed on it (NULL: no entry)' },
     ],
-    values: (e) => [e.handle, e.table, e.previousMode, e.status, e.object, e.objectType],
+    values: (e) => [e.handle, e.table, e.previousMode, e.status, e.object, e.objectType, e.wantedType, e.desiredAccess, e.grantedAccess, e.foundType],
+  },
+  {
+    name: 'handle_entries',
+    event: 'handle-entry',
+    comment: 'a handle table entry created (ObpCreateHandle) or destroyed (ExDestroyHandle): every handle opened and closed in the session',
+    columns: [
+      { name: 'op', type: 'TEXT', comment: "'create' or 'close'" },
+      { name: 'handle', type: 'INTEGER', comment: 'the handle value as the caller sees it (a kernel handle with bit 31)' },
+      { name: 'handle_table', type: 'TEXT', comment: "'process' or 'kernel' (the System process's, ObpKernelHandleTable)" },
+      { name: 'process', type: 'TEXT', comment: "the image name of the process whose table holds it ('System' for the kernel table)" },
+      { name: 'object', type: 'INTEGER', comment: "the object's body address" },
+      { name: 'object_type', type: 'TEXT', comment: "the object's type (File, Event, …)" },
+      { name: 'object_name', type: 'TEXT', comment: "the object's name (a file's path), NULL when unnamed" },
+      { name: 'granted_access', type: 'INTEGER', comment: "the entry's GrantedAccess" },
+    ],
+    values: (e) => [e.op, e.handle, e.table, e.process, e.object, e.objectType, e.objectName, e.grantedAccess],
   },
   {
     name: 'irps',

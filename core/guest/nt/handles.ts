@@ -138,10 +138,28 @@ export function createHandle(k: Kernel, rec: ObjectRecord, attributes: number, a
  * uses to give a new process its standard handles.
  */
 export function createHandleIn(k: Kernel, process: Process, rec: ObjectRecord, attributes: number, access: number): number {
-  const handle = insertHandle(k, handleTableOf(k, process), rec.header, attributes & OBJ_INHERIT, access);
+  const table = handleTableOf(k, process);
+  const handle = insertHandle(k, table, rec.header, attributes & OBJ_INHERIT, access);
   referenceObject(k, rec);
   adjustHandleCount(k, rec, 1);
+  emitEntry(k, 'create', table, handle, rec, access, process);
   return handle;
+}
+
+/** The `handle-entry` event of an entry made or destroyed in `table` (value without bit 31). */
+function emitEntry(k: Kernel, op: 'create' | 'close', table: number, value: number, rec: ObjectRecord, access: number, owner: Process): void {
+  const kernel = table === kernelHandleTable(k);
+  k.emit<'handle-entry'>({
+    type: 'handle-entry',
+    op,
+    handle: (kernel ? value | KERNEL_HANDLE_FLAG : value) >>> 0,
+    table: kernel ? 'kernel' : 'process',
+    process: owner.name,
+    object: rec.body,
+    objectType: rec.type,
+    objectName: rec.name ?? rec.file?.fileName ?? null,
+    grantedAccess: access >>> 0,
+  });
 }
 
 export interface Referenced {
@@ -167,10 +185,12 @@ export function referenceObjectByHandle(k: Kernel, handle: number, type: ObTypeN
   const h = handle >>> 0;
   let table: 'process' | 'kernel' | 'pseudo' | 'none';
   let result: Referenced;
+  let found: { rec: ObjectRecord; granted: number } | null = null;
   if (h === NT_CURRENT_PROCESS || h === NT_CURRENT_THREAD) {
     table = 'pseudo';
     const rec = h === NT_CURRENT_PROCESS ? processObject(k, k.currentProcess()) : threadObject(k, k.currentThread());
-    result = grant(k, rec, type, desiredAccess, mode, allAccess(rec.type), 0);
+    found = { rec, granted: allAccess(rec.type) };
+    result = grant(k, rec, type, desiredAccess, mode, found.granted, 0);
   } else if (h & KERNEL_HANDLE_FLAG && mode !== KernelMode) {
     table = 'none';
     result = { status: S.STATUS_INVALID_HANDLE };
@@ -179,6 +199,7 @@ export function referenceObjectByHandle(k: Kernel, handle: number, type: ObTypeN
     table = tableName(k, t);
     const e = mapHandle(k, t, h & ~KERNEL_HANDLE_FLAG);
     const rec = e ? objectAt(k, e.header + 0x18) : undefined;
+    if (e && rec) found = { rec, granted: e.grantedAccess };
     result = e && rec ? grant(k, rec, type, desiredAccess, mode, e.grantedAccess, e.attributes) : { status: S.STATUS_INVALID_HANDLE };
   }
   k.emit<'handle-lookup'>({
@@ -189,6 +210,10 @@ export function referenceObjectByHandle(k: Kernel, handle: number, type: ObTypeN
     status: result.status,
     object: result.rec?.body ?? null,
     objectType: result.rec?.type ?? null,
+    wantedType: type,
+    desiredAccess: desiredAccess >>> 0,
+    grantedAccess: found ? found.granted >>> 0 : null,
+    foundType: found?.rec.type ?? null,
   });
   return result;
 }
@@ -211,6 +236,8 @@ export function closeHandle(k: Kernel, handle: number, mode: Mode): number {
   let status: number;
   let table: 'process' | 'kernel' | 'pseudo' | 'none' = 'none';
   let rec: ObjectRecord | undefined;
+  let closedAccess: number | null = null;
+  let closedIn: { table: number; value: number } | null = null;
   if (mode === KernelMode && h === NT_CURRENT_PROCESS) {
     status = S.STATUS_INVALID_HANDLE;
   } else {
@@ -220,7 +247,9 @@ export function closeHandle(k: Kernel, handle: number, mode: Mode): number {
     const e = mapHandle(k, t, value);
     rec = e ? objectAt(k, e.header + 0x18) : undefined;
     if (e && rec) {
+      closedAccess = e.grantedAccess >>> 0;
       removeHandle(k, t, value);
+      closedIn = { table: t, value };
       status = S.STATUS_SUCCESS;
     } else {
       status = S.STATUS_INVALID_HANDLE;
@@ -234,7 +263,15 @@ export function closeHandle(k: Kernel, handle: number, mode: Mode): number {
     status,
     object: rec?.body ?? null,
     objectType: rec?.type ?? null,
+    wantedType: null,
+    desiredAccess: 0,
+    grantedAccess: closedAccess,
+    foundType: rec?.type ?? null,
   });
+  if (closedIn && rec) {
+    const owner = closedIn.table === kernelHandleTable(k) ? k.systemProcess : k.currentProcess();
+    emitEntry(k, 'close', closedIn.table, closedIn.value, rec, closedAccess ?? 0, owner);
+  }
   if (status === S.STATUS_SUCCESS && rec) {
     // The handle's count and reference go after the entry is gone (ObpDecrementHandleCount,
     // then ObDereferenceObject): the last handle of a file sends IRP_MJ_CLEANUP, the last

@@ -28,14 +28,23 @@ export function probeCheck(address: number, length: number, alignment: number): 
   return S.STATUS_SUCCESS;
 }
 
-function emitProbe(k: Kernel, kind: 'read' | 'write', address: number, length: number, alignment: number, status: number): number {
-  k.emit<'probe'>({ type: 'probe', kind, address: address >>> 0, length: length >>> 0, alignment, status: status >>> 0 });
-  return status >>> 0;
+/** Where touching a buffer faulted and why (the page absent, or present but not writable). */
+interface Touched {
+  status: number;
+  faultAddress: number | null;
+  fault: 'not-present' | 'read-only' | null;
+}
+
+const checked = (status: number): Touched => ({ status, faultAddress: null, fault: null });
+
+function emitProbe(k: Kernel, kind: 'read' | 'write', address: number, length: number, alignment: number, t: Touched): number {
+  k.emit<'probe'>({ type: 'probe', kind, address: address >>> 0, length: length >>> 0, alignment, status: t.status >>> 0, faultAddress: t.faultAddress, fault: t.fault });
+  return t.status >>> 0;
 }
 
 /** ProbeForRead: the checks only — it does not check that the pages are readable. */
 export function probeForRead(k: Kernel, address: number, length: number, alignment: number): number {
-  return emitProbe(k, 'read', address, length, alignment, probeCheck(address, length, alignment));
+  return emitProbe(k, 'read', address, length, alignment, checked(probeCheck(address, length, alignment)));
 }
 
 /**
@@ -44,9 +53,9 @@ export function probeForRead(k: Kernel, address: number, length: number, alignme
  * here and the caller sees STATUS_ACCESS_VIOLATION.
  */
 export function probeForWrite(k: Kernel, address: number, length: number, alignment: number): number {
-  let status = probeCheck(address, length, alignment);
-  if (status === S.STATUS_SUCCESS && length >>> 0 !== 0) status = touch(k, address >>> 0, (address >>> 0) + (length >>> 0) - 1, true);
-  return emitProbe(k, 'write', address, length, alignment, status);
+  let t = checked(probeCheck(address, length, alignment));
+  if (t.status === S.STATUS_SUCCESS && length >>> 0 !== 0) t = touch(k, address >>> 0, (address >>> 0) + (length >>> 0) - 1, true);
+  return emitProbe(k, 'write', address, length, alignment, t);
 }
 
 /**
@@ -57,15 +66,15 @@ export function probeForWrite(k: Kernel, address: number, length: number, alignm
 export function probeGeneric(k: Kernel, address: number, size: number, kind: 'read' | 'write'): number {
   address >>>= 0;
   const last = address + size - 1;
-  let status: number = last > 0xffffffff || last >= MM_USER_PROBE_ADDRESS ? S.STATUS_ACCESS_VIOLATION : S.STATUS_SUCCESS;
-  if (status === S.STATUS_SUCCESS) status = touch(k, address, last, kind === 'write');
-  return emitProbe(k, kind, address, size, 1, status);
+  let t = checked(last > 0xffffffff || last >= MM_USER_PROBE_ADDRESS ? S.STATUS_ACCESS_VIOLATION : S.STATUS_SUCCESS);
+  if (t.status === S.STATUS_SUCCESS) t = touch(k, address, last, kind === 'write');
+  return emitProbe(k, kind, address, size, 1, t);
 }
 
 /** Touch the first byte and one byte in every following page up to `last`. */
-function touch(k: Kernel, address: number, last: number, write: boolean): number {
+function touch(k: Kernel, address: number, last: number, write: boolean): Touched {
+  let p = address;
   try {
-    let p = address;
     for (;;) {
       const b = k.r8(p);
       if (write) k.w8(p, b);
@@ -73,9 +82,11 @@ function touch(k: Kernel, address: number, last: number, write: boolean): number
       p >>>= 0;
       if (p > last || p === 0) break;
     }
-    return S.STATUS_SUCCESS;
+    return checked(S.STATUS_SUCCESS);
   } catch (e) {
-    if (e instanceof GuestFault) return S.STATUS_ACCESS_VIOLATION;
-    throw e;
+    if (!(e instanceof GuestFault)) throw e;
+    // #PF's error code bit 0: the page was present (so the write hit a read-only page).
+    const present = e.vector === 14 && e.errorCode !== null && (e.errorCode & 1) !== 0;
+    return { status: S.STATUS_ACCESS_VIOLATION, faultAddress: (e.cr2 ?? p) >>> 0, fault: present ? 'read-only' : 'not-present' };
   }
 }
