@@ -97,13 +97,15 @@ const SYSCALL_COLUMNS = `s.id, s.parent_id AS parent, s.enter_seq, s.exit_seq, s
 export const NAMED_QUERIES: readonly NamedQuery[] = [
   {
     name: 'failures',
-    summary: 'system calls that returned a failing NTSTATUS (>= 0xC0000000), with PreviousMode, entry, process/thread and the calling instruction',
-    projections: ['syscalls'],
+    summary: 'system calls whose NTSTATUS is not NT_SUCCESS (>= 0x80000000, warnings included), with PreviousMode, entry, process/thread, the calling instruction and the reason (the findings projection; ntflow explain says it in full)',
+    projections: ['syscalls', 'findings'],
     needs: [],
     sql: `SELECT s.id, s.enter_seq, s.process, s.thread_id AS thread, s.name, s.entry, s.previous_mode,
-    printf('0x%08X', s.status) AS status, s.status_name, ${callerOf('s', 'symbol')} AS caller, s.parent_id AS parent
+    printf('0x%08X', s.status) AS status, s.status_name, ${callerOf('s', 'symbol')} AS caller, s.parent_id AS parent,
+    (SELECT f.cause || ': ' || substr(f.title, instr(f.title, ': ') + 2) FROM findings f
+     WHERE f.session_id = s.session_id AND f.syscall_id = s.id AND f.kind = 'failure-cause') AS reason
   FROM syscalls s
-  WHERE s.session_id = :session AND s.status >= 3221225472
+  WHERE s.session_id = :session AND s.status >= 2147483648
   ORDER BY s.enter_seq, s.id`,
   },
   {

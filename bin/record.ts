@@ -8,6 +8,7 @@ import { dirname, join, resolve } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { AsmError, ProgramError, type ProgramSource } from '../core/index.js';
+import { ensureProjections } from '../analyzer/index.js';
 import {
   DEFAULT_MAX_INSTRUCTIONS,
   RecordInputError,
@@ -284,8 +285,9 @@ export async function recordCommand(arg: string, opts: RecordCommandOptions, use
     process.exitCode = interrupted === 'SIGTERM' ? 143 : 130;
     return;
   }
-  // The projections (syscalls, calls, …) are not built here: the first `query` or `flow` of the
-  // file builds them (analyzer ensureProjections), so recording costs only the recording.
+  // The projections (syscalls, calls, findings, …) go into the file now, so that any SQLite reader
+  // sees them (DESIGN's contract); an interrupted recording leaves them to its first reader.
+  ensureProjections(summary.file);
   process.stdout.write(summaryText(summary));
 }
 

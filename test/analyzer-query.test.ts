@@ -218,7 +218,7 @@ t.test('named queries: list, unknown names, and the projections they need', asyn
   // A file whose projections could not be built (one this process may not write) says how to build them.
   const db = new Database(bare, { readonly: true });
   t.throws(() => requireProjections(db, bare, findNamedQuery('failures')!, 1), {
-    message: `--named failures reads the syscalls table, which ${bare} does not have yet: run 'ntflow replay ${bare}' first`,
+    message: `--named failures reads the syscalls, findings tables, which ${bare} does not have yet: run 'ntflow replay ${bare}' first`,
   });
   db.close();
   t.match(await namedError(osr, 'rings', { syscall: '1' }), /--syscall goes with --named path/);
@@ -231,18 +231,18 @@ t.test('named queries: list, unknown names, and the projections they need', asyn
 t.test('--named failures: the three failing NtWriteFile calls of osr-log-user-handle', async (t) => {
   const rows = JSON.parse(await named(replayed, 'failures', { session: 'osr-log-user-handle', format: 'json' })) as Record<string, unknown>[];
   t.same(
-    rows.map((r) => [r.name, r.previous_mode, r.entry, r.status, r.status_name, r.thread, r.caller]),
+    rows.map((r) => [r.name, r.previous_mode, r.entry, r.status, r.status_name, r.thread, r.caller, r.reason]),
     [
-      ['NtWriteFile', 'UserMode', 'nt-direct', '0xC0000005', 'STATUS_ACCESS_VIOLATION', 1996, 'osr-log-user-handle!WriteBoth+0x1d'],
-      ['NtWriteFile', 'KernelMode', 'nt-direct', '0xC0000008', 'STATUS_INVALID_HANDLE', 8, 'osr-log-user-handle!WriteBoth+0x1d'],
-      ['NtWriteFile', 'KernelMode', 'zw-kernel', '0xC0000008', 'STATUS_INVALID_HANDLE', 8, 'osr-log-user-handle!WriteBoth+0x41'],
+      ['NtWriteFile', 'UserMode', 'nt-direct', '0xC0000005', 'STATUS_ACCESS_VIOLATION', 1996, 'osr-log-user-handle!WriteBoth+0x1d', 'probe-kernel-address: ProbeForWrite(IoStatusBlock F8A0018C): kernel address'],
+      ['NtWriteFile', 'KernelMode', 'nt-direct', '0xC0000008', 'STATUS_INVALID_HANDLE', 8, 'osr-log-user-handle!WriteBoth+0x1d', 'handle-system-thread: handle 8 of osr-log-user.exe used from a System thread'],
+      ['NtWriteFile', 'KernelMode', 'zw-kernel', '0xC0000008', 'STATUS_INVALID_HANDLE', 8, 'osr-log-user-handle!WriteBoth+0x41', 'handle-system-thread: handle 8 of osr-log-user.exe used from a System thread'],
     ],
   );
   const table = await named(replayed, 'failures', { session: '1' });
-  t.match(table, /^id\s+enter_seq\s+process\s+thread\s+name\s+entry\s+previous_mode\s+status\s+status_name\s+caller\s+parent\n/);
+  t.match(table, /^id\s+enter_seq\s+process\s+thread\s+name\s+entry\s+previous_mode\s+status\s+status_name\s+caller\s+parent\s+reason\n/);
   t.match(table, /\(3 rows\)\n$/);
   // The NtReadFile program session has none.
-  t.equal(await named(replayed, 'failures', { session: 'nt-read', format: 'csv' }), 'id,enter_seq,process,thread,name,entry,previous_mode,status,status_name,caller,parent\n');
+  t.equal(await named(replayed, 'failures', { session: 'nt-read', format: 'csv' }), 'id,enter_seq,process,thread,name,entry,previous_mode,status,status_name,caller,parent,reason\n');
 });
 
 t.test('--named syscalls and --named path: the NtReadFile call from ntdll to SYSEXIT and back', async (t) => {

@@ -238,6 +238,19 @@ function decide(d: SessionData, c: Call, status: number, explained: Map<number, 
     });
   }
   if (own.length) return own.sort((a, b) => a.seq - b.seq)[0];
+  // NtReadFile/NtWriteFile reference the handle asking for no access and check the granted mask
+  // themselves (a write may append): the lookup succeeded, its GrantedAccess says why.
+  const checked = status === S.ACCESS_DENIED ? c.lookups.find((x) => x.status === 0 && x.grantedAccess !== null) : undefined;
+  if (checked) {
+    const want = c.name === 'NtWriteFile' ? 'FILE_WRITE_DATA or FILE_APPEND_DATA (0x6)' : c.name === 'NtReadFile' ? 'FILE_READ_DATA (0x1)' : 'more access';
+    return {
+      cause: 'handle-access-denied',
+      seq: checked.seq,
+      text: `handle ${hex(checked.handle)} was granted access 0x${hex(checked.grantedAccess!)}, and ${c.name} checked it for ${want} itself after the lookup → STATUS_ACCESS_DENIED`,
+      short: `handle ${hex(checked.handle)} granted 0x${hex(checked.grantedAccess!)}, lacks ${c.name === 'NtWriteFile' ? 'write' : 'the'} access`,
+      evidence: [checked.seq],
+    };
+  }
 
   const child = c.children.find((x) => x.status === status && explained.has(x.id)) ?? c.children.find((x) => failed(x.status) && explained.has(x.id));
   const done = c.irps.find((x) => x.phase === 'complete' && x.status === status);
