@@ -124,6 +124,13 @@ export const SCENARIOS: readonly Scenario[] = [
     drivers: ['kifastcallentry-hook.asm'],
     cpu: 'sysenter',
   },
+  {
+    name: 'msr-hook',
+    summary: 'a driver points MSR 0x176 (SYSENTER_EIP) at its own entry routine, which counts and jumps to the saved KiFastCallEntry; every SYSENTER then lands in the driver',
+    program: 'user-nt-readfile.asm',
+    drivers: ['msr-hook.asm'],
+    cpu: 'sysenter',
+  },
 ];
 
 /** The folder of the scenario sources, found from the compiled module too. */
