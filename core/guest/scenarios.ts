@@ -131,6 +131,13 @@ export const SCENARIOS: readonly Scenario[] = [
     drivers: ['msr-hook.asm'],
     cpu: 'sysenter',
   },
+  {
+    name: 'idt-hook',
+    summary: "a driver finds the IDT with SIDT and rewrites gate 0x2E's offset to its own handler, which jumps to KiSystemService; INT 2Eh then enters ring 0 in the driver",
+    program: 'user-nt-readfile.asm',
+    drivers: ['idt-hook.asm'],
+    cpu: 'int2e',
+  },
 ];
 
 /** The folder of the scenario sources, found from the compiled module too. */
