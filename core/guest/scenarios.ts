@@ -138,6 +138,13 @@ export const SCENARIOS: readonly Scenario[] = [
     drivers: ['idt-hook.asm'],
     cpu: 'int2e',
   },
+  {
+    name: 'ntdll-stub-hook',
+    summary: "the program rewrites ntdll!NtReadFile's mov edx,7FFE0300h (NtProtectVirtualMemory around the write) to call its own detour, which counts and jumps to SystemCallStub",
+    program: 'ntdll-stub-hook.asm',
+    drivers: [],
+    cpu: 'sysenter',
+  },
 ];
 
 /** The folder of the scenario sources, found from the compiled module too. */
