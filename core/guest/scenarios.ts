@@ -145,6 +145,13 @@ export const SCENARIOS: readonly Scenario[] = [
     drivers: [],
     cpu: 'sysenter',
   },
+  {
+    name: 'shadow-ssdt-hook',
+    summary: "a driver finds KeServiceDescriptorTableShadow by its contents and hooks win32k's W32pServiceTable[0]; the program's NtGdiAbortDoc (0x1000) runs through the hook",
+    program: 'gdi-abort-doc.asm',
+    drivers: ['shadow-ssdt-hook.asm'],
+    cpu: 'sysenter',
+  },
 ];
 
 /** The folder of the scenario sources, found from the compiled module too. */
