@@ -152,6 +152,13 @@ export const SCENARIOS: readonly Scenario[] = [
     drivers: ['shadow-ssdt-hook.asm'],
     cpu: 'sysenter',
   },
+  {
+    name: 'thread-table-hook',
+    summary: "a driver gives the program's thread a copied KiServiceTable with 0xB7 hooked (KTHREAD.ServiceTable); only that thread's NtReadFile runs through the hook, the global SSDT is untouched",
+    program: 'thread-table-client.asm',
+    drivers: ['thread-table-hook.asm'],
+    cpu: 'sysenter',
+  },
 ];
 
 /** The folder of the scenario sources, found from the compiled module too. */
