@@ -124,6 +124,41 @@ export const SCENARIOS: readonly Scenario[] = [
     drivers: ['kifastcallentry-hook.asm'],
     cpu: 'sysenter',
   },
+  {
+    name: 'msr-hook',
+    summary: 'a driver points MSR 0x176 (SYSENTER_EIP) at its own entry routine, which counts and jumps to the saved KiFastCallEntry; every SYSENTER then lands in the driver',
+    program: 'user-nt-readfile.asm',
+    drivers: ['msr-hook.asm'],
+    cpu: 'sysenter',
+  },
+  {
+    name: 'idt-hook',
+    summary: "a driver finds the IDT with SIDT and rewrites gate 0x2E's offset to its own handler, which jumps to KiSystemService; INT 2Eh then enters ring 0 in the driver",
+    program: 'user-nt-readfile.asm',
+    drivers: ['idt-hook.asm'],
+    cpu: 'int2e',
+  },
+  {
+    name: 'ntdll-stub-hook',
+    summary: "the program rewrites ntdll!NtReadFile's mov edx,7FFE0300h (NtProtectVirtualMemory around the write) to call its own detour, which counts and jumps to SystemCallStub",
+    program: 'ntdll-stub-hook.asm',
+    drivers: [],
+    cpu: 'sysenter',
+  },
+  {
+    name: 'shadow-ssdt-hook',
+    summary: "a driver finds KeServiceDescriptorTableShadow by its contents and hooks win32k's W32pServiceTable[0]; the program's NtGdiAbortDoc (0x1000) runs through the hook",
+    program: 'gdi-abort-doc.asm',
+    drivers: ['shadow-ssdt-hook.asm'],
+    cpu: 'sysenter',
+  },
+  {
+    name: 'thread-table-hook',
+    summary: "a driver gives the program's thread a copied KiServiceTable with 0xB7 hooked (KTHREAD.ServiceTable); only that thread's NtReadFile runs through the hook, the global SSDT is untouched",
+    program: 'thread-table-client.asm',
+    drivers: ['thread-table-hook.asm'],
+    cpu: 'sysenter',
+  },
 ];
 
 /** The folder of the scenario sources, found from the compiled module too. */
