@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { record } from '../recorder/index.js';
-import { replayFile } from '../analyzer/index.js';
+import { registerFunctions, replayFile } from '../analyzer/index.js';
 import { SCENARIOS } from '../core/index.js';
 import { FAILURE_CASES } from './programs/findings/cases.js';
 import { repoPath } from './util/paths.js';
@@ -70,6 +70,25 @@ const EXPECTED: Record<string, [string, string, number | null][]> = {
   ],
   'ssdt-hook': [['hook', 'ssdt', 2]],
   'kifastcallentry-hook': [['hook', 'inline', 1]],
+  'msr-hook': [['hook', 'msr', 1]],
+  'idt-hook': [['hook', 'idt', 1]],
+  'ntdll-stub-hook': [['hook', 'ntdll-stub', 4]],
+  'shadow-ssdt-hook': [
+    ['failure-cause', 'routine', 1],
+    ['hook', 'shadow-ssdt', 1],
+  ],
+  'thread-table-hook': [['hook', 'thread-table', 5]],
+};
+
+/** Each hook scenario's hooks row as detectors report it: type, table, index, function, owner; where installed, first run. */
+const HOOKS: Record<string, { type: string; table: RegExp; index: number | null; fn: string; original: number; owner: string; installBy: RegExp; firstRun: string }> = {
+  'ssdt-hook': { type: 'ssdt', table: /^KiServiceTable$/, index: 0xb7, fn: 'nt!NtReadFile', original: 0x8056b2ec, owner: 'ssdt-hook', installBy: /^ssdt-hook!DriverEntry\+/, firstRun: 'ssdt-lookup' },
+  'kifastcallentry-hook': { type: 'inline', table: /^nt$/, index: null, fn: 'nt!KiSystemService+0xaf', original: 0x8053a3aa, owner: 'kifastcallentry-hook', installBy: /^kifastcallentry-hook!DriverEntry\+/, firstRun: 'instruction' },
+  'msr-hook': { type: 'msr', table: /^MSR$/, index: 0x176, fn: 'nt!KiFastCallEntry', original: 0x8053a270, owner: 'msr-hook', installBy: /^msr-hook!DriverEntry\+/, firstRun: 'msr-read' },
+  'idt-hook': { type: 'idt', table: /^IDT$/, index: 0x2e, fn: 'nt!KiSystemService', original: 0x8053a2fb, owner: 'idt-hook', installBy: /^idt-hook!DriverEntry\+/, firstRun: 'ring-transition' },
+  'ntdll-stub-hook': { type: 'ntdll-stub', table: /^ntdll$/, index: 0xb7, fn: 'ntdll!NtReadFile', original: 0x7ffe0300, owner: 'ntdll-stub-hook', installBy: /^ntdll-stub-hook!start\+/, firstRun: 'instruction' },
+  'shadow-ssdt-hook': { type: 'shadow-ssdt', table: /^W32pServiceTable$/, index: 0, fn: 'win32k!NtGdiAbortDoc', original: 0xbf800000, owner: 'shadow-ssdt-hook', installBy: /^shadow-ssdt-hook!DriverEntry\+/, firstRun: 'ssdt-lookup' },
+  'thread-table-hook': { type: 'thread-table', table: /^KiServiceTable copy at [0-9A-F]{8} \(thread 1996's ServiceTable → [0-9A-F]{8}\)$/, index: 0xb7, fn: 'nt!NtReadFile', original: 0x8056b2ec, owner: 'thread-table-hook', installBy: /^thread-table-hook!HookCurrentThread\+/, firstRun: 'ssdt-lookup' },
 };
 
 /** The table (and condition) the decisive event of each cause is a row of. */
@@ -102,6 +121,8 @@ t.before(async () => {
   }
   replayFile(builtins);
 });
+
+const registerSym = (db: Database.Database, session: number) => registerFunctions(db, session);
 
 function findingsOf(db: Database.Database, session: number): FindingRow[] {
   return db.prepare('SELECT * FROM findings WHERE session_id = ? ORDER BY id').all(session) as FindingRow[];
@@ -197,6 +218,40 @@ t.test('the OSR matrix: each failure with its table and where PreviousMode came 
     t.match(workZw.detail, /^ZwWriteFile was called from (osr-log-user-handle|osrlog)!WriteBoth\+0x[0-9a-f]+: the Zw stub's push 8 \(a kernel CS\) before call KiSystemService \(seq \d+\) set PreviousMode = KernelMode/);
     // Dispatch routine, kernel handle: bit 31 with PreviousMode UserMode, refused before any table.
     t.match(kernel[0].detail, /so PreviousMode stayed UserMode from the program's \w+ \(sysenter, seq \d+\); handle 80000004 has bit 31 set, a kernel handle \(created by #3 ZwCreateFile from (osr-log-kernel-handle|osrlog)!DispatchDeviceControl\+0x[0-9a-f]+, seq \d+\), but the lookup ran with PreviousMode UserMode: ObReferenceObjectByHandle refuses it without searching any table → STATUS_INVALID_HANDLE\. ZwWriteFile would have set PreviousMode = KernelMode\.$/);
+  }
+});
+
+t.test('each hook scenario: its hook as detectors report it, when it was installed and first ran', async (t) => {
+  const db = new Database(builtins, { readonly: true });
+  t.teardown(() => db.close());
+  const at = db.prepare('SELECT type, eip FROM events WHERE session_id = ? AND seq = ?');
+  for (const [name, want] of Object.entries(HOOKS)) {
+    const session = sessionOf.get(name)!;
+    registerSym(db, session);
+    const rows = db.prepare('SELECT * FROM hooks WHERE session_id = ? ORDER BY id').all(session) as Row[];
+    t.equal(rows.length, 1, `${name}: one hook`);
+    const h = rows[0];
+    t.equal(h.hook_type, want.type, `${name}: type`);
+    t.match(h.table_name, want.table, `${name}: table`);
+    t.equal(h.entry_index, want.index, `${name}: index`);
+    t.equal(h.function, want.fn, `${name}: function`);
+    t.equal((h.original as number) >>> 0, want.original, `${name}: original address`);
+    t.equal(h.owner, want.owner, `${name}: the hooking module owns the current address`);
+    const sym = db.prepare('SELECT sym(?)').pluck();
+    t.match(sym.get(h.current), new RegExp(`^${want.owner}!`), `${name}: the current address is in ${want.owner}`);
+    const install = at.get(session, h.install_seq) as Row;
+    t.match(sym.get(install.eip), want.installBy, `${name}: installed by ${sym.get(install.eip)} at seq ${h.install_seq}`);
+    const first = at.get(session, h.first_run_seq) as Row;
+    t.equal(first.type, want.firstRun, `${name}: first ran at a ${want.firstRun} (seq ${h.first_run_seq})`);
+    t.ok((h.first_run_seq as number) > (h.install_seq as number), `${name}: after the install`);
+    const f = db.prepare('SELECT * FROM findings WHERE session_id = ? AND id = ?').get(session, h.finding_id) as FindingRow;
+    t.equal(f.kind, 'hook');
+    t.equal(f.seq, h.install_seq, `${name}: the finding's decisive event is the install`);
+    t.same(JSON.parse(f.evidence).slice(0, 2), [h.install_seq, h.first_run_seq], `${name}: evidence: install, first run`);
+    // The first call through it is a call of the hooked service (or, for the dispatcher patch and the entry hooks, the first call at all).
+    const call = db.prepare('SELECT name, enter_seq FROM syscalls WHERE session_id = ? AND id = ?').get(session, f.syscall_id) as Row;
+    if (want.index !== null && want.type !== 'msr' && want.type !== 'idt') t.equal(call.name, want.fn.split('!')[1], `${name}: the first call through it is ${want.fn}`);
+    else t.equal(f.syscall_id, db.prepare('SELECT min(id) FROM syscalls WHERE session_id = ? AND enter_seq > ?').pluck().get(session, h.install_seq), `${name}: the first call after the install`);
   }
 });
 

@@ -53,13 +53,13 @@ export function hookFindings(d: SessionData): { findings: Finding[]; hooks: Hook
   const s = d.sessionId;
   const before = stateAt(db, s, 0);
   const after = stateAt(db, s, d.events - 1);
-  // User memory exists only once the program's process does: its "before" is the machine at the
+  // User memory exists only once the program's process does: its "before" is the machine after the
   // program's first instruction (SharedUserData is read through its kernel view, mapped from boot).
   const firstUser = db
     .prepare('SELECT min(l.seq) FROM instruction_log l JOIN code c ON c.session_id = l.session_id AND c.id = l.code_id WHERE l.session_id = ? AND c.cpl = 3')
     .pluck()
     .get(s) as number | null;
-  const beforeUser = firstUser === null ? null : stateAt(db, s, Math.max(0, firstUser - 1));
+  const beforeUser = firstUser === null ? null : stateAt(db, s, firstUser);
   const kernelView = (a: number) => (a >= layout.SHARED_USER_DATA && a < layout.SHARED_USER_DATA + 0x1000 ? a - layout.SHARED_USER_DATA + layout.SHARED_USER_DATA_KERNEL : a);
   /** Bytes before and after at an address, each through the view that maps it; null where unknown. */
   const beforeAfter = (a: number, length: number): [(number | null)[], (number | null)[]] => {
@@ -96,7 +96,7 @@ export function hookFindings(d: SessionData): { findings: Finding[]; hooks: Hook
     }
     return null;
   };
-  const instrAt = db.prepare('SELECT c.eip FROM instruction_log l JOIN code c ON c.session_id = l.session_id AND c.id = l.code_id WHERE l.session_id = ? AND l.seq = ?').pluck();
+  const instrAt = db.prepare('SELECT eip FROM events WHERE session_id = ? AND seq = ?').pluck();
   const firstExec = db.prepare('SELECT min(l.seq) FROM instruction_log l JOIN code c ON c.session_id = l.session_id AND c.id = l.code_id WHERE l.session_id = ? AND c.eip = ? AND l.seq > ?').pluck();
   const writer = (seq: number | null): string => {
     if (seq === null) return '';
@@ -284,16 +284,20 @@ export function hookFindings(d: SessionData): { findings: Finding[]; hooks: Hook
     const fn = stub ? symName(lo) : d.sym(lo);
     const runFrom = install ?? -1;
     const firstRun = (firstExec.get(s, target !== null && stub ? target : lo, runFrom) as number | null) ?? (firstExec.get(s, lo, runFrom) as number | null) ?? null;
+    const stubStart = stub ? d.symbols.lookup(lo) : undefined;
+    const stubBytes = stubStart ? bytesAt(after, lo - stubStart.offset, 5) : [];
     hooks.push({
       type: stub ? 'ntdll-stub' : 'inline',
       tableName: module,
-      index: null,
+      // An ntdll stub's service number (its mov eax,N); an inline patch has no index.
+      index: stubBytes[0] === 0xb8 ? ((stubBytes[1]! | (stubBytes[2]! << 8) | (stubBytes[3]! << 16) | (stubBytes[4]! << 24)) >>> 0) : null,
       function: fn,
       original: stub ? (patchTarget(oldCode, start) ?? lo) : lo,
       current: target ?? lo,
       owner: target !== null ? moduleOf(target) : null,
       installSeq: install,
       firstRunSeq: firstRun,
+      patchedAt: lo,
       originalBytes: hexBytes(beforeAfter(lo, hi - lo)[0]),
       currentBytes: hexBytes(beforeAfter(lo, hi - lo)[1]),
     });
@@ -313,7 +317,7 @@ export function hookFindings(d: SessionData): { findings: Finding[]; hooks: Hook
     hooks.push({
       type: 'ntdll-stub',
       tableName: 'ntdll',
-      index: null,
+      index: ((b[1]! | (b[2]! << 8) | (b[3]! << 16) | (b[4]! << 24)) >>> 0),
       function: `ntdll!${name}`,
       original: layout.SYSTEM_CALL_STUB,
       current: x,
@@ -330,7 +334,11 @@ export function hookFindings(d: SessionData): { findings: Finding[]; hooks: Hook
   const firstThread = (db.prepare('SELECT first_thread FROM sessions WHERE id = ?').pluck().get(s) as number) ?? 0;
   const findings: Finding[] = hooks.map((h) => {
     const runThread = h.firstRunSeq === null ? null : ((threadAt.get(s, h.firstRunSeq) as number | undefined) ?? firstThread);
-    const call = h.firstRunSeq === null || runThread === null ? undefined : callHolding(d, runThread, h.firstRunSeq);
+    // The call it ran in — or, for a user-mode detour that runs before the system call, the next call of that thread.
+    const call =
+      h.firstRunSeq === null || runThread === null
+        ? undefined
+        : (callHolding(d, runThread, h.firstRunSeq) ?? d.calls.find((c) => c.thread === runThread && c.enterSeq > h.firstRunSeq!));
     const ran = h.firstRunSeq === null ? 'It never ran in the session.' : `The first ${call ? `call through it: #${call.id} ${call.name ?? 'service 0x' + hex(call.serviceNumber ?? 0)}, at seq ${h.firstRunSeq}` : `run: seq ${h.firstRunSeq}`}.`;
     const installed = h.installSeq === null ? 'It was in place when the session began.' : `Installed${writer(h.installSeq)}.`;
     const owner = h.owner ? `${h.owner}${SYSTEM_MODULES.has(h.owner) ? '' : ' (outside ntoskrnl and win32k)'}` : 'no module';
@@ -354,7 +362,10 @@ export function hookFindings(d: SessionData): { findings: Finding[]; hooks: Hook
         break;
       default:
         title = `${h.type === 'ntdll-stub' ? 'ntdll stub hook' : 'inline hook'}: ${h.function} → ${d.sym(h.current)}`;
-        body = `The code at ${d.sym(lo(h))} changed from ${h.originalBytes} to ${h.currentBytes}${h.current !== lo(h) ? `, which goes to ${cur}, owned by ${owner}` : ''}.`;
+        body =
+          h.originalBytes === null
+            ? `${h.function}'s stub loads EDX with ${cur}, owned by ${owner}, instead of SharedUserData!SystemCallStub (${hex8(h.original)}): its call edx goes there.`
+            : `The code at ${d.sym(lo(h))} changed from ${h.originalBytes} to ${h.currentBytes}${h.current !== lo(h) ? `, which goes to ${cur}, owned by ${owner}` : ''}${h.type === 'ntdll-stub' ? ': the stub\'s call edx goes there instead of SharedUserData!SystemCallStub' : ''}.`;
     }
     return {
       kind: 'hook',
@@ -364,14 +375,11 @@ export function hookFindings(d: SessionData): { findings: Finding[]; hooks: Hook
       seq: h.installSeq ?? h.firstRunSeq ?? 0,
       title,
       detail: `${body} ${installed} ${ran}`,
-      evidence: [h.installSeq, h.firstRunSeq, call ? d.entrySeq(call) : null].filter((x): x is number => x !== null && x !== undefined),
+      evidence: [...new Set([h.installSeq, h.firstRunSeq, call ? d.entrySeq(call) : null].filter((x): x is number => x !== null && x !== undefined))],
     };
   });
   function lo(h: Hook): number {
-    return h.type === 'ntdll-stub' || h.type === 'inline' ? patchStart(h) : h.original;
-  }
-  function patchStart(h: Hook): number {
-    return patches.find(([a]) => d.sym(a) === h.function || symName(a) === h.function)?.[0] ?? h.original;
+    return h.patchedAt ?? h.original;
   }
   return { findings, hooks };
 }

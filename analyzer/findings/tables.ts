@@ -56,6 +56,8 @@ export interface Hook {
   installSeq: number | null;
   /** The first event where the hooked path ran (null: it never ran). */
   firstRunSeq: number | null;
+  /** Where patched code starts (inline, ntdll-stub), else null. Not a column: original/current say it. */
+  patchedAt?: number | null;
   /** Original and current bytes of an inline patch (hex), else null. */
   originalBytes: string | null;
   currentBytes: string | null;
@@ -94,7 +96,7 @@ export const HOOKS_TABLE: ProjectionTable = {
     { name: 'finding_id', type: 'INTEGER', notNull: true, comment: 'its finding (findings.id, kind hook)' },
     { name: 'hook_type', type: 'TEXT', notNull: true, comment: "'ssdt', 'shadow-ssdt', 'thread-table' (a thread's KTHREAD.ServiceTable points at a copied table), 'inline' (code bytes of ntoskrnl patched), 'msr' (SYSENTER_EIP), 'idt' (a gate's offset) or 'ntdll-stub'" },
     { name: 'table_name', type: 'TEXT', notNull: true, comment: "KiServiceTable, W32pServiceTable, the copy's address, IDT, MSR, or the patched module (nt, ntdll)" },
-    { name: 'entry_index', type: 'INTEGER', comment: 'the service index, IDT vector or MSR number (NULL for an inline patch)' },
+    { name: 'entry_index', type: 'INTEGER', comment: "the service index, IDT vector, MSR number or an ntdll stub's service number (NULL for an inline patch)" },
     { name: 'function', type: 'TEXT', notNull: true, comment: 'what was hooked: nt!NtReadFile, nt!KiFastCallEntry+0x…, ntdll!NtReadFile' },
     { name: 'original', type: 'INTEGER', notNull: true, comment: 'the original address (the table entry, gate or MSR value before; for an inline patch the patched address)' },
     { name: 'current', type: 'INTEGER', notNull: true, comment: 'the address now (the hook; for an inline patch the jump target)' },
