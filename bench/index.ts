@@ -6,6 +6,7 @@ import { benchRecord, rmSync } from './record.js';
 import { benchReplay, benchState } from './analyze.js';
 import { benchViz } from './viz.js';
 import { benchPe } from './pe.js';
+import { benchExplain } from './explain.js';
 import { dirname } from 'node:path';
 
 const LOOP = `
@@ -104,4 +105,10 @@ console.log(`ntflow bench — C (PE32 from MinGW): osr-log-user-handle-c's clien
 console.log(`  load + boot, first in a process     ${pe.coldBootMs.toFixed(0).padStart(7)} ms  (goal <= 300 ms before the first instruction)`);
 console.log(`  load + boot, median of 15           ${pe.bootMedianMs.toFixed(0).padStart(7)} ms  (the asm osr-log-user-handle: ${pe.asmBootMedianMs.toFixed(0)} ms)`);
 console.log(`  record readloop.exe                 ${(pe.readLoop.perSecond / 1e6).toFixed(3).padStart(7)} M instr/s  (${pe.readLoop.instructions.toLocaleString('en')} instructions, ${pe.readLoop.syscalls.toLocaleString('en')} system calls, ${pe.readLoop.seconds.toFixed(2)} s, ${pe.readLoop.bytesPerInstruction.toFixed(1)} bytes/instruction; the asm loop above: ${(rec.recordPerSecond / 1e6).toFixed(3)})`);
-console.log(JSON.stringify({ bench: 'ntflow', node: process.version, cpu: figures, record: { ...rec, trace: undefined }, replay, state: { ...state, times: undefined }, viz, pe }));
+const explain = await benchExplain(Number(process.env.NTFLOW_BENCH_EXPLAIN_INSTRUCTIONS ?? 10_000_000));
+console.log(`ntflow bench — findings: a ${explain.instructions.toLocaleString('en')}-instruction trace with ${explain.syscalls.toLocaleString('en')} system calls, ${explain.findings.toLocaleString('en')} findings (failed NtReadFile calls)`);
+console.log(`  build the findings (in replay)      ${explain.buildMs.toFixed(0).padStart(7)} ms`);
+console.log(`  ntflow explain, the whole session   ${explain.explainAllMs.toFixed(0).padStart(7)} ms  (goal <= 1000 ms)`);
+console.log(`  ntflow explain --syscall ID         ${explain.explainOneMs.toFixed(1).padStart(7)} ms`);
+rmSync(dirname(explain.trace), { recursive: true, force: true });
+console.log(JSON.stringify({ bench: 'ntflow', node: process.version, cpu: figures, record: { ...rec, trace: undefined }, replay, state: { ...state, times: undefined }, viz, pe, explain: { ...explain, trace: undefined } }));
