@@ -73,15 +73,20 @@ const UPGRADES: Record<number, (db: Database.Database) => void> = {
   2: (db) => {
     // Schema 3: probes say where and why touching a buffer faulted; handle lookups carry the type
     // and access asked for and the entry's; handle_entries records every handle made and destroyed.
-    db.exec("ALTER TABLE probes ADD COLUMN fault_address INTEGER /* where touching the buffer faulted when the range and alignment checks passed but a page did not (NULL otherwise) */");
-    db.exec("ALTER TABLE probes ADD COLUMN fault TEXT /* why that page faulted: 'not-present' or 'read-only' (NULL when it did not) */");
-    db.exec('ALTER TABLE handle_lookups ADD COLUMN wanted_type TEXT /* the object type the caller asked for (NULL: any) */');
-    db.exec('ALTER TABLE handle_lookups ADD COLUMN desired_access INTEGER /* the access mask the caller asked for (generic rights as given) */');
-    db.exec("ALTER TABLE handle_lookups ADD COLUMN granted_access INTEGER /* the handle entry's GrantedAccess (NULL when no entry was found) */");
-    db.exec('ALTER TABLE handle_lookups ADD COLUMN found_type TEXT /* the type of the object the entry names, also when the lookup failed on it (NULL: no entry) */');
+    const has = (table: string, column: string) => (db.prepare(`SELECT 1 FROM pragma_table_info('${table}') WHERE name = ?`).get(column) !== undefined);
+    const add = (table: string, column: string, type: string, comment: string) => {
+      if (!has(table, column)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type} /* ${comment} */`);
+    };
+    add('probes', 'fault_address', 'INTEGER', 'where touching the buffer faulted when the range and alignment checks passed but a page did not (NULL otherwise)');
+    add('probes', 'fault', 'TEXT', "why that page faulted: 'not-present' or 'read-only' (NULL when it did not)");
+    add('handle_lookups', 'wanted_type', 'TEXT', 'the object type the caller asked for (NULL: any)');
+    add('handle_lookups', 'desired_access', 'INTEGER', 'the access mask the caller asked for (generic rights as given)');
+    add('handle_lookups', 'granted_access', 'INTEGER', "the handle entry's GrantedAccess (NULL when no entry was found)");
+    add('handle_lookups', 'found_type', 'TEXT', 'the type of the object the entry names, also when the lookup failed on it (NULL: no entry)');
     const statements = schemaSql();
-    db.exec(statements.find((s) => s.startsWith('CREATE TABLE handle_entries ('))!);
-    for (const s of statements.filter((x) => x.startsWith('CREATE INDEX') && x.includes(' ON handle_entries '))) db.exec(s);
+    if (!db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'handle_entries'").get()) {
+      db.exec(statements.find((s) => s.startsWith('CREATE TABLE handle_entries ('))!);
+    }
     db.exec('DROP VIEW events');
     db.exec(statements.find((s) => s.startsWith('CREATE VIEW events'))!);
   },

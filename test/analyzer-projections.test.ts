@@ -212,14 +212,24 @@ t.test('symbols: the session\'s guest symbols', async (t) => {
   tr.close();
 });
 
+const FINDINGS_OF_TINY: unknown[][] = [
+  ['failure-cause', 'handle-never-opened', 2],
+  ['failure-cause', 'handle-kernel-from-user', 3],
+  ['failure-cause', 'service-limit', 4],
+];
+
 t.test('projections: one row per projection, digests stable across rebuilds and files', async (t) => {
   const tr = tinyTrace();
   const first = replaySession(tr.db, tr.sessionId);
-  t.same(first.projections.map((p) => p.name), ['syscalls', 'syscall_args', 'calls', 'ring_spans', 'symbols']);
+  t.same(first.projections.map((p) => p.name), ['syscalls', 'syscall_args', 'calls', 'ring_spans', 'symbols', 'findings', 'hooks']);
   t.equal(first.events, 55);
   const rows = query(tr.db, 'SELECT name, version, last_seq, rows FROM projections WHERE session_id = ? ORDER BY name', tr.sessionId);
+  // The tiny trace's three failed calls (a rejected number, two refused handles) each get a finding.
+  t.same(query(tr.db, 'SELECT kind, cause, syscall_id FROM findings WHERE session_id = ? ORDER BY id', tr.sessionId), FINDINGS_OF_TINY);
   t.same(rows, [
     ['calls', 1, 54, 10],
+    ['findings', 1, 54, 3],
+    ['hooks', 1, 54, 0],
     ['ring_spans', 1, 54, 5],
     ['symbols', 1, 54, 2],
     ['syscall_args', 1, 54, 19],

@@ -8,7 +8,8 @@ import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EVENT_TABLES, SCHEMA_VERSION, record, schemaSql } from '../recorder/index.js';
+import { EVENT_TABLES, SCHEMA_VERSION, openTraceForReading, record, schemaSql } from '../recorder/index.js';
+import { replayFile } from '../analyzer/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ntflow-schema-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -106,6 +107,36 @@ t.test('a schema 1 file is upgraded when recorded into: exception_dispatches, co
   t.same(columnsOf('debug_prints', r).slice(6), ['text', 'mode', 'source', 'caller', 'caller_symbol', 'module']);
   t.equal((r.prepare('SELECT count(*) AS n FROM events WHERE session_id = 1').get() as { n: number }).n, before.n, 'session 1 untouched');
   t.equal((r.prepare("SELECT count(*) AS n FROM events WHERE session_id = 2 AND type = 'exception-dispatch'").get() as { n: number }).n, 2, "session 2's exception dispatches are in the events view");
+});
+
+t.test('a schema 2 file is upgraded when recorded into: probes and handle lookups gain their columns, handle_entries appears, its sessions stay and replay', async (t) => {
+  const old = join(dir, 'v2.db');
+  await record({ scenario: 'osr-log-user-handle' }, { output: old });
+  // Turn the file into what schema 2 was: no handle_entries, probes and handle_lookups without the new columns.
+  const w = new Database(old);
+  w.exec('DROP VIEW events');
+  w.exec('DROP TABLE handle_entries');
+  for (const c of ['fault_address', 'fault']) w.exec(`ALTER TABLE probes DROP COLUMN ${c}`);
+  for (const c of ['wanted_type', 'desired_access', 'granted_access', 'found_type']) w.exec(`ALTER TABLE handle_lookups DROP COLUMN ${c}`);
+  w.exec(schemaSql().find((x) => x.startsWith('CREATE VIEW events'))!.replace(/\n\s*UNION ALL SELECT [^\n]*FROM handle_entries\b/, ''));
+  w.prepare("UPDATE meta SET value = '2' WHERE key = 'schema_version'").run();
+  const before = w.prepare('SELECT count(*) AS n FROM events WHERE session_id = 1').get() as { n: number };
+  w.close();
+  // Reading refuses it until a writer upgrades it; recording into it upgrades it.
+  t.throws(() => openTraceForReading(old), /has trace schema 2; open it once for writing/);
+  await record({ scenario: 'kernel-nt-close' }, { output: old });
+  replayFile(old);
+  const r = new Database(old, { readonly: true });
+  t.teardown(() => r.close());
+  t.equal((r.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get() as { value: string }).value, String(SCHEMA_VERSION), 'upgraded to the current schema');
+  t.same(columnsOf('probes', r).slice(-2), ['fault_address', 'fault']);
+  t.same(columnsOf('handle_lookups', r).slice(-4), ['wanted_type', 'desired_access', 'granted_access', 'found_type']);
+  t.same(columnsOf('handle_entries', r).slice(6), ['op', 'handle', 'handle_table', 'process', 'object', 'object_type', 'object_name', 'granted_access']);
+  t.equal((r.prepare('SELECT count(*) AS n FROM events WHERE session_id = 1').get() as { n: number }).n, before.n, 'session 1 untouched');
+  t.ok((r.prepare("SELECT count(*) AS n FROM events WHERE session_id = 2 AND type = 'handle-entry'").get() as { n: number }).n > 0, "session 2's handle entries are in the events view");
+  // The old session still explains its failures from what schema 2 recorded.
+  const f = r.prepare("SELECT cause FROM findings WHERE session_id = 1 AND kind = 'failure-cause' ORDER BY id").pluck().all();
+  t.same(f, ['probe-kernel-address', 'handle-never-opened', 'handle-never-opened'], 'schema 2 has no handle entries: the System-thread reason needs them, the rest stands');
 });
 
 // ---- every table, view and column commented --------------------------------------------------------

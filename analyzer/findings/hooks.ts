@@ -51,6 +51,8 @@ export function hookFindings(d: SessionData): { findings: Finding[]; hooks: Hook
   if (d.events < 2) return { findings: [], hooks };
   const db = d.db;
   const s = d.sessionId;
+  // Without checkpoints (a synthetic trace) memory cannot be rebuilt: only the events speak.
+  if (!db.prepare('SELECT 1 FROM checkpoints WHERE session_id = ? LIMIT 1').get(s)) return fromEvents(d);
   const before = stateAt(db, s, 0);
   const after = stateAt(db, s, d.events - 1);
   // User memory exists only once the program's process does: its "before" is the machine after the
@@ -187,26 +189,7 @@ export function hookFindings(d: SessionData): { findings: Finding[]; hooks: Hook
     }
   }
 
-  // ---- SYSENTER_EIP ----------------------------------------------------------------------------------
-  const kiFastCallEntry = resolve('nt', 'KiFastCallEntry') ?? layout.KI_FAST_CALL_ENTRY;
-  const firstSysenter = db.prepare("SELECT min(seq) FROM msr_reads WHERE session_id = ? AND msr = ? AND source = 'sysenter' AND (value & 4294967295) = ? AND seq > ?").pluck();
-  for (const [seq, value] of db.prepare('SELECT seq, value FROM msr_writes WHERE session_id = ? AND msr = ? ORDER BY seq').raw().safeIntegers(false).all(s, MSR_SYSENTER_EIP) as [number, number][]) {
-    const v = Number(BigInt.asUintN(32, BigInt(value)));
-    if (v === kiFastCallEntry) continue;
-    hooks.push({
-      type: 'msr',
-      tableName: 'MSR',
-      index: MSR_SYSENTER_EIP,
-      function: 'nt!KiFastCallEntry',
-      original: kiFastCallEntry,
-      current: v,
-      owner: moduleOf(v),
-      installSeq: seq,
-      firstRunSeq: (firstSysenter.get(s, MSR_SYSENTER_EIP, v, seq) as number | null) ?? null,
-      originalBytes: null,
-      currentBytes: null,
-    });
-  }
+  hooks.push(...msrHooks(d, resolve('nt', 'KiFastCallEntry') ?? layout.KI_FAST_CALL_ENTRY, moduleOf));
 
   // ---- IDT gates -------------------------------------------------------------------------------------
   const firstInt = db.prepare("SELECT min(seq) FROM ring_transitions WHERE session_id = ? AND vector = ? AND to_eip = ? AND seq > ?").pluck();
@@ -329,59 +312,95 @@ export function hookFindings(d: SessionData): { findings: Finding[]; hooks: Hook
     });
   }
 
-  // ---- findings ----------------------------------------------------------------------------------------
+  return { findings: hooks.map((h) => describeHook(d, h, writer)), hooks };
+}
+
+
+/** A hook's finding: what changed, who installed it when, and the first call that ran through it. */
+function describeHook(d: SessionData, h: Hook, writer: (seq: number | null) => string): Finding {
+  const db = d.db;
+  const s = d.sessionId;
   const threadAt = db.prepare('SELECT to_thread FROM thread_switches WHERE session_id = ? AND seq <= ? ORDER BY seq DESC LIMIT 1').pluck();
   const firstThread = (db.prepare('SELECT first_thread FROM sessions WHERE id = ?').pluck().get(s) as number) ?? 0;
-  const findings: Finding[] = hooks.map((h) => {
-    const runThread = h.firstRunSeq === null ? null : ((threadAt.get(s, h.firstRunSeq) as number | undefined) ?? firstThread);
-    // The call it ran in — or, for a user-mode detour that runs before the system call, the next call of that thread.
-    const call =
-      h.firstRunSeq === null || runThread === null
-        ? undefined
-        : (callHolding(d, runThread, h.firstRunSeq) ?? d.calls.find((c) => c.thread === runThread && c.enterSeq > h.firstRunSeq!));
-    const ran = h.firstRunSeq === null ? 'It never ran in the session.' : `The first ${call ? `call through it: #${call.id} ${call.name ?? 'service 0x' + hex(call.serviceNumber ?? 0)}, at seq ${h.firstRunSeq}` : `run: seq ${h.firstRunSeq}`}.`;
-    const installed = h.installSeq === null ? 'It was in place when the session began.' : `Installed${writer(h.installSeq)}.`;
-    const owner = h.owner ? `${h.owner}${SYSTEM_MODULES.has(h.owner) ? '' : ' (outside ntoskrnl and win32k)'}` : 'no module';
-    const cur = `${hex8(h.current)} ${d.sym(h.current) !== hex8(h.current) ? `(${d.sym(h.current)})` : ''}`.trim();
-    let title: string;
-    let body: string;
-    switch (h.type) {
-      case 'ssdt':
-      case 'shadow-ssdt':
-      case 'thread-table':
-        title = h.index === null ? `${h.type} hook: ${h.tableName}` : `${h.type === 'thread-table' ? 'thread service table' : h.type === 'ssdt' ? 'SSDT' : 'shadow SSDT'} hook: ${h.tableName.split(' ')[0]}[0x${hex(h.index)}] ${h.function} → ${d.sym(h.current)}`;
-        body = h.index === null ? `${h.tableName}: the thread's lookups read a copied table.` : `Entry 0x${hex(h.index)} of ${h.tableName} should hold ${h.function} (${hex8(h.original)}) but holds ${cur}, owned by ${owner}.`;
-        break;
-      case 'msr':
-        title = `SYSENTER hook: MSR 0x176 → ${d.sym(h.current)}`;
-        body = `WRMSR set IA32_SYSENTER_EIP (0x176) to ${cur}, owned by ${owner}, instead of nt!KiFastCallEntry (${hex8(h.original)}): every SYSENTER enters there first.`;
-        break;
-      case 'idt':
-        title = `IDT hook: gate 0x${hex(h.index ?? 0)} ${h.function} → ${d.sym(h.current)}`;
-        body = `IDT gate 0x${hex(h.index ?? 0)} pointed at ${h.function} (${hex8(h.original)}) and now at ${cur}, owned by ${owner}${h.index === 0x2e ? ': every INT 2Eh system call enters there first' : ''}.`;
-        break;
-      default:
-        title = `${h.type === 'ntdll-stub' ? 'ntdll stub hook' : 'inline hook'}: ${h.function} → ${d.sym(h.current)}`;
-        body =
-          h.originalBytes === null
-            ? `${h.function}'s stub loads EDX with ${cur}, owned by ${owner}, instead of SharedUserData!SystemCallStub (${hex8(h.original)}): its call edx goes there.`
-            : `The code at ${d.sym(lo(h))} changed from ${h.originalBytes} to ${h.currentBytes}${h.current !== lo(h) ? `, which goes to ${cur}, owned by ${owner}` : ''}${h.type === 'ntdll-stub' ? ': the stub\'s call edx goes there instead of SharedUserData!SystemCallStub' : ''}.`;
-    }
-    return {
-      kind: 'hook',
-      severity: 'warning',
-      cause: h.type,
-      syscallId: call?.id ?? null,
-      seq: h.installSeq ?? h.firstRunSeq ?? 0,
-      title,
-      detail: `${body} ${installed} ${ran}`,
-      evidence: [...new Set([h.installSeq, h.firstRunSeq, call ? d.entrySeq(call) : null].filter((x): x is number => x !== null && x !== undefined))],
-    };
-  });
-  function lo(h: Hook): number {
-    return h.patchedAt ?? h.original;
+  const lo = (x: Hook) => x.patchedAt ?? x.original;
+
+  const runThread = h.firstRunSeq === null ? null : ((threadAt.get(s, h.firstRunSeq) as number | undefined) ?? firstThread);
+  // The call it ran in — or, for a user-mode detour that runs before the system call, the next call of that thread.
+  const call =
+    h.firstRunSeq === null || runThread === null
+      ? undefined
+      : (callHolding(d, runThread, h.firstRunSeq) ?? d.calls.find((c) => c.thread === runThread && c.enterSeq > h.firstRunSeq!));
+  const ran = h.firstRunSeq === null ? 'It never ran in the session.' : `The first ${call ? `call through it: #${call.id} ${call.name ?? 'service 0x' + hex(call.serviceNumber ?? 0)}, at seq ${h.firstRunSeq}` : `run: seq ${h.firstRunSeq}`}.`;
+  const installed = h.installSeq === null ? 'It was in place when the session began.' : `Installed${writer(h.installSeq)}.`;
+  const owner = h.owner ? `${h.owner}${SYSTEM_MODULES.has(h.owner) ? '' : ' (outside ntoskrnl and win32k)'}` : 'no module';
+  const cur = `${hex8(h.current)} ${d.sym(h.current) !== hex8(h.current) ? `(${d.sym(h.current)})` : ''}`.trim();
+  let title: string;
+  let body: string;
+  switch (h.type) {
+    case 'ssdt':
+    case 'shadow-ssdt':
+    case 'thread-table':
+      title = h.index === null ? `${h.type} hook: ${h.tableName}` : `${h.type === 'thread-table' ? 'thread service table' : h.type === 'ssdt' ? 'SSDT' : 'shadow SSDT'} hook: ${h.tableName.split(' ')[0]}[0x${hex(h.index)}] ${h.function} → ${d.sym(h.current)}`;
+      body = h.index === null ? `${h.tableName}: the thread's lookups read a copied table.` : `Entry 0x${hex(h.index)} of ${h.tableName} should hold ${h.function} (${hex8(h.original)}) but holds ${cur}, owned by ${owner}.`;
+      break;
+    case 'msr':
+      title = `SYSENTER hook: MSR 0x176 → ${d.sym(h.current)}`;
+      body = `WRMSR set IA32_SYSENTER_EIP (0x176) to ${cur}, owned by ${owner}, instead of nt!KiFastCallEntry (${hex8(h.original)}): every SYSENTER enters there first.`;
+      break;
+    case 'idt':
+      title = `IDT hook: gate 0x${hex(h.index ?? 0)} ${h.function} → ${d.sym(h.current)}`;
+      body = `IDT gate 0x${hex(h.index ?? 0)} pointed at ${h.function} (${hex8(h.original)}) and now at ${cur}, owned by ${owner}${h.index === 0x2e ? ': every INT 2Eh system call enters there first' : ''}.`;
+      break;
+    default:
+      title = `${h.type === 'ntdll-stub' ? 'ntdll stub hook' : 'inline hook'}: ${h.function} → ${d.sym(h.current)}`;
+      body =
+        h.originalBytes === null
+          ? `${h.function}'s stub loads EDX with ${cur}, owned by ${owner}, instead of SharedUserData!SystemCallStub (${hex8(h.original)}): its call edx goes there.`
+          : `The code at ${d.sym(lo(h))} changed from ${h.originalBytes} to ${h.currentBytes}${h.current !== lo(h) ? `, which goes to ${cur}, owned by ${owner}` : ''}${h.type === 'ntdll-stub' ? ': the stub\'s call edx goes there instead of SharedUserData!SystemCallStub' : ''}.`;
   }
-  return { findings, hooks };
+  return {
+    kind: 'hook',
+    severity: 'warning',
+    cause: h.type,
+    syscallId: call?.id ?? null,
+    seq: h.installSeq ?? h.firstRunSeq ?? 0,
+    title,
+    detail: `${body} ${installed} ${ran}`,
+    evidence: [...new Set([h.installSeq, h.firstRunSeq, call ? d.entrySeq(call) : null].filter((x): x is number => x !== null && x !== undefined))],
+  };
+}
+
+/** WRMSR of SYSENTER_EIP with anything but nt!KiFastCallEntry: from the msr_writes events alone. */
+function msrHooks(d: SessionData, kiFastCallEntry: number, moduleOf: (a: number) => string | null): Hook[] {
+  const db = d.db;
+  const s = d.sessionId;
+  const hooks: Hook[] = [];
+  const firstSysenter = db.prepare("SELECT min(seq) FROM msr_reads WHERE session_id = ? AND msr = ? AND source = 'sysenter' AND (value & 4294967295) = ? AND seq > ?").pluck();
+  for (const [seq, value] of db.prepare('SELECT seq, value FROM msr_writes WHERE session_id = ? AND msr = ? ORDER BY seq').raw().safeIntegers(false).all(s, MSR_SYSENTER_EIP) as [number, number][]) {
+    const v = Number(BigInt.asUintN(32, BigInt(value)));
+    if (v === kiFastCallEntry) continue;
+    hooks.push({
+      type: 'msr',
+      tableName: 'MSR',
+      index: MSR_SYSENTER_EIP,
+      function: 'nt!KiFastCallEntry',
+      original: kiFastCallEntry,
+      current: v,
+      owner: moduleOf(v),
+      installSeq: seq,
+      firstRunSeq: (firstSysenter.get(s, MSR_SYSENTER_EIP, v, seq) as number | null) ?? null,
+      originalBytes: null,
+      currentBytes: null,
+    });
+  }
+
+  return hooks;
+}
+
+/** The findings of a session whose memory cannot be rebuilt. */
+function fromEvents(d: SessionData): { findings: Finding[]; hooks: Hook[] } {
+  const hooks = msrHooks(d, d.symbols.resolve('nt', 'KiFastCallEntry') ?? layout.KI_FAST_CALL_ENTRY, (a) => d.symbols.lookup(a)?.module ?? null);
+  return { findings: hooks.map((h) => describeHook(d, h, (seq) => (seq === null ? '' : ` (seq ${seq})`))), hooks };
 }
 
 /**
