@@ -80,7 +80,7 @@ export const FINDINGS_TABLE: ProjectionTable = {
     },
     { name: 'syscall_id', type: 'INTEGER', comment: 'the call it is about (syscalls.id): the failed call, the call that opened the handle, the first call that ran through the hook; NULL when none' },
     { name: 'seq', type: 'INTEGER', notNull: true, comment: 'the decisive event: the failed probe or lookup, the fault, the rejected lookup, the write that installed the hook, the create of the leaked handle' },
-    { name: 'title', type: 'TEXT', notNull: true, comment: 'one line' },
+    { name: 'title', type: 'TEXT', notNull: true, comment: 'what was found in one line: the call and its status, the handle, or the hook, and the short reason' },
     { name: 'detail', type: 'TEXT', notNull: true, comment: 'the explanation in sentences, with seqs, module!symbol+offset and values' },
     { name: 'evidence', type: 'TEXT', notNull: true, comment: 'the seqs of the events that prove it, a JSON array, the decisive event first' },
   ],
