@@ -13,3 +13,4 @@ export { QueryError, QUERY_FORMATS, openForQuery, chooseSession, registerFunctio
 export { NAMED_QUERIES, findNamedQuery, namedQueryList, requireProjections, checkSyscall, type NamedQuery } from './named.js';
 export { sessionFacts, narrateSession, describeCall, type SessionFacts, type CallFact, type HandleFact, type ProbeFact } from './narrate.js';
 export { buildFindings, explainSession, formatExplained, readFindings, FINDINGS, FINDINGS_TABLE, HOOKS, HOOKS_TABLE, type Finding, type Hook, type FindingRow, type Explained, type EvidenceEvent } from './findings/index.js';
+export { diffSessions, formatDiff, type DiffResult, type DiffSide, type PairInfo, type Divergence } from './diff/index.js';

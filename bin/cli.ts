@@ -11,6 +11,7 @@ import { addReplayCommand } from './replay.js';
 import { addStateCommand } from './state-command.js';
 import { addFlowCommand } from './flow.js';
 import { addExplainCommand } from './explain.js';
+import { addDiffCommand } from './diff.js';
 import { QueryError, ReplayInputError, VerifyError } from '../analyzer/index.js';
 import { RecordInputError, TraceFileError } from '../recorder/index.js';
 
@@ -130,6 +131,7 @@ export function buildProgram(): Command {
   addStateCommand(program, (message) => new UserError(message));
   addFlowCommand(program, (message) => new UserError(message));
   addExplainCommand(program, (message) => new UserError(message));
+  addDiffCommand(program, (message) => new UserError(message));
 
   return program;
 }

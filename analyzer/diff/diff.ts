@@ -1,0 +1,295 @@
+// Two sessions compared: their system calls aligned (align.ts), their instruction streams walked
+// side by side (streams.ts), and for each pair of calls what differs in outcome — PreviousMode,
+// entry, status, the handle tables searched, the probes, the SSDT target, the findings — and the
+// first place their paths part, with the registers and memory that differ there and where they
+// join again. Read-only on both files; the projections must be built (ensureProjections).
+import type Database from 'better-sqlite3';
+import { statusName } from '../../core/index.js';
+import { unpackEffects } from '../../recorder/index.js';
+import { stateAt } from '../state.js';
+import { alignCalls, type AlignCall } from './align.js';
+import { compareStreams, icountAt, readStream, seqOf, type Stream, type StreamDivergence } from './streams.js';
+
+export interface DiffSide {
+  db: Database.Database;
+  file: string;
+  sessionId: number;
+}
+
+export interface SideInfo {
+  file: string;
+  sessionId: number;
+  name: string;
+  cpu: string | null;
+  instructions: number;
+  events: number;
+  outcome: string | null;
+}
+
+export interface CallInfo {
+  id: number;
+  service: string;
+  entry: string | null;
+  previousMode: string | null;
+  status: number | null;
+  statusName: string | null;
+  process: string;
+  caller: string | null;
+  enterSeq: number;
+  exitSeq: number | null;
+  /** The handle tables the call's own lookups searched, with their results ('process ok', 'kernel STATUS_INVALID_HANDLE'). */
+  handles: string[];
+  /** Probes made by the call itself, and how many failed. */
+  probes: number;
+  failedProbes: number;
+  /** The routine the SSDT lookup gave (a hook shows its own name). */
+  ssdtTarget: string | null;
+  /** The findings about the call (their causes). */
+  findings: string[];
+}
+
+export interface PathPoint {
+  seq: number;
+  location: string;
+  asm: string;
+}
+
+export interface Difference {
+  what: string;
+  a: string;
+  b: string;
+}
+
+export interface Divergence {
+  /** null: that side's stream ended there. */
+  a: PathPoint | null;
+  b: PathPoint | null;
+  /** Registers (before the divergent instructions) that differ. */
+  registers: Difference[];
+  /** Bytes the divergent instructions write whose values differ after them. */
+  memory: Difference[];
+  join: { a: PathPoint; b: PathPoint } | null;
+}
+
+export interface PairInfo {
+  a: CallInfo | null;
+  b: CallInfo | null;
+  /** Pairs: whether the instruction paths (from the call to its return) are the same. */
+  samePath: boolean | null;
+  /** The first place the pair's paths part (divergences[0]). */
+  divergence: Divergence | null;
+  /** Every place they part, in order. */
+  divergences: Divergence[];
+  differences: Difference[];
+}
+
+export interface DiffResult {
+  a: SideInfo;
+  b: SideInfo;
+  identical: boolean;
+  method: string;
+  pairs: PairInfo[];
+  divergences: Divergence[];
+  /** Session-level differences: outcome, hooks on one side only. */
+  differences: Difference[];
+}
+
+const SYSTEM = /^(nt|ntdll|kernel32|SharedUserData|win32k|hal)!/;
+const fnOf = (loc: string | null) => (loc ? loc.replace(/\+0x[0-9a-f]+$/i, '') : null);
+const hex8 = (n: number) => (n >>> 0).toString(16).padStart(8, '0');
+
+interface Loaded {
+  side: DiffSide;
+  info: SideInfo;
+  stream: Stream;
+  calls: CallInfo[];
+  align: AlignCall[];
+  /** Each call's instructions: [its calling instruction, its entry, its return] (icounts). */
+  spans: [number, number, number][];
+  hooks: string[];
+}
+
+function load(side: DiffSide, intern: Map<string, number>): Loaded {
+  const { db, sessionId } = side;
+  const s = db.prepare('SELECT name, cpu, instructions, events, outcome_detail FROM sessions WHERE id = ?').get(sessionId) as { name: string; cpu: string | null; instructions: number; events: number; outcome_detail: string | null };
+  const stream = readStream(db, sessionId, intern);
+  const rows = db
+    .prepare('SELECT id, parent_id, enter_seq, exit_seq, thread_id, process, service_number, name, entry, previous_mode, status, status_name FROM syscalls WHERE session_id = ? ORDER BY id')
+    .all(sessionId) as {
+    id: number;
+    parent_id: number | null;
+    enter_seq: number;
+    exit_seq: number | null;
+    thread_id: number;
+    process: string;
+    service_number: number | null;
+    name: string | null;
+    entry: string | null;
+    previous_mode: string | null;
+    status: number | null;
+    status_name: string | null;
+  }[];
+  const byId = new Map(rows.map((r) => [r.id, r]));
+  // The calling instruction: the last `call` outside the system modules at or before the entry.
+  const callerAt = (enter: number): number | null => {
+    const start = icountAt(stream, enter);
+    for (let k = Math.min(start, stream.codes.length - 1); k >= 0 && k > start - 4096; k--) {
+      const c = stream.codes[k];
+      if (stream.asm[c].startsWith('call ') && !SYSTEM.test(stream.location[c])) return k;
+    }
+    return null;
+  };
+  const lookups = db.prepare(
+    `SELECT h.handle_table, h.status FROM handle_lookups h JOIN syscalls c ON c.session_id = h.session_id AND c.id = ?
+     WHERE h.session_id = ? AND h.thread_id = c.thread_id AND h.seq BETWEEN c.enter_seq AND coalesce(c.exit_seq, h.seq)
+       AND NOT EXISTS (SELECT 1 FROM syscalls k WHERE k.session_id = c.session_id AND k.parent_id = c.id AND h.seq BETWEEN k.enter_seq AND coalesce(k.exit_seq, h.seq))
+     ORDER BY h.seq`,
+  );
+  const probes = db.prepare(
+    `SELECT count(*) AS n, sum(p.status <> 0) AS bad FROM probes p JOIN syscalls c ON c.session_id = p.session_id AND c.id = ?
+     WHERE p.session_id = ? AND p.thread_id = c.thread_id AND p.seq BETWEEN c.enter_seq AND coalesce(c.exit_seq, p.seq)
+       AND NOT EXISTS (SELECT 1 FROM syscalls k WHERE k.session_id = c.session_id AND k.parent_id = c.id AND p.seq BETWEEN k.enter_seq AND coalesce(k.exit_seq, p.seq))`,
+  );
+  const target = db.prepare(
+    `SELECT l.target_symbol FROM ssdt_lookups l JOIN syscalls c ON c.session_id = l.session_id AND c.id = ?
+     WHERE l.session_id = ? AND l.thread_id = c.thread_id AND l.in_range AND l.seq BETWEEN c.enter_seq AND coalesce(c.exit_seq, l.seq) ORDER BY l.seq DESC LIMIT 1`,
+  ).pluck();
+  const findings = db.prepare("SELECT cause FROM findings WHERE session_id = ? AND syscall_id = ? AND kind = 'failure-cause'").pluck();
+  const calls: CallInfo[] = [];
+  const align: AlignCall[] = [];
+  const spans: [number, number, number][] = [];
+  for (const r of rows) {
+    const service = r.name ?? `service 0x${(r.service_number ?? 0).toString(16).toUpperCase()}`;
+    const callerIcount = callerAt(r.enter_seq);
+    const caller = callerIcount === null ? null : stream.location[stream.codes[callerIcount]];
+    const p = probes.get(r.id, sessionId) as { n: number; bad: number | null };
+    calls.push({
+      id: r.id,
+      service,
+      entry: r.entry,
+      previousMode: r.previous_mode,
+      status: r.status === null ? null : r.status >>> 0,
+      statusName: r.status_name,
+      process: r.process,
+      caller,
+      enterSeq: r.enter_seq,
+      exitSeq: r.exit_seq,
+      handles: (lookups.all(r.id, sessionId) as { handle_table: string; status: number }[]).map((h) => `${h.handle_table} ${h.status === 0 ? 'ok' : statusName(h.status >>> 0)}`),
+      probes: p.n,
+      failedProbes: p.bad ?? 0,
+      ssdtTarget: (target.get(r.id, sessionId) as string | null | undefined) ?? null,
+      findings: findings.all(sessionId, r.id) as string[],
+    });
+    align.push({ id: r.id, service, caller: fnOf(caller), entry: r.entry, parent: r.parent_id === null ? null : (byId.get(r.parent_id)?.name ?? null) });
+    const enter = icountAt(stream, r.enter_seq);
+    spans.push([callerIcount ?? enter, enter, r.exit_seq === null ? stream.keys.length : icountAt(stream, r.exit_seq)]);
+  }
+  const hooks = db.prepare("SELECT title FROM findings WHERE session_id = ? AND kind = 'hook' ORDER BY id").pluck().all(sessionId) as string[];
+  return {
+    side,
+    info: { file: side.file, sessionId, name: s.name, cpu: s.cpu, instructions: s.instructions, events: s.events, outcome: s.outcome_detail },
+    stream,
+    calls,
+    align,
+    spans,
+    hooks,
+  };
+}
+
+
+/** What differs between two paired calls, in outcome. */
+function outcomeDifferences(a: CallInfo, b: CallInfo): Difference[] {
+  const out: Difference[] = [];
+  const add = (what: string, x: unknown, y: unknown) => {
+    const sx = x === null || x === undefined ? '—' : String(x);
+    const sy = y === null || y === undefined ? '—' : String(y);
+    if (sx !== sy) out.push({ what, a: sx, b: sy });
+  };
+  add('PreviousMode', a.previousMode, b.previousMode);
+  add('entry', a.entry, b.entry);
+  add('status', a.statusName ?? a.status, b.statusName ?? b.status);
+  add('process', a.process, b.process);
+  add('handle tables', a.handles.join(', '), b.handles.join(', '));
+  add('probes', `${a.probes}${a.failedProbes ? ` (${a.failedProbes} failed)` : ''}`, `${b.probes}${b.failedProbes ? ` (${b.failedProbes} failed)` : ''}`);
+  add('SSDT target', a.ssdtTarget, b.ssdtTarget);
+  add('findings', a.findings.join(', '), b.findings.join(', '));
+  return out;
+}
+
+function point(l: Loaded, icount: number): PathPoint | null {
+  if (icount >= l.stream.codes.length) return null;
+  const c = l.stream.codes[icount];
+  return { seq: seqOf(l.stream, icount), location: l.stream.location[c], asm: l.stream.asm[c] };
+}
+
+const REGS = ['eax', 'ecx', 'edx', 'ebx', 'esp', 'ebp', 'esi', 'edi', 'eflags'] as const;
+
+/** Registers before the two divergent instructions, and the bytes they write, that differ. */
+function stateDifferences(A: Loaded, B: Loaded, pa: PathPoint | null, pb: PathPoint | null): { registers: Difference[]; memory: Difference[] } {
+  if (!pa || !pb) return { registers: [], memory: [] };
+  const has = (l: Loaded) => l.side.db.prepare('SELECT 1 FROM checkpoints WHERE session_id = ? LIMIT 1').get(l.side.sessionId) !== undefined;
+  if (!has(A) || !has(B)) return { registers: [], memory: [] };
+  const sa = stateAt(A.side.db, A.side.sessionId, Math.max(0, pa.seq - 1));
+  const sb = stateAt(B.side.db, B.side.sessionId, Math.max(0, pb.seq - 1));
+  const registers: Difference[] = [];
+  for (const r of REGS) if (sa.regs[r] !== sb.regs[r]) registers.push({ what: r, a: hex8(sa.regs[r]), b: hex8(sb.regs[r]) });
+  const written = (l: Loaded, seq: number): [number, number][] => {
+    const eff = l.side.db.prepare('SELECT effects FROM instruction_log WHERE session_id = ? AND seq = ?').pluck().get(l.side.sessionId, seq) as Uint8Array | null | undefined;
+    return unpackEffects(eff ?? null).writes.map(([addr, size]) => [addr, size]);
+  };
+  const memory: Difference[] = [];
+  const after = [stateAt(A.side.db, A.side.sessionId, pa.seq), stateAt(B.side.db, B.side.sessionId, pb.seq)];
+  const seen = new Set<number>();
+  for (const [addr, size] of [...written(A, pa.seq), ...written(B, pb.seq)]) {
+    if (seen.has(addr)) continue;
+    seen.add(addr);
+    const x = after[0].read(addr, size).map((v) => (v === null ? '??' : v.toString(16).padStart(2, '0'))).join(' ');
+    const y = after[1].read(addr, size).map((v) => (v === null ? '??' : v.toString(16).padStart(2, '0'))).join(' ');
+    if (x !== y) memory.push({ what: hex8(addr), a: x, b: y });
+  }
+  return { registers, memory };
+}
+
+/** Compare two sessions. */
+export function diffSessions(sideA: DiffSide, sideB: DiffSide): DiffResult {
+  const intern = new Map<string, number>();
+  const A = load(sideA, intern);
+  const B = load(sideB, intern);
+  const { pairs: aligned, method } = alignCalls(A.align, B.align);
+  const anchors: [number, number][] = aligned.filter((p): p is [number, number] => p[0] !== null && p[1] !== null).map(([i, j]) => [A.spans[i][0], B.spans[j][0]]);
+  const raw: StreamDivergence[] = compareStreams(A.stream.keys, B.stream.keys, anchors);
+  const divergences: Divergence[] = raw.map((d, n) => {
+    const pa = point(A, d.a);
+    const pb = point(B, d.b);
+    // Registers and memory only for the first divergences: each costs two state rebuilds.
+    const state = n < 32 ? stateDifferences(A, B, pa, pb) : { registers: [], memory: [] };
+    const ja = d.joinA === null ? null : point(A, d.joinA);
+    const jb = d.joinB === null ? null : point(B, d.joinB);
+    return { a: pa, b: pb, ...state, join: ja && jb ? { a: ja, b: jb } : null };
+  });
+  // Each divergence belongs to the pair whose call holds it (entry to return, on either side), else
+  // to the pair whose calling instruction and stub lead to it.
+  const paired = aligned.filter((p): p is [number, number] => p[0] !== null && p[1] !== null);
+  const owner = raw.map((d) => {
+    const inside = (lo: 0 | 1) => paired.findIndex(([i, j]) => (d.a >= A.spans[i][lo] && d.a <= A.spans[i][2]) || (d.b >= B.spans[j][lo] && d.b <= B.spans[j][2]));
+    const k = inside(1);
+    return k >= 0 ? k : inside(0);
+  });
+  let n = 0;
+  const pairs: PairInfo[] = aligned.map(([i, j]) => {
+    const a = i === null ? null : A.calls[i];
+    const b = j === null ? null : B.calls[j];
+    if (!a || !b) return { a, b, samePath: null, divergence: null, divergences: [], differences: [] };
+    const k = n++;
+    const mine = divergences.filter((_, x) => owner[x] === k);
+    return { a, b, samePath: mine.length === 0, divergence: mine[0] ?? null, divergences: mine, differences: outcomeDifferences(a, b) };
+  });
+  const differences: Difference[] = [];
+  if ((A.info.outcome ?? '') !== (B.info.outcome ?? '')) differences.push({ what: 'outcome', a: A.info.outcome ?? '—', b: B.info.outcome ?? '—' });
+  if (A.info.cpu !== B.info.cpu) differences.push({ what: 'cpu', a: A.info.cpu ?? '—', b: B.info.cpu ?? '—' });
+  const onlyA = A.hooks.filter((h) => !B.hooks.includes(h));
+  const onlyB = B.hooks.filter((h) => !A.hooks.includes(h));
+  if (onlyA.length || onlyB.length) differences.push({ what: 'hooks', a: onlyA.join('; ') || 'none', b: onlyB.join('; ') || 'none' });
+  const identical = raw.length === 0 && A.calls.length === B.calls.length && pairs.every((p) => p.a && p.b && p.differences.length === 0) && differences.length === 0;
+  return { a: A.info, b: B.info, identical, method, pairs, divergences, differences };
+}

@@ -1,0 +1,182 @@
+// The instruction streams of two sessions, compared: each instruction becomes a key — where it is
+// (module!Name+0xOffset, or its address outside every module) and what it is (its disassembly with
+// absolute addresses dropped) — so a relocated image still aligns; then the two key sequences are
+// walked in lockstep. At a mismatch the first divergence is recorded, and the streams are
+// resynchronised at the nearest pair of positions (fewest instructions skipped on both sides) from
+// which the next JOIN_RUN instructions agree: where they join again. When nothing joins within the
+// search window, the walk goes on from the next pair of aligned system calls (the anchors).
+//
+// Memory: two Int32Arrays of keys (4 bytes per instruction and side), the event marks' seqs and the
+// code tables; the log is read in windows (group_concat of code ids, as the replay reader does).
+import type Database from 'better-sqlite3';
+
+/** Instructions that must agree after a join. */
+export const JOIN_RUN = 3;
+const WINDOW = 1 << 16;
+const MAX_SEARCH = 1 << 18;
+
+export interface Stream {
+  /** Key id of each instruction, in execution order (index = icount). */
+  keys: Int32Array;
+  /** The code id of each instruction (for disassembly and symbols). */
+  codes: Int32Array;
+  /** seq of the non-instruction events, ascending (an instruction's seq is its icount plus the marks before it). */
+  marks: Int32Array;
+  /** Code id → location and text. */
+  location: string[];
+  asm: string[];
+  eip: Uint32Array;
+}
+
+/** An instruction's location as it aligns: the symbol (module!Name+0xOffset) or its address. */
+export const where = (symbol: string | null, eip: number) => symbol ?? (eip >>> 0).toString(16).padStart(8, '0');
+
+/** The disassembly without absolute addresses (a relocated image's `call x (00401050)` matches). */
+export const normalAsm = (asm: string) => asm.replace(/\s*\([0-9a-f]{8}\)/g, '').trim();
+
+/** Reads a session's instructions as keys, interning each distinct instruction into `intern`. */
+export function readStream(db: Database.Database, sessionId: number, intern: Map<string, number>): Stream {
+  const rows = db.prepare('SELECT id, eip, symbol, asm FROM code WHERE session_id = ? ORDER BY id').raw().all(sessionId) as [number, number, string | null, string][];
+  const size = rows.length ? rows[rows.length - 1][0] + 1 : 0;
+  const keyOf = new Int32Array(size).fill(-1);
+  const location: string[] = new Array(size).fill('');
+  const asm: string[] = new Array(size).fill('');
+  const eip = new Uint32Array(size);
+  for (const [id, e, symbol, text] of rows) {
+    const loc = where(symbol, e);
+    const k = `${loc}\u0000${normalAsm(text)}`;
+    let key = intern.get(k);
+    if (key === undefined) {
+      key = intern.size;
+      intern.set(k, key);
+    }
+    keyOf[id] = key;
+    location[id] = loc;
+    asm[id] = text;
+    eip[id] = e >>> 0;
+  }
+  const s = db.prepare('SELECT instructions, events FROM sessions WHERE id = ?').get(sessionId) as { instructions: number; events: number };
+  const marks = Int32Array.from(db.prepare('SELECT seq FROM event_marks WHERE session_id = ? ORDER BY seq').pluck().all(sessionId) as number[]);
+  const lastSeq = Math.max(s.events, (db.prepare('SELECT max(seq) FROM instruction_log WHERE session_id = ?').pluck().get(sessionId) as number | null) ?? -1) + 1;
+  const count = lastSeq - marks.length;
+  const codes = new Int32Array(Math.max(0, count));
+  const keys = new Int32Array(Math.max(0, count));
+  const window = db.prepare('SELECT group_concat(code_id) FROM (SELECT code_id FROM instruction_log WHERE session_id = ? AND seq >= ? AND seq < ? ORDER BY seq)').pluck();
+  let n = 0;
+  for (let lo = 0; lo < lastSeq; lo += WINDOW) {
+    const list = window.get(sessionId, lo, lo + WINDOW) as string | null;
+    if (!list) continue;
+    let v = 0;
+    for (let i = 0; i <= list.length; i++) {
+      const c = i < list.length ? list.charCodeAt(i) : 44;
+      if (c === 44) {
+        if (n < codes.length) {
+          codes[n] = v;
+          keys[n] = keyOf[v];
+        }
+        n++;
+        v = 0;
+      } else v = v * 10 + (c - 48);
+    }
+  }
+  return { keys: keys.subarray(0, Math.min(n, keys.length)), codes: codes.subarray(0, Math.min(n, codes.length)), marks, location, asm, eip };
+}
+
+/** The seq of the instruction at `icount`. */
+export function seqOf(s: Stream, icount: number): number {
+  // seq = icount + the marks before it: the smallest m with marks[m] - m > icount is that count.
+  let lo = 0;
+  let hi = s.marks.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (s.marks[mid] - mid <= icount) lo = mid + 1;
+    else hi = mid;
+  }
+  return icount + lo;
+}
+
+/** The icount of the first instruction at or after `seq`. */
+export function icountAt(s: Stream, seq: number): number {
+  let lo = 0;
+  let hi = s.marks.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (s.marks[mid] < seq) lo = mid + 1;
+    else hi = mid;
+  }
+  return seq - lo;
+}
+
+export interface StreamDivergence {
+  /** Instruction indexes (icounts) where the streams part; one may be past its end. */
+  a: number;
+  b: number;
+  /** Where they agree again for JOIN_RUN instructions; null when they do not within the window. */
+  joinA: number | null;
+  joinB: number | null;
+}
+
+/** The nearest pair (i', j') ≥ (i, j) from which JOIN_RUN keys agree (or both streams end together). */
+function resync(A: Int32Array, B: Int32Array, i: number, j: number): [number, number] | null {
+  for (let span = 4096; ; span *= 8) {
+    const limitA = Math.min(A.length, i + span);
+    const limitB = Math.min(B.length, j + span);
+    const at = new Map<number, number[]>();
+    for (let q = j; q < limitB; q++) {
+      const list = at.get(B[q]);
+      if (list) list.push(q);
+      else at.set(B[q], [q]);
+    }
+    let best: [number, number] | null = null;
+    let bestCost = Infinity;
+    for (let p = i; p < limitA && p - i < bestCost; p++) {
+      const list = at.get(A[p]);
+      if (!list) continue;
+      for (const q of list) {
+        const cost = p - i + (q - j);
+        if (cost >= bestCost) break;
+        let t = 0;
+        while (t < JOIN_RUN && p + t < A.length && q + t < B.length && A[p + t] === B[q + t]) t++;
+        if (t === JOIN_RUN || (p + t === A.length && q + t === B.length)) {
+          best = [p, q];
+          bestCost = cost;
+          break;
+        }
+      }
+    }
+    if (best) return best;
+    if (span >= MAX_SEARCH || (limitA === A.length && limitB === B.length)) return null;
+  }
+}
+
+/**
+ * Every place the two streams part (up to `max`), with where they join again. `anchors` are
+ * pairs of icounts known to correspond (the aligned calls' entries), ascending, to restart from
+ * when a divergence does not join within the search window.
+ */
+export function compareStreams(A: Int32Array, B: Int32Array, anchors: [number, number][], max = 1000): StreamDivergence[] {
+  const out: StreamDivergence[] = [];
+  let i = 0;
+  let j = 0;
+  while (out.length < max) {
+    while (i < A.length && j < B.length && A[i] === B[j]) {
+      i++;
+      j++;
+    }
+    if (i >= A.length && j >= B.length) break;
+    if (i >= A.length || j >= B.length) {
+      out.push({ a: i, b: j, joinA: null, joinB: null });
+      break;
+    }
+    const join = resync(A, B, i, j);
+    out.push({ a: i, b: j, joinA: join?.[0] ?? null, joinB: join?.[1] ?? null });
+    if (join) {
+      [i, j] = join;
+      continue;
+    }
+    const next = anchors.find(([x, y]) => x > i && y > j);
+    if (!next) break;
+    [i, j] = next;
+  }
+  return out;
+}

@@ -1,0 +1,78 @@
+// `ntflow diff A.db[:SESSION] B.db[:SESSION] [--json] [-o diff.html]`: two sessions (of one file or
+// two; the latest of each by default) compared — analyzer/diff does the work, this file turns the
+// arguments into sides and the errors into one line (exit 1).
+import { existsSync } from 'node:fs';
+import type { Command } from 'commander';
+import { QueryError, chooseSession, diffSessions, formatDiff, openForQuery, type DiffResult } from '../analyzer/index.js';
+import { TraceFileError, openTraceForWriting } from '../recorder/index.js';
+import type Database from 'better-sqlite3';
+
+/** "trace.db:2" → file and session; a path that exists as given is a file (it may hold ':'). */
+export function parseSide(arg: string): { file: string; session?: string } {
+  if (existsSync(arg)) return { file: arg };
+  const colon = arg.lastIndexOf(':');
+  if (colon > 0 && colon < arg.length - 1) return { file: arg.slice(0, colon), session: arg.slice(colon + 1) };
+  return { file: arg };
+}
+
+/** Opens a side for reading: projections brought up to date, an older schema upgraded first. */
+function open(arg: string): { db: Database.Database; file: string; sessionId: number } {
+  const { file, session } = parseSide(arg);
+  let db: Database.Database;
+  try {
+    db = openForQuery(file);
+  } catch (e) {
+    if (!(e instanceof QueryError) || !/has trace schema \d+; open it once for writing/.test(e.message)) throw e;
+    openTraceForWriting(file).close(); // upgrades the schema, as recording into it would
+    db = openForQuery(file);
+  }
+  try {
+    const sessionId = chooseSession(db, session);
+    if (sessionId === null) throw new QueryError(`${file} has no sessions; record one with 'ntflow record <scenario> -o ${file}'`);
+    return { db, file, sessionId };
+  } catch (e) {
+    db.close();
+    throw e;
+  }
+}
+
+export interface DiffCommandOptions {
+  json?: boolean;
+  output?: string;
+}
+
+export async function diffCommand(a: string, b: string, opts: DiffCommandOptions, write: (s: string) => void = (s) => process.stdout.write(s)): Promise<DiffResult> {
+  const A = open(a);
+  let B: ReturnType<typeof open>;
+  try {
+    B = open(b);
+  } catch (e) {
+    A.db.close();
+    throw e;
+  }
+  try {
+    const result = diffSessions(A, B);
+    write(opts.json ? JSON.stringify(result, null, 1) + '\n' : formatDiff(result));
+    return result;
+  } finally {
+    A.db.close();
+    B.db.close();
+  }
+}
+
+export function addDiffCommand(program: Command, userError: (message: string) => Error): void {
+  program
+    .command('diff')
+    .description('two sessions compared: system calls aligned, the first place each pair\'s paths part and where they join again, what differs in outcome')
+    .argument('<a>', 'a trace file, or FILE:SESSION (session id or name; default the latest)')
+    .argument('<b>', 'the other: FILE, or FILE:SESSION (the same file with another session is fine)')
+    .option('--json', 'JSON for tools: {a, b, identical, method, pairs, divergences, differences}')
+    .action(async (a: string, b: string, opts: DiffCommandOptions) => {
+      try {
+        await diffCommand(a, b, opts);
+      } catch (e) {
+        if (e instanceof QueryError || e instanceof TraceFileError) throw userError(e.message.split('\n')[0]);
+        throw e;
+      }
+    });
+}
