@@ -8,7 +8,7 @@ import { statusName } from '../../core/index.js';
 import { unpackEffects } from '../../recorder/index.js';
 import { stateAt } from '../state.js';
 import { alignCalls, type AlignCall } from './align.js';
-import { compareStreams, icountAt, readStream, seqOf, type Stream, type StreamDivergence } from './streams.js';
+import { alignedWhere, compareStreams, icountAt, readStream, seqOf, type Stream, type StreamDivergence } from './streams.js';
 
 export interface DiffSide {
   db: Database.Database;
@@ -46,6 +46,8 @@ export interface CallInfo {
   ssdtTarget: string | null;
   /** The findings about the call (their causes). */
   findings: string[];
+  /** The arguments by name, decoded where the trace can (syscall_args). */
+  args: [string, string][];
 }
 
 export interface PathPoint {
@@ -155,6 +157,7 @@ function load(side: DiffSide, intern: Map<string, number>): Loaded {
      WHERE l.session_id = ? AND l.thread_id = c.thread_id AND l.in_range AND l.seq BETWEEN c.enter_seq AND coalesce(c.exit_seq, l.seq) ORDER BY l.seq DESC LIMIT 1`,
   ).pluck();
   const findings = db.prepare("SELECT cause FROM findings WHERE session_id = ? AND syscall_id = ? AND kind = 'failure-cause'").pluck();
+  const args = db.prepare('SELECT name, value, decoded FROM syscall_args WHERE session_id = ? AND syscall_id = ? ORDER BY position').raw();
   const calls: CallInfo[] = [];
   const align: AlignCall[] = [];
   const spans: [number, number, number][] = [];
@@ -179,8 +182,10 @@ function load(side: DiffSide, intern: Map<string, number>): Loaded {
       failedProbes: p.bad ?? 0,
       ssdtTarget: (target.get(r.id, sessionId) as string | null | undefined) ?? null,
       findings: findings.all(sessionId, r.id) as string[],
+      args: (args.all(sessionId, r.id) as [string, number, string | null][]).map(([name, value, decoded]) => [name, `${hex8(value).toUpperCase()}${decoded ? ` (${decoded})` : ''}`]),
     });
-    align.push({ id: r.id, service, caller: fnOf(caller), entry: r.entry, parent: r.parent_id === null ? null : (byId.get(r.parent_id)?.name ?? null) });
+    const callerKey = callerIcount === null ? null : alignedWhere(stream.location[stream.codes[callerIcount]], stream.eip[stream.codes[callerIcount]]);
+    align.push({ id: r.id, service, caller: fnOf(callerKey), entry: r.entry, parent: r.parent_id === null ? null : (byId.get(r.parent_id)?.name ?? null) });
     const enter = icountAt(stream, r.enter_seq);
     spans.push([callerIcount ?? enter, enter, r.exit_seq === null ? stream.keys.length : icountAt(stream, r.exit_seq)]);
   }
@@ -201,8 +206,8 @@ function load(side: DiffSide, intern: Map<string, number>): Loaded {
 function outcomeDifferences(a: CallInfo, b: CallInfo): Difference[] {
   const out: Difference[] = [];
   const add = (what: string, x: unknown, y: unknown) => {
-    const sx = x === null || x === undefined ? '—' : String(x);
-    const sy = y === null || y === undefined ? '—' : String(y);
+    const sx = x === null || x === undefined || x === '' ? '—' : String(x);
+    const sy = y === null || y === undefined || y === '' ? '—' : String(y);
     if (sx !== sy) out.push({ what, a: sx, b: sy });
   };
   add('PreviousMode', a.previousMode, b.previousMode);
@@ -213,6 +218,12 @@ function outcomeDifferences(a: CallInfo, b: CallInfo): Difference[] {
   add('probes', `${a.probes}${a.failedProbes ? ` (${a.failedProbes} failed)` : ''}`, `${b.probes}${b.failedProbes ? ` (${b.failedProbes} failed)` : ''}`);
   add('SSDT target', a.ssdtTarget, b.ssdtTarget);
   add('findings', a.findings.join(', '), b.findings.join(', '));
+  // Pointers into the program's own memory differ with every layout; handles, flags and lengths say more.
+  const bArgs = new Map(b.args);
+  for (const [name, value] of a.args) {
+    const other = bArgs.get(name);
+    if (other !== undefined && other !== value && /\(/.test(value + other)) add(name, value, other);
+  }
   return out;
 }
 
@@ -238,6 +249,9 @@ function stateDifferences(A: Loaded, B: Loaded, pa: PathPoint | null, pb: PathPo
     return unpackEffects(eff ?? null).writes.map(([addr, size]) => [addr, size]);
   };
   const memory: Difference[] = [];
+  // Only what the instructions themselves store (a memory operand): the effects of an instruction
+  // also carry what the kernel's service bodies wrote just before it, which is not this difference.
+  if (!pa.asm.includes('[') && !pb.asm.includes('[') && !/^(push|call)/.test(pa.asm) && !/^(push|call)/.test(pb.asm)) return { registers, memory };
   const after = [stateAt(A.side.db, A.side.sessionId, pa.seq), stateAt(B.side.db, B.side.sessionId, pb.seq)];
   const seen = new Set<number>();
   for (const [addr, size] of [...written(A, pa.seq), ...written(B, pb.seq)]) {
@@ -246,8 +260,45 @@ function stateDifferences(A: Loaded, B: Loaded, pa: PathPoint | null, pb: PathPo
     const x = after[0].read(addr, size).map((v) => (v === null ? '??' : v.toString(16).padStart(2, '0'))).join(' ');
     const y = after[1].read(addr, size).map((v) => (v === null ? '??' : v.toString(16).padStart(2, '0'))).join(' ');
     if (x !== y) memory.push({ what: hex8(addr), a: x, b: y });
+    if (memory.length === 4) break;
   }
   return { registers, memory };
+}
+
+/**
+ * The instruction streams compared piece by piece: each paired top-level call (from its calling
+ * instruction to its return) against its partner, and the stretches between consecutive pairs
+ * against each other — so an extra call on one side (a driver's DriverEntry, a nested call) costs
+ * a divergence in its own stretch and never misaligns the rest.
+ */
+function compareSegments(A: Loaded, B: Loaded, aligned: [number | null, number | null][]): StreamDivergence[] {
+  const pairs = aligned.filter((p): p is [number, number] => p[0] !== null && p[1] !== null);
+  // Top-level pairs: spans not inside an earlier pair's span on side A.
+  const top: [number, number][] = [];
+  for (const [i, j] of pairs) {
+    const last = top[top.length - 1];
+    if (last && A.spans[i][0] <= A.spans[last[0]][2] && B.spans[j][0] <= B.spans[last[1]][2]) continue;
+    if (last && (A.spans[i][0] <= A.spans[last[0]][2] || B.spans[j][0] <= B.spans[last[1]][2])) continue;
+    top.push([i, j]);
+  }
+  const out: StreamDivergence[] = [];
+  const piece = (a0: number, a1: number, b0: number, b1: number) => {
+    if (a1 < a0 && b1 < b0) return;
+    const sub = compareStreams(A.stream.keys.subarray(a0, Math.max(a0, a1 + 1)), B.stream.keys.subarray(b0, Math.max(b0, b1 + 1)), []);
+    for (const d of sub) out.push({ a: d.a + a0, b: d.b + b0, joinA: d.joinA === null ? null : d.joinA + a0, joinB: d.joinB === null ? null : d.joinB + b0 });
+  };
+  let a = 0;
+  let b = 0;
+  for (const [i, j] of top) {
+    const [a0, , a2] = A.spans[i];
+    const [b0, , b2] = B.spans[j];
+    piece(a, a0 - 1, b, b0 - 1);
+    piece(a0, Math.min(a2, A.stream.keys.length - 1), b0, Math.min(b2, B.stream.keys.length - 1));
+    a = a2 + 1;
+    b = b2 + 1;
+  }
+  piece(a, A.stream.keys.length - 1, b, B.stream.keys.length - 1);
+  return out;
 }
 
 /** Compare two sessions. */
@@ -256,8 +307,7 @@ export function diffSessions(sideA: DiffSide, sideB: DiffSide): DiffResult {
   const A = load(sideA, intern);
   const B = load(sideB, intern);
   const { pairs: aligned, method } = alignCalls(A.align, B.align);
-  const anchors: [number, number][] = aligned.filter((p): p is [number, number] => p[0] !== null && p[1] !== null).map(([i, j]) => [A.spans[i][0], B.spans[j][0]]);
-  const raw: StreamDivergence[] = compareStreams(A.stream.keys, B.stream.keys, anchors);
+  const raw = compareSegments(A, B, aligned);
   const divergences: Divergence[] = raw.map((d, n) => {
     const pa = point(A, d.a);
     const pb = point(B, d.b);

@@ -10,6 +10,8 @@
 // code tables; the log is read in windows (group_concat of code ids, as the replay reader does).
 import type Database from 'better-sqlite3';
 
+const SYSTEM_MODULES = new Set(['nt', 'ntdll', 'kernel32', 'SharedUserData', 'win32k', 'hal']);
+
 /** Instructions that must agree after a join. */
 export const JOIN_RUN = 3;
 const WINDOW = 1 << 16;
@@ -28,11 +30,37 @@ export interface Stream {
   eip: Uint32Array;
 }
 
-/** An instruction's location as it aligns: the symbol (module!Name+0xOffset) or its address. */
+/** An instruction's location as shown: the symbol (module!Name+0xOffset) or its address. */
 export const where = (symbol: string | null, eip: number) => symbol ?? (eip >>> 0).toString(16).padStart(8, '0');
 
-/** The disassembly without absolute addresses (a relocated image's `call x (00401050)` matches). */
-export const normalAsm = (asm: string) => asm.replace(/\s*\([0-9a-f]{8}\)/g, '').trim();
+const DRIVER_BASE = 0xf8a00000;
+const DRIVER_SLOT = 0x10000;
+
+/**
+ * An instruction's location as it aligns: system modules by name; the program's and the drivers'
+ * by their role — the program, the driver in load slot N — so two builds of a driver under other
+ * file names (osr-log-user-handle.sys, osr-log-kernel-handle.sys) still align function by function.
+ */
+export function alignedWhere(symbol: string | null, eip: number): string {
+  if (!symbol) return where(symbol, eip);
+  const bang = symbol.indexOf('!');
+  const module = bang > 0 ? symbol.slice(0, bang) : '';
+  if (SYSTEM_MODULES.has(module)) return symbol;
+  const e = eip >>> 0;
+  const role = e >= DRIVER_BASE && e < DRIVER_BASE + 64 * DRIVER_SLOT ? `<driver ${Math.floor((e - DRIVER_BASE) / DRIVER_SLOT)}>` : e < 0x80000000 ? '<program>' : module;
+  return role + symbol.slice(bang);
+}
+
+/**
+ * The disassembly as it aligns: without absolute addresses (a relocated image's `call x (00401050)`
+ * matches) and with the program's and drivers' module names dropped from operands (`call
+ * drv!CompleteIrp` matches whatever the driver file was called).
+ */
+export const normalAsm = (asm: string) =>
+  asm
+    .replace(/\s*\([0-9a-f]{8}\)/g, '')
+    .replace(/([A-Za-z0-9_.-]+)!/g, (m, module: string) => (SYSTEM_MODULES.has(module) ? m : '<module>!'))
+    .trim();
 
 /** Reads a session's instructions as keys, interning each distinct instruction into `intern`. */
 export function readStream(db: Database.Database, sessionId: number, intern: Map<string, number>): Stream {
@@ -44,7 +72,7 @@ export function readStream(db: Database.Database, sessionId: number, intern: Map
   const eip = new Uint32Array(size);
   for (const [id, e, symbol, text] of rows) {
     const loc = where(symbol, e);
-    const k = `${loc}\u0000${normalAsm(text)}`;
+    const k = `${alignedWhere(symbol, e)}\u0000${normalAsm(text)}`;
     let key = intern.get(k);
     if (key === undefined) {
       key = intern.size;
