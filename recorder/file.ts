@@ -87,7 +87,7 @@ const UPGRADES: Record<number, (db: Database.Database) => void> = {
     if (!db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'handle_entries'").get()) {
       db.exec(statements.find((s) => s.startsWith('CREATE TABLE handle_entries ('))!);
     }
-    db.exec('DROP VIEW events');
+    db.exec('DROP VIEW IF EXISTS events');
     db.exec(statements.find((s) => s.startsWith('CREATE VIEW events'))!);
   },
 };

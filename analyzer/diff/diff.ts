@@ -132,15 +132,24 @@ function load(side: DiffSide, intern: Map<string, number>): Loaded {
     status_name: string | null;
   }[];
   const byId = new Map(rows.map((r) => [r.id, r]));
-  // The calling instruction: the last `call` outside the system modules at or before the entry.
-  const callerAt = (enter: number): number | null => {
+  // The calling instruction: the last `call` outside the system modules at or before the entry,
+  // after `floor` (the previous call's return on the thread, or the enclosing call's entry).
+  const callerAt = (enter: number, floor: number): number | null => {
     const start = icountAt(stream, enter);
-    for (let k = Math.min(start, stream.codes.length - 1); k >= 0 && k > start - 4096; k--) {
+    for (let k = Math.min(start, stream.codes.length - 1); k > floor && k > start - 4096; k--) {
       const c = stream.codes[k];
       if (stream.asm[c].startsWith('call ') && !SYSTEM.test(stream.location[c])) return k;
     }
     return null;
   };
+  // Where a call's path starts when no program or driver instruction called it (ntdll's own call
+  // of NtTerminateProcess): the run of ntdll and SharedUserData code before the entry.
+  const stubStart = (enter: number, floor: number): number => {
+    let k = Math.min(icountAt(stream, enter), stream.codes.length - 1);
+    while (k - 1 > floor && /^(ntdll|SharedUserData)!/.test(stream.location[stream.codes[k - 1]]) && !/^ret/.test(stream.asm[stream.codes[k - 1]])) k--;
+    return k;
+  };
+  const lastExit = new Map<number, number>();
   const lookups = db.prepare(
     `SELECT h.handle_table, h.status FROM handle_lookups h JOIN syscalls c ON c.session_id = h.session_id AND c.id = ?
      WHERE h.session_id = ? AND h.thread_id = c.thread_id AND h.seq BETWEEN c.enter_seq AND coalesce(c.exit_seq, h.seq)
@@ -163,7 +172,9 @@ function load(side: DiffSide, intern: Map<string, number>): Loaded {
   const spans: [number, number, number][] = [];
   for (const r of rows) {
     const service = r.name ?? `service 0x${(r.service_number ?? 0).toString(16).toUpperCase()}`;
-    const callerIcount = callerAt(r.enter_seq);
+    const parent = r.parent_id === null ? undefined : byId.get(r.parent_id);
+    const floor = Math.max(lastExit.get(r.thread_id) ?? -1, parent ? icountAt(stream, parent.enter_seq) : -1);
+    const callerIcount = callerAt(r.enter_seq, floor);
     const caller = callerIcount === null ? null : stream.location[stream.codes[callerIcount]];
     const p = probes.get(r.id, sessionId) as { n: number; bad: number | null };
     calls.push({
@@ -187,7 +198,13 @@ function load(side: DiffSide, intern: Map<string, number>): Loaded {
     const callerKey = callerIcount === null ? null : alignedWhere(stream.location[stream.codes[callerIcount]], stream.eip[stream.codes[callerIcount]]);
     align.push({ id: r.id, service, caller: fnOf(callerKey), entry: r.entry, parent: r.parent_id === null ? null : (byId.get(r.parent_id)?.name ?? null) });
     const enter = icountAt(stream, r.enter_seq);
-    spans.push([callerIcount ?? enter, enter, r.exit_seq === null ? stream.keys.length : icountAt(stream, r.exit_seq)]);
+    let exit = r.exit_seq === null ? stream.keys.length : icountAt(stream, r.exit_seq);
+    // A user call's path ends back in its caller: the stub's way out (SystemCallStub's ret, the ntdll stub's ret n).
+    if (r.exit_seq !== null && (r.entry === 'sysenter' || r.entry === 'int2e')) {
+      while (exit + 1 < stream.codes.length && /^(SharedUserData!|ntdll!(Nt|Zw)\w+\+0x)/.test(stream.location[stream.codes[exit + 1]])) exit++;
+    }
+    spans.push([callerIcount ?? stubStart(r.enter_seq, floor), enter, exit]);
+    if (r.parent_id === null) lastExit.set(r.thread_id, exit);
   }
   const hooks = db.prepare("SELECT title FROM findings WHERE session_id = ? AND kind = 'hook' ORDER BY id").pluck().all(sessionId) as string[];
   return {
