@@ -7,6 +7,7 @@ import { benchReplay, benchState } from './analyze.js';
 import { benchViz } from './viz.js';
 import { benchPe } from './pe.js';
 import { benchExplain } from './explain.js';
+import { benchDiff } from './diff.js';
 import { dirname } from 'node:path';
 
 const LOOP = `
@@ -111,4 +112,8 @@ console.log(`  build the findings (in replay)      ${explain.buildMs.toFixed(0).
 console.log(`  ntflow explain, the whole session   ${explain.explainAllMs.toFixed(0).padStart(7)} ms  (goal <= 1000 ms)`);
 console.log(`  ntflow explain --syscall ID         ${explain.explainOneMs.toFixed(1).padStart(7)} ms`);
 rmSync(dirname(explain.trace), { recursive: true, force: true });
-console.log(JSON.stringify({ bench: 'ntflow', node: process.version, cpu: figures, record: { ...rec, trace: undefined }, replay, state: { ...state, times: undefined }, viz, pe, explain: { ...explain, trace: undefined } }));
+const diff = await benchDiff(Number(process.env.NTFLOW_BENCH_DIFF_INSTRUCTIONS ?? 10_000_000));
+console.log(`ntflow bench — diff: two ${diff.instructions.toLocaleString('en')}-instruction sessions that differ in one instruction in the middle`);
+console.log(`  ntflow diff                         ${diff.seconds.toFixed(2).padStart(7)} s   (${diff.divergences} divergence found; peak RSS ${diff.peakRssMiB.toFixed(0)} MiB; goal <= 5 s)`);
+rmSync(dirname(diff.trace), { recursive: true, force: true });
+console.log(JSON.stringify({ bench: 'ntflow', node: process.version, cpu: figures, record: { ...rec, trace: undefined }, replay, state: { ...state, times: undefined }, viz, pe, explain: { ...explain, trace: undefined }, diff: { ...diff, trace: undefined } }));
