@@ -13,6 +13,7 @@
 import type Database from 'better-sqlite3';
 import { ntSuccess, splitSymbol as parseSymbol, statusName } from '../core/index.js';
 import { Flow, flowOf, replaySession, staleSessions, stateAt } from '../analyzer/index.js';
+import { bandFailures, findingNotes, mergeNotes, sessionFindings, type EventPlace } from './findings.js';
 import type { FlowStep, LaneSpec, SequenceInput, SyscallBand } from './types.js';
 
 /** A request the trace cannot answer (unknown syscall id, no such session): one line for the user. */
@@ -588,9 +589,51 @@ export function sequenceInput(db: Database.Database, sessionId: number, options:
   addCallIds(db, sessionId, steps);
   if (budget > 0) addRegisters(db, sessionId, steps, budget);
   addArgs(db, sessionId, steps, bands);
-  const lanes = sortLanes(steps.flatMap((s) => [s.from, s.to])).map((id) => laneSpec(ctx, id));
   const what = chosen === null ? 'every call' : `call${chosen.length > 1 ? 's' : ''} ${chosen.map((r) => `#${r.id} ${r.name ?? '?'}`).join(', ')}`;
-  return { title: `${session.name}: ${what}`, lanes, steps, bands: bands.map((b) => bandOf(b.row, b.first, b.last)) };
+  const input = withFindings(db, sessionId, ctx, rows, steps, bands.map((b) => bandOf(b.row, b.first, b.last)), chosen === null);
+  return { title: `${session.name}: ${what}`, ...input };
+}
+
+/** Where an event happened: the lane of the instruction at its eip, and its thread. */
+function eventPlace(db: Database.Database, sessionId: number, ctx: LaneContext): EventPlace {
+  const event = db.prepare('SELECT eip, cpl, thread_id FROM events WHERE session_id = ? AND seq = ?');
+  const symbol = db.prepare('SELECT symbol FROM code WHERE session_id = ? AND eip = ? LIMIT 1').pluck();
+  return (seq) => {
+    const e = event.get(sessionId, seq) as { eip: number; cpl: number; thread_id: number } | undefined;
+    if (!e) return { lane: laneOf(ctx, null, 0), thread: 0 };
+    return { lane: laneOf(ctx, (symbol.get(sessionId, e.eip) as string | null | undefined) ?? null, e.cpl), thread: e.thread_id };
+  };
+}
+
+/**
+ * The findings' notes merged into the steps (viz/findings.ts), each band's failure mark (its own
+ * status, or a failing call nested in it, from every call of the session), the lanes the steps use.
+ */
+function withFindings(
+  db: Database.Database,
+  sessionId: number,
+  ctx: LaneContext,
+  rows: SyscallRow[],
+  steps: FlowStep[],
+  bands: SyscallBand[],
+  wholeSession: boolean,
+): Omit<SequenceInput, 'title'> {
+  const { listed, notes } = findingNotes(sessionFindings(db, sessionId), bands, eventPlace(db, sessionId, ctx), wholeSession);
+  notes.sort((a, b) => a.seq - b.seq);
+  addCallIds(db, sessionId, notes);
+  const all = mergeNotes(steps, notes);
+  const failures = bandFailures(
+    rows.map((r) => {
+      const b = bandOf(r, 0, 0);
+      return { id: r.id, parentId: r.parent_id, name: b.name, status: b.status };
+    }),
+  );
+  for (const b of bands) {
+    const failure = failures.get(b.syscallId);
+    if (failure) b.failure = failure;
+  }
+  const lanes = sortLanes(all.flatMap((s) => [s.from, s.to])).map((id) => laneSpec(ctx, id));
+  return { lanes, steps: all, bands, findings: listed };
 }
 
 /** The named arguments (syscall_args) on each call's PreviousMode note. */
@@ -661,6 +704,5 @@ function collapsedInput(db: Database.Database, sessionId: number, name: string, 
     if (i % 256 === 255) options.onProgress?.(i + 1, rows.length);
   });
   options.onProgress?.(rows.length, rows.length);
-  const lanes = sortLanes(steps.flatMap((s) => [s.from, s.to])).map((id) => laneSpec(ctx, id));
-  return { title: `${name}: ${rows.length} calls, one row each (--syscall ID draws one step by step)`, lanes, steps, bands };
+  return { title: `${name}: ${rows.length} calls, one row each (--syscall ID draws one step by step)`, ...withFindings(db, sessionId, ctx, rows, steps, bands, true) };
 }

@@ -216,5 +216,6 @@ export function sequenceFixture(options: { calls?: number; fileName?: string; ti
     ],
     steps,
     bands,
+    findings: [],
   };
 }
