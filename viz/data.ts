@@ -307,6 +307,10 @@ function stepsInRange(db: Database.Database, sessionId: number, ctx: LaneContext
   const callAt = (thread: unknown, seq: number) => callStmt.get(sessionId, thread, seq, seq) as CallOutcome | undefined;
   const steps: FlowStep[] = [];
   const cursors = new Map<number, ThreadCursor>();
+  // When each thread was last switched to: a thread's first arrow after it resumes is dated then,
+  // not at its last instruction before it was switched out (steps stay in seq order, so a band's
+  // steps are the steps of its events).
+  const resumedAt = new Map<number, number>();
   let thread = startThread;
   let sysenterMsr: string | null = null;
   let ssdtLabel: string | null = null;
@@ -337,6 +341,7 @@ function stepsInRange(db: Database.Database, sessionId: number, ctx: LaneContext
           detail: { from: `${e.from_thread} (${e.from_process})`, to: `${e.to_thread} (${e.to_process})`, reason: String(e.reason) },
         });
         thread = e.to_thread as number;
+        resumedAt.set(thread, e.seq);
         return;
       case 'msr-read':
         if (e.msr === 0x176 && e.source === 'sysenter') sysenterMsr = `MSR[176] = ${hex8(Number(e.value))}`;
@@ -483,7 +488,7 @@ function stepsInRange(db: Database.Database, sessionId: number, ctx: LaneContext
         }
       }
       if (kind) {
-        add({ seq: prev.seq, kind, from: prev.lane, to: lane, label, detail: { instruction: prev.asm, at: prev.symbol ?? '', to: where } });
+        add({ seq: Math.max(prev.seq, resumedAt.get(thread) ?? -1), kind, from: prev.lane, to: lane, label, detail: { instruction: prev.asm, at: prev.symbol ?? '', to: where } });
       }
     }
     cursors.set(thread, { lane, fn, symbol: ins.symbol, seq: ins.seq, next: (ins.eip + ins.length) >>> 0, asm: ins.asm, flow: flowOf(ins.asm), exception: prev?.exception ?? null });
