@@ -33,26 +33,33 @@ const num = (el: El | null, attr: string) => Number(el?.getAttribute(attr));
 
 // ---- pure parts ------------------------------------------------------------------------------------
 
-t.test('bandFailures: a call marked by its own status, its parents by the first failing call inside', async (t) => {
+t.test("bandFailures: a band marked by its call's own status, else by the first failing call inside it", async (t) => {
   const ok = { name: 'STATUS_SUCCESS', failed: false };
   const av = { name: 'STATUS_ACCESS_VIOLATION', failed: true };
   const ih = { name: 'STATUS_INVALID_HANDLE', failed: true };
-  const marks = bandFailures([
-    { id: 1, parentId: null, name: 'NtReadFile', status: ok },
-    { id: 2, parentId: 1, name: 'NtDeviceIoControlFile', status: ok },
-    { id: 3, parentId: 2, name: 'NtWriteFile', status: av },
-    { id: 4, parentId: 2, name: 'NtWriteFile', status: ih },
-    { id: 5, parentId: null, name: 'NtClose', status: ih },
-    { id: 6, parentId: 5, name: 'NtClose', status: ih },
-    { id: 7, parentId: null, name: 'NtTerminateProcess', status: null },
-  ]);
+  const call = (id: number, parentId: number | null, name: string, status: typeof ok | null, enterSeq: number, exitSeq: number | null) => ({ id, parentId, name, status, enterSeq, exitSeq });
+  const calls = [
+    call(1, null, 'NtReadFile', ok, 10, 100),
+    call(2, 1, 'NtDeviceIoControlFile', ok, 20, 90),
+    call(3, 2, 'NtWriteFile', av, 30, 40),
+    call(4, 2, 'NtWriteFile', ih, 50, 60),
+    call(5, null, 'NtDelayExecution', ok, 110, 200),
+    call(6, null, 'NtWriteFile', ih, 120, 130), // another thread's call while #5 waits
+    call(7, null, 'NtClose', ih, 210, 250),
+    call(8, 7, 'NtClose', ih, 220, 230),
+    call(9, null, 'NtTerminateProcess', null, 260, null),
+    call(10, null, 'NtReadFile', ok, 270, 280),
+  ];
+  const band = (syscallId: number, firstSeq: number, lastSeq: number) => ({ syscallId, firstSeq, lastSeq });
+  // #2 is not drawn: #1 is marked by its descendant #3 all the same.
+  const marks = bandFailures(calls, [band(1, 5, 105), band(3, 28, 42), band(4, 48, 62), band(5, 108, 202), band(6, 118, 132), band(7, 205, 255), band(9, 258, 300)]);
   t.same(Object.fromEntries(marks), {
     1: { syscallId: 3, own: false, status: 'STATUS_ACCESS_VIOLATION', label: '✗ inside: #3 NtWriteFile → STATUS_ACCESS_VIOLATION' },
-    2: { syscallId: 3, own: false, status: 'STATUS_ACCESS_VIOLATION', label: '✗ inside: #3 NtWriteFile → STATUS_ACCESS_VIOLATION' },
     3: { syscallId: 3, own: true, status: 'STATUS_ACCESS_VIOLATION', label: '✗ STATUS_ACCESS_VIOLATION' },
     4: { syscallId: 4, own: true, status: 'STATUS_INVALID_HANDLE', label: '✗ STATUS_INVALID_HANDLE' },
-    5: { syscallId: 5, own: true, status: 'STATUS_INVALID_HANDLE', label: '✗ STATUS_INVALID_HANDLE' },
+    5: { syscallId: 6, own: false, status: 'STATUS_INVALID_HANDLE', label: '✗ inside: #6 NtWriteFile → STATUS_INVALID_HANDLE' },
     6: { syscallId: 6, own: true, status: 'STATUS_INVALID_HANDLE', label: '✗ STATUS_INVALID_HANDLE' },
+    7: { syscallId: 7, own: true, status: 'STATUS_INVALID_HANDLE', label: '✗ STATUS_INVALID_HANDLE' },
   });
 });
 
@@ -165,10 +172,11 @@ t.test("osr-log-user-handle: #5 NtWriteFile's band has a red note at the probe, 
     [
       [4, '✗ inside: #5 NtWriteFile → STATUS_ACCESS_VIOLATION'],
       [5, '✗ STATUS_ACCESS_VIOLATION'],
+      [7, '✗ inside: #8 NtWriteFile → STATUS_INVALID_HANDLE'],
       [8, '✗ STATUS_INVALID_HANDLE'],
       [9, '✗ STATUS_INVALID_HANDLE'],
     ],
-    'the failed calls and the call that held one',
+    "the failed calls, the driver's call holding one, and the wait during which the work item's failed",
   );
 });
 
@@ -176,10 +184,10 @@ t.test('a collapsed failing band is still marked', async (t) => {
   const { db, sessionId } = await recorded('osr-log-user-handle');
   t.teardown(() => db.close());
   const input = sequenceInput(db, sessionId, { registerSteps: 0 });
-  const layout = layoutSequence(input, { collapsed: [4, 5, 8] });
+  const layout = layoutSequence(input, { collapsed: [4, 5, 7, 8] });
   for (const [id, mark] of [
     [4, '✗ inside: #5 NtWriteFile → STATUS_ACCESS_VIOLATION'],
-    [8, '✗ STATUS_INVALID_HANDLE'],
+    [7, '✗ inside: #8 NtWriteFile → STATUS_INVALID_HANDLE'],
   ] as const) {
     const laid = layout.bands.find((b) => b.syscallId === id)!;
     t.equal(laid.y1 - laid.y0, layout.rowHeight, `#${id} is one row`);
@@ -190,6 +198,7 @@ t.test('a collapsed failing band is still marked', async (t) => {
     t.equal(band.querySelector('rect')?.getAttribute('stroke'), COLORS.fail, `#${id}: the red border`);
   }
   t.equal(layout.findings.find((f) => f.syscallId === 8 && f.kind === 'failure-cause')?.stepIndex, null, "a collapsed band's note is not drawn");
+  t.notOk(layout.bands.some((b) => b.syscallId === 8), '#8 is folded into #7');
 
   // Many calls drawn one row each (the default past 40 calls): every band a single row, still marked.
   const rows = layoutSequence(sequenceInput(db, sessionId, { registerSteps: 0, expandLimit: 0 }));
@@ -199,6 +208,7 @@ t.test('a collapsed failing band is still marked', async (t) => {
     [
       ['4', '✗ inside: #5 NtWriteFile → STATUS_ACCESS_VIOLATION'],
       ['5', '✗ STATUS_ACCESS_VIOLATION'],
+      ['7', '✗ inside: #8 NtWriteFile → STATUS_INVALID_HANDLE'],
       ['8', '✗ STATUS_INVALID_HANDLE'],
       ['9', '✗ STATUS_INVALID_HANDLE'],
     ],

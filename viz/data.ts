@@ -612,7 +612,7 @@ function eventPlace(db: Database.Database, sessionId: number, ctx: LaneContext):
 
 /**
  * The findings' notes merged into the steps (viz/findings.ts), each band's failure mark (its own
- * status, or a failing call nested in it, from every call of the session), the lanes the steps use.
+ * status, or a failing call inside it, from every call of the session), the lanes the steps use.
  */
 function withFindings(
   db: Database.Database,
@@ -630,8 +630,9 @@ function withFindings(
   const failures = bandFailures(
     rows.map((r) => {
       const b = bandOf(r, 0, 0);
-      return { id: r.id, parentId: r.parent_id, name: b.name, status: b.status };
+      return { id: r.id, parentId: r.parent_id, name: b.name, status: b.status, enterSeq: r.enter_seq, exitSeq: r.exit_seq };
     }),
+    bands,
   );
   for (const b of bands) {
     const failure = failures.get(b.syscallId);

@@ -3,8 +3,8 @@
 // its decisive event (findings.seq) inside the failing call's band; a hook's note sits where the
 // hook first ran (hooks.first_run_seq; findings.seq is the write that installed it); a leaked
 // handle's note sits at the event that created it. A band is marked failed when its call's
-// NTSTATUS is not NT_SUCCESS, or when a call nested in it failed — so a collapsed band still shows
-// it. Reading is one query; the rest is pure (rows in, notes and marks out) and tested exactly; the
+// NTSTATUS is not NT_SUCCESS, or when a call inside it (nested in it, or run within its events)
+// failed — so a collapsed band still shows it. Reading is one query; the rest is pure (rows in, notes and marks out) and tested exactly; the
 // layout only finds the row each note landed on (layoutFindings in viz/layout.ts).
 import type Database from 'better-sqlite3';
 import { readFindings } from '../analyzer/index.js';
@@ -100,33 +100,57 @@ export function mergeNotes(steps: readonly FlowStep[], notes: readonly FlowStep[
   return out;
 }
 
-/** What bandFailures reads of each call: its id, parent and status. */
+/** What bandFailures reads of each call of the session: its id, parent, events and status. */
 export interface CallStatus {
   id: number;
   parentId: number | null;
   /** The band's name: NtWriteFile, or 'service 0x11C (rejected)'. */
   name: string;
   status: { name: string; failed: boolean } | null;
+  enterSeq: number;
+  exitSeq: number | null;
 }
 
 /**
- * The failure mark of each band that needs one: the call's own failing status, else the first
- * (lowest id) failing call nested in it at any depth. A call that did not return has no status
- * and fails nothing.
+ * The failure mark of each band that needs one: the call's own failing status; else the first
+ * (lowest id) failing call inside it — nested in it (a driver's call made while serving it, at any
+ * depth, drawn or not) or run within its events (a work item's call on a System thread while the
+ * program waits in NtDelayExecution): whatever a collapsed band would hide. A call that did not
+ * return has no status and fails nothing.
  */
-export function bandFailures(calls: readonly CallStatus[]): Map<number, BandFailure> {
+export function bandFailures(calls: readonly CallStatus[], bands: readonly Pick<SyscallBand, 'syscallId' | 'firstSeq' | 'lastSeq'>[]): Map<number, BandFailure> {
   const byId = new Map(calls.map((c) => [c.id, c]));
-  const out = new Map<number, BandFailure>();
-  for (const c of [...calls].sort((a, b) => a.id - b.id)) {
-    if (!c.status?.failed) continue;
-    out.set(c.id, { syscallId: c.id, own: true, status: c.status.name, label: `✗ ${c.status.name}` });
+  const failing = calls.filter((c) => c.status?.failed).sort((a, b) => a.enterSeq - b.enterSeq || a.id - b.id);
+  // The first failing descendant of each call: walk up from each failing call, lowest id first.
+  const descendant = new Map<number, CallStatus>();
+  for (const c of [...failing].sort((a, b) => a.id - b.id)) {
     const seen = new Set<number>([c.id]);
     for (let p = c.parentId === null ? undefined : byId.get(c.parentId); p && !seen.has(p.id); p = p.parentId === null ? undefined : byId.get(p.parentId)) {
       seen.add(p.id);
-      const mark = out.get(p.id);
-      if (mark?.own || (p.status?.failed ?? false)) continue; // its own failure is marked when its turn comes
-      if (!mark) out.set(p.id, { syscallId: c.id, own: false, status: c.status.name, label: `✗ inside: #${c.id} ${c.name} → ${c.status.name}` });
+      if (!descendant.has(p.id)) descendant.set(p.id, c);
     }
+  }
+  const out = new Map<number, BandFailure>();
+  for (const b of bands) {
+    const own = byId.get(b.syscallId);
+    if (own?.status?.failed) {
+      out.set(b.syscallId, { syscallId: own.id, own: true, status: own.status.name, label: `✗ ${own.status.name}` });
+      continue;
+    }
+    let inside = descendant.get(b.syscallId);
+    // Calls whose events lie within the band's (failing is in enterSeq order: binary search, then scan).
+    let lo = 0;
+    let hi = failing.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (failing[mid].enterSeq < b.firstSeq) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let k = lo; k < failing.length && failing[k].enterSeq <= b.lastSeq; k++) {
+      const c = failing[k];
+      if (c.id !== b.syscallId && c.exitSeq !== null && c.exitSeq <= b.lastSeq && (!inside || c.id < inside.id)) inside = c;
+    }
+    if (inside) out.set(b.syscallId, { syscallId: inside.id, own: false, status: inside.status!.name, label: `✗ inside: #${inside.id} ${inside.name} → ${inside.status!.name}` });
   }
   return out;
 }

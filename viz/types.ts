@@ -65,11 +65,12 @@ export interface SessionFinding extends FindingNote {
 }
 
 /**
- * Why a band is marked failed: its own call's NTSTATUS is not NT_SUCCESS, or a call nested in it
- * (a driver's call made while serving this one) failed.
+ * Why a band is marked failed: its own call's NTSTATUS is not NT_SUCCESS, or a call inside it
+ * failed — nested in it (a driver's call made while serving this one) or run within its events
+ * (another thread's call while this one waited).
  */
 export interface BandFailure {
-  /** The failing call: the band's own, or the first failing call nested in it. */
+  /** The failing call: the band's own, or the first failing call inside it. */
   syscallId: number;
   own: boolean;
   /** The failing status's name (STATUS_ACCESS_VIOLATION). */
@@ -88,7 +89,7 @@ export interface SyscallBand {
   parentId: number | null;
   firstSeq: number;
   lastSeq: number;
-  /** Set when the call failed or a call nested in it did (drawn even when the band is collapsed). */
+  /** Set when the call failed or a call inside it did (drawn even when the band is collapsed). */
   failure?: BandFailure;
 }
 
