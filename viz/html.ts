@@ -126,10 +126,10 @@ function inlineScript(text: string, what: string): string {
 }
 
 /**
- * The page script's parts, in order: shared pieces, the flame chart and call graph, the sequence
- * diagram, and app.js, which draws the page's diagrams.
+ * The page script's parts, in order: shared pieces, the flame chart and call graph, the findings
+ * list and "next failure", the sequence diagram, and app.js, which draws the page's diagrams.
  */
-const PAGE_PARTS = ['common.js', 'charts.js', 'sequence.js', 'app.js'];
+const PAGE_PARTS = ['common.js', 'charts.js', 'findings.js', 'sequence.js', 'app.js'];
 
 /** The parts joined into one script, inside one function (one scope, strict mode, d3 from the UMD global). */
 function pageScript(dir: string): string {

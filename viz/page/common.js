@@ -20,7 +20,7 @@ const ENTERS = new Set(['call', 'sysenter', 'int']);
 
 let uid = 0;
 
-/** Toolbar, legend, canvas (svg + tooltip). Returns the pieces. */
+/** Toolbar, legend, body (canvas: svg + tooltip; room beside it). Returns the pieces. */
 function frame(root, title, opts) {
   if (opts.showTitle !== false) root.append('h2').attr('class', 'ntflow-title').text(title);
   if (opts.caption) root.append('p').attr('class', 'ntflow-caption').text(opts.caption);
@@ -34,11 +34,13 @@ function frame(root, title, opts) {
   const matches = bar.append('span').attr('class', 'ntflow-matches').attr('aria-live', 'polite');
   const buttons = bar.append('span').attr('class', 'ntflow-buttons');
   const legend = root.append('div').attr('class', 'ntflow-legend').attr('aria-label', 'legend');
-  const canvas = root.append('div').attr('class', 'ntflow-canvas');
+  // The canvas, and beside it whatever a diagram lists (a sequence diagram's findings).
+  const body = root.append('div').attr('class', 'ntflow-body');
+  const canvas = body.append('div').attr('class', 'ntflow-canvas');
   const svg = canvas.append('svg').attr('class', 'ntflow-svg').attr('role', 'img').attr('aria-label', title);
   const tooltip = canvas.append('div').attr('class', 'ntflow-tooltip').attr('role', 'tooltip').style('display', 'none');
   const id = 'ntflow' + uid++;
-  return { bar, search, matches, buttons, legend, canvas, svg, tooltip, id };
+  return { bar, search, matches, buttons, legend, body, canvas, svg, tooltip, id };
 }
 
 function button(parent, cls, text, onClick) {

@@ -44,6 +44,13 @@ function drawSequence(root, layout, opts) {
   let matched = new Set(); // step indices matching the search
   let current = -1; // the match Enter jumped to
 
+  // Findings: the list beside the drawing, the failed calls in order for "next failure", and the
+  // one thing in the spotlight (a finding's note or a failed band), if any.
+  const findings = layout.findings || [];
+  const stops = failureStops(layout);
+  let stop = -1; // the failure "next failure" went to
+  let spot = null; // { step: index } or { band: syscallId }
+
   markers(f.svg, f.id);
   const viewport = f.svg.append('g').attr('class', 'viewport');
   const gRings = viewport.append('g').attr('class', 'rings');
@@ -107,6 +114,7 @@ function drawSequence(root, layout, opts) {
   ringLegend(f.legend);
   arrowLegend(f.legend, f.id, null);
   failedLegend(f.legend);
+  findingLegend(f.legend, findings);
   legendItem(f.legend, 'band', 'system call (click to collapse/expand)', (sw) => sw.append('rect').attr('class', 'band-rect').attr('width', 34).attr('height', 14));
 
   const pan = zoomable(f.svg, viewport, header, Math.max(layout.width, opts.fitWidth || 0));
@@ -120,6 +128,11 @@ function drawSequence(root, layout, opts) {
     render();
   });
   button(f.buttons, 'ntflow-reset', 'reset zoom', () => pan.reset());
+  const nextButton = button(f.buttons, 'ntflow-next-failure', stops.length ? 'next failure (n)' : 'no failures', () => nextFailure(1))
+    .attr('title', stops.length ? 'the next failed call: its red note, or its band (key n; N goes back)' : 'every call of this diagram succeeded')
+    .property('disabled', stops.length === 0);
+  const stopText = f.buttons.append('span').attr('class', 'ntflow-failure-pos').attr('aria-live', 'polite');
+  const panel = findings.length ? findingsPanel(f.body, findings, selectFinding) : null;
 
   /** The vertical intervals removed by collapsing, merged, with prefix sums for mapping y. */
   function removedIntervals() {
@@ -222,6 +235,12 @@ function drawSequence(root, layout, opts) {
       .join((enter) => {
         const g = enter.append('g').attr('data-syscall', (b) => b.syscallId);
         g.append('rect').attr('class', 'band-rect');
+        // A failed call, or one holding a failed call: a red bar and '✗ STATUS_…', collapsed or not.
+        g.filter((b) => b.failure).each(function (b) {
+          const mark = d3.select(this);
+          mark.append('rect').attr('class', 'fail-bar');
+          mark.append('text').attr('class', 'fail-mark').text(b.failure.label);
+        });
         g.filter(foldable).each(function () {
           // The title row is the click target (steps sit on the rest of the band).
           const head = d3.select(this);
@@ -241,8 +260,9 @@ function drawSequence(root, layout, opts) {
       .attr('class', (b) => {
         let cls = foldable(b) ? 'band foldable' : 'band single-row';
         if (collapsedBands.has(b.syscallId)) cls += ' collapsed';
-        if (b.status && b.status.failed) cls += ' failed';
+        if ((b.status && b.status.failed) || b.failure) cls += ' failed';
         if (query && bandMatches(b)) cls += ' match';
+        if (spot && spot.band === b.syscallId) cls += ' spotlight';
         return cls;
       })
       .attr('aria-expanded', (b) => (foldable(b) ? String(!collapsedBands.has(b.syscallId)) : null))
@@ -262,6 +282,15 @@ function drawSequence(root, layout, opts) {
       .attr('x', 8)
       .attr('y', 13)
       .text(bandText);
+    band
+      .select('rect.fail-bar')
+      .attr('x', 2)
+      .attr('width', 4)
+      .attr('height', (b) => Math.max(rowH, map(b.y1) - map(b.y0)));
+    band
+      .select('text.fail-mark')
+      .attr('x', layout.width - 10)
+      .attr('y', rowH / 2 + 4);
 
     const visible = [];
     for (let i = 0; i < steps.length; i++) if (!hidden(steps[i].y)) visible.push(i);
@@ -282,14 +311,18 @@ function drawSequence(root, layout, opts) {
         if (RING_TRANSITIONS.has(s.kind)) cls += ' ring-transition';
         if (s.status && s.status.failed) cls += ' failed';
         if (bodyOf.has(i)) cls += collapsedCalls.has(i) ? ' has-body collapsed' : ' has-body';
+        if (s.finding) cls += ' finding severity-' + s.finding.severity;
         if (matched.has(i)) cls += ' match';
         if (i === current) cls += ' current';
+        if (spot && spot.step === i) cls += ' spotlight';
         return cls;
       })
       .attr('aria-expanded', (i) => (bodyOf.has(i) ? String(!collapsedCalls.has(i)) : null))
       .attr('transform', (i) => 'translate(0,' + map(steps[i].y) + ')');
     step.select('text.label').text((i) => stepText(steps[i], i));
     step.select('text.toggle').text((i) => (collapsedCalls.has(i) ? '▸' : '▾'));
+    if (panel) panel.mark(spot && spot.step !== undefined && steps[spot.step].finding ? steps[spot.step].finding.id : null);
+    stopText.text(stop >= 0 ? 'failure ' + (stop + 1) + ' of ' + stops.length : stops.length ? stops.length + (stops.length === 1 ? ' failure' : ' failures') : '');
     return map;
   }
 
@@ -310,11 +343,13 @@ function drawSequence(root, layout, opts) {
     } else if (s.kind === 'note') {
       const lane = laneById.get(s.from);
       const left = x1 - (lane ? lane.width / 2 : 40) + 6;
+      // A finding's note is a box coloured by its severity (drawn under the dot and the label).
+      if (s.finding) g.append('rect').attr('class', 'finding-box').attr('x', x1 - 8).attr('y', -rowH / 2 + 3).attr('rx', 4).attr('width', s.label.length * 6.6 + 24).attr('height', rowH - 6);
       g.append('circle').attr('class', 'note-dot').attr('cx', x1).attr('cy', 0).attr('r', 3);
       labelX = x1 + 8;
       anchor = 'start';
-      hitX0 = left;
-      hitX1 = x1 + 8 + s.label.length * 6.2;
+      hitX0 = s.finding ? x1 - 2 : left; // a finding's hit area is its box
+      hitX1 = s.finding ? x1 + 10 + s.label.length * 6.6 : x1 + 8 + s.label.length * 6.2;
     } else {
       // A call, jump or return within one module: a small loop on the lane.
       g.append('path')
@@ -352,7 +387,8 @@ function drawSequence(root, layout, opts) {
         }
       });
     }
-    g.on('mouseenter', (event) => showTooltip(f.tooltip, f.canvas.node(), event, s.label, stepRows(s)))
+    if (s.finding) g.attr('data-finding', s.finding.id);
+    g.on('mouseenter', (event) => showTooltip(f.tooltip, f.canvas.node(), event, s.finding ? s.finding.title : s.label, stepRows(s)))
       .on('mousemove', (event) => moveTooltip(f.tooltip, f.canvas.node(), event))
       .on('mouseleave', () => hideTooltip(f.tooltip));
   }
@@ -360,10 +396,11 @@ function drawSequence(root, layout, opts) {
   function stepRows(s) {
     const from = laneById.get(s.from);
     const to = laneById.get(s.to);
-    const rows = [
+    const rows = s.finding ? [['why', s.finding.detail]] : [];
+    rows.push(
       ['event', 'seq ' + s.seq + ' · ' + s.kind],
       ['lanes', (from ? from.label : s.from) + (s.from === s.to ? '' : ' → ' + (to ? to.label : s.to))],
-    ];
+    );
     if (s.status) rows.push(['status', s.status.name + ' (0x' + (s.status.code >>> 0).toString(16).toUpperCase().padStart(8, '0') + ')']);
     for (const [k, v] of Object.entries(s.detail || {})) rows.push([k, String(v)]);
     return rows;
@@ -414,19 +451,60 @@ function drawSequence(root, layout, opts) {
     if (!matched.size) return;
     const order = [...matched].sort((a, b) => a - b);
     current = order.find((i) => i > current) ?? order[0];
-    const s = steps[current];
-    collapsedBands.delete(s.syscallId);
-    for (const i of [...collapsedCalls]) {
-      const [first, last] = bodyOf.get(i);
-      if (current >= first && current <= last) collapsedCalls.delete(i);
+    reveal(current);
+  }
+
+  /** Expands what hides step i (the bands around it, the bodies holding it), draws, and centres it. */
+  function reveal(i) {
+    const s = steps[i];
+    for (const b of layout.bands) if (b.syscallId === s.syscallId || (b.y0 < s.y && s.y < b.y1)) collapsedBands.delete(b.syscallId);
+    for (const k of [...collapsedCalls]) {
+      const [first, last] = bodyOf.get(k);
+      if (i >= first && i <= last) collapsedCalls.delete(k);
     }
+    centre((s.x1 + s.x2) / 2, s.y);
+  }
+
+  /** Expands the bands around band `id` (it stays as it is), draws, and centres its title row. */
+  function revealBand(id) {
+    const band = layout.bands.find((b) => b.syscallId === id);
+    for (const b of layout.bands) if (b.syscallId !== id && b.y0 < band.y0 + 0.5 && band.y0 + 0.5 < b.y1) collapsedBands.delete(b.syscallId);
+    centre(layout.width / 2, band.y0 + rowH / 2);
+  }
+
+  function centre(x, y) {
+    hideTooltip(f.tooltip);
     const map = render();
     const svgNode = f.svg.node();
-    const x = (s.x1 + s.x2) / 2;
     f.svg
       .transition()
       .duration(250)
-      .call(pan.zoom.translateTo, x, map(s.y), [svgNode.clientWidth / 2, svgNode.clientHeight / 2]);
+      .call(pan.zoom.translateTo, x, map(y), [svgNode.clientWidth / 2, svgNode.clientHeight / 2]);
+  }
+
+  /** "next failure" (n) and back (N): the failed calls in the order they appear, round and round. */
+  function nextFailure(direction) {
+    if (!stops.length) return;
+    stop = stop < 0 ? (direction > 0 ? 0 : stops.length - 1) : (stop + direction + stops.length) % stops.length;
+    goTo(stops[stop]);
+  }
+
+  function goTo(target) {
+    if (target.step !== null && target.step !== undefined) {
+      spot = { step: target.step };
+      reveal(target.step);
+    } else {
+      spot = { band: target.band };
+      revealBand(target.band);
+    }
+  }
+
+  /** A finding clicked in the list: its note, or the band of its call when the note is not drawn. */
+  function selectFinding(finding) {
+    const k = stops.findIndex((t) => t.findingId === finding.id);
+    if (k >= 0) stop = k;
+    if (finding.stepIndex !== null && finding.stepIndex !== undefined) goTo({ step: finding.stepIndex });
+    else if (layout.bands.some((b) => b.syscallId === finding.syscallId)) goTo({ band: finding.syscallId });
   }
 
   f.search.on('input', runSearch).on('keydown', (event) => {
@@ -437,4 +515,5 @@ function drawSequence(root, layout, opts) {
   });
 
   render();
+  return { nextFailure, failures: stops.length, button: nextButton };
 }
