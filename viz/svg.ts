@@ -122,14 +122,15 @@ function drawStep(g: Selection, s: LaidStep, laneWidth: number, svgWidth: number
   g.append('title').text(tooltip(s));
   if (s.kind === 'note') {
     // Centred on its lane, but kept inside the drawing (a note on the first or last lane would
-    // otherwise be cut off), and at most two lanes wide: a longer label is shortened here and
-    // stays whole in the tooltip.
-    const w = Math.min(laneWidth * 2 - 16, s.label.length * 6.2 + 14, svgWidth - 8);
-    const fits = Math.max(4, Math.floor((w - 14) / 6.2));
-    const label = s.label.length > fits ? s.label.slice(0, fits - 1) + '…' : s.label;
-    const x = Math.max(4, Math.min(s.x1 - w / 2, svgWidth - 4 - w));
+    // otherwise be cut off), and at most two lanes wide (a finding's, three): a longer label is
+    // shortened here and stays whole in the tooltip. Bold text takes about 7 px a character.
     const finding = s.finding ? findingColors(s.finding.severity) : null;
     const strong = s.status?.failed || finding !== null;
+    const charWidth = strong ? 7.1 : 6.2;
+    const w = Math.min(laneWidth * (finding ? 3 : 2) - 16, s.label.length * charWidth + 14, svgWidth - 8);
+    const fits = Math.max(4, Math.floor((w - 14) / charWidth));
+    const label = s.label.length > fits ? s.label.slice(0, fits - 1) + '…' : s.label;
+    const x = Math.max(4, Math.min(s.x1 - w / 2, svgWidth - 4 - w));
     g.append('rect')
       .attr('x', x)
       .attr('y', s.y - 9)
