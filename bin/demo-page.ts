@@ -1,17 +1,19 @@
 // The demo page (what `npm start` writes): every built-in scenario recorded into one fresh trace
 // file, its projections rebuilt, and a page per scenario — the sequence diagram, the flame chart
 // and the call graph, each one self-contained HTML — with an index.html that says in a paragraph
-// what each scenario is, then what happened in it (generated from its trace by analyzer/narrate.ts:
-// no status, PreviousMode or outcome is written here), and draws the user-mode NtReadFile and the
-// kernel-mode ZwReadFile side by side. Nothing here computes a picture: viz/ does (data → layout →
-// html).
+// what each scenario is, then what happened in it, generated from its trace: the calls and their
+// statuses (analyzer/narrate.ts), then why what failed failed, which handles were left open and
+// which hooks sit in the path — the session's findings (analyzer/findings/), as `ntflow explain`
+// prints them. No status, PreviousMode or outcome is written here. It also draws the user-mode
+// NtReadFile and the kernel-mode ZwReadFile side by side. Nothing here computes a picture: viz/
+// does (data → layout → html).
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type Database from 'better-sqlite3';
-import { SCENARIOS } from '../core/index.js';
+import { SCENARIOS, ntSuccess, statusName } from '../core/index.js';
 import { record, openTraceForReading, type SessionSummary } from '../recorder/index.js';
-import { describeCall, narrateSession, replayFile, sessionFacts } from '../analyzer/index.js';
+import { describeCall, narrateSession, readFindings, replayFile, sessionFacts, type FindingRow } from '../analyzer/index.js';
 import { flameInput, graphInput, layoutCallGraph, layoutFlame, layoutSequence, renderFlameHtml, renderGraphHtml, renderIndexPage, renderSequenceHtml, sequenceInput, type IndexSection } from '../viz/index.js';
 
 export interface DemoPageOptions {
@@ -35,8 +37,9 @@ export interface DemoPageResult {
 /**
  * What each scenario is, in a paragraph: the program, its drivers and the mechanism it exercises
  * (documentation, from the scenario sources' header comments). What happened — statuses,
- * PreviousMode, handle tables, probes, APCs, hooks, the outcome — is never written here: the page
- * generates it from each scenario's trace (analyzer's narrateSession).
+ * PreviousMode, handle tables, probes, APCs, hooks, the outcome, why a call failed — is never
+ * written here: the page generates it from each scenario's trace (whatHappened below), so these
+ * say what a program does, never what came of it.
  */
 export const SCENARIO_NOTES: Record<string, string[]> = {
   'user-nt-readfile': [
@@ -50,7 +53,7 @@ export const SCENARIO_NOTES: Record<string, string[]> = {
     "Nt versus Zw, second half: in the kernel the prefix matters. A driver opens a file with OBJ_KERNEL_HANDLE in DriverEntry; its read dispatch routine, running in the program's thread while it serves the program's NtReadFile, reads that file with nt!ZwReadFile. The kernel stub does not use SYSENTER: it builds a fake interrupt frame (pushfd; push 8, the kernel code selector) and calls KiSystemService, which takes PreviousMode from the CS in that frame.",
   ],
   'kernel-nt-readfile': [
-    "The classic driver bug. The same driver calls nt!NtReadFile directly instead of ZwReadFile. No dispatcher runs, so nothing sets PreviousMode for this call: it is whatever the program's call the driver is serving left. The handle it passes is a kernel handle (bit 31 set), which XP accepts only from a KernelMode caller.",
+    'The same driver, except that its read dispatch routine calls nt!NtReadFile directly instead of ZwReadFile, with the kernel handle (bit 31 set) it opened with OBJ_KERNEL_HANDLE. A direct call goes through no dispatcher, so nothing on the way sets PreviousMode.',
   ],
   'osr-log-user-handle': [
     'From OSR\'s article "Nt vs. Zw — Clearing Confusion on the Native API": a logging driver opens its log file with ZwCreateFile, without OBJ_KERNEL_HANDLE, while it serves the program\'s DeviceIoControl (in the program\'s thread). Then it writes a line with NtWriteFile and one with ZwWriteFile, twice: from its read dispatch routine, in the program\'s thread, and from a work item, which runs on a System worker thread. Each write passes the driver\'s own, kernel-mode, buffers.',
@@ -59,7 +62,7 @@ export const SCENARIO_NOTES: Record<string, string[]> = {
     'The same driver and program with one difference: the log file is opened with OBJ_KERNEL_HANDLE, which asks for a handle in the kernel handle table. The same four writes follow: NtWriteFile and ZwWriteFile from the read dispatch routine and from the work item.',
   ],
   'kernel-nt-close': [
-    "A driver opens a file with OBJ_KERNEL_HANDLE in DriverEntry and, while serving a program's read, closes that handle by calling nt!NtClose directly instead of ZwClose. NtClose picks the handle table by PreviousMode and the handle's bit 31.",
+    "A driver opens a file with OBJ_KERNEL_HANDLE in DriverEntry and, while serving a program's read, closes that handle by calling nt!NtClose directly instead of ZwClose.",
   ],
   'zw-protect-virtual-memory': [
     'A system call with an effect on the machine itself. The program allocates a read/write page and writes to it, makes it read-only with ntdll!ZwProtectVirtualMemory (service 0x89, five arguments; nt!NtProtectVirtualMemory edits the page tables), then writes to it again.',
@@ -68,10 +71,10 @@ export const SCENARIO_NOTES: Record<string, string[]> = {
     "user-nt-readfile on a CPU without SYSENTER (the path before the Pentium II). ntdll's stub goes through SharedUserData's KiIntSystemCall, which executes INT 2Eh; the IDT gate leads to nt!KiSystemService at ring 0, and IRETD leads back.",
   ],
   'user-apc': [
-    "The APC check at the end of every system call. The program queues a user APC to its own thread with NtQueueApcThread(NtCurrentThread(), ApcRoutine, 1, 2, 3) while not in an alertable wait, then calls NtTestAlert. KiServiceExit looks at UserApcPending on every return to user mode; a pending APC is delivered through ntdll!KiUserApcDispatcher, which calls the routine and resumes the thread with NtContinue. The APC routine returns the sum of its arguments, and the program exits with what it returned.",
+    "The APC check at the end of every system call. The program queues a user APC to its own thread with NtQueueApcThread(NtCurrentThread(), ApcRoutine, 1, 2, 3) while not in an alertable wait, then calls NtTestAlert. KiServiceExit looks at UserApcPending on every return to user mode; a pending APC is delivered through ntdll!KiUserApcDispatcher, which calls the routine and resumes the thread with NtContinue. The APC routine returns the sum of its arguments, and the program passes what it returned to NtTerminateProcess as its exit status.",
   ],
   'invalid-service': [
-    "Service numbers the dispatcher must reject, made by hand the way ntdll's stubs make calls: 0x11C, one past ntoskrnl's last service; 0x1000, a win32k service, from a thread that is not a GUI thread yet (for a win32k number KiSystemService converts the thread to a GUI thread and looks the number up again in the shadow table); and 0x1FFF, past win32k's table.",
+    "Service numbers past the end of the service tables, made by hand the way ntdll's stubs make calls: 0x11C, one past ntoskrnl's last service; 0x1000, a win32k service, from a thread that is not a GUI thread yet (for a win32k number KiSystemService converts the thread to a GUI thread and looks the number up again in the shadow table); and 0x1FFF, past win32k's table.",
   ],
   'ssdt-hook': [
     "The hook 2000s rootkits and security products used. A driver replaces KiServiceTable[0xB7], nt!NtReadFile's entry in the System Service Descriptor Table, with its own routine, lifting CR0.WP around the write because the kernel image is read-only. The hook counts the call and jumps to the original nt!NtReadFile. Then the program reads its file as user-nt-readfile does.",
@@ -83,20 +86,60 @@ export const SCENARIO_NOTES: Record<string, string[]> = {
 
 const INTRO = [
   'Each scenario below ran on ntflow\'s emulated IA-32 machine with a miniature Windows XP SP1, and everything on these pages is drawn from its recorded trace: one lane per module, ring 3 (the program, ntdll, SharedUserData) on the left and ring 0 (the dispatcher, the service routine, KiServiceExit, drivers) on the right; an arrow per call, jump, SYSENTER/SYSEXIT, INT/IRETD, with the service number, MSR 0x176, the SSDT entry, PreviousMode, the APC check and each NTSTATUS (failures in red).',
-  'On a diagram: drag to pan, scroll to zoom, click a system call\'s band or a call arrow to collapse or expand it, hover a step for its registers, arguments and status, and type a symbol into the search box (Enter jumps to the next match). Every page is a single file that works offline.',
+  'On a diagram: drag to pan, scroll to zoom, click a system call\'s band or a call arrow to collapse or expand it, hover a step for its registers, arguments and status, and type a symbol into the search box (Enter jumps to the next match). What ntflow found in a session is listed beside its diagram and drawn on it: a red note where a call failed and why, an amber one where a hook ran; "next failure" (or the n key) goes from one failed call to the next. Every page is a single file that works offline.',
 ];
 
-interface SyscallSummary {
+export interface SyscallSummary {
   id: number;
   name: string | null;
   caller_cpl: number;
   entry: string | null;
   previous_mode: string | null;
+  status: number | null;
   status_name: string | null;
 }
 
 function syscallsOf(db: Database.Database, sessionId: number): SyscallSummary[] {
-  return db.prepare('SELECT id, name, caller_cpl, entry, previous_mode, status_name FROM syscalls WHERE session_id = ? ORDER BY id').all(sessionId) as SyscallSummary[];
+  return db.prepare('SELECT id, name, caller_cpl, entry, previous_mode, status, status_name FROM syscalls WHERE session_id = ? ORDER BY id').all(sessionId) as SyscallSummary[];
+}
+
+const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+const SEVERITY_WORDS: Record<string, string> = { error: 'Error', warning: 'Warning', info: 'Note' };
+
+/**
+ * The findings as paragraphs: how many of each kind, then each finding's title and explanation;
+ * with none, what the data says instead — every call that returned succeeded (each with its
+ * status), no handle left open, no hook; or which failed call no finding explains.
+ */
+export function findingsParagraphs(findings: readonly FindingRow[], calls: readonly SyscallSummary[]): string[] {
+  const count = (kind: string) => findings.filter((f) => f.kind === kind).length;
+  const head = `What ntflow found in the trace ('ntflow explain'): ${plural(count('failure-cause'), 'failed call')} explained, ${plural(count('handle-leak'), 'handle')} left open, ${plural(count('hook'), 'hook')}.`;
+  const name = (c: SyscallSummary) => `#${c.id} ${c.name ?? 'rejected call'}`;
+  const explained = new Set(findings.filter((f) => f.kind === 'failure-cause').map((f) => f.syscall_id));
+  const unexplained = calls.filter((c) => c.status !== null && !ntSuccess(c.status) && !explained.has(c.id));
+  const tail = unexplained.length ? [`No finding explains ${unexplained.map((c) => `${name(c)} → ${c.status_name ?? statusName(c.status!)}`).join(', ')}.`] : [];
+  if (findings.length) return [head, ...findings.map((f) => `${SEVERITY_WORDS[f.severity] ?? f.severity}: ${f.title}. ${f.detail}`), ...tail];
+  if (unexplained.length) return [head, ...tail];
+  const returned = calls.filter((c) => c.status !== null);
+  const open = calls.filter((c) => c.status === null);
+  const statuses = returned.map((c) => `${name(c)} → ${c.status_name ?? statusName(c.status!)}`).join(', ');
+  const which = returned.length === 1 ? 'the one call that returned' : returned.length === 2 ? 'both calls that returned' : `all ${returned.length} calls that returned`;
+  const succeeded = returned.length ? `${which} succeeded (${statuses})` : 'no call returned';
+  const notReturned = open.length ? `, ${open.map(name).join(', ')} did not return` : '';
+  return [`${head} No system call failed: ${succeeded}${notReturned}; no handle was left open and no hook sits in the path.`];
+}
+
+/**
+ * What happened in a session, from its trace: the calls (analyzer's narrateSession) and how the
+ * session ended, then the findings. narrateSession's last paragraph says how the session ended and
+ * names any handle a failed NtClose left open; the findings say that (and why), so of that
+ * paragraph only the ending is kept.
+ */
+export function whatHappened(db: Database.Database, sessionId: number): string[] {
+  const facts = sessionFacts(db, sessionId);
+  const story = narrateSession(facts).slice(0, -1);
+  const ending = facts.outcomeDetail ? `The session ended: ${facts.outcomeDetail}.` : `The session did not finish (${facts.outcome ?? 'incomplete'}).`;
+  return [...story, ending, ...findingsParagraphs(readFindings(db, sessionId), syscallsOf(db, sessionId))];
 }
 
 /** Records every scenario into <out>/demo.db (a fresh file) and writes the pages; prints where. */
@@ -133,7 +176,7 @@ export async function runDemoPage(options: DemoPageOptions = {}): Promise<DemoPa
       const summary = summaries.get(s.name)!;
       const id = summary.sessionId;
       // What the scenario is (documentation), then what happened (generated from its trace).
-      const notes = [...(SCENARIO_NOTES[s.name] ?? [s.summary]), ...narrateSession(sessionFacts(db, id))];
+      const notes = [...(SCENARIO_NOTES[s.name] ?? [s.summary]), ...whatHappened(db, id)];
       const back = { href: `index.html#${s.name}`, text: '← all scenarios' };
       write(`${s.name}.html`, renderSequenceHtml(layoutSequence(sequenceInput(db, id, { registerSteps })), { title: `${s.name}: sequence diagram`, description: notes, back }));
       write(`${s.name}.flame.html`, renderFlameHtml(layoutFlame(flameInput(db, id)), { title: `${s.name}: flame chart`, description: notes, back }));

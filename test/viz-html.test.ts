@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { parseHTML } from 'linkedom';
-import { SCENARIOS } from '../core/guest/scenarios.js';
+import { SCENARIOS } from '../core/index.js';
 import { escapeHtml, renderFlameHtml, renderGraphHtml, renderIndexPage, renderSequenceHtml, scriptJson } from '../viz/html.js';
 import type { FlameLayout, GraphLayout } from '../viz/types.js';
 import { runDemoPage } from '../bin/demo-page.js';
@@ -196,6 +196,15 @@ t.test('the demo page: every scenario recorded, index.html and a page per scenar
     t.match(osrText, said, `#${r.id} ${r.name}: ${r.status_name ?? 'did not return'}`);
   }
   t.match(osrText, /#5 NtWriteFile[^.→]*PreviousMode UserMode[^.→]*→ STATUS_ACCESS_VIOLATION/);
+  // Why what failed failed: the session's findings, each title and explanation (issue G part 3).
+  const osrFindings = trace.prepare('SELECT title, detail FROM findings WHERE session_id = ? ORDER BY id').all(osr) as { title: string; detail: string }[];
+  t.equal(osrFindings.length, 4, 'three failures explained and a handle left open');
+  for (const f of osrFindings) {
+    t.ok(osrText.includes(f.title), `the finding's title: ${f.title}`);
+    t.ok(osrText.includes(f.detail), 'and its explanation');
+  }
+  const cleanText = [...document.querySelectorAll('#user-nt-readfile p')].map((p) => (p as unknown as { textContent: string }).textContent).join('\n');
+  t.match(cleanText, /0 failed calls explained, 0 handles left open, 0 hooks\. No system call failed: all 3 calls that returned succeeded \(#1 NtCreateFile → STATUS_SUCCESS, #2 NtReadFile → STATUS_SUCCESS, #3 NtClose → STATUS_SUCCESS\)/, 'a clean session says so, from its rows');
   trace.prepare("UPDATE syscalls SET status = 0xC0000022, status_name = 'STATUS_ACCESS_DENIED' WHERE session_id = ? AND id = 5").run(osr);
   const changed = narrateSession(sessionFacts(trace, osr)).join('\n');
   t.match(changed, /#5 NtWriteFile[^.→]*→ STATUS_ACCESS_DENIED\./, 'the text follows the row');

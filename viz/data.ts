@@ -1,8 +1,8 @@
-// From a trace to the shapes of viz/types.ts: the sequence diagram's lanes, steps and syscall
-// bands; the flame chart's frames; the aggregated call graph. Everything is read from the
-// recording (the log, the typed event tables) and the projections (syscalls, calls); nothing is
-// re-executed. Registers for tooltips come from time travel (stateAt), which costs about 10 ms a
-// step, so only a bounded number of steps get them.
+// From a trace to the shapes of viz/types.ts for the sequence diagram: its lanes, steps and
+// syscall bands (the flame chart's and call graph's inputs are in viz/data-charts.ts). Everything
+// is read from the recording (the log, the typed event tables) and the projections (syscalls,
+// calls); nothing is re-executed. Registers for tooltips come from time travel (stateAt), which
+// costs about 10 ms a step, so only a bounded number of steps get them.
 //
 // Steps: one for each change of lane between consecutive instructions of a thread (a call, a
 // return, a jump, SYSENTER/SYSEXIT, INT/IRETD, an exception, a kernel callback), one for a call or
@@ -13,7 +13,8 @@
 import type Database from 'better-sqlite3';
 import { ntSuccess, splitSymbol as parseSymbol, statusName } from '../core/index.js';
 import { Flow, flowOf, replaySession, staleSessions, stateAt } from '../analyzer/index.js';
-import type { FlameInput, FlowStep, GraphInput, LaneSpec, SequenceInput, SyscallBand } from './types.js';
+import { bandFailures, findingNotes, mergeNotes, sessionFindings, type EventPlace } from './findings.js';
+import type { FlowStep, LaneSpec, SequenceInput, SyscallBand } from './types.js';
 
 /** A request the trace cannot answer (unknown syscall id, no such session): one line for the user. */
 export class VizInputError extends Error {
@@ -126,7 +127,7 @@ export function masmHex(n: number): string {
   const h = (n >>> 0).toString(16).toUpperCase();
   return `${/^[A-F]/.test(h) ? '0' : ''}${h}h`;
 }
-const hex8 = (n: number) => (n >>> 0).toString(16).toUpperCase().padStart(8, '0');
+export const hex8 = (n: number) => (n >>> 0).toString(16).toUpperCase().padStart(8, '0');
 const hex0x = (n: number) => `0x${(n >>> 0).toString(16).toUpperCase()}`;
 const statusOf = (code: number) => ({ code: code >>> 0, name: statusName(code), failed: !ntSuccess(code) });
 
@@ -306,6 +307,10 @@ function stepsInRange(db: Database.Database, sessionId: number, ctx: LaneContext
   const callAt = (thread: unknown, seq: number) => callStmt.get(sessionId, thread, seq, seq) as CallOutcome | undefined;
   const steps: FlowStep[] = [];
   const cursors = new Map<number, ThreadCursor>();
+  // When each thread was last switched to: a thread's first arrow after it resumes is dated then,
+  // not at its last instruction before it was switched out (steps stay in seq order, so a band's
+  // steps are the steps of its events).
+  const resumedAt = new Map<number, number>();
   let thread = startThread;
   let sysenterMsr: string | null = null;
   let ssdtLabel: string | null = null;
@@ -336,6 +341,7 @@ function stepsInRange(db: Database.Database, sessionId: number, ctx: LaneContext
           detail: { from: `${e.from_thread} (${e.from_process})`, to: `${e.to_thread} (${e.to_process})`, reason: String(e.reason) },
         });
         thread = e.to_thread as number;
+        resumedAt.set(thread, e.seq);
         return;
       case 'msr-read':
         if (e.msr === 0x176 && e.source === 'sysenter') sysenterMsr = `MSR[176] = ${hex8(Number(e.value))}`;
@@ -482,7 +488,7 @@ function stepsInRange(db: Database.Database, sessionId: number, ctx: LaneContext
         }
       }
       if (kind) {
-        add({ seq: prev.seq, kind, from: prev.lane, to: lane, label, detail: { instruction: prev.asm, at: prev.symbol ?? '', to: where } });
+        add({ seq: Math.max(prev.seq, resumedAt.get(thread) ?? -1), kind, from: prev.lane, to: lane, label, detail: { instruction: prev.asm, at: prev.symbol ?? '', to: where } });
       }
     }
     cursors.set(thread, { lane, fn, symbol: ins.symbol, seq: ins.seq, next: (ins.eip + ins.length) >>> 0, asm: ins.asm, flow: flowOf(ins.asm), exception: prev?.exception ?? null });
@@ -588,9 +594,52 @@ export function sequenceInput(db: Database.Database, sessionId: number, options:
   addCallIds(db, sessionId, steps);
   if (budget > 0) addRegisters(db, sessionId, steps, budget);
   addArgs(db, sessionId, steps, bands);
-  const lanes = sortLanes(steps.flatMap((s) => [s.from, s.to])).map((id) => laneSpec(ctx, id));
   const what = chosen === null ? 'every call' : `call${chosen.length > 1 ? 's' : ''} ${chosen.map((r) => `#${r.id} ${r.name ?? '?'}`).join(', ')}`;
-  return { title: `${session.name}: ${what}`, lanes, steps, bands: bands.map((b) => bandOf(b.row, b.first, b.last)) };
+  const input = withFindings(db, sessionId, ctx, rows, steps, bands.map((b) => bandOf(b.row, b.first, b.last)), chosen === null);
+  return { title: `${session.name}: ${what}`, ...input };
+}
+
+/** Where an event happened: the lane of the instruction at its eip, and its thread. */
+function eventPlace(db: Database.Database, sessionId: number, ctx: LaneContext): EventPlace {
+  const event = db.prepare('SELECT eip, cpl, thread_id FROM events WHERE session_id = ? AND seq = ?');
+  const symbol = db.prepare('SELECT symbol FROM code WHERE session_id = ? AND eip = ? LIMIT 1').pluck();
+  return (seq) => {
+    const e = event.get(sessionId, seq) as { eip: number; cpl: number; thread_id: number } | undefined;
+    if (!e) return { lane: laneOf(ctx, null, 0), thread: 0 };
+    return { lane: laneOf(ctx, (symbol.get(sessionId, e.eip) as string | null | undefined) ?? null, e.cpl), thread: e.thread_id };
+  };
+}
+
+/**
+ * The findings' notes merged into the steps (viz/findings.ts), each band's failure mark (its own
+ * status, or a failing call inside it, from every call of the session), the lanes the steps use.
+ */
+function withFindings(
+  db: Database.Database,
+  sessionId: number,
+  ctx: LaneContext,
+  rows: SyscallRow[],
+  steps: FlowStep[],
+  bands: SyscallBand[],
+  wholeSession: boolean,
+): Omit<SequenceInput, 'title'> {
+  const { listed, notes } = findingNotes(sessionFindings(db, sessionId), bands, eventPlace(db, sessionId, ctx), wholeSession);
+  notes.sort((a, b) => a.seq - b.seq);
+  addCallIds(db, sessionId, notes);
+  const all = mergeNotes(steps, notes);
+  const failures = bandFailures(
+    rows.map((r) => {
+      const b = bandOf(r, 0, 0);
+      return { id: r.id, parentId: r.parent_id, name: b.name, status: b.status, enterSeq: r.enter_seq, exitSeq: r.exit_seq };
+    }),
+    bands,
+  );
+  for (const b of bands) {
+    const failure = failures.get(b.syscallId);
+    if (failure) b.failure = failure;
+  }
+  const lanes = sortLanes(all.flatMap((s) => [s.from, s.to])).map((id) => laneSpec(ctx, id));
+  return { lanes, steps: all, bands, findings: listed };
 }
 
 /** The named arguments (syscall_args) on each call's PreviousMode note. */
@@ -661,83 +710,5 @@ function collapsedInput(db: Database.Database, sessionId: number, name: string, 
     if (i % 256 === 255) options.onProgress?.(i + 1, rows.length);
   });
   options.onProgress?.(rows.length, rows.length);
-  const lanes = sortLanes(steps.flatMap((s) => [s.from, s.to])).map((id) => laneSpec(ctx, id));
-  return { title: `${name}: ${rows.length} calls, one row each (--syscall ID draws one step by step)`, lanes, steps, bands };
-}
-
-// ---- flame chart and call graph ------------------------------------------------------------
-
-/** icount at each event: from event_marks (icount of instruction rows counts on from the mark before). */
-function icountOf(db: Database.Database, sessionId: number): (seq: number) => number {
-  const marks = db.prepare('SELECT seq, icount FROM event_marks WHERE session_id = ? ORDER BY seq').raw().all(sessionId) as [number, number][];
-  const seqs = Float64Array.from(marks, (m) => m[0]);
-  return (seq: number) => {
-    let lo = 0;
-    let hi = seqs.length - 1;
-    let k = -1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (seqs[mid] <= seq) {
-        k = mid;
-        lo = mid + 1;
-      } else hi = mid - 1;
-    }
-    if (k < 0) return seq;
-    const [mseq, micount] = marks[k];
-    return mseq === seq ? micount : micount + (seq - mseq - 1);
-  };
-}
-
-export function flameInput(db: Database.Database, sessionId: number): FlameInput {
-  ensureSessionProjections(db, sessionId);
-  const session = db.prepare('SELECT name, instructions, events FROM sessions WHERE id = ?').get(sessionId) as { name: string; instructions: number; events: number } | undefined;
-  if (!session) throw new VizInputError(`no session ${sessionId} in this trace`);
-  const icount = icountOf(db, sessionId);
-  const rows = db
-    .prepare('SELECT id, parent_id, depth, enter_seq, exit_seq, symbol, module, address FROM calls WHERE session_id = ? ORDER BY id')
-    .all(sessionId) as { id: number; parent_id: number | null; depth: number; enter_seq: number; exit_seq: number | null; symbol: string | null; module: string | null; address: number }[];
-  const total = session.instructions;
-  const calls = rows.map((r) => ({
-    id: r.id,
-    parentId: r.parent_id,
-    depth: r.depth,
-    startIcount: icount(r.enter_seq),
-    endIcount: r.exit_seq === null ? total : icount(r.exit_seq) + 1,
-    symbol: r.symbol ?? hex8(r.address),
-    module: r.module ?? '?',
-    cpl: ((r.address >>> 0) >= 0x80000000 ? 0 : 3) as 0 | 3,
-  }));
-  return { title: `${session.name}: calls over time (${total} instructions)`, calls, totalIcount: total };
-}
-
-export function graphInput(db: Database.Database, sessionId: number): GraphInput {
-  ensureSessionProjections(db, sessionId);
-  const session = db.prepare('SELECT name FROM sessions WHERE id = ?').get(sessionId) as { name: string } | undefined;
-  if (!session) throw new VizInputError(`no session ${sessionId} in this trace`);
-  const fnOf = (symbol: string | null, address: number) => (symbol ? symbol.replace(/\+0x[0-9a-f]+$/i, '') : hex8(address));
-  const rows = db
-    .prepare(
-      `SELECT p.symbol AS ps, p.address AS pa, c.symbol AS cs, c.address AS ca, c.module AS cm, c.kind AS k, count(*) AS n
-       FROM calls c LEFT JOIN calls p ON p.session_id = c.session_id AND p.id = c.parent_id
-       WHERE c.session_id = ? GROUP BY ps, pa, cs, ca, k ORDER BY min(c.id)`,
-    )
-    .all(sessionId) as { ps: string | null; pa: number | null; cs: string | null; ca: number; cm: string | null; k: string; n: number }[];
-  const nodes = new Map<string, { id: string; module: string; ring: 0 | 3 }>();
-  const node = (symbol: string | null, address: number) => {
-    const id = fnOf(symbol, address);
-    if (!nodes.has(id)) nodes.set(id, { id, module: symbol?.includes('!') ? symbol.slice(0, symbol.indexOf('!')) : '?', ring: (address >>> 0) >= 0x80000000 ? 0 : 3 });
-    return id;
-  };
-  const edges = new Map<string, GraphInput['edges'][number]>();
-  for (const r of rows) {
-    const to = node(r.cs, r.ca);
-    if (r.pa === null) continue; // a thread's outermost frame: a node, no edge
-    const from = node(r.ps, r.pa);
-    const kind = (r.k === 'callback' ? 'call' : r.k) as FlowStep['kind'];
-    const key = `${from}\u0000${to}\u0000${kind}`;
-    const e = edges.get(key);
-    if (e) e.count += r.n;
-    else edges.set(key, { from, to, count: r.n, kind });
-  }
-  return { title: `${session.name}: call graph (how often each call ran)`, nodes: [...nodes.values()], edges: [...edges.values()] };
+  return { title: `${name}: ${rows.length} calls, one row each (--syscall ID draws one step by step)`, ...withFindings(db, sessionId, ctx, rows, steps, bands, true) };
 }

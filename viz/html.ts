@@ -1,5 +1,5 @@
 // The self-contained interactive HTML page: one file holding d3 (its UMD build, read from the
-// installed package), the layout as JSON, the page script (viz/page/app.js) and the stylesheet
+// installed package), the layout as JSON, the page script (viz/page/*.js, joined) and the stylesheet
 // (viz/page/style.css). It makes no request at all — no CDN, no web font — so it opens offline from
 // a file:// URL. Layout is computed in Node (viz/layout.ts); the page only draws those numbers.
 //
@@ -125,12 +125,24 @@ function inlineScript(text: string, what: string): string {
   return text;
 }
 
+/**
+ * The page script's parts, in order: shared pieces, the flame chart and call graph, the findings
+ * list and "next failure", the sequence diagram, and app.js, which draws the page's diagrams.
+ */
+const PAGE_PARTS = ['common.js', 'charts.js', 'findings.js', 'sequence.js', 'app.js'];
+
+/** The parts joined into one script, inside one function (one scope, strict mode, d3 from the UMD global). */
+function pageScript(dir: string): string {
+  const parts = PAGE_PARTS.map((file) => `// ---- viz/page/${file} ----\n${inlineScript(readFileSync(join(dir, file), 'utf8'), `viz/page/${file}`)}`);
+  return `(function () {\n'use strict';\nconst d3 = window.d3;\n\n${parts.join('\n')}\n})();\n`;
+}
+
 function loadAssets(): { d3: string; app: string; css: string } {
   if (!assets) {
     const dir = pageDir();
     assets = {
       d3: inlineScript(readFileSync(d3Path(), 'utf8'), 'd3.min.js'),
-      app: inlineScript(readFileSync(join(dir, 'app.js'), 'utf8'), 'viz/page/app.js'),
+      app: pageScript(dir),
       css: readFileSync(join(dir, 'style.css'), 'utf8').replace(/<\//g, '<\\/'),
     };
   }

@@ -10,11 +10,13 @@ import type {
   GraphInput,
   GraphLayout,
   LaidBand,
+  LaidFinding,
   LaidLane,
   LaidStep,
   RingGroup,
   SequenceInput,
   SequenceLayout,
+  SessionFinding,
 } from './types.js';
 
 // ---- sequence diagram -----------------------------------------------------------------------
@@ -144,7 +146,16 @@ export function layoutSequence(input: SequenceInput, opts: SequenceLayoutOptions
     rings,
     steps: laidSteps,
     bands: laidBands,
+    findings: layoutFindings(input.findings, laidSteps),
   };
+}
+
+/** The input's findings with the index of the step that draws each one's note (null: not drawn, or inside a collapsed band). */
+export function layoutFindings(findings: readonly SessionFinding[] | undefined, steps: readonly LaidStep[]): LaidFinding[] {
+  if (!findings?.length) return [];
+  const at = new Map<number, number>();
+  for (const s of steps) if (s.finding && !at.has(s.finding.id)) at.set(s.finding.id, s.index);
+  return findings.map((f) => ({ ...f, stepIndex: at.get(f.id) ?? null }));
 }
 
 // ---- flame chart ----------------------------------------------------------------------------

@@ -20,7 +20,7 @@ const d3 = d3untyped as unknown as { select(node: unknown): Selection };
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
 
-/** Colours: ring 3 blue, ring 0 orange, ring transitions purple, failures red. */
+/** Colours: ring 3 blue, ring 0 orange, ring transitions purple, failures red, warnings (hooks) amber. */
 export const COLORS = {
   ring3: '#e8f1fb',
   ring0: '#fcefe2',
@@ -31,6 +31,10 @@ export const COLORS = {
   transition: '#7b2cbf',
   fail: '#c62828',
   failFill: '#fdecea',
+  warn: '#b26a00',
+  warnFill: '#fff3d6',
+  info: '#1e5f9e',
+  infoFill: '#e8f1fb',
   note: '#fffde7',
   band: '#ffffff',
   text: '#1b1f23',
@@ -89,9 +93,17 @@ function serialise(svg: Selection): string {
 
 const TRANSITIONS = new Set(['sysenter', 'sysexit', 'int', 'iret', 'exception']);
 
-/** A step's tooltip: its label, then `key: value` lines. */
+/** A step's tooltip: its label, then `key: value` lines; a finding's note: its title and explanation. */
 function tooltip(s: LaidStep): string {
+  if (s.finding) return `${s.finding.title}\n${s.finding.detail}`;
   return [s.label, ...Object.entries(s.detail).map(([k, v]) => `${k}: ${v}`)].join('\n');
+}
+
+/** A finding note's stroke and fill by severity: error red, warning amber, info blue. */
+function findingColors(severity: string): { stroke: string; fill: string } {
+  if (severity === 'error') return { stroke: COLORS.fail, fill: COLORS.failFill };
+  if (severity === 'warning') return { stroke: COLORS.warn, fill: COLORS.warnFill };
+  return { stroke: COLORS.info, fill: COLORS.infoFill };
 }
 
 function stepColor(s: LaidStep): string {
@@ -110,10 +122,13 @@ function drawStep(g: Selection, s: LaidStep, laneWidth: number, svgWidth: number
   g.append('title').text(tooltip(s));
   if (s.kind === 'note') {
     // Centred on its lane, but kept inside the drawing (a note on the first or last lane would
-    // otherwise be cut off), and at most two lanes wide: a longer label is shortened here and
-    // stays whole in the tooltip.
-    const w = Math.min(laneWidth * 2 - 16, s.label.length * 6.2 + 14, svgWidth - 8);
-    const fits = Math.max(4, Math.floor((w - 14) / 6.2));
+    // otherwise be cut off), and at most two lanes wide (a finding's, three): a longer label is
+    // shortened here and stays whole in the tooltip. Bold text takes about 7 px a character.
+    const finding = s.finding ? findingColors(s.finding.severity) : null;
+    const strong = s.status?.failed || finding !== null;
+    const charWidth = strong ? 7.1 : 6.2;
+    const w = Math.min(laneWidth * (finding ? 3 : 2) - 16, s.label.length * charWidth + 14, svgWidth - 8);
+    const fits = Math.max(4, Math.floor((w - 14) / charWidth));
     const label = s.label.length > fits ? s.label.slice(0, fits - 1) + '…' : s.label;
     const x = Math.max(4, Math.min(s.x1 - w / 2, svgWidth - 4 - w));
     g.append('rect')
@@ -122,14 +137,15 @@ function drawStep(g: Selection, s: LaidStep, laneWidth: number, svgWidth: number
       .attr('width', w)
       .attr('height', 18)
       .attr('rx', 4)
-      .attr('fill', s.status?.failed ? COLORS.failFill : COLORS.note)
-      .attr('stroke', s.status?.failed ? COLORS.fail : '#c9b458');
+      .attr('fill', finding ? finding.fill : s.status?.failed ? COLORS.failFill : COLORS.note)
+      .attr('stroke', finding ? finding.stroke : s.status?.failed ? COLORS.fail : '#c9b458')
+      .attr('stroke-width', finding ? 1.8 : 1);
     g.append('text')
       .attr('x', x + w / 2)
       .attr('y', s.y + 4)
       .attr('text-anchor', 'middle')
-      .attr('fill', s.status?.failed ? COLORS.fail : COLORS.text)
-      .attr('font-weight', s.status?.failed ? 'bold' : 'normal')
+      .attr('fill', finding ? finding.stroke : s.status?.failed ? COLORS.fail : COLORS.text)
+      .attr('font-weight', strong ? 'bold' : 'normal')
       .text(label);
     return;
   }
@@ -195,9 +211,11 @@ export function renderSequenceSvg(layout: SequenceLayout): string {
   });
 
   appendEach(svg.append('g').attr('class', 'bands'), layout.bands, 'g', (g, b) => {
-    g.attr('class', `band${b.status?.failed ? ' failed' : ''}`)
+    // Failed: the call's own status, or a call nested in it (b.failure) — marked on a collapsed,
+    // single-row band too: a red border, a red bar on the left and '✗ STATUS_…' on the right.
+    const failed = (b.status?.failed ?? false) || b.failure !== undefined;
+    g.attr('class', `band${failed ? ' failed' : ''}`)
       .attr('data-syscall', b.syscallId);
-    const failed = b.status?.failed ?? false;
     g.append('rect')
       .attr('x', left)
       .attr('y', b.y0)
@@ -206,6 +224,17 @@ export function renderSequenceSvg(layout: SequenceLayout): string {
       .attr('fill', failed ? COLORS.failFill : COLORS.band)
       .attr('fill-opacity', 0.55)
       .attr('stroke', failed ? COLORS.fail : '#b0bec5');
+    if (b.failure) {
+      g.append('rect').attr('class', 'fail-bar').attr('x', left).attr('y', b.y0).attr('width', 4).attr('height', b.y1 - b.y0).attr('fill', COLORS.fail);
+      g.append('text')
+        .attr('class', 'fail-mark')
+        .attr('x', right - 6)
+        .attr('y', b.y0 + Math.min(layout.rowHeight, b.y1 - b.y0) / 2 + 4)
+        .attr('text-anchor', 'end')
+        .attr('font-weight', 'bold')
+        .attr('fill', COLORS.fail)
+        .text(b.failure.label);
+    }
     if (b.y1 - b.y0 <= layout.rowHeight) return; // a single row: its arrow carries the label
     const status = b.status ? b.status.name : 'never returned';
     g.append('text')
@@ -242,9 +271,11 @@ export function renderSequenceSvg(layout: SequenceLayout): string {
   });
 
   appendEach(svg.append('g').attr('class', 'steps'), layout.steps, 'g', (g, s) => {
-    g.attr('class', `step ${s.kind}${TRANSITIONS.has(s.kind) ? ' transition' : ''}${s.status?.failed ? ' failed' : ''}`)
+    g.attr('class', `step ${s.kind}${TRANSITIONS.has(s.kind) ? ' transition' : ''}${s.status?.failed ? ' failed' : ''}${s.finding ? ` finding severity-${s.finding.severity}` : ''}`)
       .attr('data-seq', s.seq)
       .attr('data-index', s.index);
+    if (s.finding) g.attr('data-finding', s.finding.id);
+    if (s.syscallId !== undefined) g.attr('data-syscall', s.syscallId);
     drawStep(g, s, laneWidth, layout.width);
   });
 

@@ -31,6 +31,52 @@ export interface FlowStep {
   syscallId?: number;
   /** The function body this step is inside (calls.id), for collapse/expand. */
   callId?: number;
+  /** A finding's note (kind 'note'): drawn by severity, its tooltip the finding's explanation. */
+  finding?: FindingNote;
+}
+
+export type FindingSeverity = 'error' | 'warning' | 'info';
+
+/** What a finding's note on the diagram carries (findings row; see analyzer/findings/tables.ts). */
+export interface FindingNote {
+  /** findings.id */
+  id: number;
+  /** 'failure-cause', 'handle-leak' or 'hook'. */
+  kind: string;
+  severity: FindingSeverity;
+  /** One line (findings.title). */
+  title: string;
+  /** The explanation in sentences (findings.detail). */
+  detail: string;
+}
+
+/** A finding of the session as the diagram lists it beside the drawing. */
+export interface SessionFinding extends FindingNote {
+  /** findings.cause: the rule that fired. */
+  cause: string;
+  /** The call it is about (syscalls.id), null when none. */
+  syscallId: number | null;
+  /** The decisive event (findings.seq). */
+  seq: number;
+  /** Where its note goes: findings.seq, or for a hook the first event that ran through it (hooks.first_run_seq); null when it has no place (a hook that never ran). */
+  noteSeq: number | null;
+  /** The seqs that prove it, the decisive one first. */
+  evidence: number[];
+}
+
+/**
+ * Why a band is marked failed: its own call's NTSTATUS is not NT_SUCCESS, or a call inside it
+ * failed — nested in it (a driver's call made while serving this one) or run within its events
+ * (another thread's call while this one waited).
+ */
+export interface BandFailure {
+  /** The failing call: the band's own, or the first failing call inside it. */
+  syscallId: number;
+  own: boolean;
+  /** The failing status's name (STATUS_ACCESS_VIOLATION). */
+  status: string;
+  /** The mark the band shows: '✗ STATUS_ACCESS_VIOLATION', or '✗ inside: #5 NtWriteFile → STATUS_ACCESS_VIOLATION'. */
+  label: string;
 }
 
 /** One system call, a band across the diagram; collapsed it is a single row. */
@@ -43,6 +89,8 @@ export interface SyscallBand {
   parentId: number | null;
   firstSeq: number;
   lastSeq: number;
+  /** Set when the call failed or a call inside it did (drawn even when the band is collapsed). */
+  failure?: BandFailure;
 }
 
 export interface SequenceInput {
@@ -50,6 +98,8 @@ export interface SequenceInput {
   lanes: LaneSpec[];
   steps: FlowStep[];
   bands: SyscallBand[];
+  /** The findings about the calls drawn (all of them when the whole session is drawn), by id. */
+  findings?: SessionFinding[];
 }
 
 // ---- layout output (numbers only) ----------------------------------------------------------
@@ -88,6 +138,13 @@ export interface SequenceLayout {
   rings: RingGroup[];
   steps: LaidStep[];
   bands: LaidBand[];
+  /** The input's findings, each with the step that draws its note. */
+  findings: LaidFinding[];
+}
+
+export interface LaidFinding extends SessionFinding {
+  /** The index of its note in `steps`; null when not drawn (not in the calls drawn, or inside a collapsed band). */
+  stepIndex: number | null;
 }
 
 /** Flame chart: one rectangle per call (calls projection), x = icount, y = depth. */

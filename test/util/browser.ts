@@ -4,9 +4,8 @@
 // tests draw: a small NtReadFile-like sequence with a hostile file name, and a large one.
 import { existsSync } from 'node:fs';
 import type { Browser, ConsoleMessage, Page, Request } from 'playwright-core';
-import type { ProgramSource } from '../../core/index.js';
-import { scenarioSource } from '../../core/guest/scenarios.js';
-import type { LaidBand, LaidLane, LaidStep, SequenceLayout } from '../../viz/types.js';
+import { scenarioSource, type ProgramSource } from '../../core/index.js';
+import type { LaidBand, LaidLane, LaidStep, SequenceLayout } from '../../viz/index.js';
 
 export const CHROMIUM = '/usr/bin/chromium';
 
@@ -216,5 +215,6 @@ export function sequenceFixture(options: { calls?: number; fileName?: string; ti
     ],
     steps,
     bands,
+    findings: [],
   };
 }
