@@ -260,7 +260,7 @@ function decide(d: SessionData, c: Call, status: number, explained: Map<number, 
       cause: 'nested-call',
       seq: cf.seq,
       text: `${callLabel(d, child)} failed inside it with ${statusName(child.status ?? 0)} (${cf.cause}, finding for #${child.id})${done ? `, and ${done.driver} completed the ${done.majorName} IRP with ${statusName(done.status ?? 0)} (seq ${done.seq})` : ''}`,
-      short: `nested #${child.id} ${callerName(child)} failed: ${cf.cause}`,
+      short: `#${child.id} ${callerName(child)} inside it failed: ${cf.title.slice(cf.title.indexOf(': ') + 2)}`,
       evidence: done ? [cf.seq, child.enterSeq, done.seq] : [cf.seq, child.enterSeq],
     };
   }
