@@ -8,7 +8,7 @@ import { statusName } from '../../core/index.js';
 import { unpackEffects } from '../../recorder/index.js';
 import { stateAt } from '../state.js';
 import { alignCalls, type AlignCall } from './align.js';
-import { alignedWhere, compareStreams, icountAt, readStream, seqOf, type Stream, type StreamDivergence } from './streams.js';
+import { compareStreams, icountAt, readStream, seqOf, type Stream, type StreamDivergence } from './streams.js';
 
 export interface DiffSide {
   db: Database.Database;
@@ -136,8 +136,8 @@ function load(side: DiffSide, intern: Map<string, number>): Loaded {
   // after `floor` (the previous call's return on the thread, or the enclosing call's entry).
   const callerAt = (enter: number, floor: number): number | null => {
     const start = icountAt(stream, enter);
-    for (let k = Math.min(start, stream.codes.length - 1); k > floor && k > start - 4096; k--) {
-      const c = stream.codes[k];
+    for (let k = Math.min(start, stream.keys.length - 1); k > floor && k > start - 4096; k--) {
+      const c = stream.keys[k];
       if (stream.asm[c].startsWith('call ') && !SYSTEM.test(stream.location[c])) return k;
     }
     return null;
@@ -145,8 +145,8 @@ function load(side: DiffSide, intern: Map<string, number>): Loaded {
   // Where a call's path starts when no program or driver instruction called it (ntdll's own call
   // of NtTerminateProcess): the run of ntdll and SharedUserData code before the entry.
   const stubStart = (enter: number, floor: number): number => {
-    let k = Math.min(icountAt(stream, enter), stream.codes.length - 1);
-    while (k - 1 > floor && /^(ntdll|SharedUserData)!/.test(stream.location[stream.codes[k - 1]]) && !/^ret/.test(stream.asm[stream.codes[k - 1]])) k--;
+    let k = Math.min(icountAt(stream, enter), stream.keys.length - 1);
+    while (k - 1 > floor && /^(ntdll|SharedUserData)!/.test(stream.location[stream.keys[k - 1]]) && !/^ret/.test(stream.asm[stream.keys[k - 1]])) k--;
     return k;
   };
   const lastExit = new Map<number, number>();
@@ -175,7 +175,7 @@ function load(side: DiffSide, intern: Map<string, number>): Loaded {
     const parent = r.parent_id === null ? undefined : byId.get(r.parent_id);
     const floor = Math.max(lastExit.get(r.thread_id) ?? -1, parent ? icountAt(stream, parent.enter_seq) : -1);
     const callerIcount = callerAt(r.enter_seq, floor);
-    const caller = callerIcount === null ? null : stream.location[stream.codes[callerIcount]];
+    const caller = callerIcount === null ? null : stream.location[stream.keys[callerIcount]];
     const p = probes.get(r.id, sessionId) as { n: number; bad: number | null };
     calls.push({
       id: r.id,
@@ -195,13 +195,13 @@ function load(side: DiffSide, intern: Map<string, number>): Loaded {
       findings: findings.all(sessionId, r.id) as string[],
       args: (args.all(sessionId, r.id) as [string, number, string | null][]).map(([name, value, decoded]) => [name, `${hex8(value).toUpperCase()}${decoded ? ` (${decoded})` : ''}`]),
     });
-    const callerKey = callerIcount === null ? null : alignedWhere(stream.location[stream.codes[callerIcount]], stream.eip[stream.codes[callerIcount]]);
+    const callerKey = callerIcount === null ? null : stream.aligned[stream.keys[callerIcount]];
     align.push({ id: r.id, service, caller: fnOf(callerKey), entry: r.entry, parent: r.parent_id === null ? null : (byId.get(r.parent_id)?.name ?? null) });
     const enter = icountAt(stream, r.enter_seq);
     let exit = r.exit_seq === null ? stream.keys.length : icountAt(stream, r.exit_seq);
     // A user call's path ends back in its caller: the stub's way out (SystemCallStub's ret, the ntdll stub's ret n).
     if (r.exit_seq !== null && (r.entry === 'sysenter' || r.entry === 'int2e')) {
-      while (exit + 1 < stream.codes.length && /^(SharedUserData!|ntdll!(Nt|Zw)\w+\+0x)/.test(stream.location[stream.codes[exit + 1]])) exit++;
+      while (exit + 1 < stream.keys.length && /^(SharedUserData!|ntdll!(Nt|Zw)\w+\+0x)/.test(stream.location[stream.keys[exit + 1]])) exit++;
     }
     spans.push([callerIcount ?? stubStart(r.enter_seq, floor), enter, exit]);
     if (r.parent_id === null) lastExit.set(r.thread_id, exit);
@@ -245,8 +245,8 @@ function outcomeDifferences(a: CallInfo, b: CallInfo): Difference[] {
 }
 
 function point(l: Loaded, icount: number): PathPoint | null {
-  if (icount >= l.stream.codes.length) return null;
-  const c = l.stream.codes[icount];
+  if (icount >= l.stream.keys.length) return null;
+  const c = l.stream.keys[icount];
   return { seq: seqOf(l.stream, icount), location: l.stream.location[c], asm: l.stream.asm[c] };
 }
 

@@ -6,7 +6,7 @@
 // which the next JOIN_RUN instructions agree: where they join again. When nothing joins within the
 // search window, the walk goes on from the next pair of aligned system calls (the anchors).
 //
-// Memory: two Int32Arrays of keys (4 bytes per instruction and side), the event marks' seqs and the
+// Memory: one Int32Array of keys per side (4 bytes per instruction), the event marks' seqs and the
 // code tables; the log is read in windows (group_concat of code ids, as the replay reader does).
 import type Database from 'better-sqlite3';
 
@@ -18,16 +18,14 @@ const WINDOW = 1 << 16;
 const MAX_SEARCH = 1 << 18;
 
 export interface Stream {
-  /** Key id of each instruction, in execution order (index = icount). */
+  /** Key id of each instruction, in execution order (index = icount): 4 bytes per instruction. */
   keys: Int32Array;
-  /** The code id of each instruction (for disassembly and symbols). */
-  codes: Int32Array;
   /** seq of the non-instruction events, ascending (an instruction's seq is its icount plus the marks before it). */
   marks: Int32Array;
-  /** Code id → location and text. */
+  /** By key id, as this session shows it: the location (module!Name+0xOffset), the disassembly, the location by role. */
   location: string[];
   asm: string[];
-  eip: Uint32Array;
+  aligned: string[];
 }
 
 /** An instruction's location as shown: the symbol (module!Name+0xOffset) or its address. */
@@ -67,27 +65,27 @@ export function readStream(db: Database.Database, sessionId: number, intern: Map
   const rows = db.prepare('SELECT id, eip, symbol, asm FROM code WHERE session_id = ? ORDER BY id').raw().all(sessionId) as [number, number, string | null, string][];
   const size = rows.length ? rows[rows.length - 1][0] + 1 : 0;
   const keyOf = new Int32Array(size).fill(-1);
-  const location: string[] = new Array(size).fill('');
-  const asm: string[] = new Array(size).fill('');
-  const eip = new Uint32Array(size);
+  const location: string[] = [];
+  const asm: string[] = [];
+  const aligned: string[] = [];
   for (const [id, e, symbol, text] of rows) {
-    const loc = where(symbol, e);
-    const k = `${alignedWhere(symbol, e)}\u0000${normalAsm(text)}`;
+    const role = alignedWhere(symbol, e);
+    const k = `${role}\u0000${normalAsm(text)}`;
     let key = intern.get(k);
     if (key === undefined) {
       key = intern.size;
       intern.set(k, key);
     }
     keyOf[id] = key;
-    location[id] = loc;
-    asm[id] = text;
-    eip[id] = e >>> 0;
+    // Within one session a key names one instruction (roles map one to one onto its modules).
+    location[key] ??= where(symbol, e);
+    asm[key] ??= text;
+    aligned[key] ??= role;
   }
   const s = db.prepare('SELECT instructions, events FROM sessions WHERE id = ?').get(sessionId) as { instructions: number; events: number };
   const marks = Int32Array.from(db.prepare('SELECT seq FROM event_marks WHERE session_id = ? ORDER BY seq').pluck().all(sessionId) as number[]);
   const lastSeq = Math.max(s.events, (db.prepare('SELECT max(seq) FROM instruction_log WHERE session_id = ?').pluck().get(sessionId) as number | null) ?? -1) + 1;
   const count = lastSeq - marks.length;
-  const codes = new Int32Array(Math.max(0, count));
   const keys = new Int32Array(Math.max(0, count));
   const window = db.prepare('SELECT group_concat(code_id) FROM (SELECT code_id FROM instruction_log WHERE session_id = ? AND seq >= ? AND seq < ? ORDER BY seq)').pluck();
   let n = 0;
@@ -98,16 +96,13 @@ export function readStream(db: Database.Database, sessionId: number, intern: Map
     for (let i = 0; i <= list.length; i++) {
       const c = i < list.length ? list.charCodeAt(i) : 44;
       if (c === 44) {
-        if (n < codes.length) {
-          codes[n] = v;
-          keys[n] = keyOf[v];
-        }
+        if (n < keys.length) keys[n] = keyOf[v];
         n++;
         v = 0;
       } else v = v * 10 + (c - 48);
     }
   }
-  return { keys: keys.subarray(0, Math.min(n, keys.length)), codes: codes.subarray(0, Math.min(n, codes.length)), marks, location, asm, eip };
+  return { keys: keys.subarray(0, Math.min(n, keys.length)), marks, location, asm, aligned };
 }
 
 /** The seq of the instruction at `icount`. */

@@ -10,7 +10,8 @@
 //   msr                 a WRMSR of SYSENTER_EIP (0x176) with anything but nt!KiFastCallEntry
 //   idt                 an IDT gate whose offset changed (0x2E: INT 2Eh's KiSystemService)
 //   inline / ntdll-stub code bytes of the system modules that changed: an executed instruction
-//                       of ntoskrnl, hal, SharedUserData or ntdll, or one of ntdll's Nt stubs
+//                       of ntoskrnl, hal, SharedUserData or ntdll, the first bytes of every Nt
+//                       routine and Zw stub of ntoskrnl, or one of ntdll's Nt stubs
 //
 // "Before" is the machine at the session's first event, "after" at its last (time travel rebuilds
 // both from checkpoints and effects); the installing write is the last write to those bytes, found
@@ -238,6 +239,8 @@ export function hookFindings(d: SessionData): { findings: Finding[]; hooks: Hook
     return a;
   };
   for (const g of d.symbols.all()) if (g.module === 'ntdll' && /^(Nt|Zw)/.test(g.name) && g.size > 0 && g.size <= 0x40) spans.push([g.address, g.address + g.size]);
+  // The prologue of every Nt routine and Zw stub of ntoskrnl, run or not, where inline hooks go.
+  for (const g of d.symbols.all()) if (g.module === 'nt' && /^(Nt|Zw)/.test(g.name) && !/Table$/.test(g.name) && g.size > 0) spans.push([g.address, g.address + Math.min(g.size, 16)]);
   spans.sort((a, b) => a[0] - b[0]);
   const merged: [number, number][] = [];
   for (const sp of spans) {
