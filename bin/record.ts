@@ -288,7 +288,28 @@ export async function recordCommand(arg: string, opts: RecordCommandOptions, use
   // The projections (syscalls, calls, findings, …) go into the file now, so that any SQLite reader
   // sees them (DESIGN's contract); an interrupted recording leaves them to its first reader.
   ensureProjections(summary.file);
-  process.stdout.write(summaryText(summary));
+  process.stdout.write(summaryText(summary) + findingsLine(summary.file, summary.sessionId));
+}
+
+/** "  findings      2 failed calls explained, …: ntflow explain FILE --session N" (nothing when none). */
+function findingsLine(file: string, sessionId: number): string {
+  let counts: Record<string, number>;
+  try {
+    const db = openTraceForReading(file);
+    try {
+      counts = Object.fromEntries(db.prepare('SELECT kind, count(*) FROM findings WHERE session_id = ? GROUP BY kind').raw().all(sessionId) as [string, number][]);
+    } finally {
+      db.close();
+    }
+  } catch {
+    return ''; // a file the projections could not be written to: the summary stands without
+  }
+  const parts: string[] = [];
+  const n = (k: string) => counts[k] ?? 0;
+  if (n('failure-cause')) parts.push(`${plain(n('failure-cause'))} failed call${n('failure-cause') === 1 ? '' : 's'} explained`);
+  if (n('handle-leak')) parts.push(`${plain(n('handle-leak'))} handle${n('handle-leak') === 1 ? '' : 's'} left open`);
+  if (n('hook')) parts.push(`${plain(n('hook'))} hook${n('hook') === 1 ? '' : 's'}`);
+  return parts.length ? `  findings      ${parts.join(', ')}: ntflow explain ${file} --session ${sessionId}\n` : '';
 }
 
 interface SessionRow {

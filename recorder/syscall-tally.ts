@@ -138,7 +138,7 @@ export class SyscallTally {
   }
 
   private close(call: OpenCall, status: number): void {
-    if (!call.counted || status < 0xc0000000) return;
+    if (!call.counted || status < 0x80000000) return; // NT_SUCCESS: successes and informational statuses
     const name = statusName(status);
     this.failures[name] = (this.failures[name] ?? 0) + 1;
   }

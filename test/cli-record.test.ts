@@ -58,6 +58,7 @@ t.test('record a scenario: summary on stdout, nothing on stderr when it is not a
   t.ok(num(f.instructions) > 100, `instructions ${f.instructions}`);
   const syscalls = query(file, 'SELECT count(*) AS n FROM service_enters')[0].n;
   t.match(f['system calls'], new RegExp(`^${syscalls}, none failed`), 'system calls: count, none failed');
+  t.equal(f.findings, undefined, 'no findings line when there are none');
   const size = readFileSync(file).length;
   t.match(f.file, file, 'the file');
   t.match(f.file, /KiB|MiB|bytes/, 'its size');
@@ -80,6 +81,9 @@ t.test('failures by status name in the summary; a second session in the file', a
   const total = failed.reduce((n, r) => n + (r.n as number), 0);
   t.match(f['system calls'], new RegExp(`, ${total} failed: `));
   for (const x of failed) t.match(f['system calls'], `${x.s} ×${x.n}`, `${x.s} ×${x.n}`);
+  // The findings are in the file already, and the summary points at them.
+  t.equal(f.findings, `3 failed calls explained, 1 handle left open: ntflow explain ${file} --session 2`);
+  t.equal(query(file, "SELECT count(*) AS n FROM findings WHERE session_id = 2 AND kind = 'failure-cause'")[0].n, 3);
 });
 
 t.test('a guest that dies of an exception is a complete recording: exit 0', async (t) => {

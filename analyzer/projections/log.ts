@@ -171,8 +171,9 @@ export function makeContext(db: Database.Database, sessionId: number): LogContex
     registerAfter(seq, reg) {
       const cp = checkpoint.get(sessionId, seq) as [number, string] | undefined;
       const floor = cp ? cp[0] - 1 : -1; // a checkpoint at seq k holds the state after event k-1
-      for (let hi = seq; hi > floor; hi -= 256) {
-        const lo = Math.max(floor, hi - 256);
+      // Newest first, in growing windows: the register is nearly always written a few events back.
+      for (let hi = seq, span = 16; hi > floor; hi -= span, span = Math.min(span * 4, 4096)) {
+        const lo = Math.max(floor, hi - span);
         const rows = [...(back.all(sessionId, hi, lo) as [number, Uint8Array][]), ...(backExceptions.all(sessionId, hi, lo) as [number, Uint8Array][])];
         rows.sort((a, b) => b[0] - a[0]);
         for (const [, eff] of rows) {
