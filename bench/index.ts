@@ -85,13 +85,17 @@ for (const f of figures) {
 }
 const rec = benchRecord(Number(process.env.NTFLOW_BENCH_RECORD_ITERATIONS ?? 500_000));
 console.log(`ntflow bench — record: 'ntflow record loop.asm' (the same loop in a user program on the guest, ${rec.instructions.toLocaleString('en')} instructions)`);
-console.log(`  whole record command                ${(rec.recordPerSecond / 1e6).toFixed(3).padStart(7)} M instr/s  (${rec.recordSeconds.toFixed(2)} s)`);
+console.log(`  record command with projections     ${(rec.recordPerSecond / 1e6).toFixed(3).padStart(7)} M instr/s  (${rec.recordSeconds.toFixed(2)} s)`);
 console.log(`  raw better-sqlite3, 10-col rows     ${(rec.rawPerSecond / 1e6).toFixed(3).padStart(7)} M rows/s   (${rec.rawSeconds.toFixed(2)} s; 50k-row transactions, WAL, synchronous=OFF)`);
 console.log(`  record / raw                        ${rec.ratio.toFixed(2).padStart(7)}            (goal >= 0.8)`);
 console.log(`  trace size                          ${rec.bytesPerInstruction.toFixed(1).padStart(7)} bytes/instruction (${(rec.bytes / 1e6).toFixed(1)} MB; goal <= 20)`);
 const replay = benchReplay(rec.trace);
 console.log(`ntflow bench — replay: every projection rebuilt from that trace`);
 console.log(`  replay                              ${(replay.perSecond / 1e6).toFixed(2).padStart(7)} M events/s (${replay.events.toLocaleString('en')} events in ${replay.seconds.toFixed(2)} s; goal >= 2)`);
+// Since issue G the record command also builds the projections (DESIGN: a plain SQLite reader sees
+// them); the recording itself is the whole command less that replay.
+const recordingOnly = rec.instructions / Math.max(1e-9, rec.recordSeconds - replay.seconds);
+console.log(`  record less the projections         ${(recordingOnly / 1e6).toFixed(3).padStart(7)} M instr/s  (${(rec.recordSeconds - replay.seconds).toFixed(2)} s; / raw: ${(recordingOnly / rec.rawPerSecond).toFixed(2)}, goal >= 0.8)`);
 rmSync(dirname(rec.trace), { recursive: true, force: true });
 const big = benchRecord(Number(process.env.NTFLOW_BENCH_STATE_ITERATIONS ?? 2_500_000));
 const state = benchState(big.trace);
