@@ -255,6 +255,44 @@ t.test('each hook scenario: its hook as detectors report it, when it was install
   }
 });
 
+t.test('an inline hook on an Nt routine that never runs is found all the same, with no first run', async (t) => {
+  const file = join(dir, 'dormant.db');
+  const driver = `; ntflow: driver
+; Patches nt!NtAcceptConnectPort's first five bytes with a jmp to its own routine (CR0.WP lifted).
+DriverEntry:
+    mov edi, nt!NtAcceptConnectPort
+    mov eax, Hook
+    sub eax, edi
+    sub eax, 5
+    cli
+    mov edx, cr0
+    push edx
+    and edx, ~0x10000
+    mov cr0, edx
+    mov byte [edi], 0xE9
+    mov [edi+1], eax
+    pop edx
+    mov cr0, edx
+    sti
+    xor eax, eax
+    ret 8
+Hook:
+    mov eax, 0xC0000002
+    ret 0x18
+`;
+  const s = await record({ program: { fileName: 'user-nt-readfile.asm', source: readFileSync(repoPath('core', 'guest', 'scenarios', 'user-nt-readfile.asm'), 'utf8') }, drivers: [{ fileName: 'dormant-hook.asm', source: driver }] }, { output: file });
+  replayFile(file);
+  const db = new Database(file, { readonly: true });
+  t.teardown(() => db.close());
+  const hooks = db.prepare('SELECT hook_type, function, owner, install_seq, first_run_seq, original_bytes, current_bytes FROM hooks WHERE session_id = ?').all(s.sessionId) as Row[];
+  t.equal(hooks.length, 1, 'one hook');
+  t.match(hooks[0], { hook_type: 'inline', function: 'nt!NtAcceptConnectPort', owner: 'dormant-hook', first_run_seq: null, current_bytes: /^e9 / });
+  t.ok(hooks[0].install_seq !== null, 'the write that installed it');
+  const f = db.prepare("SELECT title, detail, syscall_id FROM findings WHERE session_id = ? AND kind = 'hook'").get(s.sessionId) as Row;
+  t.match(f, { title: 'inline hook: nt!NtAcceptConnectPort → dormant-hook!Hook', syscall_id: null });
+  t.match(f.detail, /It never ran in the session\.$/);
+});
+
 t.test('replay rebuilds the same findings and hooks digests', async (t) => {
   const digests = (file: string) => {
     const db = new Database(file, { readonly: true });
