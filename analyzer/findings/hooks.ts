@@ -35,10 +35,13 @@ interface Module {
   end: number;
 }
 
+/** The little-endian dword at `at` of bytes read from a state (unknown bytes count as 0). */
+const le32 = (b: (number | null)[], at: number) => (((b[at] ?? 0) | ((b[at + 1] ?? 0) << 8) | ((b[at + 2] ?? 0) << 16) | ((b[at + 3] ?? 0) << 24)) >>> 0);
+
 function u32At(s: MachineState, address: number): number | null {
   const b = s.read(address, 4);
   if (b.some((x) => x === null)) return null;
-  return ((b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24)) >>> 0) as number;
+  return le32(b, 0);
 }
 
 function bytesAt(s: MachineState, address: number, length: number): (number | null)[] {
@@ -125,8 +128,8 @@ export function hookFindings(d: SessionData): { findings: Finding[]; hooks: Hook
     const old = bytesAt(before, base, limit * 4);
     const now = bytesAt(after, base, limit * 4);
     for (let i = 0; i < limit; i++) {
-      const o = (old[i * 4]! | (old[i * 4 + 1]! << 8) | (old[i * 4 + 2]! << 16) | (old[i * 4 + 3]! << 24)) >>> 0;
-      const n = (now[i * 4]! | (now[i * 4 + 1]! << 8) | (now[i * 4 + 2]! << 16) | (now[i * 4 + 3]! << 24)) >>> 0;
+      const o = le32(old, i * 4);
+      const n = le32(now, i * 4);
       if (o === n && moduleOf(n) === t.home) continue;
       const install = o === n ? null : lastWrite(base + i * 4, base + i * 4 + 4);
       hooks.push({
@@ -196,7 +199,8 @@ export function hookFindings(d: SessionData): { findings: Finding[]; hooks: Hook
   const firstInt = db.prepare("SELECT min(seq) FROM ring_transitions WHERE session_id = ? AND vector = ? AND to_eip = ? AND seq > ?").pluck();
   const idtBefore = bytesAt(before, layout.IDT, 256 * 8);
   const idtAfter = bytesAt(after, layout.IDT, 256 * 8);
-  const gateOffset = (b: (number | null)[], v: number) => ((b[v * 8]! | (b[v * 8 + 1]! << 8) | (b[v * 8 + 6]! << 16) | (b[v * 8 + 7]! << 24)) >>> 0);
+  // A gate's offset: bytes 0-1 and 6-7 of its eight.
+  const gateOffset = (b: (number | null)[], v: number) => ((le32(b, v * 8) & 0xffff) | (le32(b, v * 8 + 4) & 0xffff0000)) >>> 0;
   for (let v = 0; v < 256; v++) {
     let same = true;
     for (let i = 0; i < 8; i++) if (idtBefore[v * 8 + i] !== idtAfter[v * 8 + i]) same = false;
@@ -276,7 +280,7 @@ export function hookFindings(d: SessionData): { findings: Finding[]; hooks: Hook
       type: stub ? 'ntdll-stub' : 'inline',
       tableName: module,
       // An ntdll stub's service number (its mov eax,N); an inline patch has no index.
-      index: stubBytes[0] === 0xb8 ? ((stubBytes[1]! | (stubBytes[2]! << 8) | (stubBytes[3]! << 16) | (stubBytes[4]! << 24)) >>> 0) : null,
+      index: stubBytes[0] === 0xb8 ? le32(stubBytes, 1) : null,
       function: fn,
       original: stub ? (patchTarget(oldCode, start) ?? lo) : lo,
       current: target ?? lo,
@@ -297,13 +301,13 @@ export function hookFindings(d: SessionData): { findings: Finding[]; hooks: Hook
   for (const [address, name] of stubAt) {
     const b = bytesAt(after, address, 12);
     if (b[0] !== 0xb8 || b[5] !== 0xba || b.slice(0, 10).some((x) => x === null)) continue;
-    const x = ((b[6]! | (b[7]! << 8) | (b[8]! << 16) | (b[9]! << 24)) >>> 0);
+    const x = le32(b, 6);
     if (x === layout.SYSTEM_CALL_STUB || seen.has(`ntdll!${name}`)) continue;
     const install = lastWrite(address + 6, address + 10);
     hooks.push({
       type: 'ntdll-stub',
       tableName: 'ntdll',
-      index: ((b[1]! | (b[2]! << 8) | (b[3]! << 16) | (b[4]! << 24)) >>> 0),
+      index: le32(b, 1),
       function: `ntdll!${name}`,
       original: layout.SYSTEM_CALL_STUB,
       current: x,
@@ -411,7 +415,7 @@ function fromEvents(d: SessionData): { findings: Finding[]; hooks: Hook[] } {
  * rel8's target, `mov r32,imm32` (an ntdll stub's `mov edx,…`, then `call edx`), `push imm32; ret`.
  */
 function patchTarget(b: (number | null)[], at: number): number | null {
-  const u = (i: number) => ((b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16) | (b[i + 3]! << 24)) >>> 0);
+  const u = (i: number) => le32(b, i);
   if (b.length < 5 || b.slice(0, 5).some((x) => x === null)) return null;
   const op = b[0]!;
   if (op === 0xe9 || op === 0xe8) return (at + 5 + (u(1) | 0)) >>> 0;
