@@ -5,6 +5,8 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ntflow } from './util/cli.js';
+import { DRIVER, PROGRAM, buildDir } from './util/mingw.js';
+import { repoPath } from './util/paths.js';
 
 const dir = t.testdir();
 const trace = join(dir, 'explain.db');
@@ -54,6 +56,24 @@ t.test('a clean session says so', async (t) => {
   const r = await ntflow(['explain', trace]);
   t.equal(r.code, 0, r.stderr);
   t.equal(r.stdout, "session 3 'user-nt-readfile': 0 failed calls explained, 0 handles left open, 0 hooks.\n");
+});
+
+t.test("the README's C example, built with MinGW: the driver's NtWriteFile explained, and no hook — though program and driver share the name 'hello'", async (t) => {
+  const b = buildDir();
+  t.teardown(() => b.remove());
+  const ex = (name: string) => repoPath('examples', 'c', name);
+  b.gcc('hello.exe', [...PROGRAM, '-O1', ex('hello.c'), '-lkernel32']);
+  b.gcc('hello.sys', [...DRIVER, '-O1', ex('hello-driver.c'), '-lntoskrnl', '-lhal']);
+  const file = b.path('hello.db');
+  const rec = await ntflow(['record', b.path('hello.exe'), '--driver', b.path('hello.sys'), '-o', file]);
+  t.equal(rec.code, 0, rec.stderr);
+  t.match(rec.stdout, /\n {2}findings {6}1 failed call explained: ntflow explain .*hello\.db --session 1\n$/);
+  const r = await ntflow(['explain', file]);
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, /^session 1 'hello': 1 failed call explained, 0 handles left open, 0 hooks\n/);
+  const flat = r.stdout.replace(/\n {4}(?! )/g, ' ');
+  t.match(flat, /\[error\] #\d+ NtWriteFile → STATUS_INVALID_HANDLE: kernel handle 80000004 used with PreviousMode UserMode/);
+  t.match(flat, /NtWriteFile was called directly from hello!DeviceControl\+0x[0-9a-f]+, so PreviousMode stayed UserMode from the program's NtDeviceIoControlFile \(sysenter, seq \d+\); handle 80000004 has bit 31 set, a kernel handle \(created by #\d+ ZwCreateFile from hello!DeviceControl\+0x[0-9a-f]+, seq \d+\)/);
 });
 
 t.test('bad input: one line, exit 1, the trace untouched', async (t) => {

@@ -74,18 +74,9 @@ export function hookFindings(d: SessionData): { findings: Finding[]; hooks: Hook
     return [beforeUser ? bytesAt(beforeUser, a, length) : new Array<number | null>(length).fill(null), bytesAt(after, a, length)];
   };
 
-  // Module ranges from the symbols (first symbol to the end of the last).
-  const ranges = new Map<string, Module>();
-  for (const g of d.symbols.all()) {
-    const m = ranges.get(g.module) ?? { name: g.module, start: g.address, end: g.address };
-    m.start = Math.min(m.start, g.address);
-    m.end = Math.max(m.end, g.address + Math.max(g.size, 1));
-    ranges.set(g.module, m);
-  }
-  const moduleOf = (a: number): string | null => {
-    for (const m of ranges.values()) if (a >= m.start && a < m.end) return m.name;
-    return null;
-  };
+  // The module owning an address: the symbol holding it (symbols run up to the next one). Not a
+  // module's first-to-last range: a program and its driver may share a name (hello.exe, hello.sys).
+  const moduleOf = (a: number): string | null => d.symbols.lookup(a >>> 0)?.module ?? null;
   const resolve = (module: string, name: string) => d.symbols.resolve(module, name);
   const symName = (a: number) => d.sym(a).replace(/\+0x[0-9a-f]+$/i, '');
 
