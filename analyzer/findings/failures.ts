@@ -9,6 +9,7 @@
 // direct call of nt!NtXxx sets nothing — the mode stays what the thread's last trap frame left,
 // the enclosing call's entry (or, on a System thread outside any call, KernelMode from its start).
 import { statusName } from '../../core/index.js';
+import { stateAt } from '../state.js';
 import type { Call, EntryRow, LookupRow, ProbeRow, SessionData } from './session.js';
 import type { FailureCause, Finding } from './tables.js';
 
@@ -275,15 +276,40 @@ function decide(d: SessionData, c: Call, status: number, explained: Map<number, 
   }
   const exit = [...c.exits].reverse().find((x) => x.service === c.name) ?? c.exits[c.exits.length - 1];
   const seq = exit?.seq ?? c.exitSeq ?? c.enterSeq;
+  // A name that was not found: say which, read from the caller's OBJECT_ATTRIBUTES as the call began.
+  const name = NAME_STATUSES.has(status) ? objectName(d, c) : null;
   return {
     cause: 'routine',
     seq,
-    text: `${(c.serviceNumber ?? 0) & 0x1000 ? 'win32k' : 'nt'}!${c.name ?? '?'} returned ${statusName(status)} itself: no probe, handle lookup or fault failed on the way${
+    text: `${(c.serviceNumber ?? 0) & 0x1000 ? 'win32k' : 'nt'}!${c.name ?? '?'} returned ${statusName(status)} itself${name ? ` for ${name}` : ''}: no probe, handle lookup or fault failed on the way${
       c.rejected.length ? ` (its first lookup, seq ${c.rejected[0].seq}, was past the limit of the thread's table: KiSystemService converted the thread to a GUI thread and looked the number up again)` : ''
     }`,
-    short: `the routine returned it`,
+    short: name ? `${name} not found` : `the routine returned it`,
     evidence: [seq, ...c.rejected.map((x) => x.seq)],
   };
+}
+
+const NAME_STATUSES = new Set([0xc0000034 /* OBJECT_NAME_NOT_FOUND */, 0xc000003a /* OBJECT_PATH_NOT_FOUND */, 0xc0000033 /* OBJECT_NAME_INVALID */, 0xc0000035 /* OBJECT_NAME_COLLISION */]);
+
+/** The ObjectName of a call's OBJECT_ATTRIBUTES argument, from guest memory as the call began. */
+function objectName(d: SessionData, c: Call): string | null {
+  const oa = c.args.find((a) => a && a[0] === 'ObjectAttributes')?.[1];
+  if (!oa || !d.hasCheckpoints) return null;
+  const m = stateAt(d.db, d.sessionId, c.enterSeq);
+  const u32 = (a: number) => {
+    const b = m.read(a, 4);
+    return b.some((x) => x === null) ? null : (b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24)) >>> 0;
+  };
+  const us = u32(oa + 8); // OBJECT_ATTRIBUTES.ObjectName → UNICODE_STRING
+  if (!us) return null;
+  const lengthWord = u32(us);
+  const buffer = u32(us + 4);
+  if (lengthWord === null || !buffer) return null;
+  const bytes = m.read(buffer, Math.min(lengthWord & 0xffff, 520));
+  if (bytes.some((x) => x === null)) return null;
+  let text = '';
+  for (let i = 0; i + 1 < bytes.length; i += 2) text += String.fromCharCode(bytes[i]! | (bytes[i + 1]! << 8));
+  return text || null;
 }
 
 /** The Zw advice: a driver's direct Nt call in UserMode that a Zw call would have saved. */

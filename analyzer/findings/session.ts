@@ -114,6 +114,8 @@ export interface SessionData {
   /** Seq of the first event and one past the last. */
   events: number;
   outcome: string | null;
+  /** Whether memory can be rebuilt (time travel needs checkpoints; a synthetic trace has none). */
+  hasCheckpoints: boolean;
   symbols: SymbolTable;
   /** module!Name+0xOffset of an address, or its hex. */
   sym(address: number): string;
@@ -260,6 +262,7 @@ export function loadSession(db: Database.Database, sessionId: number): SessionDa
     processOf,
     events: s.events,
     outcome: s.outcome,
+    hasCheckpoints: db.prepare('SELECT 1 FROM checkpoints WHERE session_id = ? LIMIT 1').get(sessionId) !== undefined,
     symbols,
     sym: (address) => symbols.format(address >>> 0) ?? (address >>> 0).toString(16).toUpperCase().padStart(8, '0'),
     entrySeq(call) {
