@@ -293,6 +293,20 @@ Hook:
   t.match(f.detail, /It never ran in the session\.$/);
 });
 
+t.test('a file that is not there: the routine decided, and the finding names the file', async (t) => {
+  const file = join(dir, 'missing.db');
+  const source = readFileSync(join(repoPath('test', 'programs', 'findings'), 'probe-kernel-address.asm'), 'utf8')
+    .replace(/^; ntflow-file:.*$/m, '')
+    .replace("'f', 'i', 'n', 'd', 'i', 'n', 'g', 's'", "'n', 'o', 'p', 'e'");
+  const s = await record({ program: { fileName: 'missing.asm', source } }, { output: file });
+  replayFile(file);
+  const db = new Database(file, { readonly: true });
+  t.teardown(() => db.close());
+  const f = findingsOf(db, s.sessionId);
+  t.same(f.map((x) => [x.cause, x.title]), [['routine', '#1 NtCreateFile → STATUS_OBJECT_NAME_NOT_FOUND: \\??\\C:\\nope.txt not found']]);
+  t.match(f[0].detail, /nt!NtCreateFile returned STATUS_OBJECT_NAME_NOT_FOUND itself for \\\?\?\\C:\\nope\.txt: no probe, handle lookup or fault failed on the way\.$/);
+});
+
 t.test('replay rebuilds the same findings and hooks digests', async (t) => {
   const digests = (file: string) => {
     const db = new Database(file, { readonly: true });
