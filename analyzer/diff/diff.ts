@@ -288,6 +288,9 @@ function stateDifferences(A: Loaded, B: Loaded, pa: PathPoint | null, pb: PathPo
  * against each other — so an extra call on one side (a driver's DriverEntry, a nested call) costs
  * a divergence in its own stretch and never misaligns the rest.
  */
+/** Past this many places where the streams part, two sessions have little in common: stop listing. */
+export const MAX_DIVERGENCES = 10_000;
+
 function compareSegments(A: Loaded, B: Loaded, aligned: [number | null, number | null][]): StreamDivergence[] {
   const pairs = aligned.filter((p): p is [number, number] => p[0] !== null && p[1] !== null);
   // Top-level pairs: spans not inside an earlier pair's span on side A.
@@ -300,8 +303,8 @@ function compareSegments(A: Loaded, B: Loaded, aligned: [number | null, number |
   }
   const out: StreamDivergence[] = [];
   const piece = (a0: number, a1: number, b0: number, b1: number) => {
-    if (a1 < a0 && b1 < b0) return;
-    const sub = compareStreams(A.stream.keys.subarray(a0, Math.max(a0, a1 + 1)), B.stream.keys.subarray(b0, Math.max(b0, b1 + 1)), []);
+    if ((a1 < a0 && b1 < b0) || out.length >= MAX_DIVERGENCES) return;
+    const sub = compareStreams(A.stream.keys.subarray(a0, Math.max(a0, a1 + 1)), B.stream.keys.subarray(b0, Math.max(b0, b1 + 1)), [], MAX_DIVERGENCES - out.length);
     for (const d of sub) out.push({ a: d.a + a0, b: d.b + b0, joinA: d.joinA === null ? null : d.joinA + a0, joinB: d.joinB === null ? null : d.joinB + b0 });
   };
   let a = 0;
