@@ -89,9 +89,15 @@ class Chain {
 
   /** The last anchor whose `side` position is at or above y. */
   lastAtOrAbove(side: Side, y: number): Anchor | undefined {
-    let found: Anchor | undefined;
-    for (const x of this.list) if (x[side] <= y) found = x;
-    return found;
+    // The chain never decreases on either side: binary search.
+    let lo = 0;
+    let hi = this.list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.list[mid][side] <= y) lo = mid + 1;
+      else hi = mid;
+    }
+    return this.list[lo - 1];
   }
 }
 
@@ -100,10 +106,18 @@ const markKey = (s: LaidStep) => (s.diff ? `${s.diff.kind}:${s.diff.pair ?? '-'}
 
 /** y after the insertions: moved by each at or above it (`strict`: strictly above — a band's bottom stays above a gap that starts there). */
 function shifter(ins: readonly Insertion[]): (y: number, strict: boolean) => number {
+  // The insertions come in order of p (the walk goes down the chain): prefix sums, binary search.
+  const before = [0];
+  for (const x of ins) before.push(before[before.length - 1] + x.d);
   return (y, strict) => {
-    let d = 0;
-    for (const x of ins) if (x.p < y || (!strict && x.p === y)) d += x.d;
-    return y + d;
+    let lo = 0;
+    let hi = ins.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (ins[mid].p < y || (!strict && ins[mid].p === y)) lo = mid + 1;
+      else hi = mid;
+    }
+    return y + before[lo];
   };
 }
 
@@ -175,10 +189,11 @@ export function alignLayouts(a: SequenceLayout, b: SequenceLayout, pairs: readon
   const height = Math.max(a.height + da, b.height + db);
   const moved = { a: moveLayout(a, ins.a, height), b: moveLayout(b, ins.b, height) };
   // Each side's gaps, labelled with what the other side has there.
-  const onlyIds = { a: new Set(only.filter((x) => x.side === 'a').map((x) => x.band.syscallId)), b: new Set(only.filter((x) => x.side === 'b').map((x) => x.band.syscallId)) };
   for (const s of ['a', 'b'] as const) {
     const o: Side = s === 'a' ? 'b' : 'a';
-    moved[s].gaps = mergeGaps(ins[s]).map(([y0, y1]) => gapAt(y0, y1, moved[o], onlyIds[o], names[o]));
+    const ids = new Set(only.filter((x) => x.side === o).map((x) => x.band.syscallId));
+    const onlyThere = moved[o].bands.filter((x) => ids.has(x.syscallId));
+    moved[s].gaps = mergeGaps(ins[s]).map(([y0, y1]) => gapAt(y0, y1, moved[o], onlyThere, names[o]));
   }
   return moved;
 }
@@ -207,9 +222,20 @@ function mergeGaps(ins: readonly Insertion[]): [number, number][] {
 }
 
 /** A gap from y0 to y1 on one side, and what the other side (`other`, already aligned) draws there. */
-function gapAt(y0: number, y1: number, other: SequenceLayout, onlyThere: Set<number>, name: string): LaidGap {
-  const calls = other.bands.filter((x) => onlyThere.has(x.syscallId) && x.y0 < y1 && x.y1 > y0);
-  const steps = other.steps.filter((s) => s.y > y0 && s.y < y1).length;
+function gapAt(y0: number, y1: number, other: SequenceLayout, onlyThere: readonly LaidBand[], name: string): LaidGap {
+  const calls = onlyThere.filter((x) => x.y0 < y1 && x.y1 > y0);
+  // Steps are in row order: how many lie strictly between y0 and y1, by binary search.
+  const above = (y: number, orAt: boolean) => {
+    let lo = 0;
+    let hi = other.steps.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (other.steps[mid].y < y || (orAt && other.steps[mid].y === y)) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+  const steps = Math.max(0, above(y1, false) - above(y0, true));
   const label = calls.length
     ? `only in ${name}: ${calls.map((x) => `#${x.syscallId} ${x.name}`).join(', ')}`
     : steps

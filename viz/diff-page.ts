@@ -37,9 +37,10 @@ export interface DiffPageOptions {
   registerSteps?: number;
   /** Horizontal space per lane (default 150: two diagrams side by side). */
   laneWidth?: number;
-  /** Divergences marked per pair (default 12), and outside the pairs (default 20). */
+  /** Divergences marked per pair (default 12), outside the pairs (default 20), in all (default 400: a page of thousands of calls stays light). */
   marksPerPair?: number;
   marksOutside?: number;
+  marksTotal?: number;
 }
 
 const LETTER: Record<Side, string> = { a: 'A', b: 'B' };
@@ -61,7 +62,7 @@ function divergenceDetail(d: Divergence, pair: Pair | null): Record<string, stri
  * first) with this side's instruction and the other's, and where they join again; then the places
  * outside the paired calls. Each carries its DiffMark, by which the two sides' notes line up.
  */
-export function diffNotes(r: DiffResult, side: Side, opts: Pick<DiffPageOptions, 'marksPerPair' | 'marksOutside'> = {}): ExtraNote[] {
+export function diffNotes(r: DiffResult, side: Side, opts: Pick<DiffPageOptions, 'marksPerPair' | 'marksOutside' | 'marksTotal'> = {}): ExtraNote[] {
   const notes: ExtraNote[] = [];
   const o = other(side);
   const add = (d: Divergence, pair: number | null, index: number, total: number) => {
@@ -87,12 +88,14 @@ export function diffNotes(r: DiffResult, side: Side, opts: Pick<DiffPageOptions,
       });
     }
   };
+  let budget = opts.marksTotal ?? 400;
   r.pairs.forEach((p, k) => {
-    const shown = p.divergences.slice(0, opts.marksPerPair ?? 12);
+    const shown = p.divergences.slice(0, Math.min(opts.marksPerPair ?? 12, Math.max(0, budget)));
+    budget -= shown.length;
     shown.forEach((d, i) => add(d, k, i, p.divergences.length));
   });
   const outside = outsidePairs(r);
-  outside.slice(0, opts.marksOutside ?? 20).forEach((d, i) => add(d, null, i, outside.length));
+  outside.slice(0, Math.min(opts.marksOutside ?? 20, Math.max(0, budget))).forEach((d, i) => add(d, null, i, outside.length));
   return notes;
 }
 
