@@ -4,8 +4,8 @@
 // row on both sides (in the layout and on the screen); in each pair the first divergence is marked
 // on both sides (SharedUserData!SystemCallStub `mov edx,esp` against SharedUserData!KiIntSystemCall
 // `lea edx,[esp+8]`) and the join at nt!KiSystemService+0x5c too; folding a call folds its partner
-// and the rows stay aligned; a pan of one diagram moves the other; the page logs no error and asks
-// for nothing. user-nt-readfile vs kernel-zw-readfile: the calls only in B leave gaps on A.
+// and the rows stay aligned; a pan of one diagram moves the other; a click on a row of the table of
+// pairs brings that pair into view on both; the page logs no error and asks for nothing. user-nt-readfile vs kernel-zw-readfile: the calls only in B leave gaps on A.
 //   npx tsc -p tsconfig.json && npx tap dist/test/browser-diff.test.js
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -106,7 +106,7 @@ if (haveChromium(t)) {
     await page.close();
   });
 
-  t.test('folding a call folds its partner, and the rows stay aligned; a pan moves both', async (t) => {
+  t.test('folding a call folds its partner, and the rows stay aligned; a pan moves both; the table shows a pair', async (t) => {
     const { page, watch } = await open('int2e-readfile');
     await page.locator(`.cell[data-side="a"] ${band(2)} rect.band-head`).click();
     t.equal(await page.locator(`.cell[data-side="a"] ${band(2)}`).getAttribute('aria-expanded'), 'false', "A's #2 folded");
@@ -129,6 +129,22 @@ if (haveChromium(t)) {
     t.equal(transforms[0], transforms[1], `one view on both sides (${transforms[0]})`);
     const [a4, b4] = [await place(page, 'a', band(4)), await place(page, 'b', band(4))];
     t.equal(a4!.top, b4!.top, 'after the zoom #4 is on one height on the screen');
+
+    // The table of pairs: a click on #1's row brings #1 into view on both sides.
+    await page.locator('table.diff-pairs tr[data-a="1"]').click();
+    t.match(await page.locator(`.cell[data-side="a"] ${band(1)}`).getAttribute('class'), /\bspotlight\b/, "#1's band in the spotlight");
+    await page.waitForFunction(() => {
+      type Box = { top: number; bottom: number };
+      const doc = (globalThis as unknown as { document: { querySelector(s: string): { getBoundingClientRect(): Box } | null } }).document;
+      return ['a', 'b'].every((side) => {
+        const b = doc.querySelector(`.cell[data-side="${side}"] g.band[data-syscall="1"]`);
+        const c = doc.querySelector(`.cell[data-side="${side}"] .ntflow-canvas`);
+        if (!b || !c) return false;
+        const [x, y] = [b.getBoundingClientRect(), c.getBoundingClientRect()];
+        return x.top >= y.top && x.top <= y.bottom;
+      });
+    });
+    t.pass('#1 in view on both sides');
     t.same(watch.errors, []);
     await page.close();
   });

@@ -109,21 +109,24 @@ export function describeDiff(r: DiffResult): string[] {
   if (samePath.length === paired.length && paired.length) out.push(`Every pair runs the same instructions on both sides${same.length === paired.length ? '' : ' (what differs is in the service routines\' outcome)'}.`);
   else if (samePath.length) out.push(`${list(samePath.map(pairLabel))} run${samePath.length === 1 ? 's' : ''} the same instructions on both sides.`);
 
-  // 3. What differs in outcome, each difference with the pairs it is in.
-  const outcome = new Map<string, { what: string; a: string; b: string; pairs: Pair[] }>();
+  // 3. What differs in outcome: what every pair has in common first, then each pair's own (pairs
+  // that differ alike said together).
+  const text = (x: { what: string; a: string; b: string }) => `${x.what} ${x.a} → ${x.b}`;
+  const keyOf = (x: { what: string; a: string; b: string }) => JSON.stringify([x.what, x.a, x.b]);
+  const common = paired.length > 1 ? paired[0].differences.filter((x) => paired.every((p) => p.differences.some((y) => keyOf(y) === keyOf(x)))) : [];
+  const commonKeys = new Set(common.map(keyOf));
+  const own = new Map<string, { pairs: Pair[]; texts: string[] }>();
   for (const p of paired) {
-    for (const x of p.differences) {
-      const key = JSON.stringify([x.what, x.a, x.b]);
-      const entry = outcome.get(key) ?? { ...x, pairs: [] };
-      entry.pairs.push(p);
-      outcome.set(key, entry);
-    }
+    const texts = p.differences.filter((x) => !commonKeys.has(keyOf(x))).map(text);
+    if (!texts.length) continue;
+    const key = JSON.stringify(texts);
+    const entry = own.get(key) ?? { pairs: [], texts };
+    entry.pairs.push(p);
+    own.set(key, entry);
   }
-  if (outcome.size) {
-    out.push(`What differs in outcome (${n.a} → ${n.b}): ${[...outcome.values()].map((x) => `${x.what} ${x.a} → ${x.b} in ${pairsNamed(x.pairs, paired.length)}`).join('; ')}.`);
-  } else if (paired.length) {
-    out.push('No pair differs in outcome: the same PreviousMode, entry, status, handle tables, probes, SSDT target and findings.');
-  }
+  const clauses = [...(common.length ? [`in ${pairsNamed(paired, paired.length)}, ${common.map(text).join(', ')}`] : []), ...[...own.values()].map((x) => `in ${list(x.pairs.map(pairLabel))}, ${x.texts.join(', ')}`)];
+  if (clauses.length) out.push(`What differs in outcome (${n.a} → ${n.b}): ${clauses.join('; ')}.`);
+  else if (paired.length) out.push('No pair differs in outcome: the same PreviousMode, entry, status, handle tables, probes, SSDT target and findings.');
 
   // 4. The sessions as a whole, and the streams outside the paired calls.
   const outside = outsidePairs(r);
