@@ -5,16 +5,33 @@
 // statuses (analyzer/narrate.ts), then why what failed failed, which handles were left open and
 // which hooks sit in the path — the session's findings (analyzer/findings/), as `ntflow explain`
 // prints them. No status, PreviousMode or outcome is written here. It also draws the user-mode
-// NtReadFile and the kernel-mode ZwReadFile side by side. Nothing here computes a picture: viz/
-// does (data → layout → html).
+// NtReadFile and the kernel-mode ZwReadFile side by side, and compares four pairs of scenarios
+// (`ntflow diff`): what each comparison found, in sentences generated from its result, and a page
+// per comparison with the two diagrams aligned. Nothing here computes a picture: viz/ does
+// (data → layout → html).
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type Database from 'better-sqlite3';
 import { SCENARIOS, ntSuccess, statusName } from '../core/index.js';
 import { record, openTraceForReading, type SessionSummary } from '../recorder/index.js';
-import { describeCall, narrateSession, readFindings, replayFile, sessionFacts, type FindingRow } from '../analyzer/index.js';
-import { flameInput, graphInput, layoutCallGraph, layoutFlame, layoutSequence, renderFlameHtml, renderGraphHtml, renderIndexPage, renderSequenceHtml, sequenceInput, type IndexSection } from '../viz/index.js';
+import { describeCall, diffSessions, narrateSession, readFindings, replayFile, sessionFacts, type FindingRow } from '../analyzer/index.js';
+import {
+  describeDiff,
+  flameInput,
+  graphInput,
+  layoutCallGraph,
+  layoutFlame,
+  layoutSequence,
+  renderDiffHtml,
+  renderFlameHtml,
+  renderGraphHtml,
+  renderIndexPage,
+  renderSequenceHtml,
+  sequenceInput,
+  type IndexPart,
+  type IndexSection,
+} from '../viz/index.js';
 
 export interface DemoPageOptions {
   /** The folder for demo.db and the pages (default 'traces'); created when missing. */
@@ -83,6 +100,20 @@ export const SCENARIO_NOTES: Record<string, string[]> = {
     'A hook inside the dispatcher itself. The driver patches the five bytes after mov ebx,[edi+eax*4] — the SSDT lookup — with a jump to its filter: at that spot EAX is the service index, EDI the table, EBX the routine about to run and ECX the argument bytes, for every service at once. The filter counts NtReadFile calls, runs the two instructions it displaced and jumps back. Then the program reads its file as user-nt-readfile does.',
   ],
 };
+
+/**
+ * The built-in comparisons (`ntflow diff A B`), each with why the two are worth comparing — what
+ * differs in how they are made, never what came of it: that is generated from the diff's result.
+ */
+export const COMPARISONS: { a: string; b: string; why: string }[] = [
+  { a: 'user-nt-readfile', b: 'kernel-zw-readfile', why: 'The same NtReadFile, called by a program through ntdll and SYSENTER, and by a driver through nt!ZwReadFile while it serves the program\'s read.' },
+  { a: 'osr-log-user-handle', b: 'osr-log-kernel-handle', why: 'The same logging driver and program; the log file is opened without OBJ_KERNEL_HANDLE on the left, with it on the right.' },
+  { a: 'user-nt-readfile', b: 'ssdt-hook', why: 'The same program; on the right a driver has replaced KiServiceTable[0xB7] before it runs.' },
+  { a: 'user-nt-readfile', b: 'int2e-readfile', why: 'The same program on a CPU with SYSENTER and on one without (INT 2Eh).' },
+];
+
+/** The file name of a comparison's page. */
+export const comparisonPage = (c: { a: string; b: string }) => `diff-${c.a}-vs-${c.b}.html`;
 
 const INTRO = [
   'Each scenario below ran on ntflow\'s emulated IA-32 machine with a miniature Windows XP SP1, and everything on these pages is drawn from its recorded trace: one lane per module, ring 3 (the program, ntdll, SharedUserData) on the left and ring 0 (the dispatcher, the service routine, KiServiceExit, drivers) on the right; an arrow per call, jump, SYSENTER/SYSEXIT, INT/IRETD, with the service number, MSR 0x176, the SSDT entry, PreviousMode, the APC check and each NTSTATUS (failures in red).',
@@ -234,6 +265,35 @@ export async function runDemoPage(options: DemoPageOptions = {}): Promise<DemoPa
     });
   } finally {
     db.close();
+  }
+
+  // 4. The comparisons: each pair of sessions diffed, a page for each, what it found in the index.
+  const cdb = openTraceForReading(dbPath);
+  try {
+    const parts: IndexPart[] = COMPARISONS.map((c) => {
+      const side = (name: string) => ({ db: cdb, file: dbPath, sessionId: summaries.get(name)!.sessionId });
+      const result = diffSessions(side(c.a), side(c.b));
+      const file = comparisonPage(c);
+      const back = { href: 'index.html#comparisons', text: '← all scenarios and comparisons' };
+      write(file, renderDiffHtml(result, side(c.a), side(c.b), { title: `${c.a} vs ${c.b}: ntflow diff`, description: [c.why], back, registerSteps }));
+      return {
+        id: `diff-${c.a}-vs-${c.b}`,
+        title: `${c.a} vs ${c.b}`,
+        paragraphs: [c.why, ...describeDiff(result)],
+        links: [{ href: file, text: 'the two diagrams side by side, aligned' }],
+      };
+    });
+    sections.splice(1, 0, {
+      id: 'comparisons',
+      title: 'Comparisons',
+      summary: "four pairs of scenarios compared with 'ntflow diff': system calls aligned, where the paths part and join again, what differs in outcome",
+      paragraphs: [
+        "Each comparison below aligns the two sessions' system calls (a call only on one side stays unpaired), walks their instruction streams side by side, and says where each pair's paths first part and where they join again, and what differs in outcome. The sentences are generated from the comparison's result; its page draws the two sequence diagrams side by side, row against row.",
+      ],
+      parts,
+    });
+  } finally {
+    cdb.close();
   }
 
   const index = join(out, 'index.html');

@@ -1,7 +1,8 @@
 // `ntflow diff A.db[:SESSION] B.db[:SESSION] [--json] [-o diff.html]`: two sessions (of one file or
-// two; the latest of each by default) compared — analyzer/diff does the work, this file turns the
-// arguments into sides and the errors into one line (exit 1).
-import { existsSync } from 'node:fs';
+// two; the latest of each by default) compared — analyzer/diff does the work, viz/ draws the page
+// (-o: the two sequence diagrams side by side, rows aligned), this file turns the arguments into
+// sides and the errors into one line (exit 1).
+import { existsSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { QueryError, chooseSession, diffSessions, formatDiff, openForQuery, type DiffResult } from '../analyzer/index.js';
 import { TraceFileError, openTraceForWriting } from '../recorder/index.js';
@@ -38,10 +39,23 @@ function open(arg: string): { db: Database.Database; file: string; sessionId: nu
 
 export interface DiffCommandOptions {
   json?: boolean;
+  /** -o: also write the comparison as a self-contained HTML page (the name must end in .html). */
   output?: string;
 }
 
+/** A mistake in the arguments of `ntflow diff` (exit 1, one line). */
+export class DiffInputError extends Error {
+  override name = 'DiffInputError';
+}
+
+/** -o's file name, checked before any work. */
+export function checkOutput(output: string | undefined): void {
+  if (output === undefined) return;
+  if (!/\.html$/i.test(output)) throw new DiffInputError(`-o ${output}: the comparison page is HTML; give a name ending in .html (e.g. -o diff.html)`);
+}
+
 export async function diffCommand(a: string, b: string, opts: DiffCommandOptions, write: (s: string) => void = (s) => process.stdout.write(s)): Promise<DiffResult> {
+  checkOutput(opts.output);
   const A = open(a);
   let B: ReturnType<typeof open>;
   try {
@@ -53,6 +67,16 @@ export async function diffCommand(a: string, b: string, opts: DiffCommandOptions
   try {
     const result = diffSessions(A, B);
     write(opts.json ? JSON.stringify(result, null, 1) + '\n' : formatDiff(result));
+    if (opts.output !== undefined) {
+      // viz/ loads only for the page (d3 and its renderers are heavy; plain diffs start faster).
+      const { renderDiffHtml } = await import('../viz/index.js');
+      const html = renderDiffHtml(result, A, B);
+      try {
+        writeFileSync(opts.output, html);
+      } catch (e) {
+        throw new DiffInputError(`cannot write ${opts.output}: ${(e as Error).message.split('\n')[0]}`);
+      }
+    }
     return result;
   } finally {
     A.db.close();
@@ -67,11 +91,12 @@ export function addDiffCommand(program: Command, userError: (message: string) =>
     .argument('<a>', 'a trace file, or FILE:SESSION (session id or name; default the latest)')
     .argument('<b>', 'the other: FILE, or FILE:SESSION (the same file with another session is fine)')
     .option('--json', 'JSON for tools: {a, b, identical, method, pairs, divergences, differences}')
+    .option('-o, --output <diff.html>', 'also write a self-contained page: the two sequence diagrams side by side, rows aligned, divergences marked')
     .action(async (a: string, b: string, opts: DiffCommandOptions) => {
       try {
         await diffCommand(a, b, opts);
       } catch (e) {
-        if (e instanceof QueryError || e instanceof TraceFileError) throw userError(e.message.split('\n')[0]);
+        if (e instanceof QueryError || e instanceof TraceFileError || e instanceof DiffInputError || (e instanceof Error && e.name === 'VizInputError')) throw userError(e.message.split('\n')[0]);
         throw e;
       }
     });

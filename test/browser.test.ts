@@ -17,7 +17,7 @@ import { replayFile } from '../analyzer/index.js';
 import { sequenceInput } from '../viz/data.js';
 import { layoutSequence } from '../viz/layout.js';
 import { renderSequenceHtml } from '../viz/html.js';
-import { runDemoPage } from '../bin/demo-page.js';
+import { COMPARISONS, comparisonPage, runDemoPage } from '../bin/demo-page.js';
 import { SCENARIOS } from '../core/guest/scenarios.js';
 import { repoPath } from './util/paths.js';
 import {
@@ -102,7 +102,7 @@ if (haveChromium(t)) {
 
   t.test('every generated page opens offline: drawn, no console error, no request but itself', async (t) => {
     const files = [...readdirSync(traces).filter((f) => f.endsWith('.html')).map((f) => join(traces, f)), pages.ntreadfile, pages.hostile, pages.breaker];
-    t.equal(files.length, 1 + 3 * SCENARIOS.length + 3);
+    t.equal(files.length, 1 + 3 * SCENARIOS.length + COMPARISONS.length + 3, 'the index, three pages per scenario, a page per comparison, and the three made here');
     for (const file of files) {
       const { page, watch, url } = await open(file);
       const diagrams = await page.locator('section.ntflow-diagram').count();
@@ -115,6 +115,24 @@ if (haveChromium(t)) {
       t.same(watch.dialogs, [], `${name}: no dialog`);
       await page.close();
     }
+  });
+
+  t.test("the index's Comparisons: each link opens its comparison, both diagrams drawn", async (t) => {
+    const { page, watch } = await open(join(traces, 'index.html'));
+    t.equal(await page.locator('#comparisons .part').count(), COMPARISONS.length);
+    for (const c of COMPARISONS) {
+      const link = page.locator(`#comparisons a[href="${comparisonPage(c)}"]`);
+      t.equal(await link.count(), 1, `a link to ${comparisonPage(c)}`);
+      await link.click();
+      await page.waitForSelector('html[data-ntflow-ready="true"]', { timeout: 10_000 });
+      t.match(page.url(), new RegExp(`/${comparisonPage(c).replace(/\./g, '\\.')}$`), 'it opened');
+      t.equal(await page.locator('section.ntflow-diagram[data-ready="true"] svg.ntflow-svg').count(), 2, `${c.a} vs ${c.b}: both diagrams drawn`);
+      t.match(await page.locator('h1').textContent(), `${c.a} vs ${c.b}`);
+      await page.goBack();
+      await page.waitForSelector('html[data-ntflow-ready="true"]', { timeout: 10_000 });
+    }
+    t.same(watch.errors, [], 'no console error');
+    await page.close();
   });
 
   t.test('user-nt-readfile: the lanes by ring and the labels of the seed path', async (t) => {

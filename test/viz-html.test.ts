@@ -12,8 +12,9 @@ import { parseHTML } from 'linkedom';
 import { SCENARIOS } from '../core/index.js';
 import { escapeHtml, renderFlameHtml, renderGraphHtml, renderIndexPage, renderSequenceHtml, scriptJson } from '../viz/html.js';
 import type { FlameLayout, GraphLayout } from '../viz/types.js';
-import { runDemoPage } from '../bin/demo-page.js';
-import { narrateSession, sessionFacts } from '../analyzer/index.js';
+import { COMPARISONS, comparisonPage, runDemoPage } from '../bin/demo-page.js';
+import { diffSessions, narrateSession, sessionFacts } from '../analyzer/index.js';
+import { describeDiff } from '../viz/index.js';
 import { HOSTILE_FILE, SCRIPT_BREAKER, sequenceFixture } from './util/browser.js';
 
 const flame: FlameLayout = {
@@ -176,12 +177,37 @@ t.test('the demo page: every scenario recorded, index.html and a page per scenar
     const page = readFileSync(join(dir, 'traces', `${s.name}.html`), 'utf8');
     t.same(externalReferences(page), [], `${s.name}.html is self-contained`);
   }
-  t.equal(result.pages.length, 1 + 3 * SCENARIOS.length);
+  t.equal(result.pages.length, 1 + 3 * SCENARIOS.length + COMPARISONS.length);
   const { document } = parseHTML(index);
   t.equal(document.querySelectorAll('#nt-vs-zw section.ntflow-diagram').length, 2, 'user-nt-readfile and kernel-zw-readfile side by side');
   const paragraphs = document.querySelectorAll('section.scenario p');
   const text = [...paragraphs].map((p) => (p as unknown as { textContent: string }).textContent).join('\n');
   for (const lesson of ['PreviousMode', 'OBJ_KERNEL_HANDLE', 'APC', 'KiServiceTable[0xB7]', 'ZwReadFile', 'SYSENTER']) t.match(text, lesson, `the paragraphs explain ${lesson}`);
+
+  // The comparisons (issue H): four, each with what its diff found — the sentences generated from
+  // the DiffResult, nothing else — and a link to its page, written next to index.html.
+  const parts = [...document.querySelectorAll('#comparisons .part')] as unknown as { id: string; querySelector(s: string): { textContent: string } | null; querySelectorAll(s: string): Iterable<{ textContent: string; getAttribute(n: string): string | null }> }[];
+  t.same(parts.map((p) => p.querySelector('h3')?.textContent), COMPARISONS.map((c) => `${c.a} vs ${c.b}`), 'the four comparisons');
+  const { default: Sqlite2 } = await import('better-sqlite3');
+  const trace2 = new Sqlite2(result.db, { readonly: true });
+  const sessionOf = (name: string) => trace2.prepare('SELECT id FROM sessions WHERE name = ?').pluck().get(name) as number;
+  for (const [i, c] of COMPARISONS.entries()) {
+    const said = [...parts[i].querySelectorAll('p:not(.links)')].map((p) => p.textContent);
+    const r = diffSessions({ db: trace2, file: result.db, sessionId: sessionOf(c.a) }, { db: trace2, file: result.db, sessionId: sessionOf(c.b) });
+    t.same(said, [c.why, ...describeDiff(r)], `${c.a} vs ${c.b}: why, then what the diff found, generated from its result`);
+    const links = [...parts[i].querySelectorAll('a')].map((a) => a.getAttribute('href'));
+    t.same(links, [comparisonPage(c)]);
+    t.ok(existsSync(join(dir, 'traces', comparisonPage(c))), `${comparisonPage(c)} is there`);
+    t.same(externalReferences(readFileSync(join(dir, 'traces', comparisonPage(c)), 'utf8')), [], `${comparisonPage(c)} is self-contained`);
+  }
+  trace2.close();
+  const compText = (i: number) => [...parts[i].querySelectorAll('p')].map((p) => p.textContent).join('\n');
+  t.match(compText(3), /paths first part at SharedUserData!SystemCallStub `mov edx,esp` in user-nt-readfile against SharedUserData!KiIntSystemCall `lea edx,\[esp\+8\]` in int2e-readfile, and join again at nt!KiSystemService\+0x5c/, 'int2e: where the paths part and join');
+  t.match(compText(3), /What differs in outcome \(user-nt-readfile → int2e-readfile\): in all 4 pairs \(#1 NtCreateFile, #2 NtReadFile, #3 NtClose and #4 NtTerminateProcess\), entry sysenter → int2e\./);
+  t.match(compText(0), /only in kernel-zw-readfile: #1 NtCreateFile \(zw-kernel, KernelMode, System\) and #4 NtReadFile \(zw-kernel, KernelMode, device-read\.exe\)/, 'kernel-zw: the calls only in B');
+  t.match(compText(1), /in #5 NtWriteFile, status STATUS_ACCESS_VIOLATION → STATUS_INVALID_HANDLE, /, 'osr-log: the statuses that differ');
+  t.match(compText(1), /; in #8 NtWriteFile and #9 NtWriteFile, status STATUS_INVALID_HANDLE → STATUS_SUCCESS, /);
+  t.match(compText(2), /in #2 NtReadFile, SSDT target nt!NtReadFile → ssdt-hook!HookNtReadFile\./, 'ssdt-hook: the routine the table gave');
 
   // What happened is generated from the trace: every call of osr-log-user-handle with its status
   // and PreviousMode as its syscalls row has them, and a changed row changes the text.

@@ -14,7 +14,7 @@ import type Database from 'better-sqlite3';
 import { ntSuccess, splitSymbol as parseSymbol, statusName } from '../core/index.js';
 import { Flow, flowOf, replaySession, staleSessions, stateAt } from '../analyzer/index.js';
 import { bandFailures, findingNotes, mergeNotes, sessionFindings, type EventPlace } from './findings.js';
-import type { FlowStep, LaneSpec, SequenceInput, SyscallBand } from './types.js';
+import type { DiffMark, FlowStep, LaneSpec, SequenceInput, SyscallBand } from './types.js';
 
 /** A request the trace cannot answer (unknown syscall id, no such session): one line for the user. */
 export class VizInputError extends Error {
@@ -30,6 +30,16 @@ export interface SequenceOptions {
   registerSteps?: number;
   /** Called while steps are extracted: done of total syscalls/ranges (for a progress bar). */
   onProgress?: (done: number, total: number) => void;
+  /** More notes to draw at their events (a comparison's marks); each goes on the lane and thread of its event. */
+  notes?: ExtraNote[];
+}
+
+/** A note the caller adds to the diagram at event `seq` (drawn when a drawn call holds it, or the whole session is drawn). */
+export interface ExtraNote {
+  seq: number;
+  label: string;
+  detail?: Record<string, string>;
+  diff?: DiffMark;
 }
 
 // ---- lanes --------------------------------------------------------------------------------
@@ -595,7 +605,7 @@ export function sequenceInput(db: Database.Database, sessionId: number, options:
   if (budget > 0) addRegisters(db, sessionId, steps, budget);
   addArgs(db, sessionId, steps, bands);
   const what = chosen === null ? 'every call' : `call${chosen.length > 1 ? 's' : ''} ${chosen.map((r) => `#${r.id} ${r.name ?? '?'}`).join(', ')}`;
-  const input = withFindings(db, sessionId, ctx, rows, steps, bands.map((b) => bandOf(b.row, b.first, b.last)), chosen === null);
+  const input = withFindings(db, sessionId, ctx, rows, steps, bands.map((b) => bandOf(b.row, b.first, b.last)), chosen === null, options.notes);
   return { title: `${session.name}: ${what}`, ...input };
 }
 
@@ -622,8 +632,11 @@ function withFindings(
   steps: FlowStep[],
   bands: SyscallBand[],
   wholeSession: boolean,
+  extra: readonly ExtraNote[] = [],
 ): Omit<SequenceInput, 'title'> {
-  const { listed, notes } = findingNotes(sessionFindings(db, sessionId), bands, eventPlace(db, sessionId, ctx), wholeSession);
+  const place = eventPlace(db, sessionId, ctx);
+  const { listed, notes } = findingNotes(sessionFindings(db, sessionId), bands, place, wholeSession);
+  notes.push(...extraNotes(extra, bands, place, wholeSession));
   notes.sort((a, b) => a.seq - b.seq);
   addCallIds(db, sessionId, notes);
   const all = mergeNotes(steps, notes);
@@ -640,6 +653,22 @@ function withFindings(
   }
   const lanes = sortLanes(all.flatMap((s) => [s.from, s.to])).map((id) => laneSpec(ctx, id));
   return { lanes, steps: all, bands, findings: listed };
+}
+
+/** The caller's notes as steps: on their event's lane and thread, in the innermost drawn band holding them. */
+function extraNotes(extra: readonly ExtraNote[], bands: readonly SyscallBand[], place: EventPlace, wholeSession: boolean): FlowStep[] {
+  const out: FlowStep[] = [];
+  for (const n of extra) {
+    let band: SyscallBand | undefined;
+    for (const b of bands) if (b.firstSeq <= n.seq && n.seq <= b.lastSeq && (!band || b.firstSeq >= band.firstSeq)) band = b;
+    if (!band && !wholeSession) continue;
+    const { lane, thread } = place(n.seq);
+    const step: FlowStep = { seq: n.seq, kind: 'note', from: lane, to: lane, label: n.label, detail: { seq: String(n.seq), thread: String(thread), ...(n.detail ?? {}) } };
+    if (n.diff) step.diff = n.diff;
+    if (band) step.syscallId = band.syscallId;
+    out.push(step);
+  }
+  return out;
 }
 
 /** The named arguments (syscall_args) on each call's PreviousMode note. */
@@ -710,5 +739,5 @@ function collapsedInput(db: Database.Database, sessionId: number, name: string, 
     if (i % 256 === 255) options.onProgress?.(i + 1, rows.length);
   });
   options.onProgress?.(rows.length, rows.length);
-  return { title: `${name}: ${rows.length} calls, one row each (--syscall ID draws one step by step)`, ...withFindings(db, sessionId, ctx, rows, steps, bands, true) };
+  return { title: `${name}: ${rows.length} calls, one row each (--syscall ID draws one step by step)`, ...withFindings(db, sessionId, ctx, rows, steps, bands, true, options.notes) };
 }

@@ -24,9 +24,21 @@ export type DiagramSpec =
       collapse?: CollapseMode;
       /** Fit this width (not less than the layout's) into view at first: diagrams side by side get one scale. */
       fitWidth?: number;
+      /** One of a comparison's two diagrams, aligned row by row with the other (viz/diff-page.ts). */
+      link?: DiagramLink;
     }
   | { kind: 'flame'; layout: FlameLayout; caption?: string }
   | { kind: 'graph'; layout: GraphLayout; caption?: string };
+
+/**
+ * The diagrams of a comparison share their collapse state and view: `group` names the comparison,
+ * `side` is 'a' or 'b', `keys` maps each paired call (syscalls.id) to the key its partner has too.
+ */
+export interface DiagramLink {
+  group: string;
+  side: 'a' | 'b';
+  keys: Record<number, string>;
+}
 
 /**
  * A sequence diagram's first view: 'auto' (default) shows one row per system call when there are
@@ -60,6 +72,21 @@ export interface IndexSection {
   links?: { href: string; text: string }[];
   /** Diagrams drawn inline; two or more sit side by side. */
   diagrams?: DiagramSpec[];
+  /** Parts of the section, each under its own heading (the demo's comparisons). */
+  parts?: IndexPart[];
+}
+
+/** A part of an index section: a heading, paragraphs and links (relative, as the section's). */
+export interface IndexPart {
+  id: string;
+  title: string;
+  paragraphs: string[];
+  links?: { href: string; text: string }[];
+}
+
+/** Links as a paragraph (relative URLs only). */
+function linksHtml(links: { href: string; text: string }[] | undefined): string {
+  return links?.length ? `<p class="links">${links.map((l) => `<a href="${escapeHtml(relativeHref(l.href))}">${escapeHtml(l.text)}</a>`).join('\n')}</p>\n` : '';
 }
 
 export interface IndexOptions {
@@ -87,7 +114,7 @@ export function scriptJson(value: unknown): string {
 }
 
 /** A relative URL for a link: no scheme (http:, javascript:, file:), no protocol-relative //host. */
-function relativeHref(href: string): string {
+export function relativeHref(href: string): string {
   if (/^[a-z][a-z0-9+.-]*:/i.test(href) || href.startsWith('//') || href.startsWith('\\')) {
     throw new RangeError(`link '${href}': only relative links are allowed in a self-contained page (e.g. 'user-nt-readfile.html')`);
   }
@@ -127,9 +154,10 @@ function inlineScript(text: string, what: string): string {
 
 /**
  * The page script's parts, in order: shared pieces, the flame chart and call graph, the findings
- * list and "next failure", the sequence diagram, and app.js, which draws the page's diagrams.
+ * list and "next failure", a comparison's linked diagrams, the sequence diagram, and app.js, which
+ * draws the page's diagrams.
  */
-const PAGE_PARTS = ['common.js', 'charts.js', 'findings.js', 'sequence.js', 'app.js'];
+const PAGE_PARTS = ['common.js', 'charts.js', 'findings.js', 'diff.js', 'sequence.js', 'app.js'];
 
 /** The parts joined into one script, inside one function (one scope, strict mode, d3 from the UMD global). */
 function pageScript(dir: string): string {
@@ -154,12 +182,13 @@ const sha256 = (text: string) => `'sha256-${createHash('sha256').update(text, 'u
 // ---- pages ---------------------------------------------------------------------------------------
 
 /** A diagram's mount point and its data element. */
-function diagramHtml(spec: DiagramSpec, id: string, showTitle = true): string {
+export function diagramHtml(spec: DiagramSpec, id: string, showTitle = true): string {
   const options: Record<string, unknown> = {};
   if (!showTitle) options.showTitle = false;
   if (spec.caption !== undefined) options.caption = spec.caption;
   if (spec.kind === 'sequence' && spec.collapse !== undefined) options.collapse = spec.collapse;
   if (spec.kind === 'sequence' && spec.fitWidth !== undefined) options.fitWidth = spec.fitWidth;
+  if (spec.kind === 'sequence' && spec.link !== undefined) options.link = spec.link;
   const payload = { kind: spec.kind, layout: spec.layout, options };
   return (
     `<section class="ntflow-diagram ntflow-${spec.kind}" data-kind="${spec.kind}" data-source="${id}"></section>\n` +
@@ -167,8 +196,8 @@ function diagramHtml(spec: DiagramSpec, id: string, showTitle = true): string {
   );
 }
 
-/** The whole document: head (CSP, style), body, then d3 and the page script. */
-function documentHtml(title: string, body: string, bodyClass: string): string {
+/** The whole document: head (CSP, style), body (HTML, its text already escaped), then d3 and the page script. */
+export function documentHtml(title: string, body: string, bodyClass: string): string {
   const { d3, app, css } = loadAssets();
   const csp = [
     "default-src 'none'",
@@ -201,7 +230,7 @@ function documentHtml(title: string, body: string, bodyClass: string): string {
   ].join('\n');
 }
 
-function paragraphs(text: string | string[] | undefined): string {
+export function paragraphs(text: string | string[] | undefined): string {
   if (text === undefined) return '';
   return (Array.isArray(text) ? text : [text]).map((p) => `<p>${escapeHtml(p)}</p>\n`).join('');
 }
@@ -237,9 +266,10 @@ export function renderIndexPage(sections: IndexSection[], opts: IndexOptions = {
   if (sections.length > 1) parts.push(`<nav class="toc"><ul>\n${toc}\n</ul></nav>\n`);
   for (const s of sections) {
     const facts = s.facts?.length ? `<p class="facts">${s.facts.map(([k, v]) => `${escapeHtml(k)}: <code>${escapeHtml(v)}</code>`).join(' · ')}</p>\n` : '';
-    const links = s.links?.length
-      ? `<p class="links">${s.links.map((l) => `<a href="${escapeHtml(relativeHref(l.href))}">${escapeHtml(l.text)}</a>`).join('\n')}</p>\n`
-      : '';
+    const links = linksHtml(s.links);
+    const subparts = (s.parts ?? [])
+      .map((p) => `<div class="part" id="${escapeHtml(p.id)}">\n<h3>${escapeHtml(p.title)}</h3>\n${paragraphs(p.paragraphs)}${linksHtml(p.links)}</div>\n`)
+      .join('');
     const diagrams = (s.diagrams ?? []).map((d) => `<div class="cell">\n${diagramHtml(d, `ntflow-data-${n++}`)}</div>\n`).join('');
     parts.push(
       `<section class="scenario" id="${escapeHtml(s.id)}">\n<h2>${escapeHtml(s.title)}</h2>\n` +
@@ -248,6 +278,7 @@ export function renderIndexPage(sections: IndexSection[], opts: IndexOptions = {
         facts +
         links +
         (diagrams ? `<div class="${(s.diagrams ?? []).length > 1 ? 'side-by-side' : 'single'}">\n${diagrams}</div>\n` : '') +
+        subparts +
         '</section>\n',
     );
   }

@@ -1,7 +1,10 @@
 // viz/ public API: trace → inputs (data), inputs → numbers (layout), numbers → SVG (svg). One export line per feature.
 export type * from './types.js';
-export { sequenceInput, ensureSessionProjections, masmHex, VizInputError, type SequenceOptions } from './data.js';
+export { sequenceInput, ensureSessionProjections, masmHex, VizInputError, type SequenceOptions, type ExtraNote } from './data.js';
 export { flameInput, graphInput } from './data-charts.js';
 export { layoutSequence, layoutFlame, layoutCallGraph, type SequenceLayoutOptions, type FlameLayoutOptions, type GraphLayoutOptions } from './layout.js';
 export { renderSequenceSvg, renderFlameSvg, renderGraphSvg, COLORS } from './svg.js';
-export { renderSequenceHtml, renderFlameHtml, renderGraphHtml, renderIndexPage, escapeHtml, type HtmlOptions, type IndexSection, type IndexOptions, type DiagramSpec, type CollapseMode } from './html.js';
+export { renderSequenceHtml, renderFlameHtml, renderGraphHtml, renderIndexPage, escapeHtml, type HtmlOptions, type IndexSection, type IndexPart, type DiagramLink, type IndexOptions, type DiagramSpec, type CollapseMode } from './html.js';
+export { renderDiffHtml, diffLayouts, diffNotes, type DiffPageSide, type DiffPageOptions } from './diff-page.js';
+export { alignLayouts, type PairIds } from './diff-layout.js';
+export { describeDiff, countsLine, pairLabel } from './diff-summary.js';

@@ -33,6 +33,19 @@ export interface FlowStep {
   callId?: number;
   /** A finding's note (kind 'note'): drawn by severity, its tooltip the finding's explanation. */
   finding?: FindingNote;
+  /** A comparison's note (kind 'note'): where two sessions' paths part or join again (viz/diff-page.ts). */
+  diff?: DiffMark;
+}
+
+/** Where a note of a two-session comparison sits: a divergence of the paths, or where they join again. */
+export interface DiffMark {
+  kind: 'diverge' | 'join';
+  /** The pair of calls it belongs to (its index in the diff's pairs), or null: outside the paired calls. */
+  pair: number | null;
+  /** Which of the pair's divergences (0: the first), or of those outside the pairs. */
+  index: number;
+  /** The diagram it is drawn on: session A's or B's. */
+  side: 'a' | 'b';
 }
 
 export type FindingSeverity = 'error' | 'warning' | 'info';
@@ -140,6 +153,18 @@ export interface SequenceLayout {
   bands: LaidBand[];
   /** The input's findings, each with the step that draws its note. */
   findings: LaidFinding[];
+  /** Space left where the other diagram of a comparison has rows this one lacks (viz/diff-layout.ts). */
+  gaps?: LaidGap[];
+}
+
+/** A gap in one diagram of a comparison: rows the other diagram has here (a call only there, a longer path). */
+export interface LaidGap {
+  y0: number;
+  y1: number;
+  /** What the other side has there: 'only in B: #1 NtCreateFile', 'B: 5 more steps'. */
+  label: string;
+  /** The calls only on the other side that the gap stands for (syscalls.id there). */
+  others: number[];
 }
 
 export interface LaidFinding extends SessionFinding {

@@ -12,7 +12,7 @@
 //
 // Plain browser JavaScript, not TypeScript: the project compiles without the DOM library, and these
 // files are read at run time, so they are kept dependency-free and small. viz/html.ts joins them,
-// in the order of its PAGE_PARTS (common.js, charts.js, findings.js, sequence.js, then this file),
+// in the order of its PAGE_PARTS (common.js, charts.js, findings.js, diff.js, sequence.js, then this file),
 // into one script: `(function () { 'use strict'; const d3 = window.d3; … })();`. This part, the
 // last, draws every diagram on the page.
 
@@ -36,6 +36,9 @@ for (const container of document.querySelectorAll('section.ntflow-diagram[data-s
   }
   container.setAttribute('data-ready', 'true');
 }
+
+// A comparison's two diagrams, drawn, redrawn with each other's collapse state (viz/page/diff.js).
+linkReady();
 
 document.addEventListener('keydown', (event) => {
   if (event.key !== 'n' && event.key !== 'N') return;

@@ -140,8 +140,11 @@ function hideTooltip(tooltip) {
   tooltip.style('display', 'none');
 }
 
-/** d3.zoom on the svg, the transform applied to `viewport` (and `header`, horizontally only). */
-function zoomable(svg, viewport, header, contentWidth) {
+/**
+ * d3.zoom on the svg, the transform applied to `viewport` (and `header`, horizontally only);
+ * `onZoom(transform)`, if given, hears every change (a comparison's other diagram follows it).
+ */
+function zoomable(svg, viewport, header, contentWidth, onZoom) {
   const zoom = d3
     .zoom()
     .scaleExtent([0.05, 8])
@@ -149,6 +152,7 @@ function zoomable(svg, viewport, header, contentWidth) {
       const t = event.transform;
       viewport.attr('transform', t.toString());
       if (header) header.attr('transform', 'translate(' + t.x + ',0) scale(' + t.k + ')');
+      if (onZoom) onZoom(t);
     });
   svg.call(zoom).on('dblclick.zoom', null);
   const fit = () => {

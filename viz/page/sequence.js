@@ -1,7 +1,9 @@
 // The sequence diagram of the page: lanes by ring, one row per step, system-call bands that
 // collapse, function bodies that fold, search, and the findings — notes by severity, failed bands
 // marked even when collapsed, a "next failure" control and the findings list (viz/page/findings.js).
-// One of the page's script parts (see app.js).
+// On a comparison page (options.link) also where the two sessions' paths part and join again, the
+// gaps left for rows only the other side has, and the collapse state and view shared with the other
+// diagram (viz/page/diff.js). One of the page's script parts (see app.js).
 
 function drawSequence(root, layout, opts) {
   const f = frame(root, layout.title, opts);
@@ -26,6 +28,10 @@ function drawSequence(root, layout, opts) {
     const last = lastIndexOfCall.get(s.callId);
     if (last > i) bodyOf.set(i, [i + 1, last]);
   });
+  // On a comparison page the rows of the two diagrams line up: a system call folds on both sides
+  // at once (its partner folds with it), a function body, which has no partner, does not fold.
+  const link = opts.link ? linkOf(opts.link) : null;
+  if (link) bodyOf.clear();
   const stepsOfBand = new Map(layout.bands.map((b) => [b.syscallId, 0]));
   for (const s of steps) if (stepsOfBand.has(s.syscallId)) stepsOfBand.set(s.syscallId, stepsOfBand.get(s.syscallId) + 1);
 
@@ -37,7 +43,9 @@ function drawSequence(root, layout, opts) {
   // A band of one row (a call drawn as one summary arrow) has no title row and nothing to fold.
   const foldable = (b) => stepsOfBand.get(b.syscallId) > 1 && b.y1 - b.y0 > rowH + 0.5;
   const foldableBands = layout.bands.filter(foldable);
-  const collapsedBands = new Set(collapse === 'all' || (collapse === 'auto' && manySteps) ? foldableBands.map((b) => b.syscallId) : []);
+  const startCollapsed = collapse === 'all' || (collapse === 'auto' && manySteps) ? foldableBands.map((b) => b.syscallId) : [];
+  const collapsedBands = link ? link.bands : new Set();
+  for (const id of startCollapsed) collapsedBands.add(id);
   const collapsedCalls = new Set(); // step indices
 
   let query = '';
@@ -56,6 +64,7 @@ function drawSequence(root, layout, opts) {
   const gRings = viewport.append('g').attr('class', 'rings');
   const gLifelines = viewport.append('g').attr('class', 'lifelines');
   const gBands = viewport.append('g').attr('class', 'bands');
+  const gGaps = viewport.append('g').attr('class', 'gaps');
   const gSteps = viewport.append('g').attr('class', 'steps');
   const header = f.svg.append('g').attr('class', 'header');
 
@@ -115,9 +124,10 @@ function drawSequence(root, layout, opts) {
   arrowLegend(f.legend, f.id, null);
   failedLegend(f.legend);
   findingLegend(f.legend, findings);
+  diffLegend(f.legend, layout, link !== null);
   legendItem(f.legend, 'band', 'system call (click to collapse/expand)', (sw) => sw.append('rect').attr('class', 'band-rect').attr('width', 34).attr('height', 14));
 
-  const pan = zoomable(f.svg, viewport, header, Math.max(layout.width, opts.fitWidth || 0));
+  const pan = zoomable(f.svg, viewport, header, Math.max(layout.width, opts.fitWidth || 0), link ? (t) => link.zoomed(t) : null);
   button(f.buttons, 'ntflow-expand-all', 'expand all', () => {
     collapsedBands.clear();
     collapsedCalls.clear();
@@ -134,10 +144,15 @@ function drawSequence(root, layout, opts) {
   const stopText = f.buttons.append('span').attr('class', 'ntflow-failure-pos').attr('aria-live', 'polite');
   const panel = findings.length ? findingsPanel(f.body, findings, selectFinding) : null;
 
+  /** The rows its collapsed bands take away (below each one's title row). */
+  function bandIntervals() {
+    return layout.bands.filter((b) => collapsedBands.has(b.syscallId)).map((b) => [b.y0 + rowH, b.y1]);
+  }
+
   /** The vertical intervals removed by collapsing, merged, with prefix sums for mapping y. */
   function removedIntervals() {
-    const raw = [];
-    for (const b of layout.bands) if (collapsedBands.has(b.syscallId)) raw.push([b.y0 + rowH, b.y1]);
+    // On a comparison page, also what the other diagram's collapsed bands take away: the same rows.
+    const raw = link ? [...bandIntervals(), ...link.otherIntervals()] : bandIntervals();
     for (const i of collapsedCalls) {
       const [first, last] = bodyOf.get(i);
       raw.push([steps[first].y - rowH / 2, steps[last].y + rowH / 2]);
@@ -312,6 +327,7 @@ function drawSequence(root, layout, opts) {
         if (s.status && s.status.failed) cls += ' failed';
         if (bodyOf.has(i)) cls += collapsedCalls.has(i) ? ' has-body collapsed' : ' has-body';
         if (s.finding) cls += ' finding severity-' + s.finding.severity;
+        if (s.diff) cls += ' diff-mark diff-' + s.diff.kind;
         if (matched.has(i)) cls += ' match';
         if (i === current) cls += ' current';
         if (spot && spot.step === i) cls += ' spotlight';
@@ -321,6 +337,8 @@ function drawSequence(root, layout, opts) {
       .attr('transform', (i) => 'translate(0,' + map(steps[i].y) + ')');
     step.select('text.label').text((i) => stepText(steps[i], i));
     step.select('text.toggle').text((i) => (collapsedCalls.has(i) ? '▸' : '▾'));
+    drawGaps(gGaps, layout, map, hidden);
+    if (link) link.rendered();
     if (panel) panel.mark(spot && spot.step !== undefined && steps[spot.step].finding ? steps[spot.step].finding.id : null);
     stopText.text(stop >= 0 ? 'failure ' + (stop + 1) + ' of ' + stops.length : stops.length ? stops.length + (stops.length === 1 ? ' failure' : ' failures') : '');
     return map;
@@ -345,11 +363,17 @@ function drawSequence(root, layout, opts) {
       const left = x1 - (lane ? lane.width / 2 : 40) + 6;
       // A finding's note is a box coloured by its severity (drawn under the dot and the label).
       if (s.finding) g.append('rect').attr('class', 'finding-box').attr('x', x1 - 8).attr('y', -rowH / 2 + 3).attr('rx', 4).attr('width', s.label.length * 6.6 + 24).attr('height', rowH - 6);
+      // A comparison's note (where the paths part or join again): a box outlined in magenta; one
+      // that would run past the diagram's right edge opens to the left of its dot instead.
+      const boxWidth = s.label.length * 6.6 + 24;
+      const flip = s.diff && x1 - 8 + boxWidth > layout.width && x1 + 8 - boxWidth >= 0;
+      if (s.diff) g.append('rect').attr('class', 'diff-box').attr('x', flip ? x1 + 8 - boxWidth : x1 - 8).attr('y', -rowH / 2 + 2).attr('rx', 4).attr('width', boxWidth).attr('height', rowH - 4);
       g.append('circle').attr('class', 'note-dot').attr('cx', x1).attr('cy', 0).attr('r', 3);
-      labelX = x1 + 8;
-      anchor = 'start';
-      hitX0 = s.finding ? x1 - 2 : left; // a finding's hit area is its box
-      hitX1 = s.finding ? x1 + 10 + s.label.length * 6.6 : x1 + 8 + s.label.length * 6.2;
+      labelX = flip ? x1 - 8 : x1 + 8;
+      anchor = flip ? 'end' : 'start';
+      const boxed = s.finding || s.diff;
+      hitX0 = flip ? x1 + 2 - boxWidth : boxed ? x1 - 2 : left; // a finding's (or a comparison note's) hit area is its box
+      hitX1 = flip ? x1 + 2 : boxed ? x1 + 10 + s.label.length * 6.6 : x1 + 8 + s.label.length * 6.2;
     } else {
       // A call, jump or return within one module: a small loop on the lane.
       g.append('path')
@@ -388,6 +412,7 @@ function drawSequence(root, layout, opts) {
       });
     }
     if (s.finding) g.attr('data-finding', s.finding.id);
+    if (s.diff) g.attr('data-diff', s.diff.kind).attr('data-pair', s.diff.pair === null ? 'none' : s.diff.pair).attr('data-diff-index', s.diff.index);
     g.on('mouseenter', (event) => showTooltip(f.tooltip, f.canvas.node(), event, s.finding ? s.finding.title : s.label, stepRows(s)))
       .on('mousemove', (event) => moveTooltip(f.tooltip, f.canvas.node(), event))
       .on('mouseleave', () => hideTooltip(f.tooltip));
@@ -514,6 +539,15 @@ function drawSequence(root, layout, opts) {
     }
   });
 
+  /** A band brought into view (a comparison's table of pairs asks for it); false when it is not drawn. */
+  function showBand(id) {
+    if (!layout.bands.some((b) => b.syscallId === id)) return false;
+    spot = { band: id };
+    revealBand(id);
+    return true;
+  }
+
   render();
-  return { nextFailure, failures: stops.length, button: nextButton };
+  if (link) link.join({ side: opts.link.side, body: f.body.node(), render, bandIntervals, showBand, zoomTo: (t) => f.svg.call(pan.zoom.transform, t) });
+  return { nextFailure, failures: stops.length, button: nextButton, showBand };
 }
