@@ -284,7 +284,9 @@ if (haveChromium(t)) {
         labels.some((l) => l.includes(text)),
         'a label shows it as characters',
       );
-      // Hover every step that carries it: the tooltip is text too.
+      // Hover every step that carries it: the tooltip is text too. (The findings list beside the
+      // diagram — where the missing file's name shows, as text — would cover steps panned under it.)
+      await page.locator('.ntflow-findings').evaluateAll((els) => els.forEach((e) => ((e as unknown as { style: { display: string } }).style.display = 'none')));
       const carrying = page.locator('g.step', { has: page.locator('text.label', { hasText: text }) });
       for (let i = 0; i < Math.min(await carrying.count(), 5); i++) {
         await carrying.nth(i).locator('rect.hit').hover();
