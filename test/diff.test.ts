@@ -68,6 +68,13 @@ t.test('user-nt-readfile vs kernel-zw-readfile: the driver\'s calls only in B, t
     ['zw-kernel', 'KernelMode', 'System'],
     ['zw-kernel', 'KernelMode', 'device-read.exe'],
   ], "B's own calls: the driver's ZwCreateFile in DriverEntry and its ZwReadFile inside the program's read, both KernelMode");
+  // The driver's nested ZwReadFile (B only) is cut out of the program's NtReadFile: no divergence
+  // or join of the walk lands inside it, and every divergence joins again.
+  const nested = onlyB[1];
+  for (const d of r.divergences) {
+    for (const p of [d.b, d.join?.b]) if (p) t.notOk(p.seq >= nested.enterSeq && p.seq <= nested.exitSeq!, `B seq ${p.seq} is not inside B's #4 (${nested.enterSeq}–${nested.exitSeq})`);
+    t.ok(d.join, `the divergence at A seq ${d.a?.seq} joins again`);
+  }
   const open = r.pairs[1].divergence!;
   t.match(open.a, { location: 'nt!NtCreateFile+0x8' });
   t.match(open.b, { location: 'zw-reader!DispatchCreateClose' }, "opening the device sends IRP_MJ_CREATE to the driver");

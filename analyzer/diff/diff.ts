@@ -301,11 +301,40 @@ function compareSegments(A: Loaded, B: Loaded, aligned: [number | null, number |
     if (last && (A.spans[i][0] <= A.spans[last[0]][2] || B.spans[j][0] <= B.spans[last[1]][2])) continue;
     top.push([i, j]);
   }
+  // Calls only one side made (a driver's nested ZwReadFile, its DriverEntry's ZwCreateFile) are cut
+  // out of the stretch they sit in: the other side's path continues past where they were, so the
+  // walk must not line them up with anything.
+  const onlyA = aligned.filter(([i, j]) => i !== null && j === null).map(([i]) => A.spans[i!]);
+  const onlyB = aligned.filter(([i, j]) => i === null && j !== null).map(([, j]) => B.spans[j!]);
+  /** The keys of [lo, hi] less the one-sided calls inside it, with each kept key's icount. */
+  const kept = (l: Loaded, cuts: [number, number, number][], lo: number, hi: number): { keys: Int32Array; at: Int32Array } => {
+    const inside = cuts.filter(([c0, , c2]) => c0 >= lo && c2 <= hi).sort((x, y) => x[0] - y[0]);
+    if (inside.length === 0) return { keys: l.stream.keys.subarray(lo, Math.max(lo, hi + 1)), at: Int32Array.from({ length: Math.max(0, hi + 1 - lo) }, (_, k) => lo + k) };
+    const keys: number[] = [];
+    const at: number[] = [];
+    let k = lo;
+    for (const [c0, , c2] of inside) {
+      for (; k < c0; k++) (keys.push(l.stream.keys[k]), at.push(k));
+      k = Math.max(k, c2 + 1);
+    }
+    for (; k <= hi; k++) (keys.push(l.stream.keys[k]), at.push(k));
+    return { keys: Int32Array.from(keys), at: Int32Array.from(at) };
+  };
   const out: StreamDivergence[] = [];
   const piece = (a0: number, a1: number, b0: number, b1: number) => {
     if ((a1 < a0 && b1 < b0) || out.length >= MAX_DIVERGENCES) return;
-    const sub = compareStreams(A.stream.keys.subarray(a0, Math.max(a0, a1 + 1)), B.stream.keys.subarray(b0, Math.max(b0, b1 + 1)), [], MAX_DIVERGENCES - out.length);
-    for (const d of sub) out.push({ a: d.a + a0, b: d.b + b0, joinA: d.joinA === null ? null : d.joinA + a0, joinB: d.joinB === null ? null : d.joinB + b0 });
+    const ka = kept(A, onlyA, a0, a1);
+    const kb = kept(B, onlyB, b0, b1);
+    // A position in the kept keys back to an icount (one past the end: the instruction after the stretch).
+    const back = (k: { at: Int32Array }, x: number, end: number) => (x < k.at.length ? k.at[x] : end + 1);
+    for (const d of compareStreams(ka.keys, kb.keys, [], MAX_DIVERGENCES - out.length)) {
+      out.push({
+        a: back(ka, d.a, a1),
+        b: back(kb, d.b, b1),
+        joinA: d.joinA === null ? null : back(ka, d.joinA, a1),
+        joinB: d.joinB === null ? null : back(kb, d.joinB, b1),
+      });
+    }
   };
   let a = 0;
   let b = 0;

@@ -11,7 +11,8 @@ function divergenceLines(d: Divergence, indent: string): string[] {
   const out = [`${indent}first divergence:  A ${pt(d.a)}`, `${indent}                   B ${pt(d.b)}`];
   if (d.registers.length) out.push(`${indent}registers before it: ${d.registers.map((r) => `${r.what} ${r.a} | ${r.b}`).join(', ')}`);
   if (d.memory.length) out.push(`${indent}memory it writes:   ${d.memory.map((m) => `[${m.what}] ${m.a} | ${m.b}`).join(', ')}`);
-  out.push(d.join ? `${indent}joins again at ${d.join.a.location} (A seq ${d.join.a.seq}, B seq ${d.join.b.seq})` : `${indent}does not join again`);
+  const at = (j: NonNullable<Divergence['join']>) => (j.a.location === j.b.location ? j.a.location : `${j.a.location} | ${j.b.location}`);
+  out.push(d.join ? `${indent}joins again at ${at(d.join)} (A seq ${d.join.a.seq}, B seq ${d.join.b.seq})` : `${indent}does not join again`);
   return out;
 }
 

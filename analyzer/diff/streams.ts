@@ -168,7 +168,9 @@ function resync(A: Int32Array, B: Int32Array, i: number, j: number): [number, nu
       }
     }
     if (best) return best;
-    if (span >= MAX_SEARCH || (limitA === A.length && limitB === B.length)) return null;
+    // Both stretches end without agreeing again: they join where the next thing begins.
+    if (limitA === A.length && limitB === B.length) return [A.length, B.length];
+    if (span >= MAX_SEARCH) return null;
   }
 }
 
