@@ -307,9 +307,9 @@ function compareSegments(A: Loaded, B: Loaded, aligned: [number | null, number |
   const onlyA = aligned.filter(([i, j]) => i !== null && j === null).map(([i]) => A.spans[i!]);
   const onlyB = aligned.filter(([i, j]) => i === null && j !== null).map(([, j]) => B.spans[j!]);
   /** The keys of [lo, hi] less the one-sided calls inside it, with each kept key's icount. */
-  const kept = (l: Loaded, cuts: [number, number, number][], lo: number, hi: number): { keys: Int32Array; at: Int32Array } => {
+  const kept = (l: Loaded, cuts: [number, number, number][], lo: number, hi: number): { keys: Int32Array; at: Int32Array | null; lo: number } => {
     const inside = cuts.filter(([c0, , c2]) => c0 >= lo && c2 <= hi).sort((x, y) => x[0] - y[0]);
-    if (inside.length === 0) return { keys: l.stream.keys.subarray(lo, Math.max(lo, hi + 1)), at: Int32Array.from({ length: Math.max(0, hi + 1 - lo) }, (_, k) => lo + k) };
+    if (inside.length === 0) return { keys: l.stream.keys.subarray(lo, Math.max(lo, hi + 1)), at: null, lo };
     const keys: number[] = [];
     const at: number[] = [];
     let k = lo;
@@ -318,7 +318,7 @@ function compareSegments(A: Loaded, B: Loaded, aligned: [number | null, number |
       k = Math.max(k, c2 + 1);
     }
     for (; k <= hi; k++) (keys.push(l.stream.keys[k]), at.push(k));
-    return { keys: Int32Array.from(keys), at: Int32Array.from(at) };
+    return { keys: Int32Array.from(keys), at: Int32Array.from(at), lo };
   };
   const out: StreamDivergence[] = [];
   const piece = (a0: number, a1: number, b0: number, b1: number) => {
@@ -326,7 +326,7 @@ function compareSegments(A: Loaded, B: Loaded, aligned: [number | null, number |
     const ka = kept(A, onlyA, a0, a1);
     const kb = kept(B, onlyB, b0, b1);
     // A position in the kept keys back to an icount (one past the end: the instruction after the stretch).
-    const back = (k: { at: Int32Array }, x: number, end: number) => (x < k.at.length ? k.at[x] : end + 1);
+    const back = (k: { keys: Int32Array; at: Int32Array | null; lo: number }, x: number, end: number) => (x >= k.keys.length ? end + 1 : k.at ? k.at[x] : k.lo + x);
     for (const d of compareStreams(ka.keys, kb.keys, [], MAX_DIVERGENCES - out.length)) {
       out.push({
         a: back(ka, d.a, a1),
