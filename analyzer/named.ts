@@ -61,7 +61,7 @@ const DESCRIBE: Record<string, string> = {
   service_enters: `service || ' starts, PreviousMode ' || previous_mode || ', args ' || args`,
   service_exits: `service || ' returns ' || coalesce(status_name, status_name(status)) || printf(' (0x%08X)', status)`,
   probes: `printf('ProbeFor%s(%s, %d, %d) → %s', CASE kind WHEN 'read' THEN 'Read' ELSE 'Write' END, hex32(address), length, alignment, status_name(status))`,
-  handle_lookups: `printf('handle 0x%X in the %s table, %s → %s', handle, handle_table, previous_mode, status_name(status)) || coalesce(', ' || object_type || ' ' || hex32(object), '')`,
+  handle_lookups: `printf('handle 0x%X %s, %s → %s', handle, CASE handle_table WHEN 'none' THEN 'refused before any table' WHEN 'pseudo' THEN 'a pseudo-handle' ELSE 'in the ' || handle_table || ' table' END, previous_mode, status_name(status)) || coalesce(', ' || object_type || ' ' || hex32(object), '')`,
   handle_entries: `printf('handle 0x%X %s in the %s table of %s: %s %s', handle, CASE op WHEN 'create' THEN 'created' ELSE 'closed' END, handle_table, process, object_type, coalesce(object_name, hex32(object)))`,
   irps: `printf('IRP %s %s %s → %s, RequestorMode %s', hex32(irp), phase, major_function_name, driver, requestor_mode) || CASE WHEN status IS NULL THEN '' ELSE ' → ' || status_name(status) END`,
   thread_switches: `printf('thread %d (%s) → thread %d (%s): %s', from_thread, from_process, to_thread, to_process, reason)`,
