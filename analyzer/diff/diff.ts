@@ -173,7 +173,8 @@ function load(side: DiffSide, intern: Map<string, number>): Loaded {
   for (const r of rows) {
     const service = r.name ?? `service 0x${(r.service_number ?? 0).toString(16).toUpperCase()}`;
     const parent = r.parent_id === null ? undefined : byId.get(r.parent_id);
-    const floor = Math.max(lastExit.get(r.thread_id) ?? -1, parent ? icountAt(stream, parent.enter_seq) : -1);
+    const before = lastExit.get(r.thread_id) ?? -1; // the thread's previous top-level call, when it has returned by now
+    const floor = Math.max(before < icountAt(stream, r.enter_seq) ? before : -1, parent ? icountAt(stream, parent.enter_seq) : -1);
     const callerIcount = callerAt(r.enter_seq, floor);
     const caller = callerIcount === null ? null : stream.location[stream.keys[callerIcount]];
     const p = probes.get(r.id, sessionId) as { n: number; bad: number | null };

@@ -19,8 +19,9 @@ function divergenceLines(d: Divergence, indent: string): string[] {
 const diffText = (x: Difference) => `${x.what} ${x.a} → ${x.b}`;
 
 function pairLine(p: PairInfo, width: number): string {
-  if (!p.a) return `  ${''.padEnd(width)}  + ${label(p.b)}  (only in B)`;
-  if (!p.b) return `  ${label(p.a).padEnd(width)}  -   (only in A)`;
+  const alone = (c: NonNullable<PairInfo['a']>) => [c.entry, c.previousMode, c.caller ? `from ${c.caller}` : null, c.statusName].filter(Boolean).join(', ');
+  if (!p.a) return `  ${''.padEnd(width)}  + ${label(p.b)}  (only in B: ${alone(p.b!)})`;
+  if (!p.b) return `  ${label(p.a).padEnd(width)}  -   (only in A: ${alone(p.a)})`;
   const path = p.samePath ? 'same path' : 'path differs';
   const what = [path, ...p.differences.map(diffText)].join('; ');
   return `  ${label(p.a).padEnd(width)}  = ${label(p.b)}  ${what}`;
