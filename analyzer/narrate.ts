@@ -40,8 +40,6 @@ export interface CallFact {
   status: number | null;
   /** The calling instruction's function (module!Name), when the trace shows it. */
   caller: string | null;
-  /** The first argument when the routine is NtClose (the handle it was asked to close). */
-  closedHandle: number | null;
   handles: HandleFact[];
   probes: ProbeFact[];
   /** SSDT lookups of this call that the limit check rejected (a win32k number before the GUI conversion). */
@@ -84,9 +82,6 @@ export function sessionFacts(db: Database.Database, sessionId: number): SessionF
   const callers = new Map(
     (db.prepare(findNamedQuery('syscalls')!.sql).all({ session: sessionId }) as { id: number; caller: string | null }[]).map((r) => [r.id, r.caller]),
   );
-  const closed = new Map(
-    (db.prepare("SELECT a.syscall_id, a.value FROM syscall_args a JOIN syscalls c ON c.session_id = a.session_id AND c.id = a.syscall_id WHERE a.session_id = ? AND c.name = 'NtClose' AND a.position = 0").raw().all(sessionId) as [number, number][]),
-  );
   const calls: CallFact[] = rows.map((r) => ({
     id: r.id,
     parentId: r.parent_id,
@@ -99,7 +94,6 @@ export function sessionFacts(db: Database.Database, sessionId: number): SessionF
     previousMode: r.previous_mode,
     status: r.status === null ? null : r.status >>> 0,
     caller: callers.get(r.id)?.replace(/\+0x[0-9a-f]+$/i, '') ?? null,
-    closedHandle: closed.get(r.id) ?? null,
     handles: [],
     probes: [],
     rejectedLookups: 0,
@@ -229,20 +223,10 @@ function programParagraph(process: string, calls: CallFact[]): string {
   return head + items.join(', ') + '.';
 }
 
-/** The handles a failed NtClose left open: no later call of the session closed the same value. */
-function leaks(calls: readonly CallFact[]): string[] {
-  const out: string[] = [];
-  for (const c of calls) {
-    if (c.name !== 'NtClose' || c.closedHandle === null || c.status === null || c.status === 0) continue;
-    const later = calls.some((d) => d.id > c.id && d.name === 'NtClose' && d.closedHandle === c.closedHandle && d.status === 0);
-    if (!later) out.push(`#${c.id} NtClose failed to close handle ${hex(c.closedHandle)} and no later call closed it: it is still open when the session ends.`);
-  }
-  return out;
-}
-
 /**
  * The paragraphs: the program's calls; the calls made from kernel mode (drivers, work items), one
- * sentence each; then how the session ended, and any handle a failed NtClose left open.
+ * sentence each; then how the session ended. (Handles left open, and why each call failed, are
+ * the findings' to say: analyzer/findings.)
  */
 export function narrateSession(f: SessionFacts): string[] {
   const paragraphs: string[] = [];
@@ -253,7 +237,7 @@ export function narrateSession(f: SessionFacts): string[] {
   const kernel = f.calls.filter((c) => !top.includes(c));
   if (kernel.length) paragraphs.push(`From kernel mode: ${kernel.map((c) => describeCall(c, f.calls)).join(' ')}`);
   const end = f.outcomeDetail ? `The session ended: ${f.outcomeDetail}.` : `The session did not finish (${f.outcome ?? 'incomplete'}).`;
-  paragraphs.push([end, ...leaks(f.calls)].join(' '));
+  paragraphs.push(end);
   return paragraphs;
 }
 

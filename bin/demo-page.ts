@@ -160,17 +160,9 @@ export function findingsParagraphs(findings: readonly FindingRow[], calls: reado
   return [`${head} No system call failed: ${succeeded}${notReturned}; no handle was left open and no hook sits in the path.`];
 }
 
-/**
- * What happened in a session, from its trace: the calls (analyzer's narrateSession) and how the
- * session ended, then the findings. narrateSession's last paragraph says how the session ended and
- * names any handle a failed NtClose left open; the findings say that (and why), so of that
- * paragraph only the ending is kept.
- */
+/** What happened in a session, from its trace: the calls and how it ended (analyzer's narrateSession), then the findings. */
 export function whatHappened(db: Database.Database, sessionId: number): string[] {
-  const facts = sessionFacts(db, sessionId);
-  const story = narrateSession(facts).slice(0, -1);
-  const ending = facts.outcomeDetail ? `The session ended: ${facts.outcomeDetail}.` : `The session did not finish (${facts.outcome ?? 'incomplete'}).`;
-  return [...story, ending, ...findingsParagraphs(readFindings(db, sessionId), syscallsOf(db, sessionId))];
+  return [...narrateSession(sessionFacts(db, sessionId)), ...findingsParagraphs(readFindings(db, sessionId), syscallsOf(db, sessionId))];
 }
 
 /** Records every scenario into <out>/demo.db (a fresh file) and writes the pages; prints where. */

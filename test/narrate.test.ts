@@ -15,7 +15,6 @@ const call = (c: Partial<CallFact> & { id: number; name: string | null }): CallF
   previousMode: 'UserMode',
   status: S.STATUS_SUCCESS,
   caller: null,
-  closedHandle: null,
   handles: [],
   probes: [],
   rejectedLookups: 0,
@@ -41,7 +40,7 @@ const facts = (): SessionFacts => ({
       handles: [{ handle: 8, table: 'process', status: 0, objectType: 'File' }],
       probes: [{ kind: 'write', address: 0xf8a0018c, length: 8, status: S.STATUS_ACCESS_VIOLATION }],
     }),
-    call({ id: 4, name: 'NtClose', serviceNumber: 0x19, entry: 'zw-kernel', callerCpl: 0, process: 'System', previousMode: 'KernelMode', closedHandle: 0x80000004, status: S.STATUS_INVALID_HANDLE, handles: [{ handle: 0x80000004, table: 'kernel', status: S.STATUS_INVALID_HANDLE, objectType: null }] }),
+    call({ id: 4, name: 'NtClose', serviceNumber: 0x19, entry: 'zw-kernel', callerCpl: 0, process: 'System', previousMode: 'KernelMode', status: S.STATUS_INVALID_HANDLE, handles: [{ handle: 0x80000004, table: 'kernel', status: S.STATUS_INVALID_HANDLE, objectType: null }] }),
     call({ id: 5, name: null, serviceNumber: 0x11c, status: S.STATUS_INVALID_SYSTEM_SERVICE }),
     call({ id: 6, name: 'NtTestAlert', serviceNumber: 0x103, apcDelivered: true }),
     call({ id: 7, name: 'NtTerminateProcess', serviceNumber: 0x101, status: null }),
@@ -57,7 +56,7 @@ t.test('narrateSession: the program, the kernel-mode calls, the end', async (t) 
     'From kernel mode: #3 NtWriteFile, from drv!DispatchRead inside #2 NtReadFile, by a direct call of the routine (no dispatch), PreviousMode UserMode: ' +
       'handle 8 found in the process table (File); 1 user buffer probed, ProbeForWrite(f8a0018c, a kernel address) failing with STATUS_ACCESS_VIOLATION → STATUS_ACCESS_VIOLATION. ' +
       '#4 NtClose, on a System thread, through a kernel Zw stub into KiSystemService (no ring change), PreviousMode KernelMode: handle 80000004 not in the kernel table (STATUS_INVALID_HANDLE) → STATUS_INVALID_HANDLE.',
-    'The session ended: exited with STATUS_SUCCESS. #4 NtClose failed to close handle 80000004 and no later call closed it: it is still open when the session ends.',
+    'The session ended: exited with STATUS_SUCCESS.',
   ]);
 });
 
@@ -70,8 +69,7 @@ t.test('each statement follows its row', async (t) => {
   t.match(text, /#3 NtWriteFile[^.]*PreviousMode KernelMode: handle 8 found in the process table \(File\); 1 user buffer probed → STATUS_SUCCESS\./);
   t.notMatch(text, /STATUS_ACCESS_VIOLATION/);
 
-  f.calls.push(call({ id: 8, name: 'NtClose', serviceNumber: 0x19, entry: 'zw-kernel', callerCpl: 0, process: 'System', previousMode: 'KernelMode', closedHandle: 0x80000004 }));
-  t.notMatch(narrateSession(f).join('\n'), /still open/, 'a later successful close: no leak');
+  t.notMatch(narrateSession(f).join('\n'), /still open/, 'handles left open are the findings\' to say');
 
   f.outcomeDetail = "the program's thread died of STATUS_ACCESS_VIOLATION (vector 14) at 00401046";
   t.match(narrateSession(f).at(-1), /^The session ended: the program's thread died of STATUS_ACCESS_VIOLATION/);
