@@ -6,6 +6,7 @@
 import type Database from 'better-sqlite3';
 import { statusName } from '../../core/index.js';
 import { unpackEffects } from '../../recorder/index.js';
+import { loadSession } from '../findings/index.js';
 import { stateAt } from '../state.js';
 import { alignCalls, type AlignCall } from './align.js';
 import { compareStreams, icountAt, readStream, seqOf, type Stream, type StreamDivergence } from './streams.js';
@@ -115,23 +116,10 @@ function load(side: DiffSide, intern: Map<string, number>): Loaded {
   const { db, sessionId } = side;
   const s = db.prepare('SELECT name, cpu, instructions, events, outcome_detail FROM sessions WHERE id = ?').get(sessionId) as { name: string; cpu: string | null; instructions: number; events: number; outcome_detail: string | null };
   const stream = readStream(db, sessionId, intern);
-  const rows = db
-    .prepare('SELECT id, parent_id, enter_seq, exit_seq, thread_id, process, service_number, name, entry, previous_mode, status, status_name FROM syscalls WHERE session_id = ? ORDER BY id')
-    .all(sessionId) as {
-    id: number;
-    parent_id: number | null;
-    enter_seq: number;
-    exit_seq: number | null;
-    thread_id: number;
-    process: string;
-    service_number: number | null;
-    name: string | null;
-    entry: string | null;
-    previous_mode: string | null;
-    status: number | null;
-    status_name: string | null;
-  }[];
-  const byId = new Map(rows.map((r) => [r.id, r]));
+  // The calls and what happened inside each (own handle lookups, probes, SSDT target), attached
+  // by the findings' one rule: an event belongs to the innermost call of its thread holding it.
+  const session = loadSession(db, sessionId);
+  const byId = session.byId;
   // The calling instruction: the last `call` outside the system modules at or before the entry,
   // after `floor` (the previous call's return on the thread, or the enclosing call's entry).
   const callerAt = (enter: number, floor: number): number | null => {
@@ -150,62 +138,48 @@ function load(side: DiffSide, intern: Map<string, number>): Loaded {
     return k;
   };
   const lastExit = new Map<number, number>();
-  const lookups = db.prepare(
-    `SELECT h.handle_table, h.status FROM handle_lookups h JOIN syscalls c ON c.session_id = h.session_id AND c.id = ?
-     WHERE h.session_id = ? AND h.thread_id = c.thread_id AND h.seq BETWEEN c.enter_seq AND coalesce(c.exit_seq, h.seq)
-       AND NOT EXISTS (SELECT 1 FROM syscalls k WHERE k.session_id = c.session_id AND k.parent_id = c.id AND h.seq BETWEEN k.enter_seq AND coalesce(k.exit_seq, h.seq))
-     ORDER BY h.seq`,
-  );
-  const probes = db.prepare(
-    `SELECT count(*) AS n, sum(p.status <> 0) AS bad FROM probes p JOIN syscalls c ON c.session_id = p.session_id AND c.id = ?
-     WHERE p.session_id = ? AND p.thread_id = c.thread_id AND p.seq BETWEEN c.enter_seq AND coalesce(c.exit_seq, p.seq)
-       AND NOT EXISTS (SELECT 1 FROM syscalls k WHERE k.session_id = c.session_id AND k.parent_id = c.id AND p.seq BETWEEN k.enter_seq AND coalesce(k.exit_seq, p.seq))`,
-  );
-  const target = db.prepare(
-    `SELECT l.target_symbol FROM ssdt_lookups l JOIN syscalls c ON c.session_id = l.session_id AND c.id = ?
-     WHERE l.session_id = ? AND l.thread_id = c.thread_id AND l.in_range AND l.seq BETWEEN c.enter_seq AND coalesce(c.exit_seq, l.seq) ORDER BY l.seq DESC LIMIT 1`,
-  ).pluck();
-  const findings = db.prepare("SELECT cause FROM findings WHERE session_id = ? AND syscall_id = ? AND kind = 'failure-cause'").pluck();
-  const args = db.prepare('SELECT name, value, decoded FROM syscall_args WHERE session_id = ? AND syscall_id = ? ORDER BY position').raw();
+  const findings = new Map<number, string[]>();
+  for (const [id, cause] of db.prepare("SELECT syscall_id, cause FROM findings WHERE session_id = ? AND kind = 'failure-cause' ORDER BY id").raw().all(sessionId) as [number, string][]) {
+    findings.set(id, [...(findings.get(id) ?? []), cause]);
+  }
   const calls: CallInfo[] = [];
   const align: AlignCall[] = [];
   const spans: [number, number, number][] = [];
-  for (const r of rows) {
-    const service = r.name ?? `service 0x${(r.service_number ?? 0).toString(16).toUpperCase()}`;
-    const parent = r.parent_id === null ? undefined : byId.get(r.parent_id);
-    const before = lastExit.get(r.thread_id) ?? -1; // the thread's previous top-level call, when it has returned by now
-    const floor = Math.max(before < icountAt(stream, r.enter_seq) ? before : -1, parent ? icountAt(stream, parent.enter_seq) : -1);
-    const callerIcount = callerAt(r.enter_seq, floor);
+  for (const r of session.calls) {
+    const service = r.name ?? `service 0x${(r.serviceNumber ?? 0).toString(16).toUpperCase()}`;
+    const parent = r.parentId === null ? undefined : byId.get(r.parentId);
+    const before = lastExit.get(r.thread) ?? -1; // the thread's previous top-level call, when it has returned by now
+    const floor = Math.max(before < icountAt(stream, r.enterSeq) ? before : -1, parent ? icountAt(stream, parent.enterSeq) : -1);
+    const callerIcount = callerAt(r.enterSeq, floor);
     const caller = callerIcount === null ? null : stream.location[stream.keys[callerIcount]];
-    const p = probes.get(r.id, sessionId) as { n: number; bad: number | null };
     calls.push({
       id: r.id,
       service,
       entry: r.entry,
-      previousMode: r.previous_mode,
-      status: r.status === null ? null : r.status >>> 0,
-      statusName: r.status_name,
+      previousMode: r.previousMode,
+      status: r.status,
+      statusName: r.statusName,
       process: r.process,
       caller,
-      enterSeq: r.enter_seq,
-      exitSeq: r.exit_seq,
-      handles: (lookups.all(r.id, sessionId) as { handle_table: string; status: number }[]).map((h) => `${h.handle_table} ${h.status === 0 ? 'ok' : statusName(h.status >>> 0)}`),
-      probes: p.n,
-      failedProbes: p.bad ?? 0,
-      ssdtTarget: (target.get(r.id, sessionId) as string | null | undefined) ?? null,
-      findings: findings.all(sessionId, r.id) as string[],
-      args: (args.all(sessionId, r.id) as [string, number, string | null][]).map(([name, value, decoded]) => [name, `${hex8(value).toUpperCase()}${decoded ? ` (${decoded})` : ''}`]),
+      enterSeq: r.enterSeq,
+      exitSeq: r.exitSeq,
+      handles: r.lookups.map((h) => `${h.table} ${h.status === 0 ? 'ok' : statusName(h.status)}`),
+      probes: r.probes.length,
+      failedProbes: r.probes.filter((x) => x.status !== 0).length,
+      ssdtTarget: r.ssdtTarget,
+      findings: findings.get(r.id) ?? [],
+      args: r.args.filter(Boolean).map(([name, value, decoded]) => [name, `${hex8(value).toUpperCase()}${decoded ? ` (${decoded})` : ''}`]),
     });
     const callerKey = callerIcount === null ? null : stream.aligned[stream.keys[callerIcount]];
-    align.push({ id: r.id, service, caller: fnOf(callerKey), entry: r.entry, parent: r.parent_id === null ? null : (byId.get(r.parent_id)?.name ?? null) });
-    const enter = icountAt(stream, r.enter_seq);
-    let exit = r.exit_seq === null ? stream.keys.length : icountAt(stream, r.exit_seq);
+    align.push({ id: r.id, service, caller: fnOf(callerKey), entry: r.entry, parent: parent?.name ?? null });
+    const enter = icountAt(stream, r.enterSeq);
+    let exit = r.exitSeq === null ? stream.keys.length : icountAt(stream, r.exitSeq);
     // A user call's path ends back in its caller: the stub's way out (SystemCallStub's ret, the ntdll stub's ret n).
-    if (r.exit_seq !== null && (r.entry === 'sysenter' || r.entry === 'int2e')) {
+    if (r.exitSeq !== null && (r.entry === 'sysenter' || r.entry === 'int2e')) {
       while (exit + 1 < stream.keys.length && /^(SharedUserData!|ntdll!(Nt|Zw)\w+\+0x)/.test(stream.location[stream.keys[exit + 1]])) exit++;
     }
-    spans.push([callerIcount ?? stubStart(r.enter_seq, floor), enter, exit]);
-    if (r.parent_id === null) lastExit.set(r.thread_id, exit);
+    spans.push([callerIcount ?? stubStart(r.enterSeq, floor), enter, exit]);
+    if (r.parentId === null) lastExit.set(r.thread, exit);
   }
   const hooks = db.prepare("SELECT title FROM findings WHERE session_id = ? AND kind = 'hook' ORDER BY id").pluck().all(sessionId) as string[];
   return {

@@ -8,6 +8,7 @@ import { loadSession } from './session.js';
 import { findingRow, hookRow, type Finding, type Hook } from './tables.js';
 
 export { FINDINGS, FINDINGS_TABLE, HOOKS, HOOKS_TABLE, type Finding, type Hook, type FindingKind, type Severity, type FailureCause, type HookType } from './tables.js';
+export { loadSession, type Call, type SessionData } from './session.js';
 export { explainSession, formatExplained, readFindings, type FindingRow, type ExplainOptions, type Explained, type EvidenceEvent } from './explain.js';
 
 /**

@@ -22,12 +22,14 @@ export interface Call {
   previousMode: string | null;
   status: number | null;
   statusName: string | null;
-  /** syscall_args by position: [name, value]. */
-  args: [string, number][];
+  /** syscall_args by position: [name, value, decoded]. */
+  args: [string, number, string | null][];
   probes: ProbeRow[];
   lookups: LookupRow[];
   faults: FaultRow[];
   rejected: SsdtRow[];
+  /** The routine the call's last in-range SSDT lookup gave (module!Name: a hook shows its own), null when none. */
+  ssdtTarget: string | null;
   irps: IrpRow[];
   exits: ExitRow[];
   children: Call[];
@@ -152,15 +154,16 @@ export function loadSession(db: Database.Database, sessionId: number): SessionDa
     lookups: [],
     faults: [],
     rejected: [],
+    ssdtTarget: null,
     irps: [],
     exits: [],
     children: [],
   }));
   const byId = new Map(calls.map((c) => [c.id, c]));
   for (const c of calls) if (c.parentId !== null) byId.get(c.parentId)?.children.push(c);
-  for (const [id, position, name, value] of db.prepare('SELECT syscall_id, position, name, value FROM syscall_args WHERE session_id = ? ORDER BY syscall_id, position').raw().all(sessionId) as [number, number, string, number][]) {
+  for (const [id, position, name, value, decoded] of db.prepare('SELECT syscall_id, position, name, value, decoded FROM syscall_args WHERE session_id = ? ORDER BY syscall_id, position').raw().all(sessionId) as [number, number, string, number, string | null][]) {
     const c = byId.get(id);
-    if (c) c.args[position] = [name, value >>> 0];
+    if (c) c.args[position] = [name, value >>> 0, decoded];
   }
 
   // The innermost call of a thread holding a seq.
@@ -227,6 +230,10 @@ export function loadSession(db: Database.Database, sessionId: number): SessionDa
       handler: r[6] as string,
       parameters: (JSON.parse((r[7] as string) ?? '[]') as number[]).map((v) => v >>> 0),
     });
+  }
+  for (const r of all('SELECT seq, thread_id, target_symbol FROM ssdt_lookups WHERE session_id = ? AND in_range ORDER BY seq')) {
+    const c = callAt(r[1] as number, r[0] as number);
+    if (c) c.ssdtTarget = r[2] as string | null;
   }
   for (const r of all('SELECT seq, thread_id, service_number, table_index, service_index, table_base, service_limit FROM ssdt_lookups WHERE session_id = ? AND NOT in_range ORDER BY seq')) {
     callAt(r[1] as number, r[0] as number)?.rejected.push({
