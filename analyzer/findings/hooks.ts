@@ -18,7 +18,7 @@
 // by reading the recorded effects backwards — only for what changed, so a clean trace costs two
 // state rebuilds.
 import { disassemble, layout } from '../../core/index.js';
-import { unpackEffects } from '../../recorder/index.js';
+import { effectsBackward } from '../projections/log.js';
 import { stateAt, type MachineState } from '../state.js';
 import { callHolding, hex, hex8 } from './failures.js';
 import type { SessionData } from './session.js';
@@ -81,18 +81,9 @@ export function hookFindings(d: SessionData): { findings: Finding[]; hooks: Hook
   const symName = (a: number) => d.sym(a).replace(/\+0x[0-9a-f]+$/i, '');
 
   // ---- the last write to [lo, hi) at or before `until` (the recorded effects, newest first) ----
-  const backInstr = db.prepare('SELECT seq, effects FROM instruction_log WHERE session_id = ? AND seq <= ? AND seq > ? AND effects IS NOT NULL ORDER BY seq DESC').raw();
-  const backExc = db.prepare('SELECT seq, effects FROM exceptions WHERE session_id = ? AND seq <= ? AND seq > ? AND effects IS NOT NULL ORDER BY seq DESC').raw();
-  const lastWrite = (lo: number, hi: number, until = d.events - 1): number | null => {
-    for (let top = until; top >= 0; top -= 65536) {
-      const rows = [...(backInstr.all(s, top, top - 65536) as [number, Uint8Array][]), ...(backExc.all(s, top, top - 65536) as [number, Uint8Array][])];
-      rows.sort((a, b) => b[0] - a[0]);
-      for (const [seq, eff] of rows) {
-        for (const [linear, size] of unpackEffects(eff).writes) if (linear < hi && linear + size > lo) return seq;
-      }
-    }
-    return null;
-  };
+  const back = effectsBackward(db, s);
+  const lastWrite = (lo: number, hi: number, until = d.events - 1): number | null =>
+    back(until, -1, (effects) => effects.writes.some(([linear, size]) => linear < hi && linear + size > lo));
   const instrAt = db.prepare('SELECT eip FROM events WHERE session_id = ? AND seq = ?').pluck();
   const firstExec = db.prepare('SELECT min(l.seq) FROM instruction_log l JOIN code c ON c.session_id = l.session_id AND c.id = l.code_id WHERE l.session_id = ? AND c.eip = ? AND l.seq > ?').pluck();
   const writer = (seq: number | null): string => {

@@ -9,7 +9,7 @@
 // read: the projections ask for a register at the few points they need one (registerAfter).
 import type Database from 'better-sqlite3';
 import { Observable } from 'rxjs';
-import { COMMON_COLUMNS, EVENT_TABLES, unpackEffects } from '../../recorder/index.js';
+import { COMMON_COLUMNS, EVENT_TABLES, unpackEffects, type UnpackedEffects } from '../../recorder/index.js';
 
 /** The event types, as in the trace (`events.type`). */
 export type LogEventType = 'instruction' | (typeof EVENT_TABLES)[number]['event'];
@@ -153,14 +153,8 @@ export function makeContext(db: Database.Database, sessionId: number): LogContex
   const lastInstr = db.prepare('SELECT max(seq) FROM instruction_log WHERE session_id = ?').pluck().get(sessionId) as number | null;
   const events = Math.max(s.events, (last ?? -1) + 1, (lastInstr ?? -1) + 1);
   const symbolStmt = db.prepare('SELECT address FROM guest_symbols WHERE session_id = ? AND module = ? AND name = ?').pluck();
-  const back = db.prepare('SELECT seq, effects FROM instruction_log WHERE session_id = ? AND seq <= ? AND seq > ? AND effects IS NOT NULL ORDER BY seq DESC').raw();
-  const backExceptions = db.prepare('SELECT seq, effects FROM exceptions WHERE session_id = ? AND seq <= ? AND seq > ? AND effects IS NOT NULL ORDER BY seq DESC').raw();
+  const back = effectsBackward(db, sessionId);
   const checkpoint = db.prepare('SELECT seq, cpu FROM checkpoints WHERE session_id = ? AND seq <= ? + 1 ORDER BY seq DESC LIMIT 1').raw();
-  const regIn = (effects: Uint8Array, reg: number): number | null => {
-    let found: number | null = null;
-    for (const [id, v] of unpackEffects(effects).regs) if (id === reg) found = v;
-    return found;
-  };
   return {
     db,
     sessionId,
@@ -171,20 +165,37 @@ export function makeContext(db: Database.Database, sessionId: number): LogContex
     registerAfter(seq, reg) {
       const cp = checkpoint.get(sessionId, seq) as [number, string] | undefined;
       const floor = cp ? cp[0] - 1 : -1; // a checkpoint at seq k holds the state after event k-1
-      // Newest first, in growing windows: the register is nearly always written a few events back.
-      for (let hi = seq, span = 16; hi > floor; hi -= span, span = Math.min(span * 4, 4096)) {
-        const lo = Math.max(floor, hi - span);
-        const rows = [...(back.all(sessionId, hi, lo) as [number, Uint8Array][]), ...(backExceptions.all(sessionId, hi, lo) as [number, Uint8Array][])];
-        rows.sort((a, b) => b[0] - a[0]);
-        for (const [, eff] of rows) {
-          const v = regIn(eff, reg);
-          if (v !== null) return v >>> 0;
-        }
-      }
+      let value: number | null = null;
+      const wrote = back(seq, floor, (effects) => {
+        for (const [id, v] of effects.regs) if (id === reg) value = v; // the last write of the event wins
+        return value !== null;
+      });
+      if (wrote !== null) return value! >>> 0;
       if (!cp) return null;
       const regs = (JSON.parse(cp[1]) as { regs?: number[] }).regs;
       return regs && reg < regs.length ? regs[reg] >>> 0 : null;
     },
+  };
+}
+
+/**
+ * A reader of the recorded effects (instructions' and exception deliveries') newest first: from
+ * event `from` down to `floor` (exclusive), in growing windows (16, 64, … 4096 events) since what
+ * is looked for is nearly always close; returns the first seq whose effects `match`, else null.
+ * The register a projection needs after a call (registerAfter) and the write that installed a
+ * hook (findings) are both found this way.
+ */
+export function effectsBackward(db: Database.Database, sessionId: number): (from: number, floor: number, match: (effects: UnpackedEffects) => boolean) => number | null {
+  const back = db.prepare('SELECT seq, effects FROM instruction_log WHERE session_id = ? AND seq <= ? AND seq > ? AND effects IS NOT NULL ORDER BY seq DESC').raw();
+  const backExceptions = db.prepare('SELECT seq, effects FROM exceptions WHERE session_id = ? AND seq <= ? AND seq > ? AND effects IS NOT NULL ORDER BY seq DESC').raw();
+  return (from, floor, match) => {
+    for (let hi = from, span = 16; hi > floor; hi -= span, span = Math.min(span * 4, 4096)) {
+      const lo = Math.max(floor, hi - span);
+      const rows = [...(back.all(sessionId, hi, lo) as [number, Uint8Array][]), ...(backExceptions.all(sessionId, hi, lo) as [number, Uint8Array][])];
+      rows.sort((a, b) => b[0] - a[0]);
+      for (const [seq, eff] of rows) if (match(unpackEffects(eff))) return seq;
+    }
+    return null;
   };
 }
 
