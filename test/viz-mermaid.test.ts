@@ -112,6 +112,17 @@ t.test('a hand-made NtReadFile call: the exact text', async (t) => {
   t.same(checkMermaid(out.text).errors, []);
 });
 
+t.test('a finding with no step drawn (a hook that never ran) is a note at the end; an empty input is still a diagram', async (t) => {
+  const input = tinyInput();
+  const hook = { id: 9, kind: 'hook', severity: 'warning' as const, title: 'KiServiceTable[0xB7] → hook!Hooked', detail: '', cause: 'ssdt-entry', syscallId: null, seq: 3, noteSeq: null, evidence: [3] };
+  input.findings = [hook, { ...hook, id: 1, kind: 'failure-cause', severity: 'error', title: 'drawn already' }];
+  const out = renderSequenceMermaid(input);
+  t.equal(out.text, `${TINY}Note over P1,P6: ⚠ KiServiceTable[0xB7] → hook!Hooked (no step of it drawn)\n`, 'finding 1 has its note among the steps; 9 goes at the end');
+  t.equal(out.items, 17);
+  const empty = renderSequenceMermaid({ title: 'nothing ran', lanes: [], steps: [], bands: [], findings: [hook] });
+  t.equal(empty.text, 'sequenceDiagram\ntitle nothing ran\nparticipant P1 as (no steps)\nNote over P1: ⚠ KiServiceTable[0xB7] → hook!Hooked (no step of it drawn)\n');
+});
+
 t.test('activations: the same pairs without calls ids (by lane and kind); any window of steps stays balanced', async (t) => {
   const bare = tinyInput();
   for (const s of bare.steps) delete s.callId;

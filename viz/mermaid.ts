@@ -8,6 +8,7 @@
 // - a text over maxTextSize (50,000 characters by default) renders as an error message instead
 //   of the diagram, so a large session is elided level by level until it fits, and a note says
 //   what was left out.
+import { SEVERITY_MARKS } from './findings.js';
 import type { FlowStep, LaneSpec, SequenceInput, SyscallBand } from './types.js';
 
 /** Mermaid's default maxTextSize (mermaidAPI.ts): a longer text renders as an error message. */
@@ -274,6 +275,9 @@ function renderPlan(f: Facts, plan: Plan): { text: string; items: number } {
     if (closes !== undefined && shorthand !== '-') out.push(`deactivate ${ids.get(closes)}`);
   }
   if (inRect) out.push('end');
+  // Findings with no place among the steps (a hook that never ran) still belong to the diagram.
+  const placed = new Set(steps.flatMap((s) => (s.finding ? [s.finding.id] : [])));
+  for (const x of input.findings ?? []) if (!placed.has(x.id)) noteAll(`${SEVERITY_MARKS[x.severity] ?? '•'} ${x.title} (no step of it drawn)`);
   return { text: `${out.join('\n')}\n`, items };
 }
 
