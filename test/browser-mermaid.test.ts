@@ -13,7 +13,7 @@ import type { Browser, Page } from 'playwright-core';
 import { record } from '../recorder/index.js';
 import { replayFile } from '../analyzer/index.js';
 import { SCENARIOS } from '../core/guest/scenarios.js';
-import { MERMAID_MAX_TEXT, renderSequenceMermaid, sequenceInput, type SequenceInput } from '../viz/index.js';
+import { MERMAID_MAX_TEXT, mermaidText, renderSequenceMermaid, sequenceInput, type SequenceInput } from '../viz/index.js';
 import { repoPath } from './util/paths.js';
 import { HOSTILE_FILE, haveChromium, hostileProgram, launchChromium, watchPage, type PageWatch } from './util/browser.js';
 import { THOUSAND_CLOSES, checkMermaid, decodeMermaid } from './util/mermaid.js';
@@ -179,6 +179,21 @@ if (haveChromium(t)) {
     }
     t.same(watch.errors, [], 'no console error');
     t.same(watch.requests.filter((u) => !u.startsWith('data:') && u !== 'about:blank'), [], 'no request (src=x never loaded)');
+  });
+
+  t.test("the checks' model of Mermaid holds: an unbalanced deactivation and a raw '#' are what Mermaid trips on", async (t) => {
+    const head = 'sequenceDiagram\nparticipant P1 as a\nparticipant P2 as b\n';
+    const unbalanced = `${head}P1->>+P2: call\nP2-->>-P1: ret\nP2-->>-P1: ret again\n`;
+    t.match(checkMermaid(unbalanced).errors.join('\n'), /Trying to inactivate an inactive participant \(P2\)/, 'checkMermaid rejects it');
+    const r = await render(unbalanced);
+    t.match(r.error ?? '', /Trying to inactivate an inactive participant \(P2\)/, 'and so does Mermaid');
+    t.equal((await render(`${head}P1->>+P2: call\nP2-->>-P1: ret\n`)).error, null, 'balanced, it renders');
+    // A raw '#' ends a message (the rest is a comment): the status after it would be lost.
+    const raw = await render(`${head}P1->>P2: #5 NtClose → STATUS_INVALID_HANDLE\n`);
+    t.notOk(raw.texts.some((x) => x.includes('STATUS_INVALID_HANDLE')), "a raw '#' loses the rest of the label");
+    const coded = await render(`${head}P1->>P2: ${mermaidText('#5 NtClose → STATUS_INVALID_HANDLE')}\n`);
+    t.ok(coded.texts.includes('#5 NtClose → STATUS_INVALID_HANDLE'), 'written by mermaidText it is drawn whole');
+    watch.errors.length = 0; // Mermaid logs the parse error it threw above
   });
 
   t.test('artifact: the osr-log-user-handle session as Mermaid draws it (test-artifacts/mermaid-osr-log-user-handle.svg/.png)', async (t) => {
