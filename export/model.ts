@@ -249,6 +249,8 @@ export function readTimeline(db: Database.Database, sessionId: number, syscallId
     let mark = before;
     let last = start;
     const tsOf = (seq: number): number => Math.max(last, icountBefore(seq, mark));
+    // When an instruction at seq has retired: the next event's icount (a non-instruction event retires nothing).
+    const tsAfter = (seq: number): number => Math.max(last, icountBefore(seq, mark) + (mark !== undefined && mark.seq === seq ? 0 : 1));
 
     function* closeUntil(stack: Slice[], keep: (top: Slice) => boolean, ts: number): Generator<TimelineEvent> {
       while (stack.length && !keep(stack[stack.length - 1])) {
@@ -347,7 +349,7 @@ export function readTimeline(db: Database.Database, sessionId: number, syscallId
           args: { syscall_id: s.id, status: s.status === null ? '' : hex(s.status), status_name: s.status_name ?? '', seq },
           flows: [{ id: s.id, role: 'end' }],
         };
-        const endTs = (last = ts + (mark !== undefined && mark.seq === seq ? 0 : 1));
+        const endTs = (last = tsAfter(seq));
         const slice = open.get(`syscalls:${s.id}`);
         if (slice) {
           const stack = stackOf(s.thread_id, 'syscalls');
@@ -360,7 +362,7 @@ export function readTimeline(db: Database.Database, sessionId: number, syscallId
       }
       // k === 4: a frame leaves (with any frame still open above it).
       const slice = open.get(`calls:${a}`);
-      const ts = (last = tsOf(seq) + (mark !== undefined && mark.seq === seq ? 0 : 1));
+      const ts = (last = tsAfter(seq));
       if (slice) {
         const stack = stackOf(c, 'calls');
         yield* closeUntil(stack, (top) => top === slice, ts);

@@ -5,7 +5,8 @@
 //
 // A profile's events are one JSON array, so the exporter walks the timeline once per profile
 // (threads × lanes, a handful) rather than holding every thread's events; `shared.frames` is
-// written last (JSON object keys are unordered), once every frame has its index.
+// written last (JSON object keys are unordered), once every frame has its index, and so is
+// activeProfileIndex: the busiest profile, which speedscope opens on.
 import { ChunkedText } from './chunked.js';
 import { readTimeline, TS_UNIT, type Lane, type Timeline } from './model.js';
 import type { ExportRequest, ExportSink, ExportStats } from './types.js';
@@ -32,10 +33,12 @@ export function writeSpeedscope(timeline: Timeline, sink: ExportSink): ExportSta
   };
 
   const what = timeline.syscallId === undefined ? `session ${timeline.sessionId}` : `session ${timeline.sessionId}, syscall ${timeline.syscallId}`;
-  out.write(`{"$schema":${JSON.stringify(SPEEDSCOPE_SCHEMA)},\n"name":${JSON.stringify(`ntflow ${timeline.session.name} (${what}; ${TS_UNIT})`)},\n"exporter":"ntflow export --format speedscope",\n"activeProfileIndex":0,\n"profiles":[`);
+  out.write(`{"$schema":${JSON.stringify(SPEEDSCOPE_SCHEMA)},\n"name":${JSON.stringify(`ntflow ${timeline.session.name} (${what}; ${TS_UNIT})`)},\n"exporter":"ntflow export --format speedscope",\n"profiles":[`);
 
   let profiles = 0;
   let events = 0;
+  // The profile speedscope opens on: the one with the most events (the program's busiest thread), written last.
+  let busiest = { index: 0, events: -1 };
   const lanes: Lane[] = ['calls', 'syscalls'];
   for (const thread of timeline.threads) {
     for (const lane of lanes) {
@@ -53,10 +56,11 @@ export function writeSpeedscope(timeline: Timeline, sink: ExportSink): ExportSta
         out.write(`${n++ ? ',' : ''}\n{"type":"${ev.type === 'begin' ? 'O' : 'C'}","at":${ev.ts},"frame":${frame}}`);
       }
       if (started) out.write('\n]}');
+      if (started && n > busiest.events) busiest = { index: profiles - 1, events: n };
       events += n;
     }
   }
-  out.write(`\n],\n"shared":{"frames":[`);
+  out.write(`\n],\n"activeProfileIndex":${busiest.index},\n"shared":{"frames":[`);
   frames.forEach((f, i) => out.write(`${i ? ',' : ''}\n${JSON.stringify(f)}`));
   out.write('\n]}}\n');
   out.flush();
