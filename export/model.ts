@@ -148,6 +148,32 @@ export function readTimeline(db: Database.Database, sessionId: number, syscallId
       args[`arg.${a.name}`] = a.decoded ? `${hex(a.value)} (${a.decoded})` : hex(a.value);
     }
   }
+  // The registers of the ring changes of each call (SYSENTER / INT 2Eh in, SYSEXIT / IRETD out):
+  // where execution went and on which stack.
+  const ringRegs = new Map<number, Args>();
+  const transition = db.prepare('SELECT mechanism, from_eip, to_eip, from_esp, to_esp FROM ring_transitions WHERE session_id = ? AND seq BETWEEN ? AND ? AND to_cpl = ? ORDER BY seq LIMIT 1');
+  const transitionBack = db.prepare('SELECT mechanism, from_eip, to_eip, from_esp, to_esp FROM ring_transitions WHERE session_id = ? AND seq BETWEEN ? AND ? AND to_cpl = ? ORDER BY seq DESC LIMIT 1');
+  for (const s of syscalls.values()) {
+    if (s.caller_cpl === 0) continue;
+    const regs: Args = {};
+    const lastSeq = s.exit_seq ?? hi;
+    const into = transition.get(sessionId, s.enter_seq, lastSeq, 0) as { mechanism: string; from_eip: number; to_eip: number; from_esp: number; to_esp: number } | undefined;
+    if (into) {
+      regs[`${into.mechanism} EIP`] = `${hex(into.from_eip)} → ${hex(into.to_eip)}`;
+      regs[`${into.mechanism} ESP`] = `${hex(into.from_esp)} → ${hex(into.to_esp)}`;
+    }
+    if (s.exit_seq !== null) {
+      // The last change back to the caller's ring inside the call: the transition event comes
+      // just before the SYSEXIT / IRETD instruction's own row.
+      const back = transitionBack.get(sessionId, s.enter_seq, s.exit_seq, s.caller_cpl) as typeof into;
+      if (back) {
+        regs[`${back.mechanism} EIP`] = `${hex(back.from_eip)} → ${hex(back.to_eip)}`;
+        regs[`${back.mechanism} ESP`] = `${hex(back.from_esp)} → ${hex(back.to_esp)}`;
+      }
+      if (s.status !== null) regs['EAX at return'] = hex(s.status);
+    }
+    ringRegs.set(s.id, regs);
+  }
   const cplAt = new Map<number, number>();
   for (const c of db.prepare('SELECT eip, cpl FROM code WHERE session_id = ?').raw().iterate(sessionId) as Iterable<[number, number]>) cplAt.set(c[0] >>> 0, c[1]);
 
@@ -230,6 +256,7 @@ export function readTimeline(db: Database.Database, sessionId: number, syscallId
       enter_seq: s.enter_seq,
       ...(s.exit_seq === null ? {} : { exit_seq: s.exit_seq }),
       ...(s.instructions === null ? {} : { instructions: s.instructions }),
+      ...(ringRegs.get(s.id) ?? {}),
       ...(syscallArgs.get(s.id) ?? {}),
     };
     return { lane: 'syscalls', id: s.id, tid: s.thread_id, name, category: `ring${s.caller_cpl === 0 ? 0 : 3}`, args, symbol: name, module: null };

@@ -178,6 +178,12 @@ t.test('osr-log-user-handle: processes, threads, system calls, frames, instants,
   const id = read.flow_ids![0];
   const chain = events.filter((e) => e.flow_ids?.includes(id) || e.terminating_flow_ids?.includes(id));
   t.same(chain.map((e) => e.name), ['NtReadFile (sysenter)', 'nt!NtReadFile', 'NtReadFile returns (sysexit)'], 'flow: call → service routine → sysexit');
+  // The registers of its ring changes, as the trace recorded them.
+  const rt = queryTrace<{ mechanism: string; from_eip: number; to_eip: number }>(trace, "SELECT r.mechanism, r.from_eip, r.to_eip FROM ring_transitions r, syscalls s WHERE r.session_id = 1 AND s.session_id = 1 AND s.id = ? AND r.seq BETWEEN s.enter_seq AND s.exit_seq AND r.mechanism IN ('sysenter', 'sysexit') ORDER BY r.seq", arg(read, 'syscall_id'));
+  const h = (n: number) => '0x' + (n >>> 0).toString(16).toUpperCase().padStart(8, '0');
+  t.equal(arg(read, 'sysenter EIP'), `${h(rt[0].from_eip)} → ${h(rt[0].to_eip)}`, 'sysenter EIP from → to');
+  t.equal(arg(read, 'sysexit EIP'), `${h(rt[rt.length - 1].from_eip)} → ${h(rt[rt.length - 1].to_eip)}`, 'sysexit EIP from → to');
+  t.equal(arg(read, 'arg.FileHandle'), '0x00000004 (File (process table))', 'the decoded arguments');
 });
 
 t.test('user-apc: the APC delivery is an instant with pending and delivered', async (t) => {
