@@ -63,6 +63,13 @@ export type TimelineEvent =
   | { type: 'end'; ts: number; slice: Slice }
   | { type: 'instant'; ts: number; tid: number; name: string; category: string; args: Args; flows: FlowRef[] };
 
+/** What a pass reads: one thread, some lanes, with or without instants (default: everything). */
+export interface EventFilter {
+  tid?: number;
+  lanes?: Lane[];
+  instants?: boolean;
+}
+
 export interface Timeline {
   sessionId: number;
   /** Session name and program, for trace metadata. */
@@ -75,8 +82,10 @@ export interface Timeline {
   end: number;
   /** Threads with system calls in the window (they get a system-call lane). */
   syscallThreads: Set<number>;
+  /** Threads with call frames in the window. */
+  callThreads: Set<number>;
   /** A fresh pass over the events, in time order (a cursor: nothing is held but the open stacks). */
-  events(): Generator<TimelineEvent>;
+  events(filter?: EventFilter): Generator<TimelineEvent>;
 }
 
 /** The unit statement every format writes into its metadata. */
@@ -215,30 +224,45 @@ export function readTimeline(db: Database.Database, sessionId: number, syscallId
     end = icountBefore(hi, hiMark) + (isMark.get(sessionId, hi) === undefined ? 1 : 0);
   }
 
-  // One query, every row a step of the timeline, in (seq, k, ord) order: k 0 a mark (sets the
+  // One query (of these parts), every row a step of the timeline, in (seq, k, ord) order: k 0 a mark (sets the
   // icount), 1 an instant, 2 a begin (outer frames first), 3 a system call's return, 4 an end
   // (inner frames first). The instants' columns travel as JSON built by SQLite.
-  const stream = db.prepare(`
-    SELECT seq, 0 AS k, 0 AS ord, icount AS a, NULL AS b, NULL AS c, NULL AS d, NULL AS e, NULL AS f, NULL AS g FROM event_marks
-      WHERE session_id = :s AND seq BETWEEN :lo AND :hi
-    UNION ALL SELECT enter_seq, 2, depth, id, parent_id, thread_id, kind, address, symbol, module FROM calls
-      WHERE session_id = :s AND enter_seq BETWEEN :lo AND :hi
-    UNION ALL SELECT exit_seq, 4, -depth, id, NULL, thread_id, NULL, NULL, NULL, NULL FROM calls
-      WHERE session_id = :s AND enter_seq BETWEEN :lo AND :hi AND exit_seq <= :hi
-    UNION ALL SELECT enter_seq, 2, 1000000, id, NULL, NULL, NULL, NULL, NULL, NULL FROM syscalls
-      WHERE session_id = :s AND enter_seq BETWEEN :lo AND :hi
-    UNION ALL SELECT exit_seq, 3, -1000000 - id, id, NULL, NULL, NULL, NULL, NULL, NULL FROM syscalls
-      WHERE session_id = :s AND enter_seq BETWEEN :lo AND :hi AND exit_seq <= :hi
-    UNION ALL SELECT seq, 1, 0, cpl, thread_id, 'msr-read', json_object('msr', printf('0x%X', msr), 'value', printf('0x%X', value), 'source', source, 'eip', printf('0x%08X', eip), 'cpl', cpl, 'seq', seq), NULL, NULL, NULL FROM msr_reads
-      WHERE session_id = :s AND seq BETWEEN :lo AND :hi
-    UNION ALL SELECT seq, 1, 0, cpl, thread_id, 'ssdt-lookup', json_object('service_number', printf('0x%X', service_number), 'table_index', table_index, 'service_index', printf('0x%X', service_index),
+  const PARTS = {
+    marks: `SELECT seq, 0 AS k, 0 AS ord, icount AS a, NULL AS b, NULL AS c, NULL AS d, NULL AS e, NULL AS f, NULL AS g FROM event_marks
+      WHERE session_id = :s AND seq BETWEEN :lo AND :hi`,
+    frameBegin: `SELECT enter_seq, 2, depth, id, parent_id, thread_id, kind, address, symbol, module FROM calls
+      WHERE session_id = :s AND enter_seq BETWEEN :lo AND :hi AND (:tid IS NULL OR thread_id = :tid)`,
+    frameEnd: `SELECT exit_seq, 4, -depth, id, NULL, thread_id, NULL, NULL, NULL, NULL FROM calls
+      WHERE session_id = :s AND enter_seq BETWEEN :lo AND :hi AND exit_seq <= :hi AND (:tid IS NULL OR thread_id = :tid)`,
+    syscallBegin: `SELECT enter_seq, 2, 1000000, id, NULL, NULL, NULL, NULL, NULL, NULL FROM syscalls
+      WHERE session_id = :s AND enter_seq BETWEEN :lo AND :hi AND (:tid IS NULL OR thread_id = :tid)`,
+    syscallEnd: `SELECT exit_seq, 3, -1000000 - id, id, NULL, NULL, NULL, NULL, NULL, NULL FROM syscalls
+      WHERE session_id = :s AND enter_seq BETWEEN :lo AND :hi AND exit_seq <= :hi AND (:tid IS NULL OR thread_id = :tid)`,
+    msr: `SELECT seq, 1, 0, cpl, thread_id, 'msr-read', json_object('msr', printf('0x%X', msr), 'value', printf('0x%X', value), 'source', source, 'eip', printf('0x%08X', eip), 'cpl', cpl, 'seq', seq), NULL, NULL, NULL FROM msr_reads
+      WHERE session_id = :s AND seq BETWEEN :lo AND :hi AND (:tid IS NULL OR thread_id = :tid)`,
+    ssdt: `SELECT seq, 1, 0, cpl, thread_id, 'ssdt-lookup', json_object('service_number', printf('0x%X', service_number), 'table_index', table_index, 'service_index', printf('0x%X', service_index),
         'table_base', printf('0x%08X', table_base), 'service_limit', service_limit, 'target', CASE WHEN target IS NULL THEN NULL ELSE printf('0x%08X', target) END, 'target_symbol', target_symbol,
         'arg_bytes', arg_bytes, 'in_range', in_range, 'eip', printf('0x%08X', eip), 'cpl', cpl, 'seq', seq), NULL, NULL, NULL FROM ssdt_lookups
-      WHERE session_id = :s AND seq BETWEEN :lo AND :hi
-    UNION ALL SELECT seq, 1, 0, cpl, thread_id, 'apc-check', json_object('returning_to_cpl', returning_to_cpl, 'user_apc_pending', user_apc_pending, 'kernel_apc_pending', kernel_apc_pending,
+      WHERE session_id = :s AND seq BETWEEN :lo AND :hi AND (:tid IS NULL OR thread_id = :tid)`,
+    apc: `SELECT seq, 1, 0, cpl, thread_id, 'apc-check', json_object('returning_to_cpl', returning_to_cpl, 'user_apc_pending', user_apc_pending, 'kernel_apc_pending', kernel_apc_pending,
         'delivered', delivered, 'eip', printf('0x%08X', eip), 'cpl', cpl, 'seq', seq), NULL, NULL, NULL FROM apc_checks
-      WHERE session_id = :s AND seq BETWEEN :lo AND :hi
-    ORDER BY 1, 2, 3`);
+      WHERE session_id = :s AND seq BETWEEN :lo AND :hi AND (:tid IS NULL OR thread_id = :tid)`,
+  };
+  // A pass can leave out what it does not draw (speedscope: one thread and lane, no instants):
+  // SQLite then sorts only those rows. The marks are always read, for the icount.
+  const statements = new Map<string, Database.Statement>();
+  const streamFor = (f: EventFilter): Database.Statement => {
+    const lanes = f.lanes ?? ['calls', 'syscalls'];
+    const parts = [PARTS.marks];
+    if (lanes.includes('calls')) parts.push(PARTS.frameBegin, PARTS.frameEnd);
+    if (lanes.includes('syscalls')) parts.push(PARTS.syscallBegin, PARTS.syscallEnd);
+    if (f.instants !== false) parts.push(PARTS.msr, PARTS.ssdt, PARTS.apc);
+    const sql = parts.join('\n    UNION ALL ') + '\n    ORDER BY 1, 2, 3';
+    const key = `${lanes.join()}|${f.instants !== false}`;
+    let st = statements.get(key);
+    if (!st) statements.set(key, (st = db.prepare(sql).raw()));
+    return st;
+  };
 
   function syscallSlice(s: SyscallRow): Slice {
     const entry = s.entry ?? 'rejected';
@@ -262,7 +286,7 @@ export function readTimeline(db: Database.Database, sessionId: number, syscallId
     return { lane: 'syscalls', id: s.id, tid: s.thread_id, name, category: `ring${s.caller_cpl === 0 ? 0 : 3}`, args, symbol: name, module: null };
   }
 
-  function* events(): Generator<TimelineEvent> {
+  function* events(filter: EventFilter = {}): Generator<TimelineEvent> {
     // Open slices per thread and lane; pending system calls per thread waiting for their service routine.
     const stacks = new Map<string, Slice[]>();
     const stackOf = (tid: number, lane: Lane): Slice[] => {
@@ -287,7 +311,7 @@ export function readTimeline(db: Database.Database, sessionId: number, syscallId
       }
     }
 
-    for (const r of stream.raw().iterate({ s: sessionId, lo, hi }) as Iterable<[number, number, number, number, any, any, any, any, any, any]>) {
+    for (const r of streamFor(filter).iterate({ s: sessionId, lo, hi, tid: filter.tid ?? null }) as Iterable<[number, number, number, number, any, any, any, any, any, any]>) {
       const [seq, k, , a, b, c, d, e, f, g] = r;
       if (k === 0) {
         mark = { seq, icount: a };
@@ -404,7 +428,8 @@ export function readTimeline(db: Database.Database, sessionId: number, syscallId
   }
 
   const syscallThreads = new Set([...syscalls.values()].map((s) => s.thread_id));
-  return { sessionId, session: { name: session.name, program: session.program, instructions: session.instructions }, syscallId, processes, threads, start, end, syscallThreads, events };
+  const callThreads = new Set(db.prepare('SELECT DISTINCT thread_id FROM calls WHERE session_id = ? AND enter_seq BETWEEN ? AND ?').pluck().all(sessionId, lo, hi) as number[]);
+  return { sessionId, callThreads, session: { name: session.name, program: session.program, instructions: session.instructions }, syscallId, processes, threads, start, end, syscallThreads, events };
 }
 
 function ord(r: unknown[]): number {

@@ -4,7 +4,8 @@
 // non-decreasing, in instructions retired (unit "none"). Frames are shared, named module!symbol.
 //
 // A profile's events are one JSON array, so the exporter walks the timeline once per profile
-// (threads × lanes, a handful) rather than holding every thread's events; `shared.frames` is
+// (threads × lanes, a handful; each pass reads only its thread and lane) rather than holding every
+// thread's events; `shared.frames` is
 // written last (JSON object keys are unordered), once every frame has its index, and so is
 // activeProfileIndex: the busiest profile, which speedscope opens on.
 import { ChunkedText } from './chunked.js';
@@ -42,10 +43,10 @@ export function writeSpeedscope(timeline: Timeline, sink: ExportSink): ExportSta
   const lanes: Lane[] = ['calls', 'syscalls'];
   for (const thread of timeline.threads) {
     for (const lane of lanes) {
-      if (lane === 'syscalls' && !timeline.syscallThreads.has(thread.tid)) continue;
+      if (!(lane === 'calls' ? timeline.callThreads : timeline.syscallThreads).has(thread.tid)) continue;
       let started = false;
       let n = 0;
-      for (const ev of timeline.events()) {
+      for (const ev of timeline.events({ tid: thread.tid, lanes: [lane], instants: false })) {
         if (ev.type === 'instant' || ev.slice.tid !== thread.tid || ev.slice.lane !== lane) continue;
         if (!started) {
           const name = lane === 'calls' ? thread.name : `${thread.name}: system calls`;
