@@ -130,11 +130,23 @@ export function writePerfetto(timeline: Timeline, sink: ExportSink): ExportStats
   const Trace = perfettoTraceType();
   let first = true;
   let packets = 0;
+  // Packets are gathered into ~64 KiB writes: one sink.write per packet would be a system call each.
+  let pending: Uint8Array[] = [];
+  let pendingBytes = 0;
+  const flush = (): void => {
+    if (pendingBytes === 0) return;
+    sink.write(Buffer.concat(pending, pendingBytes));
+    pending = [];
+    pendingBytes = 0;
+  };
   const emit = (packet: Record<string, unknown>): void => {
     const p = { trusted_packet_sequence_id: SEQUENCE_ID, ...packet, ...(first ? { sequence_flags: SEQ_INCREMENTAL_STATE_CLEARED } : {}) };
     first = false;
     packets++;
-    sink.write(Trace.encode({ packet: [p] }).finish());
+    const bytes = Trace.encode({ packet: [p] }).finish();
+    pending.push(bytes);
+    pendingBytes += bytes.byteLength;
+    if (pendingBytes >= 1 << 16) flush();
   };
 
   // The unit, said where a reader of the trace sees it: a global track's name and an instant's annotations.
@@ -142,7 +154,9 @@ export function writePerfetto(timeline: Timeline, sink: ExportSink): ExportStats
   emit({ track_descriptor: { uuid: trackUuid.meta, name: `ntflow ${timeline.session.name} (${what}): ts = instructions retired` } });
   for (const p of timeline.processes) emit({ track_descriptor: { uuid: trackUuid.process(p.pid), process: { pid: p.pid, process_name: p.name } } });
   for (const t of timeline.threads) {
-    emit({ track_descriptor: { uuid: trackUuid.thread(t.tid), parent_uuid: trackUuid.process(t.pid), thread: { pid: t.pid, tid: t.tid, thread_name: t.name } } });
+    // A thread track joins its process through ThreadDescriptor.pid (no parent_uuid: that is for
+    // tracks that are not the thread's own, like its system-call lane below).
+    emit({ track_descriptor: { uuid: trackUuid.thread(t.tid), thread: { pid: t.pid, tid: t.tid, thread_name: t.name } } });
     if (timeline.syscallThreads.has(t.tid)) emit({ track_descriptor: { uuid: trackUuid.syscalls(t.tid), parent_uuid: trackUuid.thread(t.tid), name: `system calls of thread ${t.tid}` } });
   }
   emit({
@@ -175,5 +189,6 @@ export function writePerfetto(timeline: Timeline, sink: ExportSink): ExportStats
       });
     }
   }
+  flush();
   return { format: 'perfetto', items: slices + instants, notes: [`${slices} slices, ${instants} instants, ${packets} packets`] };
 }
