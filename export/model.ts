@@ -113,10 +113,14 @@ interface SyscallRow {
 /** How each entry mechanism returns: the instant the return flow ends at. */
 const RETURN_BY_ENTRY: Record<string, string> = { sysenter: 'sysexit', int2e: 'iretd', 'zw-kernel': 'return to the Zw stub', 'nt-direct': 'ret' };
 
-function requireTables(db: Database.Database, names: string[]): void {
-  const have = new Set((db.prepare("SELECT name FROM sqlite_master WHERE type IN ('table','view')").pluck().all() as string[]));
-  const missing = names.filter((n) => !have.has(n));
-  if (missing.length) throw new ExportInputError(`the trace has no ${missing.join(', ')} table${missing.length > 1 ? 's' : ''}: run 'ntflow replay FILE' first`);
+/** The projections the export reads must be built; the log tables must be there (an older or damaged file lacks some). */
+function requireTables(db: Database.Database, projections: string[], log: string[]): void {
+  const have = new Set(db.prepare("SELECT name FROM sqlite_master WHERE type IN ('table','view')").pluck().all() as string[]);
+  const plural = (xs: string[]) => `${xs.join(', ')} table${xs.length > 1 ? 's' : ''}`;
+  const noProjection = projections.filter((n) => !have.has(n));
+  if (noProjection.length) throw new ExportInputError(`the trace has no ${plural(noProjection)} yet: run 'ntflow replay FILE' first`);
+  const noLog = log.filter((n) => !have.has(n));
+  if (noLog.length) throw new ExportInputError(`the trace has no ${plural(noLog)}: not a complete ntflow trace (record it again with this version)`);
 }
 
 /**
@@ -124,7 +128,7 @@ function requireTables(db: Database.Database, names: string[]): void {
  * frames, calls and instants that started inside it, frames still open at its end clipped there.
  */
 export function readTimeline(db: Database.Database, sessionId: number, syscallId?: number): Timeline {
-  requireTables(db, ['calls', 'syscalls', 'event_marks', 'code']);
+  requireTables(db, ['calls', 'syscalls'], ['event_marks', 'code', 'msr_reads', 'ssdt_lookups', 'apc_checks', 'ring_transitions', 'thread_switches']);
   const session = db.prepare('SELECT name, program, instructions, events FROM sessions WHERE id = ?').get(sessionId) as
     | { name: string; program: string; instructions: number; events: number }
     | undefined;

@@ -4,7 +4,8 @@
 // in this build, binary to a terminal — each one line with exit status 1.
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { cliArgs, ntflow } from './util/cli.js';
 import { exportCommand } from '../bin/export.js';
@@ -97,6 +98,19 @@ t.test('mistakes: one line, exit status 1', async (t) => {
     t.equal(r.stderr.trim().split('\n').length, 1, 'one line');
   }
   t.notOk(existsSync(join(dir, 'no')), 'nothing created');
+});
+
+t.test('a trace missing a log table: one line, no output file', async (t) => {
+  const broken = join(dir, 'broken.db');
+  copyFileSync(trace, broken);
+  const db = new Database(broken);
+  db.exec('DROP TABLE apc_checks');
+  db.close();
+  const out = join(dir, 'broken.pftrace');
+  const r = await ntflow(['export', broken, '--format', 'perfetto', '-o', out]);
+  t.equal(r.code, 1);
+  t.equal(r.stderr, 'ntflow: the trace has no apc_checks table: not a complete ntflow trace (record it again with this version)\n');
+  t.notOk(existsSync(out) || existsSync(`${out}.tmp`), 'no file, no .tmp');
 });
 
 t.test('Perfetto to a terminal is refused before any byte is written', async (t) => {
