@@ -316,7 +316,7 @@ export function readTimeline(db: Database.Database, sessionId: number, syscallId
     }
 
     for (const r of streamFor(filter).iterate({ s: sessionId, lo, hi, tid: filter.tid ?? null }) as Iterable<[number, number, number, number, any, any, any, any, any, any]>) {
-      const [seq, k, , a, b, c, d, e, f, g] = r;
+      const [seq, k, order, a, b, c, d, e, f, g] = r;
       if (k === 0) {
         mark = { seq, icount: a };
         continue;
@@ -328,7 +328,7 @@ export function readTimeline(db: Database.Database, sessionId: number, syscallId
         yield { type: 'instant', ts, tid: b, name: instantName(c, args), category: `ring${a === 0 ? 0 : 3}`, args, flows: [] };
         continue;
       }
-      if (k === 2 && ord(r) < 1000000) {
+      if (k === 2 && order < 1000000) {
         // A frame opens: close whatever is above its parent on the thread (a frame the projection
         // closed with its caller, or a clipped one), then push it.
         const ts = (last = tsOf(seq));
@@ -434,10 +434,6 @@ export function readTimeline(db: Database.Database, sessionId: number, syscallId
   const syscallThreads = new Set([...syscalls.values()].map((s) => s.thread_id));
   const callThreads = new Set(db.prepare('SELECT DISTINCT thread_id FROM calls WHERE session_id = ? AND enter_seq BETWEEN ? AND ?').pluck().all(sessionId, lo, hi) as number[]);
   return { sessionId, callThreads, session: { name: session.name, program: session.program, instructions: session.instructions }, syscallId, processes, threads, start, end, syscallThreads, events };
-}
-
-function ord(r: unknown[]): number {
-  return r[2] as number;
 }
 
 function instantName(type: string, args: Args): string {
