@@ -8,6 +8,7 @@ import { benchViz } from './viz.js';
 import { benchPe } from './pe.js';
 import { benchExplain } from './explain.js';
 import { benchDiff } from './diff.js';
+import { benchExport } from './export.js';
 import { dirname } from 'node:path';
 
 const LOOP = `
@@ -120,4 +121,10 @@ const diff = await benchDiff(Number(process.env.NTFLOW_BENCH_DIFF_INSTRUCTIONS ?
 console.log(`ntflow bench — diff: two ${diff.instructions.toLocaleString('en')}-instruction sessions that differ in one instruction in the middle`);
 console.log(`  ntflow diff                         ${diff.seconds.toFixed(2).padStart(7)} s   (${diff.divergences} divergence found; peak RSS ${diff.peakRssMiB.toFixed(0)} MiB; goal <= 5 s)`);
 rmSync(dirname(diff.trace), { recursive: true, force: true });
-console.log(JSON.stringify({ bench: 'ntflow', node: process.version, cpu: figures, record: { ...rec, trace: undefined }, replay, state: { ...state, times: undefined }, viz, pe, explain: { ...explain, trace: undefined }, diff: { ...diff, trace: undefined } }));
+const exp = await benchExport(Number(process.env.NTFLOW_BENCH_EXPORT_INSTRUCTIONS ?? 10_000_000));
+console.log(`ntflow bench — export: a ${exp.instructions.toLocaleString('en')}-instruction session, ${exp.frames.toLocaleString('en')} call frames, ${exp.syscalls.toLocaleString('en')} system calls, each format by a child process`);
+for (const f of exp.formats) {
+  console.log(`  ntflow export --format ${f.format.padEnd(12)} ${f.seconds.toFixed(2).padStart(7)} s   (${f.items.toLocaleString('en')} items, ${(f.bytes / 1e6).toFixed(1)} MB, peak RSS ${f.peakRssMiB.toFixed(0)} MiB)`);
+}
+rmSync(dirname(exp.trace), { recursive: true, force: true });
+console.log(JSON.stringify({ bench: 'ntflow', node: process.version, cpu: figures, record: { ...rec, trace: undefined }, replay, state: { ...state, times: undefined }, viz, pe, explain: { ...explain, trace: undefined }, diff: { ...diff, trace: undefined }, export: { ...exp, trace: undefined } }));

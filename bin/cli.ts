@@ -12,6 +12,7 @@ import { addStateCommand } from './state-command.js';
 import { addFlowCommand } from './flow.js';
 import { addExplainCommand } from './explain.js';
 import { addDiffCommand } from './diff.js';
+import { addExportCommand } from './export.js';
 import { QueryError, ReplayInputError, VerifyError } from '../analyzer/index.js';
 import { RecordInputError, TraceFileError } from '../recorder/index.js';
 
@@ -132,6 +133,7 @@ export function buildProgram(): Command {
   addFlowCommand(program, (message) => new UserError(message));
   addExplainCommand(program, (message) => new UserError(message));
   addDiffCommand(program, (message) => new UserError(message));
+  addExportCommand(program, (message) => new UserError(message));
 
   return program;
 }
