@@ -209,11 +209,13 @@ export function flameInput(db: Database.Database, sessionId: number, options: Fl
     };
   });
 
-  // Tracks: the first thread's first, then in order of first frame.
+  // Tracks: the thread the drawing starts on first (the session's first thread; the chosen
+  // call's thread), then the others in order of their first frame.
   const process = processes(db, sessionId);
-  const order = [...new Set([session.first_thread, ...calls.map((c) => c.threadId)])].filter((t) => calls.some((c) => c.threadId === t));
-  const firstStart = (t: number) => Math.min(...calls.filter((c) => c.threadId === t).map((c) => c.startIcount));
-  order.sort((a, b) => (a === session.first_thread ? -1 : b === session.first_thread ? 1 : firstStart(a) - firstStart(b)));
+  const lead = options.syscallIds?.length ? frames.get(options.syscallIds[0])!.thread_id : session.first_thread;
+  const firstStart = new Map<number, number>();
+  for (const c of calls) firstStart.set(c.threadId, Math.min(firstStart.get(c.threadId) ?? Infinity, c.startIcount));
+  const order = [...firstStart.keys()].sort((a, b) => (a === lead ? -1 : b === lead ? 1 : firstStart.get(a)! - firstStart.get(b)!));
   const threads: FlameThread[] = order.map((id) => ({ id, label: `${threadName(id)} (${process.get(id) ?? '?'})` }));
   return { title: `${session.name}: ${titleWhat}`, threads, calls, fromIcount: from, totalIcount: to };
 }

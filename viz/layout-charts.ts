@@ -110,6 +110,32 @@ export function failedLine(failed: { status: string; count: number }[]): string 
 }
 
 /**
+ * dagre starts an edge where the line from the node's centre to the next point leaves the node:
+ * for a shallow line that is the node's side, and the first segment then runs along the rank,
+ * through the nodes beside it. An edge going to another rank leaves (and enters) through the
+ * bottom or top border instead, above or below its next point as far as the node reaches, so the
+ * segment runs in the space between the ranks.
+ */
+function leaveThroughTopOrBottom(points: { x: number; y: number }[], from: Box, to: Box): void {
+  const attach = (end: { x: number; y: number }, next: { x: number; y: number }, n: Box) => {
+    const inset = Math.min(8, n.width / 4);
+    const x = round2(Math.min(n.x + n.width - inset, Math.max(n.x + inset, next.x)));
+    if (next.y >= n.y + n.height) Object.assign(end, { x, y: n.y + n.height });
+    else if (next.y <= n.y) Object.assign(end, { x, y: n.y });
+  };
+  if (points.length < 2) return;
+  attach(points[0], points[1], from);
+  attach(points[points.length - 1], points[points.length - 2], to);
+}
+
+interface Box {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+/**
  * dagre's layered layout, top to bottom: nodes sized to their labels, each edge a polyline around
  * the nodes (dagre's points) drawn as a basis curve, each edge label a box dagre keeps clear of
  * nodes. The label is given to dagre twice as wide as it is, centred on the edge ('c'), and drawn
@@ -181,6 +207,7 @@ export function layoutCallGraph(input: GraphInput, opts: GraphLayoutOptions = {}
     } else {
       const d = g.edge(e.from, e.to, String(i)) as unknown as { points: { x: number; y: number }[]; x: number; y: number };
       points = d.points.map((p) => ({ x: round2(p.x), y: round2(headerHeight + p.y) }));
+      leaveThroughTopOrBottom(points, at.get(e.from)!, at.get(e.to)!);
       labelBox = { x: round2(d.x + labelGap), y: round2(headerHeight + d.y - labelHeight / 2), width: lw, height: labelHeight };
     }
     const path = curve(points.map((p) => [p.x, p.y]))!.replace(/\d+\.\d+/g, (m) => String(round2(Number(m))));
