@@ -85,11 +85,49 @@ export function layoutFlame(input: FlameInput, opts: FlameLayoutOptions = {}): F
 
 // ---- call graph -----------------------------------------------------------------------------
 
+/**
+ * A label's width at `px` pixels, from DejaVu Sans's advance widths (em) by kind of character: the
+ * widest of the fonts the page and the SVG name (system-ui resolves to it on Linux; Segoe UI and
+ * San Francisco are narrower), so a box sized by it holds its label.
+ */
+export function labelWidth(text: string, px = 11): number {
+  let em = 0;
+  for (const c of text) {
+    if ('il.,:;!|\'`'.includes(c)) em += 0.3;
+    else if ('fjrt()[]{}'.includes(c)) em += 0.4;
+    else if (c === ' ') em += 0.32;
+    else if (c === 'm' || c === 'w') em += 0.92;
+    else if (c === 'M' || c === 'W') em += 0.95;
+    else if (c >= 'a' && c <= 'z') em += 0.62;
+    else if (c >= 'A' && c <= 'Z') em += 0.72;
+    else if (c >= '0' && c <= '9') em += 0.64;
+    else if (c === '_' || c === '-') em += 0.5;
+    else em += 0.84; // ×, ✗, → and the like
+  }
+  return em * px;
+}
+
+/** A basis curve (d3.curveBasis) through `points`, sampled: the line as drawn, not its control polygon. */
+function basisSamples(points: { x: number; y: number }[], perSegment = 16): { x: number; y: number }[] {
+  const p = [points[0], points[0], ...points, points[points.length - 1], points[points.length - 1]];
+  const out: { x: number; y: number }[] = [];
+  for (let i = 0; i + 3 < p.length; i++) {
+    for (let k = 0; k <= perSegment; k++) {
+      const t = k / perSegment;
+      const b0 = (1 - t) ** 3 / 6;
+      const b1 = (3 * t ** 3 - 6 * t ** 2 + 4) / 6;
+      const b2 = (-3 * t ** 3 + 3 * t ** 2 + 3 * t + 1) / 6;
+      const b3 = t ** 3 / 6;
+      out.push({ x: b0 * p[i].x + b1 * p[i + 1].x + b2 * p[i + 2].x + b3 * p[i + 3].x, y: b0 * p[i].y + b1 * p[i + 1].y + b2 * p[i + 2].y + b3 * p[i + 3].y });
+    }
+  }
+  return out;
+}
+
 export interface GraphLayoutOptions {
   /** A node's height (default 28; a failed service's node has a second line, 16 more). */
   nodeHeight?: number;
-  /** Width of a label character at 11 px (default 7: DejaVu Sans/Verdana run 6–7 px), and the padding beside a label (default 20). */
-  charWidth?: number;
+  /** The room beside a node's label (default 20: 10 px each side). */
   padding?: number;
   /** dagre's spacing: between nodes of a rank, between edges, between ranks (defaults 36, 16, 44). */
   nodesep?: number;
@@ -144,14 +182,13 @@ interface Box {
  */
 export function layoutCallGraph(input: GraphInput, opts: GraphLayoutOptions = {}): GraphLayout {
   const nodeHeight = opts.nodeHeight ?? 28;
-  const charWidth = opts.charWidth ?? 7;
   const padding = opts.padding ?? 20;
   const margin = opts.margin ?? 20;
   const headerHeight = opts.headerHeight ?? 40;
   const labelHeight = 16;
   const labelGap = 6; // between a line and its label
   const loop = 26; // how far a self-call's loop reaches out
-  const textWidth = (s: string) => [...s].length * charWidth;
+  const textWidth = (s: string) => labelWidth(s);
 
   const ids = new Set(input.nodes.map((n) => n.id));
   for (const e of input.edges) {
@@ -163,10 +200,10 @@ export function layoutCallGraph(input: GraphInput, opts: GraphLayoutOptions = {}
       return [n.id, { width: Math.ceil(Math.max(60, w)), height: nodeHeight + (n.failed?.length ? 16 : 0) }];
     }),
   );
-  const labelWidth = (e: { kind: string; count: number }) => Math.ceil(textWidth(edgeLabel(e)) + 8);
+  const countWidth = (e: { kind: string; count: number }) => Math.ceil(textWidth(edgeLabel(e)) + 8);
   // Room on a node's right for its self-call loops' labels, mirrored on its left (dagre centres the node).
   const selfRoom = new Map<string, number>();
-  for (const e of input.edges) if (e.from === e.to) selfRoom.set(e.from, Math.max(selfRoom.get(e.from) ?? 0, loop + 4 + labelWidth(e)));
+  for (const e of input.edges) if (e.from === e.to) selfRoom.set(e.from, Math.max(selfRoom.get(e.from) ?? 0, loop + 4 + countWidth(e)));
 
   const g = new dagre.graphlib.Graph({ multigraph: true });
   g.setGraph({ rankdir: 'TB', nodesep: opts.nodesep ?? 36, edgesep: opts.edgesep ?? 16, ranksep: opts.ranksep ?? 44, marginx: margin, marginy: 0 });
@@ -177,7 +214,7 @@ export function layoutCallGraph(input: GraphInput, opts: GraphLayoutOptions = {}
   }
   input.edges.forEach((e, i) => {
     if (e.from === e.to) return;
-    g.setEdge(e.from, e.to, { width: 2 * (labelWidth(e) + labelGap), height: labelHeight, labelpos: 'c', minlen: 1 }, String(i));
+    g.setEdge(e.from, e.to, { width: 2 * (countWidth(e) + labelGap), height: labelHeight, labelpos: 'c', minlen: 1 }, String(i));
   });
   dagre.layout(g);
 
@@ -190,7 +227,7 @@ export function layoutCallGraph(input: GraphInput, opts: GraphLayoutOptions = {}
   const curve = d3.line().curve(d3.curveBasis);
   const edges = input.edges.map((e, i) => {
     const label = edgeLabel(e);
-    const lw = labelWidth(e);
+    const lw = countWidth(e);
     let points: { x: number; y: number }[];
     let labelBox: { x: number; y: number; width: number; height: number };
     if (e.from === e.to) {
@@ -208,7 +245,13 @@ export function layoutCallGraph(input: GraphInput, opts: GraphLayoutOptions = {}
       const d = g.edge(e.from, e.to, String(i)) as unknown as { points: { x: number; y: number }[]; x: number; y: number };
       points = d.points.map((p) => ({ x: round2(p.x), y: round2(headerHeight + p.y) }));
       leaveThroughTopOrBottom(points, at.get(e.from)!, at.get(e.to)!);
-      labelBox = { x: round2(d.x + labelGap), y: round2(headerHeight + d.y - labelHeight / 2), width: lw, height: labelHeight };
+      // Right of the line, or left where the curve (which cuts the polyline's corners) bends right.
+      const y = round2(headerHeight + d.y - labelHeight / 2);
+      const right = { x: round2(d.x + labelGap), y, width: lw, height: labelHeight };
+      const left = { x: round2(d.x - labelGap - lw), y, width: lw, height: labelHeight };
+      const curvePoints = basisSamples(points);
+      const hits = (b: Box) => curvePoints.filter((p) => p.x > b.x - 2 && p.x < b.x + b.width + 2 && p.y > b.y - 2 && p.y < b.y + b.height + 2).length;
+      labelBox = hits(right) > 0 && hits(left) < hits(right) ? left : right;
     }
     const path = curve(points.map((p) => [p.x, p.y]))!.replace(/\d+\.\d+/g, (m) => String(round2(Number(m))));
     return { ...e, points, path, label, labelBox };

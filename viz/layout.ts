@@ -154,4 +154,4 @@ export function layoutFindings(findings: readonly SessionFinding[] | undefined, 
 }
 
 // The flame chart's and the call graph's layouts live in layout-charts.ts.
-export { layoutFlame, layoutCallGraph, edgeLabel, failedLine, type FlameLayoutOptions, type GraphLayoutOptions } from './layout-charts.js';
+export { layoutFlame, layoutCallGraph, edgeLabel, failedLine, labelWidth, type FlameLayoutOptions, type GraphLayoutOptions } from './layout-charts.js';

@@ -8,13 +8,40 @@ function fitCanvasHeight(canvas, height) {
   canvas.style('height', 'min(72vh, ' + Math.ceil(height + 2) + 'px)');
 }
 
+/**
+ * Labels cut to the width they have, measured in the font they are drawn in (a canvas measures
+ * without laying the page out): the whole label, else its start and '…', else nothing.
+ */
+function labelFitter(svg, cls) {
+  const probe = svg.append('text').attr('class', cls).text('x');
+  const style = getComputedStyle(probe.node());
+  const font = style.fontStyle + ' ' + style.fontWeight + ' ' + style.fontSize + ' ' + style.fontFamily;
+  probe.remove();
+  const ctx = document.createElement('canvas').getContext('2d');
+  ctx.font = font;
+  const widthOf = (s) => ctx.measureText(s).width;
+  return (label, width) => {
+    const room = width - 6;
+    if (room <= 0) return '';
+    if (widthOf(label) <= room) return label;
+    let lo = 0;
+    let hi = label.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (widthOf(label.slice(0, mid) + '…') <= room) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo >= 2 ? label.slice(0, lo) + '…' : '';
+  };
+}
+
 // ---- flame chart -------------------------------------------------------------------------------
 
 function drawFlame(root, layout, opts) {
   const f = frame(root, layout.title, opts);
   // The page has its own heading and legend: the layout's header space (the SVG's title) is left out.
   const top = layout.tracks.length ? Math.max(0, layout.tracks[0].y0 - 8) : 0;
-  fitCanvasHeight(f.canvas, layout.height - top);
+  fitCanvasHeight(f.canvas, layout.height - top - layout.x0 + 8); // x0 is the layout's margin
   const rects = layout.rects;
   const modules = [...new Set(rects.map((r) => r.module))];
   const shade = new Map(modules.map((m, i) => [m, i % 4]));
@@ -42,6 +69,7 @@ function drawFlame(root, layout, opts) {
   let query = '';
   // The view: x = tx + k·x (zoom along time), y = ty + y (pan only).
   let view = { k: 1, tx: 0, ty: -top };
+  const fitLabel = labelFitter(f.svg, 'flame-label');
   const tracksG = f.svg.append('g').attr('class', 'tracks');
   const viewport = f.svg.append('g').attr('class', 'viewport');
   ringLegend(f.legend);
@@ -123,6 +151,8 @@ function drawFlame(root, layout, opts) {
       let cls = 'frame ring-' + r.cpl + ' shade-' + shade.get(r.module);
       if (r.failure) cls += r.failure.own ? ' failed' : ' in-failed';
       if (hasChildren.has(r.id)) cls += collapsed.has(r.id) ? ' has-body collapsed' : ' has-body';
+      // A folded function that hides a failed call says so (red border), or the failure would vanish.
+      if (collapsed.has(r.id) && rects.some((x) => x.failure && under(x, r))) cls += ' holds-failure';
       if (query && (lower(r.label).includes(query) || lower(r.module).includes(query))) cls += ' match';
       return cls;
     }).attr('transform', (r) => 'translate(' + xOf(r) + ',' + r.y + ')');
@@ -132,7 +162,7 @@ function drawFlame(root, layout, opts) {
     g.select('text')
       .attr('x', 3)
       .attr('y', (r) => Math.min(r.height - 4, 13))
-      .text((r) => fit((collapsed.has(r.id) ? '▸ ' : '') + r.label, wOf(r)));
+      .text((r) => fitLabel((collapsed.has(r.id) ? '▸ ' : '') + r.label, wOf(r)));
     const n = query ? g.filter('.match').size() : 0;
     f.matches.text(query ? n + (n === 1 ? ' match' : ' matches') : '');
   }
@@ -162,6 +192,8 @@ function drawGraph(root, layout, opts) {
   fitCanvasHeight(f.canvas, layout.height);
   markers(f.svg, f.id);
   const viewport = f.svg.append('g').attr('class', 'viewport');
+  const fitNode = labelFitter(f.svg, 'node-label');
+  const fitCount = labelFitter(f.svg, 'edge-count');
   ringLegend(f.legend);
   arrowLegend(f.legend, f.id, new Set(layout.edges.map((e) => e.kind)));
   legendItem(f.legend, 'count', 'edge label: how often it ran', (sw) => sw.append('text').attr('class', 'edge-count').attr('x', 2).attr('y', 11).text('×12'));
@@ -212,7 +244,7 @@ function drawGraph(root, layout, opts) {
     .attr('class', 'edge-count')
     .attr('x', (e) => e.labelBox.x + 4)
     .attr('y', (e) => e.labelBox.y + e.labelBox.height - 4)
-    .text((e) => fit(e.label, e.labelBox.width + 6));
+    .text((e) => fitCount(e.label, e.labelBox.width - 2));
   edge
     .on('mouseenter', (event, e) =>
       showTooltip(f.tooltip, f.canvas.node(), event, e.from + ' → ' + e.to, [
@@ -243,14 +275,14 @@ function drawGraph(root, layout, opts) {
     .attr('class', 'node-label')
     .attr('x', (n) => n.width / 2)
     .attr('y', 18)
-    .text((n) => fit(n.id, n.width));
+    .text((n) => fitNode(n.id, n.width));
   node
     .filter((n) => n.failed && n.failed.length)
     .append('text')
     .attr('class', 'node-label fail-mark')
     .attr('x', (n) => n.width / 2)
     .attr('y', 34)
-    .text((n) => fit(failedText(n), n.width));
+    .text((n) => fitNode(failedText(n), n.width));
   node
     .on('click', (event, n) => {
       focus = focus === n.id ? null : n.id;
