@@ -71,12 +71,9 @@ function checkGraph(t: Test, name: string, l: GraphLayout): void {
   t.same(nodeOverlaps, [], `${name}: nodes do not overlap`);
   const outside = [...l.nodes.filter((n) => !inside(n, l.width, l.height)).map((n) => n.id), ...l.edges.filter((e) => !inside(e.labelBox, l.width, l.height)).map((e) => e.label)];
   t.same(outside, [], `${name}: nodes and labels inside the ${l.width} × ${l.height} drawing`);
-  // Each label sits beside its own edge: its box is no further than 12 px from the edge's polyline.
-  const far = l.edges.filter((e) => {
-    const cx = e.labelBox.x;
-    const cy = e.labelBox.y + e.labelBox.height / 2;
-    return !e.points.some((p) => Math.hypot(p.x - cx, p.y - cy) <= 12 + e.labelBox.height);
-  });
+  // Each label sits beside its own edge: one of the edge's points within 12 px of the label's box.
+  const distance = (p: Point, b: Box) => Math.hypot(Math.max(b.x - p.x, 0, p.x - b.x - b.width), Math.max(b.y - p.y, 0, p.y - b.y - b.height));
+  const far = l.edges.filter((e) => !e.points.some((p) => distance(p, e.labelBox) <= 12));
   t.same(
     far.map((e) => `${e.from} → ${e.to}`),
     [],

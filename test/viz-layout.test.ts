@@ -4,7 +4,7 @@
 // graph laid out by dagre (node sizes, edge points, label boxes).
 //   npx tsc -p tsconfig.json && npx tap dist/test/viz-layout.test.js
 import t from 'tap';
-import { layoutCallGraph, layoutFlame, layoutSequence } from '../viz/layout.js';
+import { labelWidth, layoutCallGraph, layoutFlame, layoutSequence } from '../viz/layout.js';
 import type { FlameInput, GraphInput, SequenceInput } from '../viz/types.js';
 
 const SEQ: SequenceInput = {
@@ -179,69 +179,31 @@ t.test('call graph: dagre, top to bottom; nodes sized to their labels, labels be
     ],
   };
   const l = layoutCallGraph(input, { margin: 10, headerHeight: 30 });
-  // Widths: 7 px a character + 20, at least 60; the failed node is as wide as '✗ STATUS_X ×2' and 16 px taller.
+  // Widths: the label's width in DejaVu Sans at 11 px + 20, at least 60; the failed node is as wide
+  // as '✗ STATUS_X ×2' and 16 px taller.
   t.same(
     l.nodes.map((n) => [n.id, n.x, n.y, n.width, n.height]),
     [
-      ['a', 76, 30, 60, 28],
-      ['b', 144, 118, 60, 28],
-      ['c', 50.5, 206, 111, 44],
+      ['a', 82, 30, 60, 28],
+      ['b', 153, 118, 60, 28],
+      ['c', 55, 206, 114, 44],
     ],
   );
+  t.same(labelWidth('×3'), (0.84 + 0.64) * 11, 'a count label: × and a digit');
+  const box = (x: number, y: number, width: number) => ({ x, y, width, height: 16 });
   t.same(
-    l.edges.map((e) => [e.from, e.to, e.label, e.points, e.labelBox]),
+    l.edges.map((e) => [e.from, e.to, e.label, e.points.map((p) => [p.x, p.y]), e.labelBox]),
     [
-      [
-        'a',
-        'b',
-        '×3',
-        [
-          { x: 128, y: 58 },
-          { x: 174, y: 88 },
-          { x: 174, y: 118 },
-        ],
-        { x: 180, y: 80, width: 22, height: 16 },
-      ],
-      [
-        'b',
-        'c',
-        'sysenter ×1',
-        [
-          { x: 174, y: 146 },
-          { x: 174, y: 176 },
-          { x: 153.5, y: 206 },
-        ],
-        { x: 180, y: 168, width: 85, height: 16 },
-      ],
-      [
-        'c',
-        'a',
-        '×1',
-        [
-          { x: 58.5, y: 206 },
-          { x: 38, y: 176 },
-          { x: 38, y: 132 },
-          { x: 38, y: 88 },
-          { x: 84, y: 58 },
-        ],
-        { x: 44, y: 124, width: 22, height: 16 },
-      ],
-      [
-        'b',
-        'b',
-        '×2',
-        [
-          { x: 204, y: 125 },
-          { x: 230, y: 118 },
-          { x: 230, y: 146 },
-          { x: 204, y: 139 },
-        ],
-        { x: 234, y: 124, width: 22, height: 16 },
-      ],
+      // Each label 6 px right of where dagre put the edge's label point, the line on its left.
+      ['a', 'b', '×3', [[134, 58], [183, 88], [183, 118]], box(189, 80, 25)],
+      ['b', 'c', 'sysenter ×1', [[183, 146], [183, 176], [161, 206]], box(189, 168, 78)],
+      ['c', 'a', '×1', [[63, 206], [41, 176], [41, 132], [41, 88], [90, 58]], box(47, 124, 25)],
+      // b calls itself: a loop on its right, the label beyond it.
+      ['b', 'b', '×2', [[213, 125], [239, 118], [239, 146], [213, 139]], box(243, 124, 25)],
     ],
   );
   // The path is d3's basis curve through the points: it starts and ends where the polyline does.
-  t.equal(l.edges[0].path, 'M128,58L135.67,63C143.33,68,158.67,78,166.33,88C174,98,174,108,174,113L174,118');
+  t.equal(l.edges[0].path, 'M134,58L142.17,63C150.33,68,166.67,78,174.83,88C183,98,183,108,183,113L183,118');
   for (const e of l.edges) {
     const [first, last] = [e.points[0], e.points[e.points.length - 1]];
     t.match(e.path, new RegExp(`^M${first.x},${first.y}.*L${last.x},${last.y}$`), `${e.from} → ${e.to}: the curve runs from the first point to the last`);
