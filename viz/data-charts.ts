@@ -97,13 +97,30 @@ function syscallFrames(calls: CallRow[], syscalls: SyscallRow[]): Map<number, Ca
   return out;
 }
 
-/** Every frame below `root` (the root included), by the parent links. */
-function subtree(calls: CallRow[], root: CallRow): Set<number> {
+/** Each frame's children, by the parent links. */
+function childrenOf(calls: CallRow[]): Map<number, number[]> {
   const children = new Map<number, number[]>();
-  for (const c of calls) if (c.parent_id !== null) (children.get(c.parent_id) ?? children.set(c.parent_id, []).get(c.parent_id)!).push(c.id);
+  for (const c of calls) {
+    if (c.parent_id === null) continue;
+    const list = children.get(c.parent_id);
+    if (list) list.push(c.id);
+    else children.set(c.parent_id, [c.id]);
+  }
+  return children;
+}
+
+/** Every frame below `root` (the root included). */
+function subtree(children: Map<number, number[]>, root: CallRow): Set<number> {
   const out = new Set<number>([root.id]);
   const stack = [root.id];
-  while (stack.length) for (const k of children.get(stack.pop()!) ?? []) if (!out.has(k)) (out.add(k), stack.push(k));
+  while (stack.length) {
+    for (const k of children.get(stack.pop()!) ?? []) {
+      if (!out.has(k)) {
+        out.add(k);
+        stack.push(k);
+      }
+    }
+  }
   return out;
 }
 
@@ -141,6 +158,7 @@ export function flameInput(db: Database.Database, sessionId: number, options: Fl
   const rows = readCalls(db, sessionId);
   const syscalls = readSyscalls(db, sessionId);
   const frames = syscallFrames(rows, syscalls);
+  const children = childrenOf(rows);
   const total = session.instructions;
   const endOf = (r: CallRow) => (r.exit_seq === null ? total : icount(r.exit_seq) + 1);
 
@@ -152,7 +170,7 @@ export function flameInput(db: Database.Database, sessionId: number, options: Fl
     const frame = frames.get(s.id);
     if (!frame) continue;
     const status = s.status_name ?? `0x${hex8(s.status)}`;
-    for (const id of subtree(rows, frame)) {
+    for (const id of subtree(children, frame)) {
       const prior = failure.get(id);
       if (prior && prior.syscallId > s.id) continue;
       failure.set(id, { syscallId: s.id, name: s.name ?? '(rejected service number)', status, own: id === frame.id });
@@ -180,7 +198,7 @@ export function flameInput(db: Database.Database, sessionId: number, options: Fl
       const frame = frames.get(id);
       if (!frame) throw new VizInputError(`system call ${id} (${s.name ?? 'rejected'}) has no frame in the calls projection`);
       names.push(`#${id} ${s.name ?? 'rejected'}`);
-      for (const k of subtree(rows, frame)) chosen.add(k);
+      for (const k of subtree(children, frame)) chosen.add(k);
       const exit = frame.exit_seq ?? Infinity;
       for (const r of rows) if (r.thread_id !== frame.thread_id && r.enter_seq > frame.enter_seq && (r.exit_seq ?? Infinity) <= exit) chosen.add(r.id);
       from = Math.min(from, icount(frame.enter_seq));
@@ -254,12 +272,14 @@ export function graphInput(db: Database.Database, sessionId: number): GraphInput
   // frame (a rejected number runs no routine); counted per status.
   const calls = readCalls(db, sessionId);
   const byId = new Map(calls.map((c) => [c.id, c]));
-  const frames = syscallFrames(calls, readSyscalls(db, sessionId));
-  for (const s of readSyscalls(db, sessionId)) {
+  const children = childrenOf(calls);
+  const syscalls = readSyscalls(db, sessionId);
+  const frames = syscallFrames(calls, syscalls);
+  for (const s of syscalls) {
     if (s.status === null || s.status < FAILED) continue;
     const frame = frames.get(s.id);
     if (!frame) continue;
-    const inside = [...subtree(calls, frame)].map((id) => byId.get(id)!);
+    const inside = [...subtree(children, frame)].map((id) => byId.get(id)!);
     const routine = (s.name && inside.find((c) => c.symbol === `nt!${s.name}`)) || frame;
     const n = nodes.get(fnOf(routine.symbol, routine.address));
     if (!n) continue;

@@ -7,7 +7,7 @@
 import * as d3untyped from 'd3';
 import { parseHTML } from 'linkedom';
 import type { FlameLayout, GraphLayout, LaidStep, SequenceLayout } from './types.js';
-import { failedLine } from './layout-charts.js';
+import { failedLine, labelWidth } from './layout-charts.js';
 
 type Value = string | number;
 /** The part of d3-selection used here. */
@@ -291,18 +291,21 @@ function flameColor(cpl: 0 | 3, module: string): string {
   return shades[h % shades.length];
 }
 
-/** About 6.6 px a character at 11 px: the label cut to what fits in `width` pixels (with 3 px each side), or ''. */
+/** The label cut to what fits in `width` pixels with 3 px each side (DejaVu Sans widths at 11 px), or ''. */
 function fitText(label: string, width: number): string {
-  const chars = Math.floor((width - 6) / 6.6);
-  if (chars < 3) return '';
-  return label.length > chars ? `${label.slice(0, chars - 1)}…` : label;
+  const room = width - 6;
+  if (labelWidth(label) <= room) return label;
+  const chars = [...label];
+  let n = chars.length - 1;
+  while (n >= 2 && labelWidth(chars.slice(0, n).join('') + '…') > room) n--;
+  return n >= 2 ? `${chars.slice(0, n).join('')}…` : '';
 }
 
 /** A legend entry drawn into the SVG: a swatch and a text; returns the x after it. */
 function svgLegendItem(parent: Selection, x: number, y: number, fill: string, stroke: string, text: string): number {
   parent.append('rect').attr('x', x).attr('y', y - 10).attr('width', 22).attr('height', 12).attr('fill', fill).attr('stroke', stroke);
   parent.append('text').attr('x', x + 28).attr('y', y).text(text);
-  return x + 28 + text.length * 6.6 + 18;
+  return x + 28 + labelWidth(text) + 18;
 }
 
 /** A flame frame's tooltip: its symbol, module and ring, and the failed call it belongs to. */

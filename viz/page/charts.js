@@ -5,7 +5,7 @@
 
 /** The canvas as tall as the drawing, up to 72% of the window: no empty space under a short chart. */
 function fitCanvasHeight(canvas, height) {
-  canvas.style('height', 'min(72vh, ' + Math.ceil(height + 2) + 'px)');
+  canvas.style('height', 'min(72vh, ' + Math.ceil(height + 2) + 'px)').style('min-height', Math.min(320, Math.ceil(height + 2)) + 'px');
 }
 
 /**
