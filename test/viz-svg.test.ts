@@ -171,6 +171,16 @@ t.test('whole session, flame chart and call graph are well-formed', async (t) =>
   t.ok(graph.edges.some((e) => e.from === 'SharedUserData!SystemCallStub' && e.to === 'nt!KiFastCallEntry' && e.kind === 'sysenter' && e.count === 4), 'graph: 4 sysenters');
   const gsvg = renderGraphSvg(layoutCallGraph(graph));
   t.equal(wellFormed(gsvg), null, 'graph');
+  // Readable: no text below 11 px (the root's font-size), none shrunk to fit.
+  for (const [what, svg] of [
+    ['flame', flame],
+    ['graph', gsvg],
+  ]) {
+    const sizes = [...svg.matchAll(/font-size="([\d.]+)"/g)].map((m) => Number(m[1]));
+    t.ok(sizes.length > 0 && Math.min(...sizes) >= 11, `${what}: font sizes ${[...new Set(sizes)].join(', ')} px, none below 11`);
+  }
+  t.match(flame, /<g (?=[^>]*class="track")(?=[^>]*data-thread="1996")/, 'the flame chart has the program thread\'s track');
+  t.ok(texts(flame).some((x) => /^thread 0x7CC \(/.test(x)), 'labelled with the thread id and its process');
 });
 
 t.test('text from the trace is escaped; failures are red', async (t) => {

@@ -296,9 +296,14 @@ function fitText(label: string, width: number): string {
   const room = width - 6;
   if (labelWidth(label) <= room) return label;
   const chars = [...label];
-  let n = chars.length - 1;
-  while (n >= 2 && labelWidth(chars.slice(0, n).join('') + '…') > room) n--;
-  return n >= 2 ? `${chars.slice(0, n).join('')}…` : '';
+  let lo = 0; // the most characters that fit before the '…' (binary search: widths grow with length)
+  let hi = chars.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (labelWidth(chars.slice(0, mid).join('') + '…') <= room) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo >= 2 ? `${chars.slice(0, lo).join('')}…` : '';
 }
 
 /** A legend entry drawn into the SVG: a swatch and a text; returns the x after it. */
