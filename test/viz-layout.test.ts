@@ -223,4 +223,6 @@ t.test('call graph: dagre, top to bottom; nodes sized to their labels, labels be
 
   t.throws(() => layoutCallGraph({ title: '', nodes: [], edges: [{ from: 'p', to: 'q', count: 1, kind: 'call' }] }), /names a node/);
   t.same(layoutCallGraph(input, { margin: 10, headerHeight: 30 }), l, 'the same input, the same numbers');
+  const empty = layoutCallGraph({ title: 'empty', nodes: [], edges: [] }, { margin: 10, headerHeight: 30 });
+  t.same([empty.width, empty.height, empty.nodes, empty.edges], [320, 40, [], []], 'no calls: an empty drawing of finite size');
 });

@@ -257,7 +257,8 @@ export function layoutCallGraph(input: GraphInput, opts: GraphLayoutOptions = {}
     return { ...e, points, path, label, labelBox };
   });
   const graph = g.graph() as { width?: number; height?: number };
-  const right = Math.max(graph.width ?? 0, ...edges.map((e) => e.labelBox.x + e.labelBox.width + margin), ...nodes.map((n) => n.x + n.width + margin));
+  if (!Number.isFinite(graph.height)) graph.height = 0; // no nodes: dagre's bounds are infinite
+  const right = Math.max(Number.isFinite(graph.width) ? graph.width! : 0, ...edges.map((e) => e.labelBox.x + e.labelBox.width + margin), ...nodes.map((n) => n.x + n.width + margin));
   return {
     title: input.title,
     width: Math.ceil(Math.max(right, 320)),
