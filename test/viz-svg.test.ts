@@ -317,7 +317,12 @@ t.test('the CLI: ntflow flow (once wired into bin/cli.ts)', async (t) => {
   const ok = run(['flow', TRACE, '--syscall', '2', '-o', join(dir, 'cli.svg')]);
   t.equal(ok.status, 0, ok.stderr);
   t.match(ok.stdout, /sequence diagram of session 1/);
+  const flame = run(['flow', TRACE, '--kind', 'flame', '--syscall', '2', '-o', join(dir, 'cli-flame.html')]);
+  t.equal(flame.status, 0, flame.stderr);
+  t.match(flame.stdout, /flame diagram of session 1, \d+ frames/, '--kind flame --syscall works from the command line');
   for (const [args, re] of [
+    [['flow', TRACE, '--kind', 'flame', '--syscall', '99', '-o', join(dir, 'cli.svg')], /^ntflow: no syscall 99/],
+    [['flow', TRACE, '--kind', 'graph', '--syscall', '2', '-o', join(dir, 'cli.svg')], /^ntflow: --syscall and --query choose calls for the sequence diagram and the flame chart/],
     [['flow', TRACE, '--syscall', '99', '-o', join(dir, 'cli.svg')], /^ntflow: no syscall 99/],
     [['flow', TRACE, '--syscall', 'x', '-o', join(dir, 'cli.svg')], /not a syscall id/],
     [['flow', TRACE, '-o', join(dir, 'cli.txt')], /unknown extension/],
