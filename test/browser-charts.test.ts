@@ -112,7 +112,7 @@ if (haveChromium(t)) {
     );
     t.same(
       tracks.map((x) => x.label),
-      ['thread 8 (System)', 'thread 0x7CC (osr-log-user.exe)'],
+      ['thread 0x7CC (osr-log-user.exe)', 'thread 8 (System)'],
     );
     t.ok(tracks[0].bottom <= tracks[1].top, `the tracks do not overlap (${tracks[0].bottom} ≤ ${tracks[1].top})`);
 

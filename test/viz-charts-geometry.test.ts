@@ -115,8 +115,8 @@ t.test('osr-log-user-handle: a track per thread, the work item under the wait, f
   const l = layoutFlame(input);
   t.same(
     l.tracks.map((x) => x.label),
-    ['thread 8 (System)', 'thread 0x7CC (osr-log-user.exe)'],
-    'the System thread (DriverEntry, then the work item) and the program thread',
+    ['thread 0x7CC (osr-log-user.exe)', 'thread 8 (System)'],
+    'the program thread, then the System thread (DriverEntry, then the work item)',
   );
   checkFlame(t, 'flame', l);
 
@@ -129,9 +129,9 @@ t.test('osr-log-user-handle: a track per thread, the work item under the wait, f
   // and through ZwWriteFile (System thread: its KiSystemService frame).
   const own = l.rects.filter((r) => r.failure?.own).map((r) => [r.threadId, r.label, r.failure!.status]);
   t.same(own, [
+    [1996, 'nt!NtWriteFile', 'STATUS_ACCESS_VIOLATION'],
     [8, 'nt!NtWriteFile', 'STATUS_INVALID_HANDLE'],
     [8, 'nt!KiSystemService', 'STATUS_INVALID_HANDLE'],
-    [1996, 'nt!NtWriteFile', 'STATUS_ACCESS_VIOLATION'],
   ]);
   const inner = l.rects.filter((r) => r.failure && !r.failure.own);
   t.ok(inner.length >= 1 && inner.every((r) => r.failure!.syscallId === 9), 'the frame inside the failed ZwWriteFile is marked too');

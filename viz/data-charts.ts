@@ -150,9 +150,7 @@ export interface FlameOptions {
 
 export function flameInput(db: Database.Database, sessionId: number, options: FlameOptions = {}): FlameInput {
   ensureSessionProjections(db, sessionId);
-  const session = db.prepare('SELECT name, instructions, first_thread FROM sessions WHERE id = ?').get(sessionId) as
-    | { name: string; instructions: number; first_thread: number }
-    | undefined;
+  const session = db.prepare('SELECT name, instructions FROM sessions WHERE id = ?').get(sessionId) as { name: string; instructions: number } | undefined;
   if (!session) throw new VizInputError(`no session ${sessionId} in this trace`);
   const icount = icountOf(db, sessionId);
   const rows = readCalls(db, sessionId);
@@ -227,13 +225,15 @@ export function flameInput(db: Database.Database, sessionId: number, options: Fl
     };
   });
 
-  // Tracks: the thread the drawing starts on first (the session's first thread; the chosen
-  // call's thread), then the others in order of their first frame.
+  // Tracks: the chosen call's thread first; then the programs' threads before the System
+  // threads (the program is what the session is about: a System worker thread's work item shows
+  // under the wait it ran in), each group in order of first frame.
   const process = processes(db, sessionId);
-  const lead = options.syscallIds?.length ? frames.get(options.syscallIds[0])!.thread_id : session.first_thread;
+  const lead = options.syscallIds?.length ? frames.get(options.syscallIds[0])!.thread_id : null;
   const firstStart = new Map<number, number>();
   for (const c of calls) firstStart.set(c.threadId, Math.min(firstStart.get(c.threadId) ?? Infinity, c.startIcount));
-  const order = [...firstStart.keys()].sort((a, b) => (a === lead ? -1 : b === lead ? 1 : firstStart.get(a)! - firstStart.get(b)!));
+  const rank = (t: number) => (t === lead ? 0 : process.get(t) === 'System' ? 2 : 1);
+  const order = [...firstStart.keys()].sort((a, b) => rank(a) - rank(b) || firstStart.get(a)! - firstStart.get(b)!);
   const threads: FlameThread[] = order.map((id) => ({ id, label: `${threadName(id)} (${process.get(id) ?? '?'})` }));
   return { title: `${session.name}: ${titleWhat}`, threads, calls, fromIcount: from, totalIcount: to };
 }

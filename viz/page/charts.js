@@ -72,7 +72,12 @@ function drawFlame(root, layout, opts) {
   const fitLabel = labelFitter(f.svg, 'flame-label');
   const tracksG = f.svg.append('g').attr('class', 'tracks');
   const viewport = f.svg.append('g').attr('class', 'viewport');
-  ringLegend(f.legend);
+  // The rings in the frames' own shades (the page's ring legend is the sequence diagram's pale bands).
+  for (const ring of [3, 0]) {
+    legendItem(f.legend, 'ring-' + ring, ring === 3 ? 'ring 3 (user mode)' : 'ring 0 (kernel mode)', (sw) =>
+      sw.append('rect').attr('class', 'flame-rect legend-ring-' + ring).attr('width', 34).attr('height', 14),
+    );
+  }
   legendItem(f.legend, 'failed', 'failed system call (status ≥ 0xC0000000)', (sw) => sw.append('rect').attr('class', 'flame-rect failed-swatch-own').attr('width', 34).attr('height', 14));
   legendItem(f.legend, 'in-failed', 'a frame inside a failed call', (sw) => sw.append('rect').attr('class', 'flame-rect failed-swatch-in').attr('width', 34).attr('height', 14));
   legendItem(f.legend, 'collapsed', 'a collapsed function (click to expand)', (sw) => sw.append('rect').attr('class', 'flame-rect collapsed').attr('width', 34).attr('height', 14));
