@@ -176,9 +176,11 @@ interface Box {
 /**
  * dagre's layered layout, top to bottom: nodes sized to their labels, each edge a polyline around
  * the nodes (dagre's points) drawn as a basis curve, each edge label a box dagre keeps clear of
- * nodes. The label is given to dagre twice as wide as it is, centred on the edge ('c'), and drawn
- * in the right half: so it sits beside the line, inside space no node takes. A call of a function
- * by itself is a loop on the node's right, its room reserved by widening the node for dagre.
+ * nodes. The label is given to dagre twice as wide as it is, centred on the edge (labelpos 'c'),
+ * and drawn in one half — the right, or the left where the drawn curve bends into the right — so
+ * it sits beside the line, in space no node takes. (dagre's own labelpos 'r' shifts the label by
+ * half its width past the space it reserved, onto whatever is beside it.) A call of a function by
+ * itself is a loop on the node's right, its room reserved by widening the node for dagre.
  */
 export function layoutCallGraph(input: GraphInput, opts: GraphLayoutOptions = {}): GraphLayout {
   const nodeHeight = opts.nodeHeight ?? 28;
