@@ -88,7 +88,7 @@ export async function flowCommand(file: string, opts: FlowOptions, userError: (m
   if (!format) throw userError(`-o ${output}: unknown extension '${extname(output) || '(none)'}'; use .svg or .html`);
   const kind = opts.kind ?? 'sequence';
   if (!FLOW_KINDS.includes(kind)) throw userError(`--kind must be one of ${FLOW_KINDS.join(', ')} (got '${kind}')`);
-  if (kind !== 'sequence' && (opts.syscall?.length || opts.query)) throw userError(`--syscall and --query choose calls for the sequence diagram; --kind ${kind} draws the whole session`);
+  if (kind === 'graph' && (opts.syscall?.length || opts.query)) throw userError('--syscall and --query choose calls for the sequence diagram and the flame chart; --kind graph draws the whole session');
   if (opts.syscall?.length && opts.query) throw userError('give --syscall or --query, not both');
 
   const showProgress = opts.progress ?? process.stderr.isTTY === true;
@@ -129,7 +129,7 @@ export async function flowCommand(file: string, opts: FlowOptions, userError: (m
       svg = (r) => r.renderSequenceSvg(layout);
       html = (r) => r.renderSequenceHtml(layout);
     } else if (kind === 'flame') {
-      const layout = layoutFlame(flameInput(db, sessionId));
+      const layout = layoutFlame(flameInput(db, sessionId, { syscallIds: ids }));
       items = layout.rects.length;
       svg = (r) => r.renderFlameSvg(layout);
       html = (r) => r.renderFlameHtml(layout);
@@ -171,7 +171,7 @@ export function addFlowCommand(program: Command, userError: (message: string) =>
     .argument('<trace.db>', 'a trace file')
     .option('--session <id|name>', 'the session (default: the latest)')
     .addOption(new Option('--kind <kind>', 'what to draw').choices([...FLOW_KINDS]).default('sequence'))
-    .option('--syscall <id>', 'draw this call (syscalls.id) step by step; repeatable', syscallIdOption)
+    .option('--syscall <id>', 'draw this call (syscalls.id) step by step (a flame chart: its frames, and what ran inside it on other threads); repeatable', syscallIdOption)
     .option('--query <sql>', "draw the calls a SELECT returns (first column syscalls.id; :session is bound), e.g. \"SELECT id FROM syscalls WHERE status_name <> 'STATUS_SUCCESS'\"")
     .requiredOption('-o, --output <file>', 'where to write: .svg (static) or .html (interactive, opens offline)')
     .action(async (file: string, opts: FlowOptions) => {

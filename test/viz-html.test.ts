@@ -20,10 +20,15 @@ import { HOSTILE_FILE, SCRIPT_BREAKER, sequenceFixture } from './util/browser.js
 const flame: FlameLayout = {
   title: `flame of ${HOSTILE_FILE}`,
   width: 400,
-  height: 80,
+  height: 100,
+  x0: 20,
+  scale: 3.6,
+  fromIcount: 0,
+  totalIcount: 100,
+  tracks: [{ threadId: 1996, label: `thread 0x7CC (${HOSTILE_FILE})`, y0: 40, y1: 96 }],
   rects: [
-    { id: 1, x: 20, y: 40, width: 360, height: 17, label: 'prog!start', module: 'prog', cpl: 3 },
-    { id: 2, x: 40, y: 58, width: 200, height: 17, label: SCRIPT_BREAKER, module: 'ntdll', cpl: 3 },
+    { id: 1, threadId: 1996, x: 20, y: 60, width: 360, height: 17, label: 'prog!start', module: 'prog', cpl: 3 },
+    { id: 2, threadId: 1996, x: 40, y: 78, width: 200, height: 17, label: SCRIPT_BREAKER, module: 'ntdll', cpl: 3 },
   ],
 };
 const graph: GraphLayout = {
@@ -34,7 +39,21 @@ const graph: GraphLayout = {
     { id: 'prog!start', module: 'prog', ring: 3, x: 20, y: 40, width: 200, height: 28 },
     { id: HOSTILE_FILE, module: 'nt', ring: 0, x: 300, y: 40, width: 200, height: 28 },
   ],
-  edges: [{ from: 'prog!start', to: HOSTILE_FILE, count: 3, kind: 'call', path: 'M220,54C260,54 260,54 300,54', labelX: 260, labelY: 54 }],
+  edges: [
+    {
+      from: 'prog!start',
+      to: HOSTILE_FILE,
+      count: 3,
+      kind: 'call',
+      points: [
+        { x: 220, y: 54 },
+        { x: 300, y: 54 },
+      ],
+      path: 'M220,54L300,54',
+      label: '×3',
+      labelBox: { x: 250, y: 30, width: 30, height: 16 },
+    },
+  ],
 };
 
 /** What a self-contained page must not contain: a URL it would fetch or navigate to by itself. */

@@ -1,9 +1,10 @@
 // The pure layouts of viz/layout.ts with exact coordinates on tiny hand-made inputs (issue E §1):
 // lanes grouped by ring with a gap between the groups, one row per step and a title row per band,
-// collapsed bands as a single row; flame rectangles from icounts; call-graph layers and edge paths.
+// collapsed bands as a single row; flame rectangles from icounts on a track per thread; the call
+// graph laid out by dagre (node sizes, edge points, label boxes).
 //   npx tsc -p tsconfig.json && npx tap dist/test/viz-layout.test.js
 import t from 'tap';
-import { layoutCallGraph, layoutFlame, layoutSequence } from '../viz/layout.js';
+import { labelWidth, layoutCallGraph, layoutFlame, layoutSequence } from '../viz/layout.js';
 import type { FlameInput, GraphInput, SequenceInput } from '../viz/types.js';
 
 const SEQ: SequenceInput = {
@@ -97,31 +98,78 @@ t.test('sequence: defaults, and a step on an unknown lane is a clear error', asy
   );
 });
 
-t.test('flame: x from icount, y from depth, slivers left out', async (t) => {
+t.test('flame: a track per thread, x from icount shared by the tracks, y from depth, slivers left out', async (t) => {
   const input: FlameInput = {
     title: 'flame',
     totalIcount: 100,
+    threads: [
+      { id: 1996, label: 'thread 0x7CC (tiny.exe)' },
+      { id: 8, label: 'thread 8 (System)' },
+    ],
     calls: [
-      { id: 1, parentId: null, depth: 0, startIcount: 0, endIcount: 100, symbol: 'tiny!start', module: 'tiny', cpl: 3 },
-      { id: 2, parentId: 1, depth: 1, startIcount: 10, endIcount: 60, symbol: 'ntdll!NtClose', module: 'ntdll', cpl: 3 },
-      { id: 3, parentId: 1, depth: 1, startIcount: 60, endIcount: 60.1, symbol: 'nt!Tiny', module: 'nt', cpl: 0 },
+      { id: 1, parentId: null, depth: 0, threadId: 1996, startIcount: 0, endIcount: 100, symbol: 'tiny!start', module: 'tiny', cpl: 3 },
+      { id: 2, parentId: 1, depth: 1, threadId: 1996, startIcount: 10, endIcount: 60, symbol: 'nt!NtDelayExecution', module: 'nt', cpl: 0 },
+      { id: 3, parentId: 1, depth: 1, threadId: 1996, startIcount: 60, endIcount: 60.1, symbol: 'nt!Tiny', module: 'nt', cpl: 0 },
+      // A work item on the System thread, run while thread 0x7CC waits in NtDelayExecution.
+      { id: 4, parentId: null, depth: 0, threadId: 8, startIcount: 20, endIcount: 50, symbol: 'drv!WorkItem', module: 'drv', cpl: 0 },
+      {
+        id: 5,
+        parentId: 4,
+        depth: 1,
+        threadId: 8,
+        startIcount: 30,
+        endIcount: 40,
+        symbol: 'nt!NtWriteFile',
+        module: 'nt',
+        cpl: 0,
+        failure: { syscallId: 3, name: 'NtWriteFile', status: 'STATUS_INVALID_HANDLE', own: true },
+      },
     ],
   };
-  const l = layoutFlame(input, { width: 220, margin: 10, headerHeight: 30, rowHeight: 20 });
-  t.same(l.rects, [
-    { id: 1, x: 10, y: 30, width: 200, height: 19, label: 'tiny!start', module: 'tiny', cpl: 3 },
-    { id: 2, x: 30, y: 50, width: 100, height: 19, label: 'ntdll!NtClose', module: 'ntdll', cpl: 3 },
+  const l = layoutFlame(input, { width: 220, margin: 10, headerHeight: 30, rowHeight: 20, trackLabelHeight: 16, trackGap: 10 });
+  t.same(l.tracks, [
+    { threadId: 1996, label: 'thread 0x7CC (tiny.exe)', y0: 30, y1: 86 },
+    { threadId: 8, label: 'thread 8 (System)', y0: 96, y1: 152 },
   ]);
-  t.same([l.width, l.height, l.title], [220, 80, 'flame']);
+  t.same(l.rects, [
+    { id: 1, threadId: 1996, x: 10, y: 46, width: 200, height: 19, label: 'tiny!start', module: 'tiny', cpl: 3 },
+    { id: 2, threadId: 1996, x: 30, y: 66, width: 100, height: 19, label: 'nt!NtDelayExecution', module: 'nt', cpl: 0 },
+    { id: 4, threadId: 8, x: 50, y: 112, width: 60, height: 19, label: 'drv!WorkItem', module: 'drv', cpl: 0 },
+    {
+      id: 5,
+      threadId: 8,
+      x: 70,
+      y: 132,
+      width: 20,
+      height: 19,
+      label: 'nt!NtWriteFile',
+      module: 'nt',
+      cpl: 0,
+      failure: { syscallId: 3, name: 'NtWriteFile', status: 'STATUS_INVALID_HANDLE', own: true },
+    },
+  ]);
+  t.same([l.width, l.height, l.title, l.x0, l.scale, l.fromIcount, l.totalIcount], [220, 162, 'flame', 10, 2, 0, 100]);
+  // The work item lies inside the wait it ran in, on the shared x axis.
+  const wait = l.rects.find((r) => r.id === 2)!;
+  const work = l.rects.find((r) => r.id === 4)!;
+  t.ok(work.x >= wait.x && work.x + work.width <= wait.x + wait.width, 'the work item lines up inside NtDelayExecution');
+
+  // fromIcount: the axis starts there (a --syscall chart); a thread not in threads gets a track anyway.
+  const part = layoutFlame(
+    { title: 'part', fromIcount: 50, totalIcount: 150, threads: [], calls: [{ ...input.calls[0], threadId: 5, startIcount: 50, endIcount: 100 }] },
+    { width: 220, margin: 10, headerHeight: 30, rowHeight: 20, trackLabelHeight: 16 },
+  );
+  t.same(part.tracks, [{ threadId: 5, label: 'thread 5', y0: 30, y1: 66 }]);
+  t.same([part.rects[0].x, part.rects[0].width], [10, 100]);
 });
 
-t.test('call graph: layers from the roots, curves, a loop for recursion, an arc back', async (t) => {
+t.test('call graph: dagre, top to bottom; nodes sized to their labels, labels beside the lines, a loop for recursion', async (t) => {
   const input: GraphInput = {
     title: 'graph',
     nodes: [
       { id: 'a', module: 'tiny', ring: 3 },
       { id: 'b', module: 'ntdll', ring: 3 },
-      { id: 'c', module: 'nt', ring: 0 },
+      { id: 'c', module: 'nt', ring: 0, failed: [{ status: 'STATUS_X', count: 2 }] },
     ],
     edges: [
       { from: 'a', to: 'b', count: 3, kind: 'call' },
@@ -130,49 +178,51 @@ t.test('call graph: layers from the roots, curves, a loop for recursion, an arc 
       { from: 'b', to: 'b', count: 2, kind: 'call' },
     ],
   };
-  const l = layoutCallGraph(input, { nodeWidth: 100, nodeHeight: 20, colGap: 50, rowGap: 10, margin: 10, headerHeight: 30 });
+  const l = layoutCallGraph(input, { margin: 10, headerHeight: 30 });
+  // Widths: the label's width in DejaVu Sans at 11 px + 20, at least 60; the failed node is as wide
+  // as '✗ STATUS_X ×2' and 16 px taller.
   t.same(
     l.nodes.map((n) => [n.id, n.x, n.y, n.width, n.height]),
     [
-      ['a', 10, 30, 100, 20],
-      ['b', 160, 30, 100, 20],
-      ['c', 310, 30, 100, 20],
+      ['a', 82, 30, 60, 28],
+      ['b', 153, 118, 60, 28],
+      ['c', 55, 206, 114, 44],
     ],
   );
+  t.same(labelWidth('×3'), (0.84 + 0.64) * 11, 'a count label: × and a digit');
+  const box = (x: number, y: number, width: number) => ({ x, y, width, height: 16 });
   t.same(
-    l.edges.map((e) => [e.from, e.to, e.path, e.labelX, e.labelY]),
+    l.edges.map((e) => [e.from, e.to, e.label, e.points.map((p) => [p.x, p.y]), e.labelBox]),
     [
-      ['a', 'b', 'M110,40C135,40 135,40 160,40', 135, 40],
-      ['b', 'c', 'M260,40C285,40 285,40 310,40', 285, 40],
-      ['c', 'a', 'M360,50C360,90 60,90 60,50', 210, 80],
-      ['b', 'b', 'M260,38C300,22 300,58 260,42', 294, 40],
+      // Each label 6 px right of where dagre put the edge's label point, the line on its left.
+      ['a', 'b', '×3', [[134, 58], [183, 88], [183, 118]], box(189, 80, 25)],
+      ['b', 'c', 'sysenter ×1', [[183, 146], [183, 176], [161, 206]], box(189, 168, 78)],
+      ['c', 'a', '×1', [[63, 206], [41, 176], [41, 132], [41, 88], [90, 58]], box(47, 124, 25)],
+      // b calls itself: a loop on its right, the label beyond it.
+      ['b', 'b', '×2', [[213, 125], [239, 118], [239, 146], [213, 139]], box(243, 124, 25)],
     ],
   );
-  t.same([l.width, l.height], [460, 100]);
+  // The path is d3's basis curve through the points: it starts and ends where the polyline does.
+  t.equal(l.edges[0].path, 'M134,58L142.17,63C150.33,68,166.67,78,174.83,88C183,98,183,108,183,113L183,118');
+  for (const e of l.edges) {
+    const [first, last] = [e.points[0], e.points[e.points.length - 1]];
+    t.match(e.path, new RegExp(`^M${first.x},${first.y}.*L${last.x},${last.y}$`), `${e.from} → ${e.to}: the curve runs from the first point to the last`);
+  }
+  t.same([l.width, l.height], [320, 260]);
+  // The edges end on their nodes' borders: leaving through the bottom and entering through the
+  // top (or the reverse for a call back up), never through a side into the nodes beside them.
+  const node = new Map(l.nodes.map((n) => [n.id, n]));
+  const onBorder = (p: { x: number; y: number }, id: string) => {
+    const n = node.get(id)!;
+    const eps = 0.02;
+    const inside = p.x >= n.x - eps && p.x <= n.x + n.width + eps && p.y >= n.y - eps && p.y <= n.y + n.height + eps;
+    const edge = Math.abs(p.x - n.x) < eps || Math.abs(p.x - n.x - n.width) < eps || Math.abs(p.y - n.y) < eps || Math.abs(p.y - n.y - n.height) < eps;
+    return inside && edge;
+  };
+  for (const e of l.edges) t.ok(onBorder(e.points[0], e.from) && onBorder(e.points[e.points.length - 1], e.to), `${e.from} → ${e.to} ends on the borders`);
 
-  // Two callees of one root share a layer, in input order.
-  const fan = layoutCallGraph(
-    {
-      title: 'fan',
-      nodes: [
-        { id: 'r', module: 'm', ring: 3 },
-        { id: 'x', module: 'm', ring: 3 },
-        { id: 'y', module: 'm', ring: 3 },
-      ],
-      edges: [
-        { from: 'r', to: 'y', count: 1, kind: 'call' },
-        { from: 'r', to: 'x', count: 1, kind: 'call' },
-      ],
-    },
-    { nodeWidth: 100, nodeHeight: 20, colGap: 50, rowGap: 10, margin: 10, headerHeight: 30 },
-  );
-  t.same(
-    fan.nodes.map((n) => [n.id, n.x, n.y]),
-    [
-      ['r', 10, 30],
-      ['x', 160, 30],
-      ['y', 160, 60],
-    ],
-  );
   t.throws(() => layoutCallGraph({ title: '', nodes: [], edges: [{ from: 'p', to: 'q', count: 1, kind: 'call' }] }), /names a node/);
+  t.same(layoutCallGraph(input, { margin: 10, headerHeight: 30 }), l, 'the same input, the same numbers');
+  const empty = layoutCallGraph({ title: 'empty', nodes: [], edges: [] }, { margin: 10, headerHeight: 30 });
+  t.same([empty.width, empty.height, empty.nodes, empty.edges], [320, 40, [], []], 'no calls: an empty drawing of finite size');
 });

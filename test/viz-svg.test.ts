@@ -171,6 +171,16 @@ t.test('whole session, flame chart and call graph are well-formed', async (t) =>
   t.ok(graph.edges.some((e) => e.from === 'SharedUserData!SystemCallStub' && e.to === 'nt!KiFastCallEntry' && e.kind === 'sysenter' && e.count === 4), 'graph: 4 sysenters');
   const gsvg = renderGraphSvg(layoutCallGraph(graph));
   t.equal(wellFormed(gsvg), null, 'graph');
+  // Readable: no text below 11 px (the root's font-size), none shrunk to fit.
+  for (const [what, svg] of [
+    ['flame', flame],
+    ['graph', gsvg],
+  ]) {
+    const sizes = [...svg.matchAll(/font-size="([\d.]+)"/g)].map((m) => Number(m[1]));
+    t.ok(sizes.length > 0 && Math.min(...sizes) >= 11, `${what}: font sizes ${[...new Set(sizes)].join(', ')} px, none below 11`);
+  }
+  t.match(flame, /<g (?=[^>]*class="track")(?=[^>]*data-thread="1996")/, 'the flame chart has the program thread\'s track');
+  t.ok(texts(flame).some((x) => /^thread 0x7CC \(/.test(x)), 'labelled with the thread id and its process');
 });
 
 t.test('text from the trace is escaped; failures are red', async (t) => {
@@ -215,7 +225,12 @@ t.test('text from the trace is escaped; failures are red', async (t) => {
   t.match(svg, new RegExp(`fill="${COLORS.fail}"[^>]*>NtClose: STATUS_INVALID_HANDLE<`), 'the failing status is red');
   t.match(svg, /class="band failed"/);
   const flame = renderFlameSvg(
-    layoutFlame({ title: HOSTILE, totalIcount: 10, calls: [{ id: 1, parentId: null, depth: 0, startIcount: 0, endIcount: 10, symbol: HOSTILE, module: HOSTILE, cpl: 3 }] }),
+    layoutFlame({
+      title: HOSTILE,
+      totalIcount: 10,
+      threads: [{ id: 1, label: `thread 1 (${HOSTILE})` }],
+      calls: [{ id: 1, parentId: null, depth: 0, threadId: 1, startIcount: 0, endIcount: 10, symbol: HOSTILE, module: HOSTILE, cpl: 3 }],
+    }),
   );
   t.equal(wellFormed(flame), null);
   t.notMatch(flame, /<img/i);
@@ -244,6 +259,17 @@ t.test('flow writes SVG for each kind, --syscall and --query choose calls', asyn
     t.equal(k.kind, kind);
     t.equal(wellFormed(readFileSync(join(dir, `${kind}.svg`), 'utf8')), null, kind);
   }
+  // --kind flame --syscall: that call's frames only, from its entry, as SVG and as a page.
+  const whole = await flow(TRACE, { output: join(dir, 'whole.svg'), kind: 'flame' });
+  const one = await flow(TRACE, { output: join(dir, 'one.svg'), kind: 'flame', syscall: [2] });
+  const oneSvg = readFileSync(join(dir, 'one.svg'), 'utf8');
+  t.equal(wellFormed(oneSvg), null, 'flame of one call');
+  t.ok(one.items > 3 && one.items < whole.items, `${one.items} of the session's ${whole.items} frames`);
+  t.match(oneSvg, /#2 NtReadFile over time/, 'the title names the call');
+  t.ok(texts(oneSvg).some((x) => x.startsWith('nt!KiFastCallEntry')), 'its SYSENTER frame');
+  t.notOk(texts(oneSvg).some((x) => x.startsWith('ntdll!NtCreateFile')), 'no other call');
+  const page = await flow(TRACE, { output: join(dir, 'one.html'), kind: 'flame', syscall: [2] });
+  t.same([page.format, page.items], ['html', one.items]);
 });
 
 t.test('flow rebuilds missing projections', async (t) => {
@@ -266,7 +292,8 @@ t.test('flow: bad input is one line naming what was wrong', async (t) => {
     ['extension', { output: join(dir, 'x.png') }, /unknown extension '\.png'; use \.svg or \.html/],
     ['no output', {}, /needs -o/],
     ['missing file', { output: join(dir, 'x.svg') }, /does not exist/, join(dir, 'missing.db')],
-    ['kind and syscall', { output: join(dir, 'x.svg'), kind: 'flame', syscall: [1] }, /draws the whole session/],
+    ['graph and syscall', { output: join(dir, 'x.svg'), kind: 'graph', syscall: [1] }, /--kind graph draws the whole session/],
+    ['flame, unknown syscall', { output: join(dir, 'x.svg'), kind: 'flame', syscall: [99] }, /^no syscall 99 in session 1 \(its syscalls are 1 to 4/],
     ['unknown session', { output: join(dir, 'x.svg'), session: 'nope' }, /no session 'nope'/],
   ];
   for (const [what, opts, re, file] of cases) {
@@ -290,7 +317,12 @@ t.test('the CLI: ntflow flow (once wired into bin/cli.ts)', async (t) => {
   const ok = run(['flow', TRACE, '--syscall', '2', '-o', join(dir, 'cli.svg')]);
   t.equal(ok.status, 0, ok.stderr);
   t.match(ok.stdout, /sequence diagram of session 1/);
+  const flame = run(['flow', TRACE, '--kind', 'flame', '--syscall', '2', '-o', join(dir, 'cli-flame.html')]);
+  t.equal(flame.status, 0, flame.stderr);
+  t.match(flame.stdout, /flame diagram of session 1, \d+ frames/, '--kind flame --syscall works from the command line');
   for (const [args, re] of [
+    [['flow', TRACE, '--kind', 'flame', '--syscall', '99', '-o', join(dir, 'cli.svg')], /^ntflow: no syscall 99/],
+    [['flow', TRACE, '--kind', 'graph', '--syscall', '2', '-o', join(dir, 'cli.svg')], /^ntflow: --syscall and --query choose calls for the sequence diagram and the flame chart/],
     [['flow', TRACE, '--syscall', '99', '-o', join(dir, 'cli.svg')], /^ntflow: no syscall 99/],
     [['flow', TRACE, '--syscall', 'x', '-o', join(dir, 'cli.svg')], /not a syscall id/],
     [['flow', TRACE, '-o', join(dir, 'cli.txt')], /unknown extension/],

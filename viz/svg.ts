@@ -7,6 +7,7 @@
 import * as d3untyped from 'd3';
 import { parseHTML } from 'linkedom';
 import type { FlameLayout, GraphLayout, LaidStep, SequenceLayout } from './types.js';
+import { failedLine, labelWidth } from './layout-charts.js';
 
 type Value = string | number;
 /** The part of d3-selection used here. */
@@ -290,28 +291,76 @@ function flameColor(cpl: 0 | 3, module: string): string {
   return shades[h % shades.length];
 }
 
+/** The label cut to what fits in `width` pixels with 3 px each side (DejaVu Sans widths at 11 px), or ''. */
+function fitText(label: string, width: number): string {
+  const room = width - 6;
+  if (labelWidth(label) <= room) return label;
+  const chars = [...label];
+  let lo = 0; // the most characters that fit before the '…' (binary search: widths grow with length)
+  let hi = chars.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (labelWidth(chars.slice(0, mid).join('') + '…') <= room) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo >= 2 ? `${chars.slice(0, lo).join('')}…` : '';
+}
+
+/** A legend entry drawn into the SVG: a swatch and a text; returns the x after it. */
+function svgLegendItem(parent: Selection, x: number, y: number, fill: string, stroke: string, text: string): number {
+  parent.append('rect').attr('x', x).attr('y', y - 10).attr('width', 22).attr('height', 12).attr('fill', fill).attr('stroke', stroke);
+  parent.append('text').attr('x', x + 28).attr('y', y).text(text);
+  return x + 28 + labelWidth(text) + 18;
+}
+
+/** A flame frame's tooltip: its symbol, module and ring, and the failed call it belongs to. */
+function frameTooltip(r: FlameLayout['rects'][number]): string {
+  const lines = [`${r.label} (${r.module}, ring ${r.cpl})`];
+  if (r.failure) lines.push(`${r.failure.own ? 'failed' : 'inside failed'} system call #${r.failure.syscallId} ${r.failure.name} → ${r.failure.status}`);
+  return lines.join('\n');
+}
+
 export function renderFlameSvg(layout: FlameLayout): string {
   const svg = newSvg(layout.width, layout.height, 'flame');
-  svg.append('text').attr('class', 'title').attr('x', 20).attr('y', 22).attr('font-size', 14).attr('font-weight', 'bold').text(layout.title);
+  svg.append('text').attr('class', 'title').attr('x', 20).attr('y', 20).attr('font-size', 14).attr('font-weight', 'bold').text(layout.title);
+  const legend = svg.append('g').attr('class', 'legend');
+  let lx = 20;
+  lx = svgLegendItem(legend, lx, 36, flameColor(3, 'ntdll'), '#ffffff', 'ring 3 (user mode)');
+  lx = svgLegendItem(legend, lx, 36, flameColor(0, 'nt'), '#ffffff', 'ring 0 (kernel mode)');
+  lx = svgLegendItem(legend, lx, 36, COLORS.fail, COLORS.fail, 'failed system call (status ≥ 0xC0000000)');
+  svgLegendItem(legend, lx, 36, COLORS.failFill, COLORS.fail, 'a frame inside it');
+  appendEach(svg.append('g').attr('class', 'tracks'), layout.tracks, 'g', (g, t) => {
+    g.attr('class', 'track').attr('data-thread', t.threadId);
+    g.append('rect')
+      .attr('x', 0)
+      .attr('y', t.y0)
+      .attr('width', layout.width)
+      .attr('height', t.y1 - t.y0)
+      .attr('fill', '#f5f7fa');
+    g.append('text').attr('class', 'track-label').attr('x', layout.x0).attr('y', t.y0 + 14).attr('font-weight', 'bold').text(t.label);
+  });
   appendEach(svg.append('g').attr('class', 'frames'), layout.rects, 'g', (g, r) => {
-    g.attr('class', `frame ring${r.cpl}`)
-      .attr('data-call', r.id);
-    g.append('title').text(`${r.label} (${r.module}, ring ${r.cpl})`);
+    const failed = r.failure ? (r.failure.own ? ' failed' : ' in-failed') : '';
+    g.attr('class', `frame ring${r.cpl}${failed}`)
+      .attr('data-call', r.id)
+      .attr('data-thread', r.threadId);
+    g.append('title').text(frameTooltip(r));
+    const fill = r.failure ? (r.failure.own ? COLORS.fail : COLORS.failFill) : flameColor(r.cpl, r.module);
     g.append('rect')
       .attr('x', r.x)
       .attr('y', r.y)
       .attr('width', r.width)
       .attr('height', r.height)
-      .attr('fill', flameColor(r.cpl, r.module))
-      .attr('stroke', r.width >= 3 ? '#ffffff' : 'none')
-      .attr('stroke-width', 0.5);
-    const chars = Math.floor((r.width - 6) / 6.2);
-    if (chars >= 3) {
+      .attr('fill', fill)
+      .attr('stroke', r.failure ? COLORS.fail : r.width >= 3 ? '#ffffff' : 'none')
+      .attr('stroke-width', r.failure ? 1 : 0.5);
+    const text = fitText(r.label, r.width);
+    if (text) {
       g.append('text')
         .attr('x', r.x + 3)
         .attr('y', r.y + r.height - 5)
-        .attr('font-size', 10)
-        .text(r.label.length > chars ? `${r.label.slice(0, chars - 1)}…` : r.label);
+        .attr('fill', r.failure?.own ? '#ffffff' : COLORS.text)
+        .text(text);
     }
   });
   return serialise(svg);
@@ -323,38 +372,50 @@ export function renderGraphSvg(layout: GraphLayout): string {
   appendEach(svg.append('g').attr('class', 'edges'), layout.edges, 'g', (g, e) => {
     g.attr('class', `edge ${e.kind}${TRANSITIONS.has(e.kind) ? ' transition' : ''}`);
     const transition = TRANSITIONS.has(e.kind);
+    const color = transition ? COLORS.transition : COLORS.arrow;
     g.append('title').text(`${e.from} → ${e.to}: ${e.kind} ×${e.count}`);
     g.append('path')
       .attr('d', e.path)
       .attr('fill', 'none')
-      .attr('stroke', transition ? COLORS.transition : COLORS.arrow)
+      .attr('stroke', color)
       .attr('stroke-width', Math.min(1 + Math.log2(e.count), 6))
       .attr('marker-end', transition ? 'url(#arrow-transition)' : 'url(#arrow)');
+    const b = e.labelBox;
+    g.append('rect').attr('class', 'edge-label-box').attr('x', b.x).attr('y', b.y).attr('width', b.width).attr('height', b.height).attr('rx', 3).attr('fill', '#ffffff').attr('fill-opacity', 0.9);
     g.append('text')
-      .attr('x', e.labelX)
-      .attr('y', e.labelY - 3)
-      .attr('text-anchor', 'middle')
-      .attr('font-size', 10)
-      .attr('fill', transition ? COLORS.transition : COLORS.arrow)
-      .text(`${e.kind === 'call' ? '' : `${e.kind} `}×${e.count}`);
+      .attr('class', 'edge-count')
+      .attr('x', b.x + 4)
+      .attr('y', b.y + b.height - 4)
+      .attr('fill', color)
+      .text(e.label);
   });
   appendEach(svg.append('g').attr('class', 'nodes'), layout.nodes, 'g', (g, n) => {
-    g.attr('class', `node ring${n.ring}`);
-    g.append('title').text(`${n.id} (${n.module}, ring ${n.ring})`);
+    const failed = n.failed?.length ? failedLine(n.failed) : null;
+    g.attr('class', `node ring${n.ring}${failed ? ' failed' : ''}`);
+    g.append('title').text(`${n.id} (${n.module}, ring ${n.ring})${failed ? `\n${failed}` : ''}`);
     g.append('rect')
       .attr('x', n.x)
       .attr('y', n.y)
       .attr('width', n.width)
       .attr('height', n.height)
       .attr('rx', 5)
-      .attr('fill', n.ring === 3 ? COLORS.ring3Box : COLORS.ring0Box)
-      .attr('stroke', '#607d8b');
-    const chars = Math.floor((n.width - 10) / 6.2);
+      .attr('fill', failed ? COLORS.failFill : n.ring === 3 ? COLORS.ring3Box : COLORS.ring0Box)
+      .attr('stroke', failed ? COLORS.fail : '#607d8b')
+      .attr('stroke-width', failed ? 2 : 1);
     g.append('text')
       .attr('x', n.x + n.width / 2)
-      .attr('y', n.y + n.height / 2 + 4)
+      .attr('y', n.y + 18)
       .attr('text-anchor', 'middle')
-      .text(n.id.length > chars ? `${n.id.slice(0, chars - 1)}…` : n.id);
+      .text(n.id);
+    if (failed) {
+      g.append('text')
+        .attr('class', 'fail-mark')
+        .attr('x', n.x + n.width / 2)
+        .attr('y', n.y + 34)
+        .attr('text-anchor', 'middle')
+        .attr('fill', COLORS.fail)
+        .text(failed);
+    }
   });
   return serialise(svg);
 }

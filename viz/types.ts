@@ -172,14 +172,47 @@ export interface LaidFinding extends SessionFinding {
   stepIndex: number | null;
 }
 
-/** Flame chart: one rectangle per call (calls projection), x = icount, y = depth. */
+/** Flame chart: one rectangle per call (calls projection), x = icount, y = depth on its thread's track. */
+export interface FlameCall {
+  id: number;
+  parentId: number | null;
+  /** Depth on its thread's track, 0 the track's top row. */
+  depth: number;
+  threadId: number;
+  startIcount: number;
+  endIcount: number;
+  symbol: string;
+  module: string;
+  cpl: 0 | 3;
+  /** Set when the frame is a failed system call's own frame (own) or runs inside one. */
+  failure?: FlameFailure;
+}
+export interface FlameFailure {
+  syscallId: number;
+  /** The service's Nt name. */
+  name: string;
+  /** STATUS_… of the call. */
+  status: string;
+  /** The call's own frame (true) or a frame inside it. */
+  own: boolean;
+}
+export interface FlameThread {
+  id: number;
+  /** "thread 0x7CC (osr-log-user.exe)". */
+  label: string;
+}
 export interface FlameInput {
   title: string;
-  calls: { id: number; parentId: number | null; depth: number; startIcount: number; endIcount: number; symbol: string; module: string; cpl: 0 | 3 }[];
+  /** The tracks, top to bottom. */
+  threads: FlameThread[];
+  calls: FlameCall[];
+  /** The x axis runs from fromIcount (default 0) to totalIcount. */
+  fromIcount?: number;
   totalIcount: number;
 }
 export interface FlameRect {
   id: number;
+  threadId: number;
   x: number;
   y: number;
   width: number;
@@ -187,11 +220,25 @@ export interface FlameRect {
   label: string;
   module: string;
   cpl: 0 | 3;
+  failure?: FlameFailure;
+}
+/** A thread's horizontal band: its label row from y0, its frames below, down to y1. */
+export interface FlameTrack {
+  threadId: number;
+  label: string;
+  y0: number;
+  y1: number;
 }
 export interface FlameLayout {
   title: string;
   width: number;
   height: number;
+  /** Where x = fromIcount is drawn, and pixels per instruction: the axis the tracks share. */
+  x0: number;
+  scale: number;
+  fromIcount: number;
+  totalIcount: number;
+  tracks: FlameTrack[];
   rects: FlameRect[];
 }
 
@@ -199,12 +246,33 @@ export interface FlameLayout {
 export interface GraphInput {
   title: string;
   edges: { from: string; to: string; count: number; kind: FlowStep['kind'] }[];
-  nodes: { id: string; module: string; ring: 0 | 3 }[];
+  nodes: GraphNode[];
+}
+export interface GraphNode {
+  id: string;
+  module: string;
+  ring: 0 | 3;
+  /** Failed system calls whose service routine this is, by status. */
+  failed?: { status: string; count: number }[];
 }
 export interface GraphLayout {
   title: string;
   width: number;
   height: number;
-  nodes: { id: string; module: string; ring: 0 | 3; x: number; y: number; width: number; height: number }[];
-  edges: { from: string; to: string; count: number; kind: FlowStep['kind']; path: string; labelX: number; labelY: number }[];
+  /** x, y: a node's top-left corner. */
+  nodes: (GraphNode & { x: number; y: number; width: number; height: number })[];
+  /**
+   * An edge's polyline (dagre's points, the first on the caller's border, the last on the
+   * callee's), its path (a basis curve through them) and its label's box (x, y its top-left).
+   */
+  edges: {
+    from: string;
+    to: string;
+    count: number;
+    kind: FlowStep['kind'];
+    points: { x: number; y: number }[];
+    path: string;
+    label: string;
+    labelBox: { x: number; y: number; width: number; height: number };
+  }[];
 }
