@@ -157,7 +157,7 @@ function inlineScript(text: string, what: string): string {
  * list and "next failure", a comparison's linked diagrams, the sequence diagram, and app.js, which
  * draws the page's diagrams.
  */
-const PAGE_PARTS = ['common.js', 'charts.js', 'findings.js', 'diff.js', 'sequence.js', 'app.js'];
+const PAGE_PARTS = ['common.js', 'charts.js', 'findings.js', 'diff.js', 'view.js', 'sequence.js', 'app.js'];
 
 /** The parts joined into one script, inside one function (one scope, strict mode, d3 from the UMD global). */
 function pageScript(dir: string): string {
