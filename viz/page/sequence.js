@@ -323,26 +323,15 @@ function drawSequence(root, layout, opts) {
       .selectAll('g.step')
       .data(visible, (i) => steps[i].seq + ':' + i)
       .join((enter) => {
-        const g = enter.append('g').attr('data-seq', (i) => steps[i].seq);
+        // Classed before it is drawn: the label is measured in the font its class gives it.
+        const g = enter.append('g').attr('data-seq', (i) => steps[i].seq).attr('class', stepClass);
         g.each(function (i) {
           drawStep(d3.select(this), steps[i], i);
         });
         return g;
       });
     step
-      .attr('class', (i) => {
-        const s = steps[i];
-        let cls = 'step kind-' + s.kind;
-        if (RING_TRANSITIONS.has(s.kind)) cls += ' ring-transition';
-        if (s.status && s.status.failed) cls += ' failed';
-        if (bodyOf.has(i)) cls += collapsedCalls.has(i) ? ' has-body collapsed' : ' has-body';
-        if (s.finding) cls += ' finding severity-' + s.finding.severity;
-        if (s.diff) cls += ' diff-mark diff-' + s.diff.kind;
-        if (matched.has(i)) cls += ' match';
-        if (i === current) cls += ' current';
-        if (spot && spot.step === i) cls += ' spotlight';
-        return cls;
-      })
+      .attr('class', stepClass)
       .attr('aria-expanded', (i) => (bodyOf.has(i) ? String(!collapsedCalls.has(i)) : null))
       .attr('transform', (i) => 'translate(0,' + map(steps[i].y) + ')');
     step.each(function (i) {
@@ -355,6 +344,20 @@ function drawSequence(root, layout, opts) {
     if (panel) panel.mark(spot && spot.step !== undefined && steps[spot.step].finding ? steps[spot.step].finding.id : null);
     stopText.text(stop >= 0 ? 'failure ' + (stop + 1) + ' of ' + stops.length : stops.length ? stops.length + (stops.length === 1 ? ' failure' : ' failures') : '');
     return map;
+  }
+
+  function stepClass(i) {
+    const s = steps[i];
+    let cls = 'step kind-' + s.kind;
+    if (RING_TRANSITIONS.has(s.kind)) cls += ' ring-transition';
+    if (s.status && s.status.failed) cls += ' failed';
+    if (bodyOf.has(i)) cls += collapsedCalls.has(i) ? ' has-body collapsed' : ' has-body';
+    if (s.finding) cls += ' finding severity-' + s.finding.severity;
+    if (s.diff) cls += ' diff-mark diff-' + s.diff.kind;
+    if (matched.has(i)) cls += ' match';
+    if (i === current) cls += ' current';
+    if (spot && spot.step === i) cls += ' spotlight';
+    return cls;
   }
 
   function drawStep(g, s, i) {
@@ -429,6 +432,7 @@ function drawSequence(root, layout, opts) {
       });
     }
     if (s.finding) g.attr('data-finding', s.finding.id);
+    if (s.syscallId !== undefined && s.syscallId !== null) g.attr('data-syscall', s.syscallId);
     if (s.diff) g.attr('data-diff', s.diff.kind).attr('data-pair', s.diff.pair === null ? 'none' : s.diff.pair).attr('data-diff-index', s.diff.index);
     g.on('mouseenter', (event) => showTooltip(f.tooltip, f.canvas.node(), event, s.finding ? s.finding.title : s.label, stepRows(s)))
       .on('mousemove', (event) => moveTooltip(f.tooltip, f.canvas.node(), event))
@@ -446,7 +450,12 @@ function drawSequence(root, layout, opts) {
     const anchor = node.__anchor;
     const box = g.select('rect.note-box');
     const width = fitLabel(g.select('text.label'), text, x, anchor, box.empty() ? 4 : 12, layout.width - (box.empty() ? 4 : 12), !box.empty());
-    if (!box.empty()) box.attr('x', anchor === 'end' ? x - width - 8 : x - 16).attr('width', width + 24);
+    if (!box.empty()) {
+      const x0 = anchor === 'end' ? x - width - 8 : x - 16;
+      box.attr('x', x0).attr('width', width + 24);
+      // A boxed note's hit area is its box.
+      g.select('rect.hit').attr('x', x0 - 4).attr('width', width + 32);
+    }
   }
 
   function stepRows(s) {
