@@ -88,8 +88,8 @@ function summaryStep(band: SequenceInput['bands'][number], steps: FlowStep[]): F
 }
 
 /** What a band's title row says (viz/page/sequence.js draws the same text, with ▾/▸ and the step count when collapsed). */
-function bandTitleWidth(b: SequenceInput['bands'][number]): number {
-  const title = `▾ #${b.syscallId} · ${b.name} · ${b.entry} · ${b.previousMode} · ${b.status ? b.status.name : 'did not return'}  (99999 steps)`;
+function bandTitleWidth(b: SequenceInput['bands'][number], steps: number): number {
+  const title = `▾ #${b.syscallId} · ${b.name} · ${b.entry} · ${b.previousMode} · ${b.status ? b.status.name : 'did not return'}  (${steps} steps)`;
   return textWidth(title, 11.5, true) + (b.failure ? textWidth(b.failure.label, 11.5, true) + 24 : 0);
 }
 
@@ -225,7 +225,7 @@ export function layoutSequence(input: SequenceInput, opts: SequenceLayoutOptions
     const reach = s.kind === 'note' ? 8 + (s.finding || s.diff ? 24 : 0) : 34;
     right = Math.max(right, s.x1 + Math.min(maxLabel, reach + stepLabelWidth(s)));
   }
-  for (const b of laidBands) right = Math.max(right, margin + Math.min(2 * maxLabel, bandTitleWidth(b)));
+  for (const b of laidBands) right = Math.max(right, margin + Math.min(2 * maxLabel, bandTitleWidth(b, stepsIn(b))));
   return {
     title: input.title,
     width: Math.ceil(right + margin),
