@@ -312,8 +312,10 @@ function drawSequence(root, layout, opts) {
       const text = bandText(b);
       if (this.__label === text) return;
       this.__label = text;
-      const mark = b.failure ? d3.select(this.parentNode).select('text.fail-mark').node() : null;
-      const markWidth = mark ? mark.getComputedTextLength() + 16 : 0;
+      // The mark's width is measured only when the two might meet (measuring forces a layout).
+      const mayMeet = b.failure && (text.length + b.failure.label.length) * 11 > layout.width - 30;
+      const mark = mayMeet ? d3.select(this.parentNode).select('text.fail-mark').node() : null;
+      const markWidth = mark ? mark.getComputedTextLength() + 16 : b.failure ? b.failure.label.length * 11 + 16 : 0;
       fitLabel(d3.select(this), text, 8, 'start', 4, layout.width - 10 - markWidth);
     });
 
