@@ -542,8 +542,8 @@ function drawSequence(root, layout, opts) {
     if (shown.length) {
       current = shown[0];
       render();
-      const s = steps[current];
-      pan.show(s.from === s.to ? s.x1 : (s.x1 + s.x2) / 2, map(s.y), layout.headerHeight);
+      const [x0, x1] = stepSpan(steps[current]);
+      pan.show(x0, x1, map(steps[current].y), layout.headerHeight);
     }
   }
 
@@ -563,7 +563,7 @@ function drawSequence(root, layout, opts) {
       const [first, last] = bodyOf.get(k);
       if (i >= first && i <= last) collapsedCalls.delete(k);
     }
-    centre((s.x1 + s.x2) / 2, s.y);
+    centre(s, s.y);
   }
 
   /** Expands the bands around band `id` (it stays as it is), draws, and centres its title row. */
@@ -573,11 +573,18 @@ function drawSequence(root, layout, opts) {
     centre(null, band.y0 + rowH / 2);
   }
 
-  /** Draws, then brings drawing point (x, y) into view (x null: wherever the view is sideways). */
-  function centre(x, y) {
+  /** Draws, then brings step s (its arrow and label) at drawing height y into view (s null: wherever the view is sideways). */
+  function centre(s, y) {
     hideTooltip(f.tooltip);
     const map = render();
-    pan.show(x, map(y), layout.headerHeight);
+    const [x0, x1] = s ? stepSpan(s) : [null, null];
+    pan.show(x0, x1, map(y), layout.headerHeight);
+  }
+
+  /** Where a step is drawn sideways: its arrow, or its loop or note with the label beside it (about 7 px a character). */
+  function stepSpan(s) {
+    if (s.from !== s.to) return [Math.min(s.x1, s.x2), Math.max(s.x1, s.x2)];
+    return [s.x1 - 8, Math.min(layout.width, s.x1 + 28 + s.label.length * 7)];
   }
 
   /** "next failure" (n) and back (N): the failed calls in the order they appear, round and round. */

@@ -63,17 +63,21 @@ function sequenceView(svg, viewport, header, size, onZoom) {
     reset: () => svg.call(zoom.transform, initial()),
     transform: () => d3.zoomTransform(svg.node()),
     /**
-     * Brings drawing point (x, y) into view: vertically to the canvas's upper third; sideways only
-     * when it is out of view (then a third from the left), so a match or a failure does not pan
-     * the drawing sideways into emptiness.
+     * Brings the drawing's span x0..x1 at height y into view: vertically to the canvas's upper
+     * third; sideways only as far as needed to show the span (its left end first when it is wider
+     * than the canvas), so a match or a failure does not pan the drawing sideways into emptiness.
+     * x0 null: no sideways move.
      */
-    show(x, y, headerHeight) {
+    show(x0, x1, y, headerHeight) {
       const t = d3.zoomTransform(svg.node());
       const { w, h } = canvasSize();
       const top = headerHeight * t.k;
       let tx = t.x;
-      const sx = x === null ? null : x * t.k + t.x;
-      if (sx !== null && (sx < VIEW_PAD + 40 || sx > w - 80)) tx = w / 3 - x * t.k;
+      if (x0 !== null) {
+        const margin = 24;
+        if (x1 * t.k + tx > w - margin) tx = w - margin - x1 * t.k; // its right end into view
+        if (x0 * t.k + tx < margin) tx = margin - x0 * t.k; // but its left end first
+      }
       const ty = top + (h - top) / 3 - y * t.k;
       svg.call(zoom.transform, clamp(d3.zoomIdentity.translate(tx, ty).scale(t.k)));
     },
