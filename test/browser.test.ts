@@ -235,10 +235,19 @@ if (haveChromium(t)) {
     const before = await viewport.getAttribute('transform');
     const box = (await page.locator('svg.ntflow-svg').boundingBox())!;
     await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    t.equal(before, 'translate(8,0) scale(1)', 'drawn at its own size (scale 1), not shrunk to the canvas');
+    // The wheel scrolls the drawing (it is longer than the canvas); ctrl + wheel zooms.
+    await page.mouse.wheel(0, 300);
+    const changedFrom = (b: string | null) => `document.querySelector('svg.ntflow-svg > g.viewport').getAttribute('transform') !== ${JSON.stringify(b)}`;
+    await page.waitForFunction(changedFrom(before));
+    const scrolled = (await viewport.getAttribute('transform'))!;
+    t.match(scrolled, /^translate\(8,-300\) scale\(1\)$/, 'the wheel scrolls down by its delta');
+    await page.keyboard.down('Control');
     await page.mouse.wheel(0, -400);
-    await page.waitForTimeout(50);
+    await page.keyboard.up('Control');
+    await page.waitForFunction(changedFrom(scrolled));
     const zoomed = await viewport.getAttribute('transform');
-    t.not(zoomed, before, 'the wheel zooms');
+    t.notMatch(zoomed, /scale\(1\)$/, `ctrl + wheel zooms (${zoomed})`);
     await page.mouse.down();
     await page.mouse.move(box.x + box.width / 2 - 120, box.y + box.height / 2 - 80, { steps: 4 });
     await page.mouse.up();

@@ -25,6 +25,7 @@ import {
   sequenceInput,
   type SequenceInput,
 } from '../viz/index.js';
+import { textWidth } from '../viz/layout.js';
 import { flowCommand, type FlowOptions } from '../bin/flow.js';
 import { repoPath } from './util/paths.js';
 
@@ -151,6 +152,28 @@ t.test('a note stays inside the drawing; a label longer than two lanes is shorte
   const shown = texts(svg).find((x) => x.startsWith('thread 1996 → 8 (System): a very'));
   t.ok(shown && shown.endsWith('…') && shown.length < long.length, 'the long label is shortened with an ellipsis');
   t.ok([...doc.querySelectorAll('title')].some((n: { textContent: string | null }) => (n.textContent ?? '').includes(long.trim())), 'the tooltip has it whole');
+});
+
+t.test("a loop's label on the last lane is cut at the drawing's edge (by layout.ts's width estimate), whole in its tooltip", async (t) => {
+  const db = new Database(TRACE, { readonly: true });
+  t.teardown(() => db.close());
+  const input = sequenceInput(db, 1, { registerSteps: 0 });
+  const loop = input.steps.find((s) => s.kind === 'jump' && s.from === s.to)!;
+  t.ok(loop, 'the session has a jump within a lane');
+  // On the last lane, with a label far longer than the 560 px a label may add to the drawing.
+  const long = 'jmp nt!' + 'SomeVeryLongRoutineName'.repeat(12);
+  loop.from = loop.to = input.lanes[input.lanes.length - 1].id;
+  loop.label = long;
+  const layout = layoutSequence(input);
+  const laid = layout.steps.find((s) => s.label === long)!;
+  t.equal(layout.width, Math.ceil(laid.x1 + 560 + 20), 'the drawing reaches 560 px past the lane, then the margin');
+  const svg = renderSequenceSvg(layout);
+  t.equal(wellFormed(svg), null);
+  const shown = texts(svg).find((x) => x.startsWith('jmp nt!SomeVeryLong'))!;
+  t.ok(shown.endsWith('…') && shown.length < long.length, `cut: ${shown.length} of ${long.length} characters`);
+  t.ok(laid.x1 + 34 + textWidth(shown, 11) <= layout.width - 4, 'its estimated extent ends inside the drawing');
+  const doc = new DOMParser().parseFromString(svg, 'image/svg+xml');
+  t.ok([...doc.querySelectorAll('title')].some((n: { textContent: string | null }) => (n.textContent ?? '').startsWith(long)), 'the tooltip has it whole');
 });
 
 t.test('whole session, flame chart and call graph are well-formed', async (t) => {

@@ -324,6 +324,11 @@ function stepsInRange(db: Database.Database, sessionId: number, ctx: LaneContext
   let thread = startThread;
   let sysenterMsr: string | null = null;
   let ssdtLabel: string | null = null;
+  // A jump out of a routine into another, whose next arrow (same thread) jumps straight back to
+  // the instruction after the first jump: the way XP's KiSystemService checks a kernel caller's
+  // arguments (jae KiSystemServiceAccessViolation; test; je back). Named by the routine it goes
+  // on with, not by the stub's name, which on this successful path would read like an error.
+  const detours = new Map<number, { step: FlowStep; next: number; fromFn: string | null; toFn: string | null }>();
   const bandAt = (seq: number): Band | undefined => {
     let best: Band | undefined;
     for (const b of bands) if (b.first <= seq && seq <= b.last && (!best || b.first >= best.first)) best = b;
@@ -481,10 +486,20 @@ function stepsInRange(db: Database.Database, sessionId: number, ctx: LaneContext
             kind = 'iret';
             label = `iretd → ${where}`;
             break;
-          case Flow.Jump:
+          case Flow.Jump: {
+            const detour = detours.get(thread);
+            if (detour && steps[steps.length - 1] === detour.step && detour.toFn === prev.fn && detour.fromFn === fn && ins.eip === detour.next) {
+              // Straight back: the first arrow becomes the whole detour; no second arrow.
+              detour.step.label = `jmp → ${where} (the next instruction, via a stub and straight back)`;
+              detour.step.to = lane;
+              detour.step.detail = { ...detour.step.detail, through: detour.step.detail.to ?? '', back: prev.asm, to: where };
+              detours.delete(thread);
+              break;
+            }
             kind = 'jump';
             label = `jmp ${where}`;
             break;
+          }
           default:
             // Control arrived elsewhere without a branch: the kernel's TypeScript side ran it
             // (a driver's dispatch routine, a work item, DriverEntry) — a call in all but name.
@@ -498,7 +513,9 @@ function stepsInRange(db: Database.Database, sessionId: number, ctx: LaneContext
         }
       }
       if (kind) {
-        add({ seq: Math.max(prev.seq, resumedAt.get(thread) ?? -1), kind, from: prev.lane, to: lane, label, detail: { instruction: prev.asm, at: prev.symbol ?? '', to: where } });
+        const step = add({ seq: Math.max(prev.seq, resumedAt.get(thread) ?? -1), kind, from: prev.lane, to: lane, label, detail: { instruction: prev.asm, at: prev.symbol ?? '', to: where } });
+        if (kind === 'jump' && prev.flow === Flow.Jump && fn !== prev.fn) detours.set(thread, { step, next: prev.next, fromFn: prev.fn, toFn: fn });
+        else detours.delete(thread);
       }
     }
     cursors.set(thread, { lane, fn, symbol: ins.symbol, seq: ins.seq, next: (ins.eip + ins.length) >>> 0, asm: ins.asm, flow: flowOf(ins.asm), exception: prev?.exception ?? null });

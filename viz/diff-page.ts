@@ -35,7 +35,7 @@ export interface DiffPageOptions {
   back?: { href: string; text: string };
   /** Steps per diagram that get registers from time travel (default 60). */
   registerSteps?: number;
-  /** Horizontal space per lane (default 150: two diagrams side by side). */
+  /** The narrowest a lane gets (default: layoutSequence's, 120); lanes widen to their labels. */
   laneWidth?: number;
   /** Divergences marked per pair (default 12), outside the pairs (default 20), in all (default 400: a page of thousands of calls stays light). */
   marksPerPair?: number;
@@ -103,7 +103,7 @@ export function diffNotes(r: DiffResult, side: Side, opts: Pick<DiffPageOptions,
 export function diffLayouts(r: DiffResult, A: DiffPageSide, B: DiffPageSide, opts: DiffPageOptions = {}): { a: SequenceLayout; b: SequenceLayout; keys: Record<Side, Record<number, string>> } {
   const layout = (s: DiffPageSide, side: Side) => {
     const input = sequenceInput(s.db, s.sessionId, { registerSteps: opts.registerSteps ?? 60, notes: diffNotes(r, side, opts) });
-    return layoutSequence({ ...input, title: `${LETTER[side]}: ${input.title}` }, { laneWidth: opts.laneWidth ?? 150 });
+    return layoutSequence({ ...input, title: `${LETTER[side]}: ${input.title}` }, { laneWidth: opts.laneWidth });
   };
   const pairs: PairIds[] = r.pairs.map((p) => ({ a: p.a?.id ?? null, b: p.b?.id ?? null }));
   const aligned = alignLayouts(layout(A, 'a'), layout(B, 'b'), pairs);

@@ -22,7 +22,7 @@ export type DiagramSpec =
       layout: SequenceLayout;
       caption?: string;
       collapse?: CollapseMode;
-      /** Fit this width (not less than the layout's) into view at first: diagrams side by side get one scale. */
+      /** The width the view pans over (not less than the layout's): a comparison's two diagrams, which pan together, use the wider one's. */
       fitWidth?: number;
       /** One of a comparison's two diagrams, aligned row by row with the other (viz/diff-page.ts). */
       link?: DiagramLink;
@@ -154,10 +154,11 @@ function inlineScript(text: string, what: string): string {
 
 /**
  * The page script's parts, in order: shared pieces, the flame chart and call graph, the findings
- * list and "next failure", a comparison's linked diagrams, the sequence diagram, and app.js, which
- * draws the page's diagrams.
+ * list and "next failure", a comparison's linked diagrams, how a sequence diagram is viewed (at its
+ * own size, panned; labels cut to the drawing), the sequence diagram, and app.js, which draws the
+ * page's diagrams.
  */
-const PAGE_PARTS = ['common.js', 'charts.js', 'findings.js', 'diff.js', 'sequence.js', 'app.js'];
+const PAGE_PARTS = ['common.js', 'charts.js', 'findings.js', 'diff.js', 'view.js', 'sequence.js', 'app.js'];
 
 /** The parts joined into one script, inside one function (one scope, strict mode, d3 from the UMD global). */
 function pageScript(dir: string): string {

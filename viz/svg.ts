@@ -6,6 +6,7 @@
 // part of the selection API used here is typed below.
 import * as d3untyped from 'd3';
 import { parseHTML } from 'linkedom';
+import { textWidth } from './layout.js';
 import type { FlameLayout, GraphLayout, LaidStep, SequenceLayout } from './types.js';
 import { failedLine, labelWidth } from './layout-charts.js';
 
@@ -107,6 +108,17 @@ function findingColors(severity: string): { stroke: string; fill: string } {
   return { stroke: COLORS.info, fill: COLORS.infoFill };
 }
 
+/**
+ * The label cut to `room` pixels (by layout.ts's width estimate) with an ellipsis; the step's
+ * <title> keeps the whole text. The page (viz/page/view.js) does the same with measured widths.
+ */
+function cut(label: string, room: number, bold: boolean): string {
+  if (textWidth(label, 11, bold) <= room) return label;
+  let n = label.length;
+  while (n > 1 && textWidth(label.slice(0, n) + '…', 11, bold) > room) n--;
+  return label.slice(0, n) + '…';
+}
+
 function stepColor(s: LaidStep): string {
   if (s.status?.failed) return COLORS.fail;
   return TRANSITIONS.has(s.kind) ? COLORS.transition : COLORS.arrow;
@@ -163,7 +175,7 @@ function drawStep(g: Selection, s: LaidStep, laneWidth: number, svgWidth: number
       .attr('x', s.x1 + 34)
       .attr('y', s.y + 4)
       .attr('fill', color)
-      .text(s.label);
+      .text(cut(s.label, svgWidth - 4 - (s.x1 + 34), false));
     return;
   }
   const line = g
@@ -183,7 +195,7 @@ function drawStep(g: Selection, s: LaidStep, laneWidth: number, svgWidth: number
     .attr('text-anchor', 'middle')
     .attr('fill', color)
     .attr('font-weight', transition || s.status?.failed ? 'bold' : 'normal')
-    .text(s.label);
+    .text(cut(s.label, 2 * Math.min((s.x1 + s.x2) / 2 - 4, svgWidth - 4 - (s.x1 + s.x2) / 2), transition || s.status?.failed === true));
 }
 
 export function renderSequenceSvg(layout: SequenceLayout): string {

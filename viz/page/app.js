@@ -12,7 +12,7 @@
 //
 // Plain browser JavaScript, not TypeScript: the project compiles without the DOM library, and these
 // files are read at run time, so they are kept dependency-free and small. viz/html.ts joins them,
-// in the order of its PAGE_PARTS (common.js, charts.js, findings.js, diff.js, sequence.js, then this file),
+// in the order of its PAGE_PARTS (common.js, charts.js, findings.js, diff.js, view.js, sequence.js, then this file),
 // into one script: `(function () { 'use strict'; const d3 = window.d3; … })();`. This part, the
 // last, draws every diagram on the page.
 

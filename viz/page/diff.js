@@ -55,10 +55,14 @@ function linkOf(spec) {
 
 /**
  * The linked diagrams' canvases start at one height on the page (their legends may wrap into a
- * different number of lines), so aligned rows sit side by side on the screen too.
+ * different number of lines), so aligned rows sit side by side on the screen too — when they are
+ * side by side (viz/page/style.css stacks them in a narrow window).
  */
 function alignCanvasTops(group) {
   for (const m of group.members) m.body.style.marginTop = '0px';
+  // Stacked (a narrow window: one diagram above the other) there is nothing to line up.
+  const lefts = group.members.map((m) => Math.round(m.body.getBoundingClientRect().left));
+  if (new Set(lefts).size < lefts.length) return;
   const tops = group.members.map((m) => m.body.getBoundingClientRect().top);
   const top = Math.max(...tops);
   group.members.forEach((m, i) => (m.body.style.marginTop = top - tops[i] + 'px'));

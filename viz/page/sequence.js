@@ -49,6 +49,8 @@ function drawSequence(root, layout, opts) {
   const collapsedCalls = new Set(); // step indices
 
   let query = '';
+  const SEARCH_OPENS = 40; // bands a search opens at most
+  let isHidden = () => false; // whether drawing y is folded away, as last drawn
   let matched = new Set(); // step indices matching the search
   let current = -1; // the match Enter jumped to
 
@@ -61,6 +63,9 @@ function drawSequence(root, layout, opts) {
 
   markers(f.svg, f.id);
   const viewport = f.svg.append('g').attr('class', 'viewport');
+  // The drawing's box: every label stays inside it (cut with an ellipsis where it would not).
+  const area = viewport.append('rect').attr('class', 'drawing-area').attr('x', 0).attr('y', 0).attr('width', layout.width);
+  let drawnHeight = layout.height;
   const gRings = viewport.append('g').attr('class', 'rings');
   const gLifelines = viewport.append('g').attr('class', 'lifelines');
   const gBands = viewport.append('g').attr('class', 'bands');
@@ -127,7 +132,8 @@ function drawSequence(root, layout, opts) {
   diffLegend(f.legend, layout, link !== null);
   legendItem(f.legend, 'band', 'system call (click to collapse/expand)', (sw) => sw.append('rect').attr('class', 'band-rect').attr('width', 34).attr('height', 14));
 
-  const pan = zoomable(f.svg, viewport, header, Math.max(layout.width, opts.fitWidth || 0), link ? (t) => link.zoomed(t) : null);
+  // At its own size (scale 1: every label at its CSS font size, 11 px and up); it pans, it does not shrink.
+  const pan = sequenceView(f.svg, viewport, header, () => ({ width: Math.max(layout.width, opts.fitWidth || 0), height: drawnHeight }), link ? (t) => link.zoomed(t) : null);
   button(f.buttons, 'ntflow-expand-all', 'expand all', () => {
     collapsedBands.clear();
     collapsedCalls.clear();
@@ -221,7 +227,10 @@ function drawSequence(root, layout, opts) {
   function render() {
     const removed = removedIntervals();
     const { map, hidden } = mapper(removed);
+    isHidden = hidden;
     const height = map(layout.height);
+    drawnHeight = height;
+    area.attr('height', height);
 
     f.svg.attr('data-height', height);
     gRings
@@ -293,19 +302,22 @@ function drawSequence(root, layout, opts) {
       .attr('width', layout.width - 4)
       .attr('height', rowH);
     band
-      .select('text.band-label')
-      .attr('x', 8)
-      .attr('y', 13)
-      .text(bandText);
-    band
       .select('rect.fail-bar')
       .attr('x', 2)
       .attr('width', 4)
       .attr('height', (b) => Math.max(rowH, map(b.y1) - map(b.y0)));
-    band
-      .select('text.fail-mark')
-      .attr('x', layout.width - 10)
-      .attr('y', rowH / 2 + 4);
+    band.select('text.fail-mark').attr('x', layout.width - 10).attr('y', rowH / 2 + 4);
+    // The title, cut (whole in its tooltip) where it would reach the failure mark or the edge.
+    band.select('text.band-label').attr('x', 8).attr('y', 13).each(function (b) {
+      const text = bandText(b);
+      if (this.__label === text) return;
+      this.__label = text;
+      // The mark's width is measured only when the two might meet (measuring forces a layout).
+      const mayMeet = b.failure && (text.length + b.failure.label.length) * 11 > layout.width - 30;
+      const mark = mayMeet ? d3.select(this.parentNode).select('text.fail-mark').node() : null;
+      const markWidth = mark ? mark.getComputedTextLength() + 16 : b.failure ? b.failure.label.length * 11 + 16 : 0;
+      fitLabel(d3.select(this), text, 8, 'start', 4, layout.width - 10 - markWidth);
+    });
 
     const visible = [];
     for (let i = 0; i < steps.length; i++) if (!hidden(steps[i].y)) visible.push(i);
@@ -313,35 +325,41 @@ function drawSequence(root, layout, opts) {
       .selectAll('g.step')
       .data(visible, (i) => steps[i].seq + ':' + i)
       .join((enter) => {
-        const g = enter.append('g').attr('data-seq', (i) => steps[i].seq);
+        // Classed before it is drawn: the label is measured in the font its class gives it.
+        const g = enter.append('g').attr('data-seq', (i) => steps[i].seq).attr('class', stepClass);
         g.each(function (i) {
           drawStep(d3.select(this), steps[i], i);
         });
         return g;
       });
     step
-      .attr('class', (i) => {
-        const s = steps[i];
-        let cls = 'step kind-' + s.kind;
-        if (RING_TRANSITIONS.has(s.kind)) cls += ' ring-transition';
-        if (s.status && s.status.failed) cls += ' failed';
-        if (bodyOf.has(i)) cls += collapsedCalls.has(i) ? ' has-body collapsed' : ' has-body';
-        if (s.finding) cls += ' finding severity-' + s.finding.severity;
-        if (s.diff) cls += ' diff-mark diff-' + s.diff.kind;
-        if (matched.has(i)) cls += ' match';
-        if (i === current) cls += ' current';
-        if (spot && spot.step === i) cls += ' spotlight';
-        return cls;
-      })
+      .attr('class', stepClass)
       .attr('aria-expanded', (i) => (bodyOf.has(i) ? String(!collapsedCalls.has(i)) : null))
       .attr('transform', (i) => 'translate(0,' + map(steps[i].y) + ')');
-    step.select('text.label').text((i) => stepText(steps[i], i));
+    step.each(function (i) {
+      const text = stepText(steps[i], i);
+      if (this.__label !== text) setLabel(d3.select(this), steps[i], text);
+    });
     step.select('text.toggle').text((i) => (collapsedCalls.has(i) ? '▸' : '▾'));
     drawGaps(gGaps, layout, map, hidden);
     if (link) link.rendered();
     if (panel) panel.mark(spot && spot.step !== undefined && steps[spot.step].finding ? steps[spot.step].finding.id : null);
     stopText.text(stop >= 0 ? 'failure ' + (stop + 1) + ' of ' + stops.length : stops.length ? stops.length + (stops.length === 1 ? ' failure' : ' failures') : '');
     return map;
+  }
+
+  function stepClass(i) {
+    const s = steps[i];
+    let cls = 'step kind-' + s.kind;
+    if (RING_TRANSITIONS.has(s.kind)) cls += ' ring-transition';
+    if (s.status && s.status.failed) cls += ' failed';
+    if (bodyOf.has(i)) cls += collapsedCalls.has(i) ? ' has-body collapsed' : ' has-body';
+    if (s.finding) cls += ' finding severity-' + s.finding.severity;
+    if (s.diff) cls += ' diff-mark diff-' + s.diff.kind;
+    if (matched.has(i)) cls += ' match';
+    if (i === current) cls += ' current';
+    if (spot && spot.step === i) cls += ' spotlight';
+    return cls;
   }
 
   function drawStep(g, s, i) {
@@ -361,13 +379,14 @@ function drawSequence(root, layout, opts) {
     } else if (s.kind === 'note') {
       const lane = laneById.get(s.from);
       const left = x1 - (lane ? lane.width / 2 : 40) + 6;
-      // A finding's note is a box coloured by its severity (drawn under the dot and the label).
-      if (s.finding) g.append('rect').attr('class', 'finding-box').attr('x', x1 - 8).attr('y', -rowH / 2 + 3).attr('rx', 4).attr('width', s.label.length * 6.6 + 24).attr('height', rowH - 6);
-      // A comparison's note (where the paths part or join again): a box outlined in magenta; one
-      // that would run past the diagram's right edge opens to the left of its dot instead.
+      // A finding's note is a box coloured by its severity, a comparison's (where the paths part
+      // or join again) a box outlined in magenta; drawn under the dot and the label, sized to the
+      // label once it is drawn (setLabel). A comparison's note that would run past the drawing's
+      // right edge opens to the left of its dot instead.
       const boxWidth = s.label.length * 6.6 + 24;
       const flip = s.diff && x1 - 8 + boxWidth > layout.width && x1 + 8 - boxWidth >= 0;
-      if (s.diff) g.append('rect').attr('class', 'diff-box').attr('x', flip ? x1 + 8 - boxWidth : x1 - 8).attr('y', -rowH / 2 + 2).attr('rx', 4).attr('width', boxWidth).attr('height', rowH - 4);
+      if (s.finding) g.append('rect').attr('class', 'finding-box note-box').attr('y', -rowH / 2 + 3).attr('rx', 4).attr('height', rowH - 6);
+      if (s.diff) g.append('rect').attr('class', 'diff-box note-box').attr('y', -rowH / 2 + 2).attr('rx', 4).attr('height', rowH - 4);
       g.append('circle').attr('class', 'note-dot').attr('cx', x1).attr('cy', 0).attr('r', 3);
       labelX = flip ? x1 - 8 : x1 + 8;
       anchor = flip ? 'end' : 'start';
@@ -387,16 +406,19 @@ function drawSequence(root, layout, opts) {
     }
     g.append('rect')
       .attr('class', 'hit')
-      .attr('x', hitX0 - 6)
+      .attr('x', Math.max(0, hitX0 - 6))
       .attr('y', -rowH / 2)
-      .attr('width', Math.max(40, hitX1 - hitX0 + 12))
+      .attr('width', Math.max(40, Math.min(layout.width, hitX1 + 6) - Math.max(0, hitX0 - 6)))
       .attr('height', rowH);
     g.append('text')
       .attr('class', 'label')
       .attr('x', labelX)
       .attr('y', s.from !== s.to ? -4 : 4)
-      .attr('text-anchor', anchor)
-      .text(s.label);
+      .attr('text-anchor', anchor);
+    const node = g.node();
+    node.__labelX = labelX;
+    node.__anchor = anchor;
+    setLabel(g, s, stepText(s, i));
     if (bodyOf.has(i)) {
       g.append('text')
         .attr('class', 'toggle')
@@ -412,10 +434,30 @@ function drawSequence(root, layout, opts) {
       });
     }
     if (s.finding) g.attr('data-finding', s.finding.id);
+    if (s.syscallId !== undefined && s.syscallId !== null) g.attr('data-syscall', s.syscallId);
     if (s.diff) g.attr('data-diff', s.diff.kind).attr('data-pair', s.diff.pair === null ? 'none' : s.diff.pair).attr('data-diff-index', s.diff.index);
     g.on('mouseenter', (event) => showTooltip(f.tooltip, f.canvas.node(), event, s.finding ? s.finding.title : s.label, stepRows(s)))
       .on('mousemove', (event) => moveTooltip(f.tooltip, f.canvas.node(), event))
       .on('mouseleave', () => hideTooltip(f.tooltip));
+  }
+
+  /**
+   * A step's label, cut where it would leave the drawing (the whole text in its <title>); a
+   * note's box fits the label as drawn.
+   */
+  function setLabel(g, s, text) {
+    const node = g.node();
+    node.__label = text;
+    const x = node.__labelX;
+    const anchor = node.__anchor;
+    const box = g.select('rect.note-box');
+    const width = fitLabel(g.select('text.label'), text, x, anchor, box.empty() ? 4 : 12, layout.width - (box.empty() ? 4 : 12), !box.empty());
+    if (!box.empty()) {
+      const x0 = anchor === 'end' ? x - width - 8 : x - 16;
+      box.attr('x', x0).attr('width', width + 24);
+      // A boxed note's hit area is its box.
+      g.select('rect.hit').attr('x', x0 - 4).attr('width', width + 32);
+    }
   }
 
   function stepRows(s) {
@@ -461,14 +503,48 @@ function drawSequence(root, layout, opts) {
     return bandMatchCache.get(b.syscallId);
   }
 
+  /**
+   * Search as you type: every step whose label or detail holds the text is marked; the bands and
+   * function bodies hiding the first matches are opened (up to SEARCH_OPENS bands, so a search
+   * that matches every call of a large session does not unfold all of it), and the first match
+   * is brought into view. The count says how many marked steps are drawn, and how many more the
+   * folded parts hold (Enter goes on to them).
+   */
   function runSearch() {
     query = lower(f.search.property('value').trim());
     matched = new Set();
     bandMatchCache.clear();
     current = -1;
     if (query) steps.forEach((s, i) => stepMatches(s, query) && matched.add(i));
-    f.matches.text(query ? matched.size + (matched.size === 1 ? ' match' : ' matches') + (matched.size ? ' (Enter: next)' : '') : '');
-    render();
+    const opened = new Set();
+    for (const i of matched) {
+      const s = steps[i];
+      const hiding = layout.bands.filter((b) => collapsedBands.has(b.syscallId) && !opened.has(b.syscallId) && b.y0 < s.y && s.y < b.y1);
+      if (opened.size + hiding.length > SEARCH_OPENS) break;
+      for (const b of hiding) {
+        opened.add(b.syscallId);
+        collapsedBands.delete(b.syscallId);
+      }
+      for (const k of [...collapsedCalls]) {
+        const [first, last] = bodyOf.get(k);
+        if (i >= first && i <= last) collapsedCalls.delete(k);
+      }
+    }
+    const map = render();
+    const shown = [...matched].filter((i) => !isHidden(steps[i].y));
+    const folded = matched.size - shown.length;
+    f.matches.text(
+      query
+        ? shown.length + (shown.length === 1 ? ' match' : ' matches') + (folded ? ', ' + folded + ' more in folded calls' : '') + (matched.size ? ' (Enter: next)' : '')
+        : '',
+    );
+    f.matches.attr('data-shown', query ? shown.length : null).attr('data-folded', query ? folded : null);
+    if (shown.length) {
+      current = shown[0];
+      render();
+      const [x0, x1] = stepSpan(steps[current]);
+      pan.show(x0, x1, map(steps[current].y), layout.headerHeight);
+    }
   }
 
   /** Enter: the next match, its band and enclosing bodies expanded, centred in view. */
@@ -487,24 +563,28 @@ function drawSequence(root, layout, opts) {
       const [first, last] = bodyOf.get(k);
       if (i >= first && i <= last) collapsedCalls.delete(k);
     }
-    centre((s.x1 + s.x2) / 2, s.y);
+    centre(s, s.y);
   }
 
   /** Expands the bands around band `id` (it stays as it is), draws, and centres its title row. */
   function revealBand(id) {
     const band = layout.bands.find((b) => b.syscallId === id);
     for (const b of layout.bands) if (b.syscallId !== id && b.y0 < band.y0 + 0.5 && band.y0 + 0.5 < b.y1) collapsedBands.delete(b.syscallId);
-    centre(layout.width / 2, band.y0 + rowH / 2);
+    centre(null, band.y0 + rowH / 2);
   }
 
-  function centre(x, y) {
+  /** Draws, then brings step s (its arrow and label) at drawing height y into view (s null: wherever the view is sideways). */
+  function centre(s, y) {
     hideTooltip(f.tooltip);
     const map = render();
-    const svgNode = f.svg.node();
-    f.svg
-      .transition()
-      .duration(250)
-      .call(pan.zoom.translateTo, x, map(y), [svgNode.clientWidth / 2, svgNode.clientHeight / 2]);
+    const [x0, x1] = s ? stepSpan(s) : [null, null];
+    pan.show(x0, x1, map(y), layout.headerHeight);
+  }
+
+  /** Where a step is drawn sideways: its arrow, or its loop or note with the label beside it (about 7 px a character). */
+  function stepSpan(s) {
+    if (s.from !== s.to) return [Math.min(s.x1, s.x2), Math.max(s.x1, s.x2)];
+    return [s.x1 - 8, Math.min(layout.width, s.x1 + 28 + s.label.length * 7)];
   }
 
   /** "next failure" (n) and back (N): the failed calls in the order they appear, round and round. */
