@@ -4,6 +4,7 @@
 import dagre from '@dagrejs/dagre';
 // @ts-ignore -- d3 7 ships no type declarations; only d3-shape's line and curveBasis are used here.
 import * as d3untyped from 'd3';
+import { textWidth } from './text-width.js';
 import type { FlameInput, FlameLayout, FlameRect, FlameTrack, GraphInput, GraphLayout } from './types.js';
 
 const d3 = d3untyped as unknown as {
@@ -84,28 +85,6 @@ export function layoutFlame(input: FlameInput, opts: FlameLayoutOptions = {}): F
 }
 
 // ---- call graph -----------------------------------------------------------------------------
-
-/**
- * A label's width at `px` pixels, from DejaVu Sans's advance widths (em) by kind of character: the
- * widest of the fonts the page and the SVG name (system-ui resolves to it on Linux; Segoe UI and
- * San Francisco are narrower), so a box sized by it holds its label.
- */
-export function labelWidth(text: string, px = 11): number {
-  let em = 0;
-  for (const c of text) {
-    if ('il.,:;!|\'`'.includes(c)) em += 0.3;
-    else if ('fjrt()[]{}'.includes(c)) em += 0.4;
-    else if (c === ' ') em += 0.32;
-    else if (c === 'm' || c === 'w') em += 0.92;
-    else if (c === 'M' || c === 'W') em += 0.95;
-    else if (c >= 'a' && c <= 'z') em += 0.62;
-    else if (c >= 'A' && c <= 'Z') em += 0.72;
-    else if (c >= '0' && c <= '9') em += 0.64;
-    else if (c === '_' || c === '-') em += 0.5;
-    else em += 0.84; // ×, ✗, → and the like
-  }
-  return em * px;
-}
 
 /** A basis curve (d3.curveBasis) through `points`, sampled: the line as drawn, not its control polygon. */
 function basisSamples(points: { x: number; y: number }[], perSegment = 16): { x: number; y: number }[] {
@@ -190,7 +169,7 @@ export function layoutCallGraph(input: GraphInput, opts: GraphLayoutOptions = {}
   const labelHeight = 16;
   const labelGap = 6; // between a line and its label
   const loop = 26; // how far a self-call's loop reaches out
-  const textWidth = (s: string) => labelWidth(s);
+  const width = (s: string) => textWidth(s, 11);
 
   const ids = new Set(input.nodes.map((n) => n.id));
   for (const e of input.edges) {
@@ -198,11 +177,11 @@ export function layoutCallGraph(input: GraphInput, opts: GraphLayoutOptions = {}
   }
   const size = new Map(
     input.nodes.map((n) => {
-      const w = Math.max(textWidth(n.id), n.failed?.length ? textWidth(failedLine(n.failed)) : 0) + padding;
+      const w = Math.max(width(n.id), n.failed?.length ? width(failedLine(n.failed)) : 0) + padding;
       return [n.id, { width: Math.ceil(Math.max(60, w)), height: nodeHeight + (n.failed?.length ? 16 : 0) }];
     }),
   );
-  const countWidth = (e: { kind: string; count: number }) => Math.ceil(textWidth(edgeLabel(e)) + 8);
+  const countWidth = (e: { kind: string; count: number }) => Math.ceil(width(edgeLabel(e)) + 8);
   // Room on a node's right for its self-call loops' labels, mirrored on its left (dagre centres the node).
   const selfRoom = new Map<string, number>();
   for (const e of input.edges) if (e.from === e.to) selfRoom.set(e.from, Math.max(selfRoom.get(e.from) ?? 0, loop + 4 + countWidth(e)));

@@ -2,6 +2,7 @@
 // the same input always gives the same coordinates (tested exactly). d3 only draws the result
 // (viz/svg.ts, viz/html.ts). In the spirit of d3-hierarchy's cluster(): a few passes over plain
 // data, each one computing one kind of coordinate.
+import { textWidth } from './text-width.js';
 import type {
   FlowStep,
   LaidBand,
@@ -36,28 +37,6 @@ export interface SequenceLayoutOptions {
 }
 
 const RING_LABELS: Record<0 | 3, string> = { 3: 'ring 3 (user mode)', 0: 'ring 0 (kernel mode)' };
-
-// Widths of DejaVu Sans (the font Debian's Chromium and most Linux desktops fall back to, and the
-// widest of the page's fonts) in em, by character class: an estimate on the generous side, so a
-// label usually fits the space laid out for it; the page measures the drawn text and cuts what
-// still does not fit (the whole text in its tooltip).
-const NARROW = new Set("iljtfrI.,:;|!'()[]{} /\\-");
-const WIDE = new Set('mwMWQGOD@%&→←≠✗▸▾·…');
-function charEm(c: string): number {
-  if (NARROW.has(c)) return 0.36;
-  if (WIDE.has(c)) return 0.86;
-  if (c >= 'A' && c <= 'Z') return 0.72;
-  if (c >= '0' && c <= '9') return 0.64;
-  if (c.charCodeAt(0) > 0x7f) return 0.9;
-  return 0.62;
-}
-
-/** A label's estimated width in pixels at `fontSize` (bold: 10 % wider). Pure: no DOM. */
-export function textWidth(text: string, fontSize = 11.5, bold = false): number {
-  let em = 0;
-  for (const c of text) em += charEm(c);
-  return Math.ceil(em * fontSize * (bold ? 1.1 : 1));
-}
 
 /** The font size and weight the pages draw a step's label in (viz/page/style.css). */
 function stepLabelWidth(s: FlowStep): number {
@@ -244,4 +223,5 @@ export function layoutFindings(findings: readonly SessionFinding[] | undefined, 
 }
 
 // The flame chart's and the call graph's layouts live in layout-charts.ts.
-export { layoutFlame, layoutCallGraph, edgeLabel, failedLine, labelWidth, type FlameLayoutOptions, type GraphLayoutOptions } from './layout-charts.js';
+export { textWidth, fitText } from './text-width.js';
+export { layoutFlame, layoutCallGraph, edgeLabel, failedLine, type FlameLayoutOptions, type GraphLayoutOptions } from './layout-charts.js';

@@ -6,9 +6,9 @@
 // part of the selection API used here is typed below.
 import * as d3untyped from 'd3';
 import { parseHTML } from 'linkedom';
-import { textWidth } from './layout.js';
+import { fitText, textWidth } from './text-width.js';
 import type { FlameLayout, GraphLayout, LaidStep, SequenceLayout } from './types.js';
-import { failedLine, labelWidth } from './layout-charts.js';
+import { failedLine } from './layout-charts.js';
 
 type Value = string | number;
 /** The part of d3-selection used here. */
@@ -113,10 +113,7 @@ function findingColors(severity: string): { stroke: string; fill: string } {
  * <title> keeps the whole text. The page (viz/page/view.js) does the same with measured widths.
  */
 function cut(label: string, room: number, bold: boolean): string {
-  if (textWidth(label, 11, bold) <= room) return label;
-  let n = label.length;
-  while (n > 1 && textWidth(label.slice(0, n) + '…', 11, bold) > room) n--;
-  return label.slice(0, n) + '…';
+  return fitText(label, room, 11, bold) || label.slice(0, 1) + '…';
 }
 
 function stepColor(s: LaidStep): string {
@@ -303,26 +300,12 @@ function flameColor(cpl: 0 | 3, module: string): string {
   return shades[h % shades.length];
 }
 
-/** The label cut to what fits in `width` pixels with 3 px each side (DejaVu Sans widths at 11 px), or ''. */
-function fitText(label: string, width: number): string {
-  const room = width - 6;
-  if (labelWidth(label) <= room) return label;
-  const chars = [...label];
-  let lo = 0; // the most characters that fit before the '…' (binary search: widths grow with length)
-  let hi = chars.length - 1;
-  while (lo < hi) {
-    const mid = (lo + hi + 1) >> 1;
-    if (labelWidth(chars.slice(0, mid).join('') + '…') <= room) lo = mid;
-    else hi = mid - 1;
-  }
-  return lo >= 2 ? `${chars.slice(0, lo).join('')}…` : '';
-}
 
 /** A legend entry drawn into the SVG: a swatch and a text; returns the x after it. */
 function svgLegendItem(parent: Selection, x: number, y: number, fill: string, stroke: string, text: string): number {
   parent.append('rect').attr('x', x).attr('y', y - 10).attr('width', 22).attr('height', 12).attr('fill', fill).attr('stroke', stroke);
   parent.append('text').attr('x', x + 28).attr('y', y).text(text);
-  return x + 28 + labelWidth(text) + 18;
+  return x + 28 + textWidth(text, 11) + 18;
 }
 
 /** A flame frame's tooltip: its symbol, module and ring, and the failed call it belongs to. */
@@ -366,7 +349,7 @@ export function renderFlameSvg(layout: FlameLayout): string {
       .attr('fill', fill)
       .attr('stroke', r.failure ? COLORS.fail : r.width >= 3 ? '#ffffff' : 'none')
       .attr('stroke-width', r.failure ? 1 : 0.5);
-    const text = fitText(r.label, r.width);
+    const text = fitText(r.label, r.width - 6); // 3 px each side
     if (text) {
       g.append('text')
         .attr('x', r.x + 3)
