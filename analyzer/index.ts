@@ -2,7 +2,7 @@
 export { replaySession, replayFile, ensureProjections, staleSessions, projectionSchemaSql, PROJECTIONS, PROJECTIONS_TABLE, ReplayInputError, type ReplayOptions, type ReplayProgress, type ReplayResult, type ProjectionResult } from './replay.js';
 export { digestOf, rowWriter, tableSql, type Projection, type ProjectionTable, type ProjectionColumn } from './projections/table.js';
 export { readLog, makeContext, readCodeTable, flowOf, Flow, COLUMN, type LogEvent, type LogEventType, type LogContext, type CodeTable } from './projections/log.js';
-export { foldSyscalls, syscallRow, SYSCALLS, SYSCALLS_TABLE, type SyscallRecord, type HandleUse } from './projections/syscalls.js';
+export { foldSyscalls, syscallRow, SYSCALLS, SYSCALLS_TABLE, type SyscallRecord, type SyscallTableRow, type HandleUse } from './projections/syscalls.js';
 export { foldSyscallArgs, argRows, SYSCALL_ARGS, SYSCALL_ARGS_TABLE } from './projections/syscall-args.js';
 export { foldCalls, CALLS, CALLS_TABLE } from './projections/calls.js';
 export { foldRingSpans, RING_SPANS, RING_SPANS_TABLE } from './projections/ring-spans.js';

@@ -12,6 +12,7 @@
 // exporter can write an END without its BEGIN: a frame opening under a parent that is not on top
 // closes what is above the parent first, and a frame still open at the end closes at the end.
 import type Database from 'better-sqlite3';
+import type { SyscallTableRow } from '../analyzer/index.js';
 import { ExportInputError } from './types.js';
 
 export type Ring = 0 | 3;
@@ -93,22 +94,6 @@ export const TS_UNIT = 'instructions retired (ts = icount: 1 unit = 1 guest inst
 
 const hex = (n: number | null | undefined): string => (n === null || n === undefined ? '' : '0x' + (n >>> 0).toString(16).toUpperCase().padStart(8, '0'));
 
-interface SyscallRow {
-  id: number;
-  parent_id: number | null;
-  enter_seq: number;
-  exit_seq: number | null;
-  thread_id: number;
-  process: string;
-  service_number: number | null;
-  name: string | null;
-  caller_cpl: number;
-  entry: string | null;
-  previous_mode: string | null;
-  status: number | null;
-  status_name: string | null;
-  instructions: number | null;
-}
 
 /** How each entry mechanism returns: the instant the return flow ends at. */
 const RETURN_BY_ENTRY: Record<string, string> = { sysenter: 'sysexit', int2e: 'iretd', 'zw-kernel': 'return to the Zw stub', 'nt-direct': 'ret' };
@@ -147,8 +132,8 @@ export function readTimeline(db: Database.Database, sessionId: number, syscallId
 
   // Small per-session tables, held whole: system calls and their decoded arguments (thousands,
   // not millions), the distinct instructions' CPL, who runs in which process.
-  const syscalls = new Map<number, SyscallRow>();
-  for (const r of db.prepare('SELECT * FROM syscalls WHERE session_id = ? AND enter_seq BETWEEN ? AND ? ORDER BY id').iterate(sessionId, lo, hi) as Iterable<SyscallRow>) {
+  const syscalls = new Map<number, SyscallTableRow>();
+  for (const r of db.prepare('SELECT * FROM syscalls WHERE session_id = ? AND enter_seq BETWEEN ? AND ? ORDER BY id').iterate(sessionId, lo, hi) as Iterable<SyscallTableRow>) {
     syscalls.set(r.id, r);
   }
   const syscallArgs = new Map<number, Args>();
@@ -268,7 +253,7 @@ export function readTimeline(db: Database.Database, sessionId: number, syscallId
     return st;
   };
 
-  function syscallSlice(s: SyscallRow): Slice {
+  function syscallSlice(s: SyscallTableRow): Slice {
     const entry = s.entry ?? 'rejected';
     const name = `${s.name ?? `service ${hex(s.service_number)}`} (${entry})`;
     const args: Args = {

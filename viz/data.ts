@@ -12,7 +12,7 @@
 // `call ebx`.
 import type Database from 'better-sqlite3';
 import { ntSuccess, splitSymbol as parseSymbol, statusName } from '../core/index.js';
-import { Flow, flowOf, replaySession, staleSessions, stateAt } from '../analyzer/index.js';
+import { Flow, flowOf, replaySession, staleSessions, stateAt, type SyscallTableRow } from '../analyzer/index.js';
 import { bandFailures, findingNotes, mergeNotes, sessionFindings, type EventPlace } from './findings.js';
 import type { DiffMark, FlowStep, LaneSpec, SequenceInput, SyscallBand } from './types.js';
 
@@ -156,23 +156,8 @@ export function ensureSessionProjections(db: Database.Database, sessionId: numbe
   replaySession(db, sessionId);
 }
 
-interface SyscallRow {
-  id: number;
-  parent_id: number | null;
-  enter_seq: number;
-  exit_seq: number | null;
-  thread_id: number;
-  process: string;
-  service_number: number | null;
-  name: string | null;
-  caller_cpl: number;
-  entry: string | null;
-  previous_mode: string | null;
-  status: number | null;
-  status_name: string | null;
-}
 
-function bandOf(r: SyscallRow, firstSeq: number, lastSeq: number): SyscallBand {
+function bandOf(r: SyscallTableRow, firstSeq: number, lastSeq: number): SyscallBand {
   return {
     syscallId: r.id,
     name: r.name ?? `service ${hex0x(r.service_number ?? 0)} (rejected)`,
@@ -190,7 +175,7 @@ function bandOf(r: SyscallRow, firstSeq: number, lastSeq: number): SyscallBand {
  * kernel nt!ZwReadFile) to the stub's return — wider than syscalls.enter_seq..exit_seq, which
  * runs from the entering instruction to the returning one.
  */
-function pathRange(db: Database.Database, sessionId: number, r: SyscallRow, lastEvent: number): [number, number] {
+function pathRange(db: Database.Database, sessionId: number, r: SyscallTableRow, lastEvent: number): [number, number] {
   let first = r.enter_seq;
   let last = r.exit_seq ?? lastEvent;
   if (r.entry === 'nt-direct') return [first, last];
@@ -267,7 +252,7 @@ interface ThreadCursor {
 }
 
 interface Band {
-  row: SyscallRow;
+  row: SyscallTableRow;
   first: number;
   last: number;
 }
@@ -573,12 +558,12 @@ export function sequenceInput(db: Database.Database, sessionId: number, options:
   const session = db.prepare('SELECT name, events FROM sessions WHERE id = ?').get(sessionId) as { name: string; events: number } | undefined;
   if (!session) throw new VizInputError(`no session ${sessionId} in this trace`);
   const ctx = laneContext(db, sessionId);
-  const rows = db.prepare('SELECT * FROM syscalls WHERE session_id = ? ORDER BY id').safeIntegers(false).all(sessionId) as SyscallRow[];
+  const rows = db.prepare('SELECT * FROM syscalls WHERE session_id = ? ORDER BY id').safeIntegers(false).all(sessionId) as SyscallTableRow[];
   const lastEvent = session.events - 1;
   const expandLimit = options.expandLimit ?? 40;
   const budget = options.registerSteps ?? 120;
 
-  let chosen: SyscallRow[] | null;
+  let chosen: SyscallTableRow[] | null;
   if (options.syscallIds && options.syscallIds.length) {
     const byId = new Map(rows.map((r) => [r.id, r]));
     const missing = options.syscallIds.filter((id) => !byId.has(id));
@@ -645,7 +630,7 @@ function withFindings(
   db: Database.Database,
   sessionId: number,
   ctx: LaneContext,
-  rows: SyscallRow[],
+  rows: SyscallTableRow[],
   steps: FlowStep[],
   bands: SyscallBand[],
   wholeSession: boolean,
@@ -722,7 +707,7 @@ function addCallIds(db: Database.Database, sessionId: number, steps: FlowStep[])
 }
 
 /** Many calls: one row per call (caller → service, with its status); --syscall expands one. */
-function collapsedInput(db: Database.Database, sessionId: number, name: string, ctx: LaneContext, rows: SyscallRow[], options: SequenceOptions): SequenceInput {
+function collapsedInput(db: Database.Database, sessionId: number, name: string, ctx: LaneContext, rows: SyscallTableRow[], options: SequenceOptions): SequenceInput {
   const enterSymbol = db.prepare('SELECT c.symbol, c.cpl FROM instruction_log l JOIN code c ON c.session_id = l.session_id AND c.id = l.code_id WHERE l.session_id = ? AND l.seq >= ? ORDER BY l.seq LIMIT 1');
   const steps: FlowStep[] = [];
   const bands: SyscallBand[] = [];

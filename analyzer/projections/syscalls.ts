@@ -84,6 +84,25 @@ export interface SyscallRecord {
   handles: HandleUse[];
 }
 
+/** A row of the `syscalls` table as SQLite returns it (SELECT *): what readers of the projection get. */
+export interface SyscallTableRow {
+  session_id: number;
+  id: number;
+  parent_id: number | null;
+  enter_seq: number;
+  exit_seq: number | null;
+  thread_id: number;
+  process: string;
+  service_number: number | null;
+  name: string | null;
+  caller_cpl: number;
+  entry: string | null;
+  previous_mode: string | null;
+  status: number | null;
+  status_name: string | null;
+  instructions: number | null;
+}
+
 export function syscallRow(r: SyscallRecord): unknown[] {
   return [r.id, r.parentId, r.enterSeq, r.exitSeq, r.threadId, r.process, r.serviceNumber, r.name, r.callerCpl, r.entry, r.previousMode, r.status, r.statusName, r.instructions];
 }

@@ -140,30 +140,6 @@ function hideTooltip(tooltip) {
   tooltip.style('display', 'none');
 }
 
-/**
- * d3.zoom on the svg, the transform applied to `viewport` (and `header`, horizontally only);
- * `onZoom(transform)`, if given, hears every change (a comparison's other diagram follows it).
- */
-function zoomable(svg, viewport, header, contentWidth, onZoom) {
-  const zoom = d3
-    .zoom()
-    .scaleExtent([0.05, 8])
-    .on('zoom', (event) => {
-      const t = event.transform;
-      viewport.attr('transform', t.toString());
-      if (header) header.attr('transform', 'translate(' + t.x + ',0) scale(' + t.k + ')');
-      if (onZoom) onZoom(t);
-    });
-  svg.call(zoom).on('dblclick.zoom', null);
-  const fit = () => {
-    const w = svg.node().clientWidth || contentWidth;
-    const k = Math.max(0.3, Math.min(1, w / (contentWidth + 16)));
-    return d3.zoomIdentity.translate(8, 0).scale(k);
-  };
-  svg.call(zoom.transform, fit());
-  return { zoom, reset: () => svg.transition().duration(200).call(zoom.transform, fit()) };
-}
-
 function lower(s) {
   return String(s).toLowerCase();
 }
