@@ -15,6 +15,7 @@ import { ntSuccess, splitSymbol as parseSymbol, statusName } from '../core/index
 import { Flow, flowOf, replaySession, staleSessions, stateAt } from '../analyzer/index.js';
 import { bandFailures, findingNotes, mergeNotes, sessionFindings, type EventPlace } from './findings.js';
 import type { DiffMark, FlowStep, LaneSpec, SequenceInput, SyscallBand } from './types.js';
+import { aggregateDetail, aggregateLabel, capSteps, elideCalls, elisionNotice, type CallAggregate, type ElisionCall, type ElisionLimits } from './elide.js';
 
 /** A request the trace cannot answer (unknown syscall id, no such session): one line for the user. */
 export class VizInputError extends Error {
@@ -32,6 +33,8 @@ export interface SequenceOptions {
   onProgress?: (done: number, total: number) => void;
   /** More notes to draw at their events (a comparison's marks); each goes on the lane and thread of its event. */
   notes?: ExtraNote[];
+  /** When a large session's calls are aggregated and long runs of steps elided (viz/elide.ts; defaults ELISION_DEFAULTS). */
+  elision?: ElisionLimits;
 }
 
 /** A note the caller adds to the diagram at event `seq` (drawn when a drawn call holds it, or the whole session is drawn). */
@@ -290,15 +293,37 @@ export function rejectedOutcome(call: CallOutcome | undefined): { text: string; 
   return { text: `; looked up again → ${call.name} → ${returned}`, status };
 }
 
+/** An instruction of the code table, decoded once: where it runs (lane, function) and how it leaves. */
+interface CodeInfo {
+  eip: number;
+  asm: string;
+  symbol: string | null;
+  lane: string;
+  fn: string | null;
+  /** Where it falls through to. */
+  next: number;
+  flow: Flow;
+}
+
+/** The session's code table by code id, each row decoded once (a loop runs the same few rows a million times). */
+function codeInfo(db: Database.Database, sessionId: number, ctx: LaneContext): Map<number, CodeInfo> {
+  const rows = db.prepare('SELECT id, cpl, eip, length(bytes) AS length, asm, symbol FROM code WHERE session_id = ?').all(sessionId) as (Instr & { id: number })[];
+  return new Map(
+    rows.map((r) => [
+      r.id,
+      { eip: r.eip, asm: r.asm, symbol: r.symbol, lane: laneOf(ctx, r.symbol, r.cpl), fn: splitSymbol(r.symbol).fn, next: (r.eip + r.length) >>> 0, flow: flowOf(r.asm) },
+    ]),
+  );
+}
+
 /** Steps for the events first..last (inclusive). */
-function stepsInRange(db: Database.Database, sessionId: number, ctx: LaneContext, first: number, last: number, bands: Band[]): FlowStep[] {
-  // The instructions of the range and the one after it (where the range's last instruction went).
-  const instrs = db
-    .prepare(
-      `SELECT l.seq, c.cpl, c.eip, length(c.bytes) AS length, c.asm, c.symbol FROM instruction_log l JOIN code c ON c.session_id = l.session_id AND c.id = l.code_id
-       WHERE l.session_id = ? AND l.seq >= ? AND l.seq <= (SELECT coalesce(min(seq), ?) FROM instruction_log WHERE session_id = ? AND seq > ?) ORDER BY l.seq`,
-    )
-    .all(sessionId, first, last, sessionId, last) as Instr[];
+function stepsInRange(db: Database.Database, sessionId: number, ctx: LaneContext, first: number, last: number, bands: Band[], code: Map<number, CodeInfo>): FlowStep[] {
+  // The instructions of the range and the one after it (where the range's last instruction went):
+  // their seqs and code ids as two plucked columns (a million rows in about 0.25 s; joining code
+  // and building a row object per instruction took 4 s), each code row decoded once (`code`).
+  const end = db.prepare('SELECT coalesce(min(seq), ?) FROM instruction_log WHERE session_id = ? AND seq > ?').pluck().get(last, sessionId, last) as number;
+  const instrSeqs = db.prepare('SELECT seq FROM instruction_log WHERE session_id = ? AND seq >= ? AND seq <= ? ORDER BY seq').pluck().all(sessionId, first, end) as number[];
+  const instrCodes = db.prepare('SELECT code_id FROM instruction_log WHERE session_id = ? AND seq >= ? AND seq <= ? ORDER BY seq').pluck().all(sessionId, first, end) as number[];
   const events: EventRow[] = [];
   for (const [type, sql] of EVENT_QUERIES) {
     for (const r of db.prepare(`${sql} WHERE session_id = ? AND seq BETWEEN ? AND ?`).safeIntegers(false).all(sessionId, first, last) as EventRow[]) {
@@ -439,12 +464,24 @@ function stepsInRange(db: Database.Database, sessionId: number, ctx: LaneContext
     }
   };
 
-  for (const ins of instrs) {
-    while (ei < events.length && events[ei].seq < ins.seq) onEvent(events[ei++]);
-    const lane = laneOf(ctx, ins.symbol, ins.cpl);
-    const { fn } = splitSymbol(ins.symbol);
+  for (let k = 0; k < instrSeqs.length; k++) {
+    const seq = instrSeqs[k];
+    const ins = code.get(instrCodes[k]);
+    if (!ins) throw new Error(`instruction ${seq} refers to code ${instrCodes[k]}, which is not in the code table`);
+    while (ei < events.length && events[ei].seq < seq) onEvent(events[ei++]);
+    const { lane, fn } = ins;
     const prev = cursors.get(thread);
     if (prev) {
+      // Most instructions stay in their routine and branch nowhere: nothing to draw, nothing to decide.
+      if (!prev.exception && lane === prev.lane && (fn === prev.fn || (prev.flow !== Flow.Call && prev.flow !== Flow.Jump))) {
+        prev.fn = fn;
+        prev.symbol = ins.symbol;
+        prev.seq = seq;
+        prev.next = ins.next;
+        prev.asm = ins.asm;
+        prev.flow = ins.flow;
+        continue;
+      }
       const where = ins.symbol ?? hex8(ins.eip);
       let kind: FlowStep['kind'] | null = null;
       let label = '';
@@ -501,7 +538,7 @@ function stepsInRange(db: Database.Database, sessionId: number, ctx: LaneContext
         add({ seq: Math.max(prev.seq, resumedAt.get(thread) ?? -1), kind, from: prev.lane, to: lane, label, detail: { instruction: prev.asm, at: prev.symbol ?? '', to: where } });
       }
     }
-    cursors.set(thread, { lane, fn, symbol: ins.symbol, seq: ins.seq, next: (ins.eip + ins.length) >>> 0, asm: ins.asm, flow: flowOf(ins.asm), exception: prev?.exception ?? null });
+    cursors.set(thread, { lane, fn, symbol: ins.symbol, seq, next: ins.next, asm: ins.asm, flow: ins.flow, exception: prev?.exception ?? null });
   }
   while (ei < events.length) onEvent(events[ei++]);
   return steps;
@@ -577,7 +614,12 @@ export function sequenceInput(db: Database.Database, sessionId: number, options:
     return collapsedInput(db, sessionId, session.name, ctx, rows, options);
   }
 
-  const list = chosen ?? rows;
+  // Past ELISION_DEFAULTS.maxCalls calls, runs of identical ones are drawn as their first, one
+  // "×N more" row, and their last (viz/elide.ts); only the calls left are read step by step.
+  const file = db.name;
+  const elision = chosen ? elideCalls(chosen.map(elisionCall), pinnedCalls(db, sessionId), options.elision) : { keep: rows.map((r) => r.id), aggregates: [] };
+  const kept = new Set(elision.keep);
+  const list = (chosen ?? rows).filter((r) => kept.has(r.id));
   const bands: Band[] = list.map((r) => {
     const [first, last] = pathRange(db, sessionId, r, lastEvent);
     return { row: r, first, last };
@@ -585,7 +627,7 @@ export function sequenceInput(db: Database.Database, sessionId: number, options:
   let steps: FlowStep[] = [];
   if (chosen === null) {
     options.onProgress?.(0, 1);
-    steps = stepsInRange(db, sessionId, ctx, 0, lastEvent, bands);
+    steps = stepsInRange(db, sessionId, ctx, 0, lastEvent, bands, codeInfo(db, sessionId, ctx));
     options.onProgress?.(1, 1);
   } else {
     // Merge overlapping ranges (a driver's call inside a program's call) so no event is read twice.
@@ -595,18 +637,88 @@ export function sequenceInput(db: Database.Database, sessionId: number, options:
       if (top && b.first <= top[1]) top[1] = Math.max(top[1], b.last);
       else ranges.push([b.first, b.last]);
     }
+    const code = codeInfo(db, sessionId, ctx);
     ranges.forEach(([a, z], i) => {
-      steps.push(...stepsInRange(db, sessionId, ctx, a, z, bands));
+      for (const step of stepsInRange(db, sessionId, ctx, a, z, bands, code)) steps.push(step);
       options.onProgress?.(i + 1, ranges.length);
     });
   }
   annotateBands(steps, bands);
   addCallIds(db, sessionId, steps);
+  const capped = capSteps(steps, options.elision, file);
+  steps = capped.steps;
+  if (elision.aggregates.length) {
+    const rowById = new Map(rows.map((r) => [r.id, r]));
+    const callerLane = callerLaneOf(db, sessionId, ctx);
+    steps = insertBySeq(steps, elision.aggregates.map((a) => aggregateStep(a, rowById, callerLane, file)));
+  }
   if (budget > 0) addRegisters(db, sessionId, steps, budget);
   addArgs(db, sessionId, steps, bands);
-  const what = chosen === null ? 'every call' : `call${chosen.length > 1 ? 's' : ''} ${chosen.map((r) => `#${r.id} ${r.name ?? '?'}`).join(', ')}`;
+  let what = chosen === null ? 'every call' : `call${chosen.length > 1 ? 's' : ''} ${chosen.map((r) => `#${r.id} ${r.name ?? '?'}`).join(', ')}`;
+  if (chosen && elision.aggregates.length) what = `${chosen.length.toLocaleString('en')} chosen calls, ${list.length} drawn step by step, runs of identical calls aggregated`;
   const input = withFindings(db, sessionId, ctx, rows, steps, bands.map((b) => bandOf(b.row, b.first, b.last)), chosen === null, options.notes);
-  return { title: `${session.name}: ${what}`, ...input };
+  const notice = elisionNotice(elision, capped.elided, chosen?.length ?? rows.length, file);
+  return { title: `${session.name}: ${what}`, ...input, ...(notice.length ? { notice } : {}) };
+}
+
+// ---- what large sessions leave out (viz/elide.ts) -------------------------------------------
+
+function elisionCall(r: SyscallRow): ElisionCall {
+  const band = bandOf(r, 0, 0);
+  return {
+    id: r.id,
+    parentId: r.parent_id,
+    threadId: r.thread_id,
+    name: band.name,
+    entry: band.entry,
+    previousMode: band.previousMode,
+    status: band.status?.name ?? null,
+    failed: band.status?.failed ?? false,
+    events: r.exit_seq === null ? null : r.exit_seq - r.enter_seq,
+  };
+}
+
+/** Calls that are never folded into a run: those a finding is about. */
+function pinnedCalls(db: Database.Database, sessionId: number): Set<number> {
+  if (!hasTable(db, 'findings')) return new Set();
+  return new Set(db.prepare('SELECT DISTINCT syscall_id FROM findings WHERE session_id = ? AND syscall_id IS NOT NULL').pluck().all(sessionId) as number[]);
+}
+
+/** The lane a call is made from: the program's for a ring 3 caller, else the lane of its entering instruction. */
+function callerLaneOf(db: Database.Database, sessionId: number, ctx: LaneContext): (r: SyscallRow) => string {
+  const enterSymbol = db.prepare('SELECT c.symbol, c.cpl FROM instruction_log l JOIN code c ON c.session_id = l.session_id AND c.id = l.code_id WHERE l.session_id = ? AND l.seq >= ? ORDER BY l.seq LIMIT 1');
+  return (r) => {
+    if (r.caller_cpl === 3) return 'program';
+    const at = enterSymbol.get(sessionId, r.enter_seq) as { symbol: string | null; cpl: number } | undefined;
+    return at ? laneOf(ctx, at.symbol, at.cpl) : 'nt';
+  };
+}
+
+/** The one row that stands for folded calls: an arrow from their caller to the service, at the first one's entry. */
+function aggregateStep(a: CallAggregate, rowById: Map<number, SyscallRow>, callerLane: (r: SyscallRow) => string, file: string): FlowStep {
+  const first = rowById.get(a.ids[0])!;
+  const like = bandOf(rowById.get(a.like)!, 0, 0);
+  return {
+    seq: first.enter_seq,
+    kind: 'call',
+    from: callerLane(first),
+    to: 'nt-service',
+    label: aggregateLabel(a),
+    detail: { ...aggregateDetail(a, file), thread: String(first.thread_id) },
+    ...(like.status ? { status: like.status } : {}),
+  };
+}
+
+/** `extra` (in seq order) merged into `steps` (in seq order); at equal seqs the steps come first. */
+function insertBySeq(steps: FlowStep[], extra: FlowStep[]): FlowStep[] {
+  const out: FlowStep[] = [];
+  let j = 0;
+  for (const s of steps) {
+    while (j < extra.length && extra[j].seq < s.seq) out.push(extra[j++]);
+    out.push(s);
+  }
+  while (j < extra.length) out.push(extra[j++]);
+  return out;
 }
 
 /** Where an event happened: the lane of the instruction at its eip, and its thread. */
@@ -706,15 +818,22 @@ function addCallIds(db: Database.Database, sessionId: number, steps: FlowStep[])
 
 /** Many calls: one row per call (caller → service, with its status); --syscall expands one. */
 function collapsedInput(db: Database.Database, sessionId: number, name: string, ctx: LaneContext, rows: SyscallRow[], options: SequenceOptions): SequenceInput {
-  const enterSymbol = db.prepare('SELECT c.symbol, c.cpl FROM instruction_log l JOIN code c ON c.session_id = l.session_id AND c.id = l.code_id WHERE l.session_id = ? AND l.seq >= ? ORDER BY l.seq LIMIT 1');
+  const callerLane = callerLaneOf(db, sessionId, ctx);
   const steps: FlowStep[] = [];
   const bands: SyscallBand[] = [];
+  const file = db.name;
+  const elision = elideCalls(rows.map(elisionCall), pinnedCalls(db, sessionId), options.elision);
+  const kept = new Set(elision.keep);
+  const rowById = new Map(rows.map((r) => [r.id, r]));
+  const aggregateAt = new Map(elision.aggregates.map((a) => [a.ids[0], a]));
   rows.forEach((r, i) => {
-    let from = 'program';
-    if (r.caller_cpl !== 3) {
-      const at = enterSymbol.get(sessionId, r.enter_seq) as { symbol: string | null; cpl: number } | undefined;
-      from = at ? laneOf(ctx, at.symbol, at.cpl) : 'nt';
+    if (i % 256 === 255) options.onProgress?.(i + 1, rows.length);
+    if (!kept.has(r.id)) {
+      const a = aggregateAt.get(r.id);
+      if (a) steps.push(aggregateStep(a, rowById, callerLane, file));
+      return;
     }
+    const from = callerLane(r);
     const band = bandOf(r, r.enter_seq, r.exit_seq ?? r.enter_seq);
     const status = band.status ?? undefined;
     const number = r.service_number === null ? '' : ` (${masmHex(r.service_number)})`;
@@ -736,8 +855,11 @@ function collapsedInput(db: Database.Database, sessionId: number, name: string, 
       syscallId: r.id,
     });
     bands.push(band);
-    if (i % 256 === 255) options.onProgress?.(i + 1, rows.length);
   });
   options.onProgress?.(rows.length, rows.length);
-  return { title: `${name}: ${rows.length} calls, one row each (--syscall ID draws one step by step)`, ...withFindings(db, sessionId, ctx, rows, steps, bands, true, options.notes) };
+  const notice = elisionNotice(elision, [], rows.length, file);
+  const title = notice.length
+    ? `${name}: ${rows.length} calls in ${steps.length} rows, runs of identical calls aggregated (--syscall ID draws one step by step)`
+    : `${name}: ${rows.length} calls, one row each (--syscall ID draws one step by step)`;
+  return { title, ...withFindings(db, sessionId, ctx, rows, steps, bands, true, options.notes), ...(notice.length ? { notice } : {}) };
 }
