@@ -8,3 +8,4 @@ export { renderSequenceHtml, renderFlameHtml, renderGraphHtml, renderIndexPage, 
 export { renderDiffHtml, diffLayouts, diffNotes, type DiffPageSide, type DiffPageOptions } from './diff-page.js';
 export { alignLayouts, type PairIds } from './diff-layout.js';
 export { describeDiff, countsLine, pairLabel } from './diff-summary.js';
+export { elideCalls, capSteps, elisionNotice, aggregateLabel, aggregateDetail, idRange, wrapNotice, ELISION_DEFAULTS, type ElisionCall, type ElisionLimits, type CallAggregate, type CallElision, type StepElision } from './elide.js';
