@@ -351,6 +351,17 @@ export function rejectedOutcome(call: CallOutcome | undefined): { text: string; 
   return { text: `; looked up again → ${call.name} → ${returned}`, status };
 }
 
+const statements = new WeakMap<Database.Database, Map<string, Database.Statement>>();
+
+/** `db.prepare(sql)`, prepared once per database: stepsInRange runs once per drawn call, a thousand times for a thousand calls. */
+function prepared(db: Database.Database, sql: string): Database.Statement {
+  let cache = statements.get(db);
+  if (!cache) statements.set(db, (cache = new Map()));
+  let stmt = cache.get(sql);
+  if (!stmt) cache.set(sql, (stmt = db.prepare(sql)));
+  return stmt;
+}
+
 /** An instruction of the code table, decoded once: where it runs (lane, function) and how it leaves. */
 interface CodeInfo {
   eip: number;
@@ -379,22 +390,22 @@ function stepsInRange(db: Database.Database, sessionId: number, ctx: LaneContext
   // The instructions of the range and the one after it (where the range's last instruction went):
   // their seqs and code ids as two plucked columns (a million rows in about 0.25 s; joining code
   // and building a row object per instruction took 4 s), each code row decoded once (`code`).
-  const end = db.prepare('SELECT coalesce(min(seq), ?) FROM instruction_log WHERE session_id = ? AND seq > ?').pluck().get(last, sessionId, last) as number;
-  const instrSeqs = db.prepare('SELECT seq FROM instruction_log WHERE session_id = ? AND seq >= ? AND seq <= ? ORDER BY seq').pluck().all(sessionId, first, end) as number[];
-  const instrCodes = db.prepare('SELECT code_id FROM instruction_log WHERE session_id = ? AND seq >= ? AND seq <= ? ORDER BY seq').pluck().all(sessionId, first, end) as number[];
+  const end = prepared(db, 'SELECT coalesce(min(seq), ?) FROM instruction_log WHERE session_id = ? AND seq > ?').pluck().get(last, sessionId, last) as number;
+  const instrSeqs = prepared(db, 'SELECT seq FROM instruction_log WHERE session_id = ? AND seq >= ? AND seq <= ? ORDER BY seq').pluck().all(sessionId, first, end) as number[];
+  const instrCodes = prepared(db, 'SELECT code_id FROM instruction_log WHERE session_id = ? AND seq >= ? AND seq <= ? ORDER BY seq').pluck().all(sessionId, first, end) as number[];
   const events: EventRow[] = [];
   for (const [type, sql] of EVENT_QUERIES) {
-    for (const r of db.prepare(`${sql} WHERE session_id = ? AND seq BETWEEN ? AND ?`).safeIntegers(false).all(sessionId, first, last) as EventRow[]) {
+    for (const r of prepared(db, `${sql} WHERE session_id = ? AND seq BETWEEN ? AND ?`).safeIntegers(false).all(sessionId, first, last) as EventRow[]) {
       events.push({ ...r, type });
     }
   }
   events.sort((a, b) => a.seq - b.seq);
   const startThread =
-    (db.prepare('SELECT thread_id FROM event_marks WHERE session_id = ? AND seq < ? ORDER BY seq DESC LIMIT 1').pluck().get(sessionId, first) as number | undefined) ??
-    (db.prepare('SELECT first_thread FROM sessions WHERE id = ?').pluck().get(sessionId) as number);
+    (prepared(db, 'SELECT thread_id FROM event_marks WHERE session_id = ? AND seq < ? ORDER BY seq DESC LIMIT 1').pluck().get(sessionId, first) as number | undefined) ??
+    (prepared(db, 'SELECT first_thread FROM sessions WHERE id = ?').pluck().get(sessionId) as number);
 
   // The call a rejected lookup belongs to: the innermost syscalls row of its thread around it.
-  const callStmt = db.prepare(
+  const callStmt = prepared(db, 
     'SELECT name, status FROM syscalls WHERE session_id = ? AND thread_id = ? AND enter_seq <= ? AND (exit_seq IS NULL OR exit_seq >= ?) ORDER BY enter_seq DESC LIMIT 1',
   );
   const callAt = (thread: unknown, seq: number) => callStmt.get(sessionId, thread, seq, seq) as CallOutcome | undefined;
