@@ -157,6 +157,7 @@ export async function benchVizLarge(runs = 3): Promise<LargeVizFigure[]> {
     if (r.status !== 0) throw new Error(`ntflow record readloop.exe failed: ${r.stderr}`);
     const loop = join(dir, 'loop.db');
     await record({ program: { fileName: 'loop.asm', source: LOOP_1M } }, { output: loop });
+    replayFile(loop); // the projections, as \`ntflow record\` leaves them
     return [
       figure(root, baselineRoot, 'readloop.exe', readloop, runs),
       figure(root, baselineRoot, "readloop.exe, every call step by step (--query 'SELECT id FROM syscalls')", readloop, runs, 'SELECT id FROM syscalls'),
