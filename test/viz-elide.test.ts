@@ -48,7 +48,7 @@ t.test('elideCalls: a run of identical calls keeps its first and last, one aggre
   const calls = [call(1, { name: 'NtCreateFile', events: 135 }), ...reads(2, 9), call(10, { name: 'NtClose', events: 131 })];
   const r = elideCalls(calls, new Set(), small);
   t.same(r.keep, [1, 2, 9, 10]);
-  t.same(r.aggregates, [{ like: 2, last: 9, name: 'NtReadFile', status: 'STATUS_SUCCESS', ids: [3, 4, 5, 6, 7, 8], nested: [], events: [176, 176] }]);
+  t.same(r.aggregates, [{ like: 2, last: 9, period: 1, block: [2], name: 'NtReadFile', status: 'STATUS_SUCCESS', ids: [3, 4, 5, 6, 7, 8], nested: [], events: [176, 176] }]);
   t.equal(aggregateLabel(r.aggregates[0]), '×6 more NtReadFile calls like #2 → STATUS_SUCCESS (ids 3–8)');
 });
 
@@ -104,12 +104,27 @@ t.test('elideCalls: a call with a finding, or holding a failed nested call, stay
   }
   const r = elideCalls(tree, new Set(), small);
   t.same(r.keep, [1, 2, 11, 12]);
-  t.same(r.aggregates, [{ like: 1, last: 11, name: 'NtDeviceIoControlFile', status: 'STATUS_SUCCESS', ids: [3, 5, 7, 9], nested: [4, 6, 8, 10], events: [176, 176] }]);
+  t.same(r.aggregates, [{ like: 1, last: 11, period: 1, block: [1], name: 'NtDeviceIoControlFile', status: 'STATUS_SUCCESS', ids: [3, 5, 7, 9], nested: [4, 6, 8, 10], events: [176, 176] }]);
   t.equal(aggregateLabel(r.aggregates[0]), '×4 more NtDeviceIoControlFile calls like #1 → STATUS_SUCCESS (ids 3, …, 9, with 4 nested)');
 
   tree[7] = { ...tree[7], status: 'STATUS_ACCESS_VIOLATION', failed: true }; // call 8, nested in 7
   const split = elideCalls(tree, new Set(), small);
   t.same(split, { keep: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], aggregates: [] }, 'call 7 holds a failed call: it stays, and the runs around it (3 and 2 calls) are too short to fold');
+});
+
+t.test('elideCalls: a repeated block of calls (write, then read) folds like a run', async (t) => {
+  const loop: ElisionCall[] = [call(1, { name: 'NtCreateFile' })];
+  for (let k = 0; k < 6; k++) loop.push(call(2 + 2 * k, { name: 'NtWriteFile' }), call(3 + 2 * k));
+  loop.push(call(14, { name: 'NtClose' }));
+  const r = elideCalls(loop, new Set(), small);
+  t.same(r.keep, [1, 2, 3, 12, 13, 14], 'the first and last write-read pair stay');
+  t.same(r.aggregates, [{ like: 2, last: 12, period: 2, block: [2, 3], name: 'NtWriteFile, NtReadFile', status: 'STATUS_SUCCESS', ids: [4, 5, 6, 7, 8, 9, 10, 11], nested: [], events: [176, 176] }]);
+  t.equal(aggregateLabel(r.aggregates[0]), '×4 more repetitions of NtWriteFile, NtReadFile like #2, #3 → STATUS_SUCCESS (8 calls, ids 4–11)');
+  t.same(elideCalls(loop, new Set(), { ...small, maxPeriod: 1 }).aggregates, [], 'maxPeriod 1: only runs of one call fold');
+  // Ten identical calls are a run of one call (not five pairs); a failure inside a block's run splits it.
+  t.same(elideCalls(reads(1, 10), new Set(), small).aggregates.map((a) => [a.period, a.ids]), [[1, [2, 3, 4, 5, 6, 7, 8, 9]]]);
+  const broken = loop.map((c) => (c.id === 7 ? { ...c, status: 'STATUS_INVALID_HANDLE', failed: true } : c));
+  t.same(elideCalls(broken, new Set(), small).keep, loop.map((c) => c.id), 'write 6 / read 7 failed: two short runs of pairs on either side, nothing folded');
 });
 
 t.test('idRange, wrapNotice', async (t) => {

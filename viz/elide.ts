@@ -35,17 +35,25 @@ export interface ElisionLimits {
   minRun?: number;
   /** Consecutive steps of one band drawn before the middle is elided (default 2,000). */
   maxSteps?: number;
+  /** The longest block of calls whose repetitions are folded too (default 4: a loop that writes, then reads, …). */
+  maxPeriod?: number;
 }
 
-export const ELISION_DEFAULTS = { maxCalls: 1000, minRun: 4, maxSteps: 2000 } as const;
+export const ELISION_DEFAULTS = { maxCalls: 1000, minRun: 4, maxSteps: 2000, maxPeriod: 4 } as const;
 
-/** Calls folded into one row: they came after call `like` and are just like it. */
+/** Calls folded into one row: they came after call `like` and are just like it (or, a block of `period` calls repeated, like the block it starts). */
 export interface CallAggregate {
-  /** The kept call they are like (the run's first). */
+  /** The kept call they are like (the run's first; for a block, the first block's first call). */
   like: number;
-  /** The run's last call, kept and drawn after the row. */
+  /** The run's last call (for a block, the last block's first call), kept and drawn after the row. */
   last: number;
+  /** Calls in the repeated block: 1 for a run of one call repeated. */
+  period: number;
+  /** The first block's calls (kept): [like] for a run of one call. */
+  block: number[];
+  /** The call's name; for a block, its calls' names joined by ', '. */
   name: string;
+  /** The status every call of the block returned (null: never returned, or not the same for all). */
   status: string | null;
   /** The folded top-level calls, in order. */
   ids: number[];
@@ -99,30 +107,49 @@ export function elideCalls(calls: readonly ElisionCall[], pinned: ReadonlySet<nu
     return tree.some((c) => c.failed || pinned.has(c.id));
   };
 
+  // Each top-level call's signature; null for one that must stay drawn (it matches nothing).
+  const sigs = tops.map((top) => (stays(top) ? null : signature(top, nestedOf.get(top.id) ?? [])));
+  const maxPeriod = Math.max(1, limits.maxPeriod ?? ELISION_DEFAULTS.maxPeriod);
   const folded = new Set<number>();
   const aggregates: CallAggregate[] = [];
   let i = 0;
   while (i < tops.length) {
-    const sig = stays(tops[i]) ? null : signature(tops[i], nestedOf.get(tops[i].id) ?? []);
-    let j = i + 1;
-    if (sig !== null) while (j < tops.length && !stays(tops[j]) && signature(tops[j], nestedOf.get(tops[j].id) ?? []) === sig) j++;
-    if (sig !== null && j - i >= minRun) {
-      const middle = tops.slice(i + 1, j - 1);
-      const nested = middle.flatMap((t) => (nestedOf.get(t.id) ?? []).map((c) => c.id));
-      const lengths = middle.map((t) => t.events).filter((n): n is number => n !== null);
-      for (const t of middle) folded.add(t.id);
-      for (const id of nested) folded.add(id);
-      aggregates.push({
-        like: tops[i].id,
-        last: tops[j - 1].id,
-        name: tops[i].name,
-        status: tops[i].status,
-        ids: middle.map((t) => t.id),
-        nested,
-        events: lengths.length ? [Math.min(...lengths), Math.max(...lengths)] : null,
-      });
+    // The block of 1 … maxPeriod calls at i repeated the most times in a row (counted in calls;
+    // on a tie the shorter block: ten identical calls are a run of one call, not of two).
+    let best = { period: 0, reps: 0 };
+    for (let period = 1; period <= maxPeriod && i + period <= tops.length; period++) {
+      if (sigs[i + period - 1] === null) break; // a longer block holds it too
+      let reps = 1;
+      const same = (r: number) => {
+        for (let q = 0; q < period; q++) if (sigs[i + r * period + q] !== sigs[i + q]) return false;
+        return true;
+      };
+      while (i + (reps + 1) * period <= tops.length && same(reps)) reps++;
+      if (reps >= minRun && reps * period > best.reps * best.period) best = { period, reps };
     }
-    i = j;
+    if (!best.period) {
+      i++;
+      continue;
+    }
+    const { period, reps } = best;
+    const middle = tops.slice(i + period, i + (reps - 1) * period);
+    const nested = middle.flatMap((t) => (nestedOf.get(t.id) ?? []).map((c) => c.id));
+    const lengths = middle.map((t) => t.events).filter((n): n is number => n !== null);
+    for (const t of middle) folded.add(t.id);
+    for (const id of nested) folded.add(id);
+    const block = tops.slice(i, i + period);
+    aggregates.push({
+      like: tops[i].id,
+      last: tops[i + (reps - 1) * period].id,
+      period,
+      block: block.map((t) => t.id),
+      name: block.map((t) => t.name).join(', '),
+      status: block.every((t) => t.status === block[0].status) ? block[0].status : null,
+      ids: middle.map((t) => t.id),
+      nested,
+      events: lengths.length ? [Math.min(...lengths), Math.max(...lengths)] : null,
+    });
+    i += reps * period;
   }
   return { keep: all.filter((id) => !folded.has(id)), aggregates };
 }
@@ -139,6 +166,10 @@ export function idRange(ids: readonly number[]): string {
 /** The row's label: '×3,998 more NtReadFile calls like #3 → STATUS_SUCCESS (ids 4–4,001)'. */
 export function aggregateLabel(a: CallAggregate): string {
   const nested = a.nested.length ? `, with ${count(a.nested.length)} nested` : '';
+  if (a.period > 1) {
+    const blocks = a.ids.length / a.period;
+    return `×${count(blocks)} more repetitions of ${a.name} like ${a.block.map((id) => `#${count(id)}`).join(', ')}${a.status ? ` → ${a.status}` : ''} (${count(a.ids.length)} calls, ids ${idRange(a.ids)}${nested})`;
+  }
   return `×${count(a.ids.length)} more ${a.name} calls like #${count(a.like)}${a.status ? ` → ${a.status}` : ''} (ids ${idRange(a.ids)}${nested})`;
 }
 
