@@ -4,6 +4,10 @@
 // calls); nothing is re-executed. Registers for tooltips come from time travel (stateAt), which
 // costs about 10 ms a step, so only a bounded number of steps get them.
 //
+// A large session (past 1,000 calls to draw) has its runs of identical calls folded and its long
+// runs of steps capped (viz/elide.ts); only the calls still drawn are read step by step, and the
+// input's `notice` says what was left out.
+//
 // Steps: one for each change of lane between consecutive instructions of a thread (a call, a
 // return, a jump, SYSENTER/SYSEXIT, INT/IRETD, an exception, a kernel callback), one for a call or
 // jump into another function within a lane, and a note for each event that matters (PreviousMode,
@@ -15,7 +19,8 @@ import { ntSuccess, splitSymbol as parseSymbol, statusName } from '../core/index
 import { Flow, flowOf, replaySession, staleSessions, stateAt } from '../analyzer/index.js';
 import { bandFailures, findingNotes, mergeNotes, sessionFindings, type EventPlace } from './findings.js';
 import type { DiffMark, FlowStep, LaneSpec, SequenceInput, SyscallBand } from './types.js';
-import { aggregateDetail, aggregateLabel, capSteps, elideCalls, elisionNotice, type CallAggregate, type ElisionCall, type ElisionLimits } from './elide.js';
+import { aggregateDetail, aggregateLabel, capSteps, elideCalls, elisionNotice, insertBySeq, type CallAggregate, type ElisionCall, type ElisionLimits } from './elide.js';
+import { FrameIndex, prepared } from './frames.js';
 
 /** A request the trace cannot answer (unknown syscall id, no such session): one line for the user. */
 export class VizInputError extends Error {
@@ -188,69 +193,6 @@ function bandOf(r: SyscallRow, firstSeq: number, lastSeq: number): SyscallBand {
   };
 }
 
-interface Frame {
-  id: number;
-  parent_id: number | null;
-  depth: number;
-  thread_id: number;
-  enter_seq: number;
-  exit_seq: number | null;
-  module: string | null;
-  symbol: string | null;
-}
-
-/**
- * The calls projection's frames by thread, for "which frames hold event N": frames nest (a frame
- * closes with its caller at the latest), so the innermost frame holding N is the last one entered
- * at or before N, or the first of its callers still open at N — a binary search and a short walk
- * up, where a query per call scanned every earlier frame (4,000 calls: 2 s).
- */
-class FrameIndex {
-  private readonly byThread = new Map<number, Frame[]>();
-  private readonly byId = new Map<number, Frame>();
-
-  /** The frames of the session that overlap events first..last (all of them by default). */
-  constructor(db: Database.Database, sessionId: number, first = 0, last = Number.MAX_SAFE_INTEGER) {
-    const rows = db
-      .prepare(
-        `SELECT id, parent_id, depth, thread_id, enter_seq, exit_seq, module, symbol FROM calls
-         WHERE session_id = ? AND enter_seq <= ? AND (exit_seq IS NULL OR exit_seq >= ?) ORDER BY enter_seq, id`,
-      )
-      .all(sessionId, last, first) as Frame[];
-    for (const f of rows) {
-      this.byId.set(f.id, f);
-      let list = this.byThread.get(f.thread_id);
-      if (!list) this.byThread.set(f.thread_id, (list = []));
-      list.push(f);
-    }
-  }
-
-  /** The frames of `thread` that hold event `seq`, innermost (deepest) first. */
-  *enclosing(thread: number, seq: number): Generator<Frame> {
-    const list = this.byThread.get(thread);
-    if (!list) return;
-    let lo = 0;
-    let hi = list.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (list[mid].enter_seq <= seq) lo = mid + 1;
-      else hi = mid;
-    }
-    let f: Frame | undefined = lo > 0 ? list[lo - 1] : undefined;
-    while (f && f.exit_seq !== null && f.exit_seq < seq) f = f.parent_id === null ? undefined : this.byId.get(f.parent_id);
-    while (f) {
-      yield f;
-      f = f.parent_id === null ? undefined : this.byId.get(f.parent_id);
-    }
-  }
-
-  /** The innermost frame of `thread` holding event `seq`. */
-  innermost(thread: number, seq: number): Frame | undefined {
-    for (const f of this.enclosing(thread, seq)) return f;
-    return undefined;
-  }
-}
-
 /**
  * The events a call's path covers: from the caller's call of its stub (ntdll!NtReadFile, a
  * kernel nt!ZwReadFile) to the stub's return — wider than syscalls.enter_seq..exit_seq, which
@@ -349,17 +291,6 @@ export function rejectedOutcome(call: CallOutcome | undefined): { text: string; 
   const returned = status ? status.name : 'never returned';
   if (call.name === null) return { text: ` → ${returned}`, status };
   return { text: `; looked up again → ${call.name} → ${returned}`, status };
-}
-
-const statements = new WeakMap<Database.Database, Map<string, Database.Statement>>();
-
-/** `db.prepare(sql)`, prepared once per database: stepsInRange runs once per drawn call, a thousand times for a thousand calls. */
-function prepared(db: Database.Database, sql: string): Database.Statement {
-  let cache = statements.get(db);
-  if (!cache) statements.set(db, (cache = new Map()));
-  let stmt = cache.get(sql);
-  if (!stmt) cache.set(sql, (stmt = db.prepare(sql)));
-  return stmt;
 }
 
 /** An instruction of the code table, decoded once: where it runs (lane, function) and how it leaves. */
@@ -802,17 +733,6 @@ function aggregateStep(a: CallAggregate, rowById: Map<number, SyscallRow>, calle
   };
 }
 
-/** `extra` (in seq order) merged into `steps` (in seq order); at equal seqs the steps come first. */
-function insertBySeq(steps: FlowStep[], extra: FlowStep[]): FlowStep[] {
-  const out: FlowStep[] = [];
-  let j = 0;
-  for (const s of steps) {
-    while (j < extra.length && extra[j].seq < s.seq) out.push(extra[j++]);
-    out.push(s);
-  }
-  while (j < extra.length) out.push(extra[j++]);
-  return out;
-}
 
 /** Where an event happened: the lane of the instruction at its eip, and its thread. */
 function eventPlace(db: Database.Database, sessionId: number, ctx: LaneContext): EventPlace {

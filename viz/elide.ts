@@ -187,6 +187,18 @@ export function aggregateDetail(a: CallAggregate, file: string): Record<string, 
   return detail;
 }
 
+/** `extra` (in seq order) merged into `steps` (in seq order); at equal seqs the steps come first. */
+export function insertBySeq(steps: FlowStep[], extra: FlowStep[]): FlowStep[] {
+  const out: FlowStep[] = [];
+  let j = 0;
+  for (const s of steps) {
+    while (j < extra.length && extra[j].seq < s.seq) out.push(extra[j++]);
+    out.push(s);
+  }
+  while (j < extra.length) out.push(extra[j++]);
+  return out;
+}
+
 // ---- steps --------------------------------------------------------------------------------
 
 /** Steps left out of one run of a band's steps. */
