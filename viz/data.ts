@@ -671,13 +671,14 @@ export function sequenceInput(db: Database.Database, sessionId: number, options:
   addCallIds(db, sessionId, steps, frames);
   const capped = capSteps(steps, options.elision, file);
   steps = capped.steps;
+  if (budget > 0) addRegisters(db, sessionId, steps, budget);
+  addArgs(db, sessionId, steps, bands);
   if (elision.aggregates.length) {
+    // After the registers: an aggregate row stands for many calls, no one instruction's state is its own.
     const rowById = new Map(rows.map((r) => [r.id, r]));
     const callerLane = callerLaneOf(db, sessionId, ctx);
     steps = insertBySeq(steps, elision.aggregates.map((a) => aggregateStep(a, rowById, callerLane, file)));
   }
-  if (budget > 0) addRegisters(db, sessionId, steps, budget);
-  addArgs(db, sessionId, steps, bands);
   let what = chosen === null ? 'every call' : `call${chosen.length > 1 ? 's' : ''} ${chosen.map((r) => `#${r.id} ${r.name ?? '?'}`).join(', ')}`;
   if (chosen && elision.aggregates.length) what = `${chosen.length.toLocaleString('en')} chosen calls, ${list.length} drawn step by step, runs of identical calls aggregated`;
   const input = withFindings(db, sessionId, ctx, rows, steps, bands.map((b) => bandOf(b.row, b.first, b.last)), chosen === null, options.notes);
