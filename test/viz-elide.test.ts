@@ -170,6 +170,11 @@ t.test('elisionNotice: nothing left out, nothing said; else the counts and how t
     'Aggregated: 6 of 10 system calls drawn as 1 row "×N more … like #ID" (a run of identical calls keeps its first and last). Failed calls and calls with findings are always drawn.',
     'Elided: 2,500 steps in 1 place ("… N steps elided"); failures and findings stay.',
     'To see them: ntflow flow x.db --syscall ID, or ntflow query x.db "SELECT * FROM syscalls WHERE id = 3".',
+    'The elided steps\' instructions: ntflow query x.db "SELECT seq, asm, symbol FROM instructions WHERE session_id = :session AND seq BETWEEN 10 AND 9000".',
+  ]);
+  t.same(elisionNotice({ keep: [1], aggregates: [] }, [{ syscallId: undefined, steps: 5, firstSeq: 1, lastSeq: 9 }, { syscallId: 1, steps: 3, firstSeq: 20, lastSeq: 30 }], 1, 'x.db'), [
+    'Elided: 8 steps in 2 places ("… N steps elided"); failures and findings stay.',
+    'The elided steps\' instructions: ntflow query x.db "SELECT seq, asm, symbol FROM instructions WHERE session_id = :session AND seq BETWEEN 1 AND 9" (the first place; each "… elided" note says its own).',
   ]);
 });
 
@@ -260,6 +265,52 @@ t.test('a recorded session: the drawing states what the syscalls table says', as
   t.equal(notes.length >= 2, true, 'a note in each capped band');
   t.ok(capped.steps.some((s) => s.syscallId === closeId && s.status?.failed), "the failed call's failing step stays");
   t.match(capped.notice?.[0] ?? '', /^Elided: [\d,]+ steps in \d+ places/);
+});
+
+t.test('a recorded session drawn whole: a long run of steps outside every call is capped, the failed call stays', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ntflow-viz-elide-steps-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'rtl.db');
+  const source = `; ntflow: user
+; 1,500 calls of ntdll!RtlNtStatusToDosError (no system call), then NtClose(0), which fails.
+start:
+    mov esi, 1500
+l:  push 0
+    call ntdll!RtlNtStatusToDosError
+    dec esi
+    jnz l
+    push 0
+    call ntdll!NtClose
+    xor eax, eax
+    ret
+`;
+  const { sessionId } = await record({ program: { fileName: 'rtl.asm', source } }, { output: file });
+  replayFile(file);
+  const db = new Database(file, { readonly: true });
+  t.teardown(() => db.close());
+  const rtlCalls = db.prepare("SELECT count(*) FROM calls WHERE session_id = ? AND symbol = 'ntdll!RtlNtStatusToDosError'").pluck().get(sessionId) as number;
+  t.equal(rtlCalls, 1500, 'the trace: 1,500 calls of RtlNtStatusToDosError');
+
+  const full = sequenceInput(db, sessionId, { registerSteps: 0, elision: { maxSteps: Number.POSITIVE_INFINITY } });
+  t.equal(full.notice, undefined, 'uncapped: nothing said');
+  // The longest run of steps outside every call: the loop's call and return arrows, and more.
+  let run = 0;
+  for (let i = 0, k = 0; i < full.steps.length; i = k) {
+    for (k = i; k < full.steps.length && full.steps[k].syscallId === full.steps[i].syscallId; k++);
+    if (full.steps[i].syscallId === undefined) run = Math.max(run, k - i);
+  }
+  t.ok(run >= 2 * rtlCalls, `a call and a return a loop iteration: ${run} steps in a row`);
+
+  const capped = sequenceInput(db, sessionId, { registerSteps: 0 });
+  const elided = run - 2000;
+  t.equal(capped.notice?.[0], `Elided: ${elided.toLocaleString('en')} steps in 1 place ("… N steps elided"); failures and findings stay.`);
+  t.equal(capped.steps.length, full.steps.length - elided + 1, 'the middle replaced by one note');
+  const note = capped.steps.filter((s) => s.label.startsWith('… '));
+  t.equal(note.length, 1);
+  t.match(note[0].label, `… ${elided.toLocaleString('en')} steps elided (events `);
+  const failed = (s: FlowStep) => s.status?.failed === true;
+  t.equal(capped.steps.filter(failed).length, full.steps.filter(failed).length, 'every failing step of NtClose(0) stays');
+  t.same(capped.bands.map((b) => b.syscallId), full.bands.map((b) => b.syscallId), 'every call still a band');
 });
 
 t.test('small scenarios are drawn exactly as before: nothing folded, nothing elided', async (t) => {

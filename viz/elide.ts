@@ -298,9 +298,16 @@ export function elisionNotice(calls: CallElision, stepsLeft: readonly StepElisio
     const n = stepsLeft.reduce((k, e) => k + e.steps, 0);
     lines.push(`Elided: ${count(n)} steps in ${count(stepsLeft.length)} place${stepsLeft.length === 1 ? '' : 's'} ("… N steps elided"); failures and findings stay.`);
   }
-  if (lines.length) {
-    const example = calls.aggregates[0]?.ids[0];
-    lines.push(`To see them: ntflow flow ${file} --syscall ID, or ntflow query ${file} "SELECT * FROM syscalls${example !== undefined ? ` WHERE id = ${example}` : ''}".`);
+  if (folded) {
+    const example = calls.aggregates[0].ids[0];
+    lines.push(`To see them: ntflow flow ${file} --syscall ID, or ntflow query ${file} "SELECT * FROM syscalls WHERE id = ${example}".`);
+  }
+  if (stepsLeft.length) {
+    const e = stepsLeft[0];
+    lines.push(
+      `The elided steps' instructions: ntflow query ${file} "SELECT seq, asm, symbol FROM instructions WHERE session_id = :session AND seq BETWEEN ${e.firstSeq} AND ${e.lastSeq}"` +
+        `${stepsLeft.length > 1 ? ' (the first place; each "… elided" note says its own)' : ''}.`,
+    );
   }
   return lines;
 }
