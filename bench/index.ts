@@ -4,7 +4,7 @@
 import { assemble, Machine, PTE_P, PTE_RW, PTE_US } from '../core/index.js';
 import { benchRecord, rmSync } from './record.js';
 import { benchReplay, benchState } from './analyze.js';
-import { benchViz } from './viz.js';
+import { benchViz, benchVizLarge, printVizLarge } from './viz.js';
 import { benchPe } from './pe.js';
 import { benchExplain } from './explain.js';
 import { benchDiff } from './diff.js';
@@ -106,6 +106,8 @@ rmSync(dirname(big.trace), { recursive: true, force: true });
 const viz = await benchViz();
 console.log(`ntflow bench — diagrams: a ${viz.syscalls.toLocaleString('en')}-syscall session (${viz.events.toLocaleString('en')} events), sequence diagram`);
 console.log(`  data + layout + SVG                 ${(viz.totalMs / 1000).toFixed(2).padStart(7)} s  (data ${viz.dataMs.toFixed(0)} ms, layout ${viz.layoutMs.toFixed(0)} ms, SVG ${viz.svgMs.toFixed(0)} ms, ${(viz.svgBytes / 1024).toFixed(0)} KiB; goal <= 3 s)`);
+const vizLarge = await benchVizLarge();
+printVizLarge(vizLarge);
 const pe = benchPe();
 console.log(`ntflow bench — C (PE32 from MinGW): osr-log-user-handle-c's client and driver loaded and booted; bench/c/readloop.exe recorded`);
 console.log(`  load + boot, first in a process     ${pe.coldBootMs.toFixed(0).padStart(7)} ms  (goal <= 300 ms before the first instruction)`);
@@ -127,4 +129,4 @@ for (const f of exp.formats) {
   console.log(`  ntflow export --format ${f.format.padEnd(12)} ${f.seconds.toFixed(2).padStart(7)} s   (${f.items.toLocaleString('en')} items, ${(f.bytes / 1e6).toFixed(1)} MB, peak RSS ${f.peakRssMiB.toFixed(0)} MiB)`);
 }
 rmSync(dirname(exp.trace), { recursive: true, force: true });
-console.log(JSON.stringify({ bench: 'ntflow', node: process.version, cpu: figures, record: { ...rec, trace: undefined }, replay, state: { ...state, times: undefined }, viz, pe, explain: { ...explain, trace: undefined }, diff: { ...diff, trace: undefined }, export: { ...exp, trace: undefined } }));
+console.log(JSON.stringify({ bench: 'ntflow', node: process.version, cpu: figures, record: { ...rec, trace: undefined }, replay, state: { ...state, times: undefined }, viz, vizLarge, pe, explain: { ...explain, trace: undefined }, diff: { ...diff, trace: undefined }, export: { ...exp, trace: undefined } }));

@@ -2,6 +2,7 @@
 // thread, failed system calls marked) and the aggregated call graph (how often each call ran,
 // failed services marked). The sequence diagram's input is viz/data.ts.
 import type Database from 'better-sqlite3';
+import type { SyscallTableRow } from '../analyzer/index.js';
 import { VizInputError, ensureSessionProjections, hex8 } from './data.js';
 import type { FlameCall, FlameInput, FlameThread, FlowStep, GraphInput } from './types.js';
 
@@ -44,15 +45,8 @@ interface CallRow {
   address: number;
 }
 
-interface SyscallRow {
-  id: number;
-  thread_id: number;
-  name: string | null;
-  enter_seq: number;
-  exit_seq: number | null;
-  status: number | null;
-  status_name: string | null;
-}
+/** The columns of a syscalls row the charts read. */
+type SyscallRow = Pick<SyscallTableRow, 'id' | 'thread_id' | 'name' | 'enter_seq' | 'exit_seq' | 'status' | 'status_name'>;
 
 const FAILED = 0xc0000000;
 

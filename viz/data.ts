@@ -4,6 +4,10 @@
 // calls); nothing is re-executed. Registers for tooltips come from time travel (stateAt), which
 // costs about 10 ms a step, so only a bounded number of steps get them.
 //
+// A large session (past 1,000 calls to draw) has its runs of identical calls folded and its long
+// runs of steps capped (viz/elide.ts); only the calls still drawn are read step by step, and the
+// input's `notice` says what was left out.
+//
 // Steps: one for each change of lane between consecutive instructions of a thread (a call, a
 // return, a jump, SYSENTER/SYSEXIT, INT/IRETD, an exception, a kernel callback), one for a call or
 // jump into another function within a lane, and a note for each event that matters (PreviousMode,
@@ -15,6 +19,8 @@ import { ntSuccess, splitSymbol as parseSymbol, statusName } from '../core/index
 import { Flow, flowOf, replaySession, staleSessions, stateAt, type SyscallTableRow } from '../analyzer/index.js';
 import { bandFailures, findingNotes, mergeNotes, sessionFindings, type EventPlace } from './findings.js';
 import type { DiffMark, FlowStep, LaneSpec, SequenceInput, SyscallBand } from './types.js';
+import { aggregateDetail, aggregateLabel, capSteps, elideCalls, elisionNotice, insertBySeq, type CallAggregate, type ElisionCall, type ElisionLimits } from './elide.js';
+import { FrameIndex, prepared } from './frames.js';
 
 /** A request the trace cannot answer (unknown syscall id, no such session): one line for the user. */
 export class VizInputError extends Error {
@@ -32,6 +38,8 @@ export interface SequenceOptions {
   onProgress?: (done: number, total: number) => void;
   /** More notes to draw at their events (a comparison's marks); each goes on the lane and thread of its event. */
   notes?: ExtraNote[];
+  /** When a large session's calls are aggregated and long runs of steps elided (viz/elide.ts; defaults ELISION_DEFAULTS). */
+  elision?: ElisionLimits;
 }
 
 /** A note the caller adds to the diagram at event `seq` (drawn when a drawn call holds it, or the whole session is drawn). */
@@ -175,17 +183,12 @@ function bandOf(r: SyscallTableRow, firstSeq: number, lastSeq: number): SyscallB
  * kernel nt!ZwReadFile) to the stub's return — wider than syscalls.enter_seq..exit_seq, which
  * runs from the entering instruction to the returning one.
  */
-function pathRange(db: Database.Database, sessionId: number, r: SyscallTableRow, lastEvent: number): [number, number] {
+function pathRange(frames: FrameIndex, r: SyscallTableRow, lastEvent: number): [number, number] {
   let first = r.enter_seq;
   let last = r.exit_seq ?? lastEvent;
   if (r.entry === 'nt-direct') return [first, last];
-  const frames = db
-    .prepare(
-      `SELECT enter_seq, exit_seq, module, symbol FROM calls
-       WHERE session_id = ? AND thread_id = ? AND enter_seq <= ? AND (exit_seq IS NULL OR exit_seq >= ?) ORDER BY depth DESC`,
-    )
-    .all(sessionId, r.thread_id, r.enter_seq, r.enter_seq) as { enter_seq: number; exit_seq: number | null; module: string | null; symbol: string | null }[];
-  for (const f of frames) {
+  // The thread's frames around the entering instruction, innermost first.
+  for (const f of frames.enclosing(r.thread_id, r.enter_seq)) {
     // A frame the entry itself opens (nt!ZwXxx's `call KiSystemService`) is inside the path already.
     if (f.enter_seq >= r.enter_seq) continue;
     const stub = f.module === 'ntdll' || f.module === 'SharedUserData' || /^nt!Zw/.test(f.symbol ?? '');
@@ -275,28 +278,50 @@ export function rejectedOutcome(call: CallOutcome | undefined): { text: string; 
   return { text: `; looked up again → ${call.name} → ${returned}`, status };
 }
 
+/** An instruction of the code table, decoded once: where it runs (lane, function) and how it leaves. */
+interface CodeInfo {
+  eip: number;
+  asm: string;
+  symbol: string | null;
+  lane: string;
+  fn: string | null;
+  /** Where it falls through to. */
+  next: number;
+  flow: Flow;
+}
+
+/** The session's code table by code id, each row decoded once (a loop runs the same few rows a million times). */
+function codeInfo(db: Database.Database, sessionId: number, ctx: LaneContext): Map<number, CodeInfo> {
+  const rows = db.prepare('SELECT id, cpl, eip, length(bytes) AS length, asm, symbol FROM code WHERE session_id = ?').all(sessionId) as (Instr & { id: number })[];
+  return new Map(
+    rows.map((r) => [
+      r.id,
+      { eip: r.eip, asm: r.asm, symbol: r.symbol, lane: laneOf(ctx, r.symbol, r.cpl), fn: splitSymbol(r.symbol).fn, next: (r.eip + r.length) >>> 0, flow: flowOf(r.asm) },
+    ]),
+  );
+}
+
 /** Steps for the events first..last (inclusive). */
-function stepsInRange(db: Database.Database, sessionId: number, ctx: LaneContext, first: number, last: number, bands: Band[]): FlowStep[] {
-  // The instructions of the range and the one after it (where the range's last instruction went).
-  const instrs = db
-    .prepare(
-      `SELECT l.seq, c.cpl, c.eip, length(c.bytes) AS length, c.asm, c.symbol FROM instruction_log l JOIN code c ON c.session_id = l.session_id AND c.id = l.code_id
-       WHERE l.session_id = ? AND l.seq >= ? AND l.seq <= (SELECT coalesce(min(seq), ?) FROM instruction_log WHERE session_id = ? AND seq > ?) ORDER BY l.seq`,
-    )
-    .all(sessionId, first, last, sessionId, last) as Instr[];
+function stepsInRange(db: Database.Database, sessionId: number, ctx: LaneContext, first: number, last: number, bands: Band[], code: Map<number, CodeInfo>): FlowStep[] {
+  // The instructions of the range and the one after it (where the range's last instruction went):
+  // their seqs and code ids as two plucked columns (a million rows in about 0.25 s; joining code
+  // and building a row object per instruction took 4 s), each code row decoded once (`code`).
+  const end = prepared(db, 'SELECT coalesce(min(seq), ?) FROM instruction_log WHERE session_id = ? AND seq > ?').pluck().get(last, sessionId, last) as number;
+  const instrSeqs = prepared(db, 'SELECT seq FROM instruction_log WHERE session_id = ? AND seq >= ? AND seq <= ? ORDER BY seq').pluck().all(sessionId, first, end) as number[];
+  const instrCodes = prepared(db, 'SELECT code_id FROM instruction_log WHERE session_id = ? AND seq >= ? AND seq <= ? ORDER BY seq').pluck().all(sessionId, first, end) as number[];
   const events: EventRow[] = [];
   for (const [type, sql] of EVENT_QUERIES) {
-    for (const r of db.prepare(`${sql} WHERE session_id = ? AND seq BETWEEN ? AND ?`).safeIntegers(false).all(sessionId, first, last) as EventRow[]) {
+    for (const r of prepared(db, `${sql} WHERE session_id = ? AND seq BETWEEN ? AND ?`).safeIntegers(false).all(sessionId, first, last) as EventRow[]) {
       events.push({ ...r, type });
     }
   }
   events.sort((a, b) => a.seq - b.seq);
   const startThread =
-    (db.prepare('SELECT thread_id FROM event_marks WHERE session_id = ? AND seq < ? ORDER BY seq DESC LIMIT 1').pluck().get(sessionId, first) as number | undefined) ??
-    (db.prepare('SELECT first_thread FROM sessions WHERE id = ?').pluck().get(sessionId) as number);
+    (prepared(db, 'SELECT thread_id FROM event_marks WHERE session_id = ? AND seq < ? ORDER BY seq DESC LIMIT 1').pluck().get(sessionId, first) as number | undefined) ??
+    (prepared(db, 'SELECT first_thread FROM sessions WHERE id = ?').pluck().get(sessionId) as number);
 
   // The call a rejected lookup belongs to: the innermost syscalls row of its thread around it.
-  const callStmt = db.prepare(
+  const callStmt = prepared(db, 
     'SELECT name, status FROM syscalls WHERE session_id = ? AND thread_id = ? AND enter_seq <= ? AND (exit_seq IS NULL OR exit_seq >= ?) ORDER BY enter_seq DESC LIMIT 1',
   );
   const callAt = (thread: unknown, seq: number) => callStmt.get(sessionId, thread, seq, seq) as CallOutcome | undefined;
@@ -429,12 +454,24 @@ function stepsInRange(db: Database.Database, sessionId: number, ctx: LaneContext
     }
   };
 
-  for (const ins of instrs) {
-    while (ei < events.length && events[ei].seq < ins.seq) onEvent(events[ei++]);
-    const lane = laneOf(ctx, ins.symbol, ins.cpl);
-    const { fn } = splitSymbol(ins.symbol);
+  for (let k = 0; k < instrSeqs.length; k++) {
+    const seq = instrSeqs[k];
+    const ins = code.get(instrCodes[k]);
+    if (!ins) throw new Error(`instruction ${seq} refers to code ${instrCodes[k]}, which is not in the code table`);
+    while (ei < events.length && events[ei].seq < seq) onEvent(events[ei++]);
+    const { lane, fn } = ins;
     const prev = cursors.get(thread);
     if (prev) {
+      // Most instructions stay in their routine and branch nowhere: nothing to draw, nothing to decide.
+      if (!prev.exception && lane === prev.lane && (fn === prev.fn || (prev.flow !== Flow.Call && prev.flow !== Flow.Jump))) {
+        prev.fn = fn;
+        prev.symbol = ins.symbol;
+        prev.seq = seq;
+        prev.next = ins.next;
+        prev.asm = ins.asm;
+        prev.flow = ins.flow;
+        continue;
+      }
       const where = ins.symbol ?? hex8(ins.eip);
       let kind: FlowStep['kind'] | null = null;
       let label = '';
@@ -503,7 +540,7 @@ function stepsInRange(db: Database.Database, sessionId: number, ctx: LaneContext
         else detours.delete(thread);
       }
     }
-    cursors.set(thread, { lane, fn, symbol: ins.symbol, seq: ins.seq, next: (ins.eip + ins.length) >>> 0, asm: ins.asm, flow: flowOf(ins.asm), exception: prev?.exception ?? null });
+    cursors.set(thread, { lane, fn, symbol: ins.symbol, seq, next: ins.next, asm: ins.asm, flow: ins.flow, exception: prev?.exception ?? null });
   }
   while (ei < events.length) onEvent(events[ei++]);
   return steps;
@@ -511,27 +548,50 @@ function stepsInRange(db: Database.Database, sessionId: number, ctx: LaneContext
 
 /** Label the calls' entering steps with EAX and the return to the caller with the status. */
 function annotateBands(steps: FlowStep[], bands: Band[]): void {
+  // Steps come in seq order, so each band's steps are found by binary search (a scan of every
+  // step per band took seconds for a thousand calls); the plain scans stay for any other order.
+  const seqs = steps.map((s) => s.seq);
+  const sorted = seqs.every((q, i) => i === 0 || seqs[i - 1] <= q);
+  /** The first index whose seq is after `seq`. */
+  const after = (seq: number) => {
+    let lo = 0;
+    let hi = seqs.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (seqs[mid] <= seq) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+  /** The last step in events from..to of `kind`, searching back from `to`; -1 when none. */
+  const lastOf = (kind: FlowStep['kind'], from: number, to: number) => {
+    if (sorted) {
+      for (let i = after(to) - 1; i >= 0 && steps[i].seq >= from; i--) if (steps[i].kind === kind) return i;
+      return -1;
+    }
+    for (let i = steps.length - 1; i >= 0; i--) if (steps[i].seq <= to && steps[i].seq >= from && steps[i].kind === kind) return i;
+    return -1;
+  };
   for (const b of bands) {
     const r = b.row;
     if (r.entry === 'nt-direct' || r.service_number === null) continue;
     // The stub's call that carries the number in EAX: the last call at or before the entering instruction.
     let k = -1;
-    for (let i = 0; i < steps.length; i++) {
-      const s = steps[i];
-      if (s.seq > r.enter_seq) break;
-      if (s.seq >= b.first && s.kind === 'call') k = i;
+    if (sorted) k = lastOf('call', b.first, r.enter_seq);
+    else {
+      for (let i = 0; i < steps.length; i++) {
+        const s = steps[i];
+        if (s.seq > r.enter_seq) break;
+        if (s.seq >= b.first && s.kind === 'call') k = i;
+      }
     }
     if (k >= 0) steps[k].label += ` · EAX = ${masmHex(r.service_number)}`;
     if (r.status !== null) {
-      for (let i = steps.length - 1; i >= 0; i--) {
+      const i = lastOf('return', b.first, b.last);
+      if (i >= 0 && steps[i].seq === b.last) {
         const s = steps[i];
-        if (s.seq <= b.last && s.seq >= b.first && s.kind === 'return') {
-          if (s.seq === b.last) {
-            s.status = statusOf(r.status);
-            s.label += ` · ${s.status.name}`;
-          }
-          break;
-        }
+        s.status = statusOf(r.status);
+        s.label += ` · ${s.status.name}`;
       }
     }
   }
@@ -579,15 +639,21 @@ export function sequenceInput(db: Database.Database, sessionId: number, options:
     return collapsedInput(db, sessionId, session.name, ctx, rows, options);
   }
 
-  const list = chosen ?? rows;
+  // Past ELISION_DEFAULTS.maxCalls calls, runs of identical ones are drawn as their first, one
+  // "×N more" row, and their last (viz/elide.ts); only the calls left are read step by step.
+  const file = db.name;
+  const elision = chosen ? elideCalls(chosen.map(elisionCall), pinnedCalls(db, sessionId), options.elision) : { keep: rows.map((r) => r.id), aggregates: [] };
+  const kept = new Set(elision.keep);
+  const list = (chosen ?? rows).filter((r) => kept.has(r.id));
+  const frames = new FrameIndex(db, sessionId);
   const bands: Band[] = list.map((r) => {
-    const [first, last] = pathRange(db, sessionId, r, lastEvent);
+    const [first, last] = pathRange(frames, r, lastEvent);
     return { row: r, first, last };
   });
   let steps: FlowStep[] = [];
   if (chosen === null) {
     options.onProgress?.(0, 1);
-    steps = stepsInRange(db, sessionId, ctx, 0, lastEvent, bands);
+    steps = stepsInRange(db, sessionId, ctx, 0, lastEvent, bands, codeInfo(db, sessionId, ctx));
     options.onProgress?.(1, 1);
   } else {
     // Merge overlapping ranges (a driver's call inside a program's call) so no event is read twice.
@@ -597,19 +663,79 @@ export function sequenceInput(db: Database.Database, sessionId: number, options:
       if (top && b.first <= top[1]) top[1] = Math.max(top[1], b.last);
       else ranges.push([b.first, b.last]);
     }
+    const code = codeInfo(db, sessionId, ctx);
     ranges.forEach(([a, z], i) => {
-      steps.push(...stepsInRange(db, sessionId, ctx, a, z, bands));
+      for (const step of stepsInRange(db, sessionId, ctx, a, z, bands, code)) steps.push(step);
       options.onProgress?.(i + 1, ranges.length);
     });
   }
   annotateBands(steps, bands);
-  addCallIds(db, sessionId, steps);
+  addCallIds(db, sessionId, steps, frames);
+  const capped = capSteps(steps, options.elision, file);
+  steps = capped.steps;
   if (budget > 0) addRegisters(db, sessionId, steps, budget);
   addArgs(db, sessionId, steps, bands);
-  const what = chosen === null ? 'every call' : `call${chosen.length > 1 ? 's' : ''} ${chosen.map((r) => `#${r.id} ${r.name ?? '?'}`).join(', ')}`;
+  if (elision.aggregates.length) {
+    // After the registers: an aggregate row stands for many calls, no one instruction's state is its own.
+    const rowById = new Map(rows.map((r) => [r.id, r]));
+    const callerLane = callerLaneOf(db, sessionId, ctx);
+    steps = insertBySeq(steps, elision.aggregates.map((a) => aggregateStep(a, rowById, callerLane, file)));
+  }
+  let what = chosen === null ? 'every call' : `call${chosen.length > 1 ? 's' : ''} ${chosen.map((r) => `#${r.id} ${r.name ?? '?'}`).join(', ')}`;
+  if (chosen && elision.aggregates.length) what = `${chosen.length.toLocaleString('en')} chosen calls, ${list.length} drawn step by step, runs of identical calls aggregated`;
   const input = withFindings(db, sessionId, ctx, rows, steps, bands.map((b) => bandOf(b.row, b.first, b.last)), chosen === null, options.notes);
-  return { title: `${session.name}: ${what}`, ...input };
+  const notice = elisionNotice(elision, capped.elided, chosen?.length ?? rows.length, file);
+  return { title: `${session.name}: ${what}`, ...input, ...(notice.length ? { notice } : {}) };
 }
+
+// ---- what large sessions leave out (viz/elide.ts) -------------------------------------------
+
+function elisionCall(r: SyscallTableRow): ElisionCall {
+  const band = bandOf(r, 0, 0);
+  return {
+    id: r.id,
+    parentId: r.parent_id,
+    threadId: r.thread_id,
+    name: band.name,
+    entry: band.entry,
+    previousMode: band.previousMode,
+    status: band.status?.name ?? null,
+    failed: band.status?.failed ?? false,
+    events: r.exit_seq === null ? null : r.exit_seq - r.enter_seq,
+  };
+}
+
+/** Calls that are never folded into a run: those a finding is about. */
+function pinnedCalls(db: Database.Database, sessionId: number): Set<number> {
+  if (!hasTable(db, 'findings')) return new Set();
+  return new Set(db.prepare('SELECT DISTINCT syscall_id FROM findings WHERE session_id = ? AND syscall_id IS NOT NULL').pluck().all(sessionId) as number[]);
+}
+
+/** The lane a call is made from: the program's for a ring 3 caller, else the lane of its entering instruction. */
+function callerLaneOf(db: Database.Database, sessionId: number, ctx: LaneContext): (r: SyscallTableRow) => string {
+  const enterSymbol = db.prepare('SELECT c.symbol, c.cpl FROM instruction_log l JOIN code c ON c.session_id = l.session_id AND c.id = l.code_id WHERE l.session_id = ? AND l.seq >= ? ORDER BY l.seq LIMIT 1');
+  return (r) => {
+    if (r.caller_cpl === 3) return 'program';
+    const at = enterSymbol.get(sessionId, r.enter_seq) as { symbol: string | null; cpl: number } | undefined;
+    return at ? laneOf(ctx, at.symbol, at.cpl) : 'nt';
+  };
+}
+
+/** The one row that stands for folded calls: an arrow from their caller to the service, at the first one's entry. */
+function aggregateStep(a: CallAggregate, rowById: Map<number, SyscallTableRow>, callerLane: (r: SyscallTableRow) => string, file: string): FlowStep {
+  const first = rowById.get(a.ids[0])!;
+  const like = bandOf(rowById.get(a.like)!, 0, 0);
+  return {
+    seq: first.enter_seq,
+    kind: 'call',
+    from: callerLane(first),
+    to: 'nt-service',
+    label: aggregateLabel(a),
+    detail: { ...aggregateDetail(a, file), thread: String(first.thread_id) },
+    ...(like.status ? { status: like.status } : {}),
+  };
+}
+
 
 /** Where an event happened: the lane of the instruction at its eip, and its thread. */
 function eventPlace(db: Database.Database, sessionId: number, ctx: LaneContext): EventPlace {
@@ -677,8 +803,10 @@ function extraNotes(extra: readonly ExtraNote[], bands: readonly SyscallBand[], 
 function addArgs(db: Database.Database, sessionId: number, steps: FlowStep[], bands: Band[]): void {
   if (!hasTable(db, 'syscall_args') || bands.length === 0) return;
   const stmt = db.prepare('SELECT name, value, decoded FROM syscall_args WHERE session_id = ? AND syscall_id = ? ORDER BY position');
+  const notes = new Map<number, FlowStep>();
+  for (const s of steps) if (s.syscallId !== undefined && !notes.has(s.syscallId) && s.label.startsWith('PreviousMode')) notes.set(s.syscallId, s);
   for (const b of bands) {
-    const note = steps.find((s) => s.syscallId === b.row.id && s.label.startsWith('PreviousMode'));
+    const note = notes.get(b.row.id);
     if (!note) continue;
     const args = stmt.all(sessionId, b.row.id) as { name: string; value: number; decoded: string | null }[];
     if (!args.length) continue;
@@ -688,35 +816,33 @@ function addArgs(db: Database.Database, sessionId: number, steps: FlowStep[], ba
 }
 
 /** callId: the innermost calls frame on the step's thread whose events contain its seq. */
-function addCallIds(db: Database.Database, sessionId: number, steps: FlowStep[]): void {
+function addCallIds(db: Database.Database, sessionId: number, steps: FlowStep[], frames?: FrameIndex): void {
   if (!steps.length) return;
-  const first = steps[0].seq;
-  const last = steps[steps.length - 1].seq;
-  const frames = db
-    .prepare('SELECT id, thread_id, depth, enter_seq, exit_seq FROM calls WHERE session_id = ? AND enter_seq <= ? AND (exit_seq IS NULL OR exit_seq >= ?) ORDER BY enter_seq')
-    .all(sessionId, last, first) as { id: number; thread_id: number; depth: number; enter_seq: number; exit_seq: number | null }[];
+  const index = frames ?? new FrameIndex(db, sessionId, Math.min(...steps.map((s) => s.seq)), Math.max(...steps.map((s) => s.seq)));
   for (const s of steps) {
-    const thread = Number(s.detail.thread);
-    let best: (typeof frames)[number] | undefined;
-    for (const f of frames) {
-      if (f.enter_seq > s.seq) break;
-      if (f.thread_id === thread && (f.exit_seq === null || f.exit_seq >= s.seq) && (!best || f.depth > best.depth)) best = f;
-    }
-    if (best) s.callId = best.id;
+    const f = index.innermost(Number(s.detail.thread), s.seq);
+    if (f) s.callId = f.id;
   }
 }
 
 /** Many calls: one row per call (caller → service, with its status); --syscall expands one. */
 function collapsedInput(db: Database.Database, sessionId: number, name: string, ctx: LaneContext, rows: SyscallTableRow[], options: SequenceOptions): SequenceInput {
-  const enterSymbol = db.prepare('SELECT c.symbol, c.cpl FROM instruction_log l JOIN code c ON c.session_id = l.session_id AND c.id = l.code_id WHERE l.session_id = ? AND l.seq >= ? ORDER BY l.seq LIMIT 1');
+  const callerLane = callerLaneOf(db, sessionId, ctx);
   const steps: FlowStep[] = [];
   const bands: SyscallBand[] = [];
+  const file = db.name;
+  const elision = elideCalls(rows.map(elisionCall), pinnedCalls(db, sessionId), options.elision);
+  const kept = new Set(elision.keep);
+  const rowById = new Map(rows.map((r) => [r.id, r]));
+  const aggregateAt = new Map(elision.aggregates.map((a) => [a.ids[0], a]));
   rows.forEach((r, i) => {
-    let from = 'program';
-    if (r.caller_cpl !== 3) {
-      const at = enterSymbol.get(sessionId, r.enter_seq) as { symbol: string | null; cpl: number } | undefined;
-      from = at ? laneOf(ctx, at.symbol, at.cpl) : 'nt';
+    if (i % 256 === 255) options.onProgress?.(i + 1, rows.length);
+    if (!kept.has(r.id)) {
+      const a = aggregateAt.get(r.id);
+      if (a) steps.push(aggregateStep(a, rowById, callerLane, file));
+      return;
     }
+    const from = callerLane(r);
     const band = bandOf(r, r.enter_seq, r.exit_seq ?? r.enter_seq);
     const status = band.status ?? undefined;
     const number = r.service_number === null ? '' : ` (${masmHex(r.service_number)})`;
@@ -738,8 +864,11 @@ function collapsedInput(db: Database.Database, sessionId: number, name: string, 
       syscallId: r.id,
     });
     bands.push(band);
-    if (i % 256 === 255) options.onProgress?.(i + 1, rows.length);
   });
   options.onProgress?.(rows.length, rows.length);
-  return { title: `${name}: ${rows.length} calls, one row each (--syscall ID draws one step by step)`, ...withFindings(db, sessionId, ctx, rows, steps, bands, true, options.notes) };
+  const notice = elisionNotice(elision, [], rows.length, file);
+  const title = notice.length
+    ? `${name}: ${rows.length} calls in ${steps.length} rows, runs of identical calls aggregated (--syscall ID draws one step by step)`
+    : `${name}: ${rows.length} calls, one row each (--syscall ID draws one step by step)`;
+  return { title, ...withFindings(db, sessionId, ctx, rows, steps, bands, true, options.notes), ...(notice.length ? { notice } : {}) };
 }

@@ -102,7 +102,8 @@ export function diffNotes(r: DiffResult, side: Side, opts: Pick<DiffPageOptions,
 /** Both sides' sequence layouts with the comparison's notes, their rows aligned; and the keys that link each pair's bands. */
 export function diffLayouts(r: DiffResult, A: DiffPageSide, B: DiffPageSide, opts: DiffPageOptions = {}): { a: SequenceLayout; b: SequenceLayout; keys: Record<Side, Record<number, string>> } {
   const layout = (s: DiffPageSide, side: Side) => {
-    const input = sequenceInput(s.db, s.sessionId, { registerSteps: opts.registerSteps ?? 60, notes: diffNotes(r, side, opts) });
+    // Everything drawn (no folding of identical runs, no capped steps: viz/elide.ts): the two sides are aligned pair by pair.
+    const input = sequenceInput(s.db, s.sessionId, { registerSteps: opts.registerSteps ?? 60, notes: diffNotes(r, side, opts), elision: { maxCalls: Number.POSITIVE_INFINITY, maxSteps: Number.POSITIVE_INFINITY } });
     return layoutSequence({ ...input, title: `${LETTER[side]}: ${input.title}` }, { laneWidth: opts.laneWidth });
   };
   const pairs: PairIds[] = r.pairs.map((p) => ({ a: p.a?.id ?? null, b: p.b?.id ?? null }));

@@ -236,16 +236,18 @@ export function paragraphs(text: string | string[] | undefined): string {
   return (Array.isArray(text) ? text : [text]).map((p) => `<p>${escapeHtml(p)}</p>\n`).join('');
 }
 
-function singlePage(spec: DiagramSpec, opts: HtmlOptions): string {
+/** `notice`: what a large session's diagram leaves out (viz/elide.ts), said above it. */
+function singlePage(spec: DiagramSpec, opts: HtmlOptions, notice: string[] = []): string {
   const title = opts.title ?? spec.layout.title;
   const back = opts.back ? `<nav><a href="${escapeHtml(relativeHref(opts.back.href))}">${escapeHtml(opts.back.text)}</a></nav>\n` : '';
-  const body = `${back}<h1>${escapeHtml(title)}</h1>\n${paragraphs(opts.description)}${diagramHtml(spec, 'ntflow-data-0', false)}`;
+  const said = notice.length ? `<div class="ntflow-notice" role="note">\n${paragraphs(notice)}</div>\n` : '';
+  const body = `${back}<h1>${escapeHtml(title)}</h1>\n${paragraphs(opts.description)}${said}${diagramHtml(spec, 'ntflow-data-0', false)}`;
   return documentHtml(title, body, `ntflow-page ntflow-${spec.kind}-page`);
 }
 
 /** A sequence diagram as one self-contained interactive page. */
 export function renderSequenceHtml(layout: SequenceLayout, opts: HtmlOptions = {}): string {
-  return singlePage({ kind: 'sequence', layout, caption: opts.caption, collapse: opts.collapse }, opts);
+  return singlePage({ kind: 'sequence', layout, caption: opts.caption, collapse: opts.collapse }, opts, layout.notice);
 }
 
 /** A flame chart (calls over icount) as one self-contained interactive page. */

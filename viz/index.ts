@@ -9,3 +9,4 @@ export { renderDiffHtml, diffLayouts, diffNotes, type DiffPageSide, type DiffPag
 export { alignLayouts, type PairIds } from './diff-layout.js';
 export { describeDiff, countsLine, pairLabel } from './diff-summary.js';
 export { renderSequenceMermaid, mermaidText, MERMAID_MAX_TEXT, type MermaidOptions, type MermaidDiagram } from './mermaid.js';
+export { elideCalls, capSteps, elisionNotice, aggregateLabel, aggregateDetail, idRange, wrapNotice, ELISION_DEFAULTS, type ElisionCall, type ElisionLimits, type CallAggregate, type CallElision, type StepElision } from './elide.js';

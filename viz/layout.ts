@@ -211,6 +211,7 @@ export function layoutSequence(input: SequenceInput, opts: SequenceLayoutOptions
     steps: laidSteps,
     bands: laidBands,
     findings: layoutFindings(input.findings, laidSteps),
+    ...(input.notice?.length ? { notice: input.notice } : {}),
   };
 }
 

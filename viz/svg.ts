@@ -9,6 +9,7 @@ import { parseHTML } from 'linkedom';
 import { fitText, textWidth } from './text-width.js';
 import type { FlameLayout, GraphLayout, LaidStep, SequenceLayout } from './types.js';
 import { failedLine } from './layout-charts.js';
+import { wrapNotice } from './elide.js';
 
 type Value = string | number;
 /** The part of d3-selection used here. */
@@ -196,14 +197,24 @@ function drawStep(g: Selection, s: LaidStep, laneWidth: number, svgWidth: number
 }
 
 export function renderSequenceSvg(layout: SequenceLayout): string {
-  const svg = newSvg(layout.width, layout.height, 'sequence');
+  // A large session's notice (what was aggregated or elided: viz/elide.ts) goes under the title;
+  // the diagram moves down by its height.
+  const notice = wrapNotice(layout.notice ?? [], Math.floor((layout.width - 40) / 6.5));
+  const noticeHeight = notice.length ? notice.length * 15 + 6 : 0;
+  const root = newSvg(layout.width, layout.height + noticeHeight, 'sequence');
+  const svg = noticeHeight ? root.append('g').attr('class', 'diagram').attr('transform', `translate(0,${noticeHeight})`) : root;
   const top = 30;
   const bottom = layout.height - 8;
   const left = layout.rings.length ? layout.rings[0].x0 : 0;
   const right = layout.rings.length ? layout.rings[layout.rings.length - 1].x1 : layout.width;
   const laneWidth = layout.lanes.length ? layout.lanes[0].width : 180;
 
-  svg.append('text').attr('class', 'title').attr('x', left).attr('y', 20).attr('font-size', 14).attr('font-weight', 'bold').text(layout.title);
+  root.append('text').attr('class', 'title').attr('x', left).attr('y', 20).attr('font-size', 14).attr('font-weight', 'bold').text(layout.title);
+  if (notice.length) {
+    appendEach(root.append('g').attr('class', 'notice'), notice, 'text', (t, line, i) => {
+      t.attr('x', left).attr('y', 38 + i * 15).attr('fill', COLORS.info).text(line);
+    });
+  }
 
   appendEach(svg.append('g').attr('class', 'rings'), layout.rings, 'g', (g, r) => {
     g.append('rect')
@@ -289,7 +300,7 @@ export function renderSequenceSvg(layout: SequenceLayout): string {
     drawStep(g, s, laneWidth, layout.width);
   });
 
-  return serialise(svg);
+  return serialise(root);
 }
 
 /** Flame rectangle colours: ring 3 blues, ring 0 oranges, by module. */

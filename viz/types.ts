@@ -113,6 +113,8 @@ export interface SequenceInput {
   bands: SyscallBand[];
   /** The findings about the calls drawn (all of them when the whole session is drawn), by id. */
   findings?: SessionFinding[];
+  /** What a large session's drawing leaves out and how to see it (viz/elide.ts), a line each; absent when nothing is left out. */
+  notice?: string[];
 }
 
 // ---- layout output (numbers only) ----------------------------------------------------------
@@ -155,6 +157,8 @@ export interface SequenceLayout {
   findings: LaidFinding[];
   /** Space left where the other diagram of a comparison has rows this one lacks (viz/diff-layout.ts). */
   gaps?: LaidGap[];
+  /** The input's notice: what was aggregated or elided, drawn above the diagram. */
+  notice?: string[];
 }
 
 /** A gap in one diagram of a comparison: rows the other diagram has here (a call only there, a longer path). */
