@@ -15,12 +15,13 @@
 // where it did label it: EAX on the stub's call, MSR[176] on SYSENTER, SSDT[n] on the dispatcher's
 // `call ebx`.
 import type Database from 'better-sqlite3';
-import { ntSuccess, splitSymbol as parseSymbol, statusName } from '../core/index.js';
+import { ntSuccess, statusName } from '../core/index.js';
 import { Flow, flowOf, replaySession, staleSessions, stateAt, type SyscallTableRow } from '../analyzer/index.js';
 import { bandFailures, findingNotes, mergeNotes, sessionFindings, type EventPlace } from './findings.js';
-import type { DiffMark, FlowStep, LaneSpec, SequenceInput, SyscallBand } from './types.js';
+import type { DiffMark, FlowStep, SequenceInput, SyscallBand } from './types.js';
 import { aggregateDetail, aggregateLabel, capSteps, elideCalls, elisionNotice, insertBySeq, type CallAggregate, type ElisionCall, type ElisionLimits } from './elide.js';
 import { FrameIndex, prepared } from './frames.js';
+import { type LaneContext, splitSymbol, laneOf, laneSpec, sortLanes, laneContext } from './lanes.js';
 
 /** A request the trace cannot answer (unknown syscall id, no such session): one line for the user. */
 export class VizInputError extends Error {
@@ -48,94 +49,6 @@ export interface ExtraNote {
   label: string;
   detail?: Record<string, string>;
   diff?: DiffMark;
-}
-
-// ---- lanes --------------------------------------------------------------------------------
-
-/** Lane order: ring 3 first, then ring 0 (drivers and win32k after nt). */
-const LANE_ORDER = ['program', 'user', 'ntdll', 'SharedUserData', 'nt-entry', 'nt-service', 'nt-exit', 'nt', 'driver', 'win32k'];
-
-const ENTRY_FUNCTIONS = new Set(['KiFastCallEntry', 'KiFastCallBadStack', 'KiSystemService', 'KiBBTUnexpectedRange', 'KiSystemServiceAccessViolation', 'KiTrap2E']);
-const EXIT_FUNCTIONS = new Set(['KeReturnFromSystemCall', 'KiServiceExit', 'KiServiceExit2', 'KiSystemCallExit', 'KiSystemCallExit2', 'KiSystemCallExitBranch', 'KiExceptionExit', 'KiTrapReturn', 'KiEditedTrapReturn']);
-
-interface LaneContext {
-  /** The program's module name (its image without .exe). */
-  programModule: string | null;
-  programLabel: string;
-  /** Modules at kernel addresses (drivers, nt, win32k). */
-  kernelModules: Set<string>;
-}
-
-function splitSymbol(symbol: string | null): { module: string | null; fn: string | null } {
-  if (!symbol) return { module: null, fn: null };
-  const { module, name } = parseSymbol(symbol);
-  return { module, fn: name };
-}
-
-/** The lane id of code at `symbol` running at `cpl`. */
-function laneOf(ctx: LaneContext, symbol: string | null, cpl: number): string {
-  const { module, fn } = splitSymbol(symbol);
-  if (module === null) return cpl === 3 ? 'program' : 'nt';
-  if (module === 'ntdll') return 'ntdll';
-  if (module === 'SharedUserData') return 'SharedUserData';
-  if (module === 'nt') {
-    if (fn && ENTRY_FUNCTIONS.has(fn)) return 'nt-entry';
-    if (fn && EXIT_FUNCTIONS.has(fn)) return 'nt-exit';
-    if (fn && /^Nt[A-Z]/.test(fn)) return 'nt-service';
-    return 'nt';
-  }
-  if (module === 'win32k') return 'win32k';
-  if (module === ctx.programModule) return 'program';
-  if (ctx.kernelModules.has(module)) return `driver:${module}`;
-  return `user:${module}`;
-}
-
-function laneSpec(ctx: LaneContext, id: string): LaneSpec {
-  const kind = id.includes(':') ? id.slice(0, id.indexOf(':')) : id;
-  const name = id.slice(id.indexOf(':') + 1);
-  switch (kind) {
-    case 'program':
-      return { id, label: ctx.programLabel, ring: 3 };
-    case 'user':
-      return { id, label: name, ring: 3 };
-    case 'ntdll':
-      return { id, label: 'ntdll', ring: 3 };
-    case 'SharedUserData':
-      return { id, label: 'SharedUserData', ring: 3 };
-    case 'nt-entry':
-      return { id, label: 'KiFastCallEntry / KiSystemService', ring: 0 };
-    case 'nt-service':
-      return { id, label: 'SSDT target (nt!Nt*)', ring: 0 };
-    case 'nt-exit':
-      return { id, label: 'KiServiceExit', ring: 0 };
-    case 'nt':
-      return { id, label: 'nt (other)', ring: 0 };
-    case 'driver':
-      return { id, label: name, ring: 0 };
-    default:
-      return { id, label: 'win32k', ring: 0 };
-  }
-}
-
-function sortLanes(ids: Iterable<string>): string[] {
-  const rank = (id: string) => LANE_ORDER.indexOf(id.includes(':') ? id.slice(0, id.indexOf(':')) : id);
-  return [...new Set(ids)].sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
-}
-
-function laneContext(db: Database.Database, sessionId: number): LaneContext {
-  const modules = db
-    .prepare('SELECT module, min(address) AS base FROM guest_symbols WHERE session_id = ? GROUP BY module')
-    .all(sessionId) as { module: string; base: number }[];
-  const kernelModules = new Set(modules.filter((m) => m.base >>> 0 >= 0x80000000).map((m) => m.module));
-  const session = db.prepare('SELECT program, program_file FROM sessions WHERE id = ?').get(sessionId) as { program: string; program_file: string };
-  const userModules = modules.filter((m) => m.base >>> 0 < 0x80000000 && !['ntdll', 'kernel32', 'SharedUserData'].includes(m.module)).map((m) => m.module);
-  const stem = session.program_file.replace(/^.*[\\/]/, '').replace(/\.[^.]*$/, '');
-  const programModule = userModules.find((m) => m === stem || m === session.program) ?? userModules[0] ?? null;
-  const process = db
-    .prepare("SELECT process FROM syscalls WHERE session_id = ? AND caller_cpl = 3 AND process <> 'System' LIMIT 1")
-    .pluck()
-    .get(sessionId) as string | undefined;
-  return { programModule, programLabel: process ?? `${programModule ?? stem}.exe`, kernelModules };
 }
 
 // ---- formatting ---------------------------------------------------------------------------
