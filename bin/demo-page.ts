@@ -117,7 +117,7 @@ export const comparisonPage = (c: { a: string; b: string }) => `diff-${c.a}-vs-$
 
 const INTRO = [
   'Each scenario below ran on ntflow\'s emulated IA-32 machine with a miniature Windows XP SP1, and everything on these pages is drawn from its recorded trace: one lane per module, ring 3 (the program, ntdll, SharedUserData) on the left and ring 0 (the dispatcher, the service routine, KiServiceExit, drivers) on the right; an arrow per call, jump, SYSENTER/SYSEXIT, INT/IRETD, with the service number, MSR 0x176, the SSDT entry, PreviousMode, the APC check and each NTSTATUS (failures in red).',
-  'On a diagram: drag to pan, scroll to zoom, click a system call\'s band or a call arrow to collapse or expand it, hover a step for its registers, arguments and status, and type a symbol into the search box (Enter jumps to the next match). What ntflow found in a session is listed beside its diagram and drawn on it: a red note where a call failed and why, an amber one where a hook ran; "next failure" (or the n key) goes from one failed call to the next. Every page is a single file that works offline.',
+  'On a diagram (drawn at its own size, no text below 11 px): drag or scroll to pan, ctrl + scroll to zoom, click a system call\'s band or a call arrow to collapse or expand it, hover a step for its registers, arguments and status, and type a symbol into the search box (what it finds is opened; Enter jumps to the next match). What ntflow found in a session is listed beside its diagram and drawn on it: a red note where a call failed and why, an amber one where a hook ran; "next failure" (or the n key) goes from one failed call to the next. Every page is a single file that works offline.',
 ];
 
 export interface SyscallSummary {
