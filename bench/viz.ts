@@ -9,13 +9,17 @@ import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { ProgramSource } from '../core/index.js';
 import { record } from '../recorder/index.js';
 import { replayFile } from '../analyzer/index.js';
 import { layoutSequence, renderSequenceSvg, sequenceInput } from '../viz/index.js';
 import { renderSequenceHtml } from '../viz/html.js';
 import { repoRoot } from './record.js';
 
-const PROGRAM = `; ntflow: user
+/** 1,000 system calls, NtClose(0) in a loop (each fails: STATUS_INVALID_HANDLE); test/util/mermaid.ts draws it too. */
+export const THOUSAND_CLOSES: ProgramSource = {
+  fileName: 'calls.asm',
+  source: `; ntflow: user
 ; 1,000 system calls: NtClose(0) in a loop.
 start:
     mov esi, 1000
@@ -25,7 +29,8 @@ l:  push 0
     jnz l
     xor eax, eax
     ret
-`;
+`,
+};
 
 export interface VizFigures {
   syscalls: number;
@@ -41,7 +46,7 @@ export async function benchViz(): Promise<VizFigures> {
   const dir = mkdtempSync(join(tmpdir(), 'ntflow-bench-viz-'));
   try {
     const trace = join(dir, 'calls.db');
-    const summary = await record({ program: { fileName: 'calls.asm', source: PROGRAM } }, { output: trace });
+    const summary = await record({ program: THOUSAND_CLOSES }, { output: trace });
     replayFile(trace);
     const db = new Database(trace, { readonly: true });
     try {

@@ -32,8 +32,6 @@ function callerName(c: Call): string {
   return c.entry === 'zw-kernel' && c.name.startsWith('Nt') ? `Zw${c.name.slice(2)}` : c.name;
 }
 
-const ENTRY_WORD: Record<string, string> = { sysenter: 'SYSENTER', int2e: 'INT 2Eh', 'zw-kernel': 'a kernel Zw stub', 'nt-direct': 'a direct call' };
-
 export interface ModeOrigin {
   mode: string;
   /** The event that set it (the entry of this call or of the enclosing one), null when none. */

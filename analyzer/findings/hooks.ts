@@ -29,12 +29,6 @@ const KTHREAD_SERVICE_TABLE = 0xe0;
 const MSR_SYSENTER_EIP = 0x176;
 const SYSTEM_MODULES = new Set(['nt', 'hal', 'ntdll', 'SharedUserData', 'kernel32', 'win32k']);
 
-interface Module {
-  name: string;
-  start: number;
-  end: number;
-}
-
 /** The little-endian dword at `at` of bytes read from a state (unknown bytes count as 0). */
 const le32 = (b: (number | null)[], at: number) => (((b[at] ?? 0) | ((b[at + 1] ?? 0) << 8) | ((b[at + 2] ?? 0) << 16) | ((b[at + 3] ?? 0) << 24)) >>> 0);
 

@@ -3,7 +3,6 @@
 // reads as syntax (outside its `#…;` entity codes), blocks (box, rect) closed, and activations
 // counted as Mermaid's sequenceDb counts them (deactivating an inactive participant is its error).
 // Also the 1,000-call program of bench/viz.ts.
-import type { ProgramSource } from '../../core/index.js';
 
 const STATEMENTS: [string, RegExp][] = [
   ['title', /^title (?<text>.+)$/],
@@ -110,17 +109,4 @@ export function decodeMermaid(s: string): string {
 }
 
 /** bench/viz.ts's program: 1,000 system calls, NtClose(0) in a loop (each fails: STATUS_INVALID_HANDLE). */
-export const THOUSAND_CLOSES: ProgramSource = {
-  fileName: 'calls.asm',
-  source: `; ntflow: user
-; 1,000 system calls: NtClose(0) in a loop.
-start:
-    mov esi, 1000
-l:  push 0
-    call ntdll!NtClose
-    dec esi
-    jnz l
-    xor eax, eax
-    ret
-`,
-};
+export { THOUSAND_CLOSES } from '../../bench/viz.js';
