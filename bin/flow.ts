@@ -88,7 +88,6 @@ export async function flowCommand(file: string, opts: FlowOptions, userError: (m
   if (!format) throw userError(`-o ${output}: unknown extension '${extname(output) || '(none)'}'; use .svg or .html`);
   const kind = opts.kind ?? 'sequence';
   if (!FLOW_KINDS.includes(kind)) throw userError(`--kind must be one of ${FLOW_KINDS.join(', ')} (got '${kind}')`);
-  if (kind === 'graph' && (opts.syscall?.length || opts.query)) throw userError('--syscall and --query choose calls for the sequence diagram and the flame chart; --kind graph draws the whole session');
   if (opts.syscall?.length && opts.query) throw userError('give --syscall or --query, not both');
 
   const showProgress = opts.progress ?? process.stderr.isTTY === true;
@@ -134,7 +133,7 @@ export async function flowCommand(file: string, opts: FlowOptions, userError: (m
       svg = (r) => r.renderFlameSvg(layout);
       html = (r) => r.renderFlameHtml(layout);
     } else {
-      const layout = layoutCallGraph(graphInput(db, sessionId));
+      const layout = layoutCallGraph(graphInput(db, sessionId, { syscallIds: ids }));
       items = layout.nodes.length;
       svg = (r) => r.renderGraphSvg(layout);
       html = (r) => r.renderGraphHtml(layout);
@@ -171,7 +170,7 @@ export function addFlowCommand(program: Command, userError: (message: string) =>
     .argument('<trace.db>', 'a trace file')
     .option('--session <id|name>', 'the session (default: the latest)')
     .addOption(new Option('--kind <kind>', 'what to draw').choices([...FLOW_KINDS]).default('sequence'))
-    .option('--syscall <id>', 'draw this call (syscalls.id) step by step (a flame chart: its frames, and what ran inside it on other threads); repeatable', syscallIdOption)
+    .option('--syscall <id>', 'draw this call (syscalls.id) step by step (a flame chart or call graph: its frames, and what ran inside it on other threads); repeatable', syscallIdOption)
     .option('--query <sql>', "draw the calls a SELECT returns (first column syscalls.id; :session is bound), e.g. \"SELECT id FROM syscalls WHERE status_name <> 'STATUS_SUCCESS'\"")
     .requiredOption('-o, --output <file>', 'where to write: .svg (static) or .html (interactive, opens offline)')
     .action(async (file: string, opts: FlowOptions) => {

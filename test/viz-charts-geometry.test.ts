@@ -167,6 +167,28 @@ t.test('osr-log-user-handle: a track per thread, the work item under the wait, f
     'only the failed service routine is marked',
   );
   checkGraph(t, 'graph', layoutCallGraph(graph));
+
+  // --kind graph --syscall: the calls made inside NtDelayExecution — its own path and the work item
+  // the System thread ran meanwhile, with the failed writes the work item made — and nothing else.
+  const inDelay = graphInput(db, 1, { syscallIds: [delay] });
+  const ids = inDelay.nodes.map((n) => n.id);
+  t.equal(ids[0], 'nt!KiFastCallEntry', "the call's own frame is the first node");
+  t.ok(ids.includes('nt!NtDelayExecution') && ids.some((id) => id.endsWith('!WorkItemRoutine')), 'its service routine and the work item');
+  t.notOk(ids.includes('ntdll!NtDelayExecution') || ids.includes('nt!NtReadFile') || ids.includes('nt!NtCreateFile'), 'not the caller above it, nor the other calls');
+  t.notOk(inDelay.edges.some((e) => e.to === 'nt!KiFastCallEntry'), 'no edge into the chosen call (its caller is not drawn)');
+  const failedInside = db
+    .prepare("SELECT status_name FROM syscalls WHERE session_id = 1 AND thread_id = 8 AND status >= 3221225472 AND enter_seq > (SELECT enter_seq FROM syscalls WHERE session_id = 1 AND id = ?) AND exit_seq < (SELECT exit_seq FROM syscalls WHERE session_id = 1 AND id = ?)")
+    .pluck()
+    .all(delay, delay) as string[];
+  t.ok(failedInside.length >= 1, 'the work item made failed calls while the program waited');
+  t.same(
+    inDelay.nodes.find((n) => n.id === 'nt!NtWriteFile')?.failed,
+    [{ status: 'STATUS_INVALID_HANDLE', count: failedInside.length }],
+    "only the failures inside the wait mark NtWriteFile (the program's own access violation is outside it)",
+  );
+  t.match(inDelay.title, /#\d+ NtDelayExecution: call graph/);
+  checkGraph(t, 'graph of NtDelayExecution', layoutCallGraph(inDelay));
+  t.throws(() => graphInput(db, 1, { syscallIds: [99] }), /no syscall 99 in session 1/);
 });
 
 t.test('user-apc: one thread, no failures; the call graph is clean', async (t) => {

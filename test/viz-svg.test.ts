@@ -315,7 +315,7 @@ t.test('flow: bad input is one line naming what was wrong', async (t) => {
     ['extension', { output: join(dir, 'x.png') }, /unknown extension '\.png'; use \.svg or \.html/],
     ['no output', {}, /needs -o/],
     ['missing file', { output: join(dir, 'x.svg') }, /does not exist/, join(dir, 'missing.db')],
-    ['graph and syscall', { output: join(dir, 'x.svg'), kind: 'graph', syscall: [1] }, /--kind graph draws the whole session/],
+    ['graph, unknown syscall', { output: join(dir, 'x.svg'), kind: 'graph', syscall: [99] }, /^no syscall 99 in session 1 \(its syscalls are 1 to 4/],
     ['flame, unknown syscall', { output: join(dir, 'x.svg'), kind: 'flame', syscall: [99] }, /^no syscall 99 in session 1 \(its syscalls are 1 to 4/],
     ['unknown session', { output: join(dir, 'x.svg'), session: 'nope' }, /no session 'nope'/],
   ];
@@ -343,9 +343,13 @@ t.test('the CLI: ntflow flow (once wired into bin/cli.ts)', async (t) => {
   const flame = run(['flow', TRACE, '--kind', 'flame', '--syscall', '2', '-o', join(dir, 'cli-flame.html')]);
   t.equal(flame.status, 0, flame.stderr);
   t.match(flame.stdout, /flame diagram of session 1, \d+ frames/, '--kind flame --syscall works from the command line');
+  const graph = run(['flow', TRACE, '--kind', 'graph', '--syscall', '2', '-o', join(dir, 'cli-graph.svg')]);
+  t.equal(graph.status, 0, graph.stderr);
+  t.match(graph.stdout, /graph diagram of session 1, \d+ functions/, '--kind graph --syscall works from the command line');
+  t.match(readFileSync(join(dir, 'cli-graph.svg'), 'utf8'), /#2 \w+: call graph/, "the drawing names the call it is about");
   for (const [args, re] of [
     [['flow', TRACE, '--kind', 'flame', '--syscall', '99', '-o', join(dir, 'cli.svg')], /^ntflow: no syscall 99/],
-    [['flow', TRACE, '--kind', 'graph', '--syscall', '2', '-o', join(dir, 'cli.svg')], /^ntflow: --syscall and --query choose calls for the sequence diagram and the flame chart/],
+    [['flow', TRACE, '--kind', 'graph', '--syscall', '99', '-o', join(dir, 'cli.svg')], /^ntflow: no syscall 99/],
     [['flow', TRACE, '--syscall', '99', '-o', join(dir, 'cli.svg')], /^ntflow: no syscall 99/],
     [['flow', TRACE, '--syscall', 'x', '-o', join(dir, 'cli.svg')], /not a syscall id/],
     [['flow', TRACE, '-o', join(dir, 'cli.txt')], /unknown extension/],

@@ -137,6 +137,39 @@ function processes(db: Database.Database, sessionId: number): Map<number, string
   return out;
 }
 
+/**
+ * --syscall for the charts: each chosen call's frames (its frame and everything below it) and what
+ * ran inside it on other threads (a work item run while the caller waited in NtDelayExecution).
+ */
+function chosenFrames(
+  sessionId: number,
+  rows: CallRow[],
+  syscalls: SyscallRow[],
+  frames: Map<number, CallRow>,
+  children: Map<number, number[]>,
+  ids: number[],
+): { chosen: Set<number>; roots: CallRow[]; names: string[] } {
+  const chosen = new Set<number>();
+  const roots: CallRow[] = [];
+  const names: string[] = [];
+  for (const id of ids) {
+    const s = syscalls.find((x) => x.id === id);
+    if (!s) {
+      throw new VizInputError(
+        `no syscall ${id} in session ${sessionId} (its syscalls are ${syscalls.length ? `1 to ${syscalls.length}` : 'none'}; see 'ntflow query FILE "SELECT id, name FROM syscalls"')`,
+      );
+    }
+    const frame = frames.get(id);
+    if (!frame) throw new VizInputError(`system call ${id} (${s.name ?? 'rejected'}) has no frame in the calls projection`);
+    names.push(`#${id} ${s.name ?? 'rejected'}`);
+    roots.push(frame);
+    for (const k of subtree(children, frame)) chosen.add(k);
+    const exit = frame.exit_seq ?? Infinity;
+    for (const r of rows) if (r.thread_id !== frame.thread_id && r.enter_seq > frame.enter_seq && (r.exit_seq ?? Infinity) <= exit) chosen.add(r.id);
+  }
+  return { chosen, roots, names };
+}
+
 export interface FlameOptions {
   /** Only these system calls (syscalls.id): each one's frames, and the other threads' frames that ran inside it. */
   syscallIds?: number[];
@@ -176,27 +209,11 @@ export function flameInput(db: Database.Database, sessionId: number, options: Fl
   let to = total;
   let titleWhat = `calls over time (${total} instructions)`;
   if (options.syscallIds?.length) {
-    chosen = new Set<number>();
-    from = Infinity;
-    to = -Infinity;
-    const names: string[] = [];
-    for (const id of options.syscallIds) {
-      const s = syscalls.find((x) => x.id === id);
-      if (!s) {
-        throw new VizInputError(
-          `no syscall ${id} in session ${sessionId} (its syscalls are ${syscalls.length ? `1 to ${syscalls.length}` : 'none'}; see 'ntflow query FILE "SELECT id, name FROM syscalls"')`,
-        );
-      }
-      const frame = frames.get(id);
-      if (!frame) throw new VizInputError(`system call ${id} (${s.name ?? 'rejected'}) has no frame in the calls projection`);
-      names.push(`#${id} ${s.name ?? 'rejected'}`);
-      for (const k of subtree(children, frame)) chosen.add(k);
-      const exit = frame.exit_seq ?? Infinity;
-      for (const r of rows) if (r.thread_id !== frame.thread_id && r.enter_seq > frame.enter_seq && (r.exit_seq ?? Infinity) <= exit) chosen.add(r.id);
-      from = Math.min(from, icount(frame.enter_seq));
-      to = Math.max(to, endOf(frame));
-    }
-    titleWhat = `${names.join(', ')} over time (${to - from} instructions)`;
+    const pick = chosenFrames(sessionId, rows, syscalls, frames, children, options.syscallIds);
+    chosen = pick.chosen;
+    from = Math.min(...pick.roots.map((f) => icount(f.enter_seq)));
+    to = Math.max(...pick.roots.map(endOf));
+    titleWhat = `${pick.names.join(', ')} over time (${to - from} instructions)`;
   }
 
   const kept = chosen ? rows.filter((r) => chosen!.has(r.id)) : rows;
@@ -232,18 +249,24 @@ export function flameInput(db: Database.Database, sessionId: number, options: Fl
   return { title: `${session.name}: ${titleWhat}`, threads, calls, fromIcount: from, totalIcount: to };
 }
 
-export function graphInput(db: Database.Database, sessionId: number): GraphInput {
+export interface GraphOptions {
+  /** Only these system calls (syscalls.id): the calls made inside each, and on other threads while it ran. */
+  syscallIds?: number[];
+}
+
+export function graphInput(db: Database.Database, sessionId: number, options: GraphOptions = {}): GraphInput {
   ensureSessionProjections(db, sessionId);
   const session = db.prepare('SELECT name FROM sessions WHERE id = ?').get(sessionId) as { name: string } | undefined;
   if (!session) throw new VizInputError(`no session ${sessionId} in this trace`);
   const fnOf = (symbol: string | null, address: number) => (symbol ? symbol.replace(/\+0x[0-9a-f]+$/i, '') : hex8(address));
-  const rows = db
-    .prepare(
-      `SELECT p.symbol AS ps, p.address AS pa, c.symbol AS cs, c.address AS ca, c.module AS cm, c.kind AS k, count(*) AS n
-       FROM calls c LEFT JOIN calls p ON p.session_id = c.session_id AND p.id = c.parent_id
-       WHERE c.session_id = ? GROUP BY ps, pa, cs, ca, k ORDER BY min(c.id)`,
-    )
-    .all(sessionId) as { ps: string | null; pa: number | null; cs: string | null; ca: number; cm: string | null; k: string; n: number }[];
+  const calls = readCalls(db, sessionId);
+  const byId = new Map(calls.map((c) => [c.id, c]));
+  const children = childrenOf(calls);
+  const syscalls = readSyscalls(db, sessionId);
+  const frames = syscallFrames(calls, syscalls);
+  const pick = options.syscallIds?.length ? chosenFrames(sessionId, calls, syscalls, frames, children, options.syscallIds) : null;
+  const kept = pick ? calls.filter((c) => pick.chosen.has(c.id)) : calls;
+
   const nodes = new Map<string, GraphInput['nodes'][number]>();
   const node = (symbol: string | null, address: number) => {
     const id = fnOf(symbol, address);
@@ -251,28 +274,26 @@ export function graphInput(db: Database.Database, sessionId: number): GraphInput
     return id;
   };
   const edges = new Map<string, GraphInput['edges'][number]>();
-  for (const r of rows) {
-    const to = node(r.cs, r.ca);
-    if (r.pa === null) continue; // a thread's outermost frame: a node, no edge
-    const from = node(r.ps, r.pa);
-    const kind = (r.k === 'callback' ? 'call' : r.k) as FlowStep['kind'];
+  // In frame order, so nodes and edges appear as the calls first ran; an edge joins a frame to its
+  // caller when both are drawn (a chosen call's own frame is a top: a node, no edge).
+  for (const c of kept) {
+    const to = node(c.symbol, c.address);
+    const parent = c.parent_id === null ? undefined : byId.get(c.parent_id);
+    if (!parent || (pick && !pick.chosen.has(parent.id))) continue;
+    const from = node(parent.symbol, parent.address);
+    const kind = (c.kind === 'callback' ? 'call' : c.kind) as FlowStep['kind'];
     const key = `${from}\u0000${to}\u0000${kind}`;
     const e = edges.get(key);
-    if (e) e.count += r.n;
-    else edges.set(key, { from, to, count: r.n, kind });
+    if (e) e.count++;
+    else edges.set(key, { from, to, count: 1, kind });
   }
 
   // Failed services: the service routine (nt!<name>) run by a failed call, else the call's own
   // frame (a rejected number runs no routine); counted per status.
-  const calls = readCalls(db, sessionId);
-  const byId = new Map(calls.map((c) => [c.id, c]));
-  const children = childrenOf(calls);
-  const syscalls = readSyscalls(db, sessionId);
-  const frames = syscallFrames(calls, syscalls);
   for (const s of syscalls) {
     if (s.status === null || s.status < FAILED) continue;
     const frame = frames.get(s.id);
-    if (!frame) continue;
+    if (!frame || (pick && !pick.chosen.has(frame.id))) continue;
     const inside = [...subtree(children, frame)].map((id) => byId.get(id)!);
     const routine = (s.name && inside.find((c) => c.symbol === `nt!${s.name}`)) || frame;
     const n = nodes.get(fnOf(routine.symbol, routine.address));
@@ -283,5 +304,6 @@ export function graphInput(db: Database.Database, sessionId: number): GraphInput
     if (same) same.count++;
     else failed.push({ status, count: 1 });
   }
-  return { title: `${session.name}: call graph (how often each call ran)`, nodes: [...nodes.values()], edges: [...edges.values()] };
+  const what = pick ? `${pick.names.join(', ')}: call graph (how often each call ran inside)` : 'call graph (how often each call ran)';
+  return { title: `${session.name}: ${what}`, nodes: [...nodes.values()], edges: [...edges.values()] };
 }
