@@ -14,7 +14,7 @@ import { addExplainCommand } from './explain.js';
 import { addDiffCommand } from './diff.js';
 import { addExportCommand } from './export.js';
 import { QueryError, ReplayInputError, VerifyError } from '../analyzer/index.js';
-import { RecordInputError, TraceFileError } from '../recorder/index.js';
+import { NTFLOW_VERSION, RecordInputError, TraceFileError } from '../recorder/index.js';
 
 /** "; did you mean 'x'?" for the scenario name nearest to a mistyped one. */
 function suggest(name: string): string {
@@ -89,6 +89,7 @@ async function execCommand(opts: { jsonl?: boolean; cpl: 0 | 3; cpu: 'sysenter' 
 export function buildProgram(): Command {
   const program = new Command('ntflow')
     .description('Record, query and draw the Windows XP native system-call path on an emulated IA-32 machine')
+    .version(NTFLOW_VERSION, '-V, --version', 'print the ntflow version')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) })
     .showSuggestionAfterError(true);

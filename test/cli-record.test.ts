@@ -45,6 +45,16 @@ const num = (s: string | undefined) => Number((s ?? '').split(/\s/)[0].replace(/
 // Sessions 1, 2, 3 of one file: the summary of each, then `ntflow sessions` lists them.
 const SHARED = join(dir, 'shared.db');
 
+t.test('ntflow --version (and -V): the version package.json and the trace files carry, exit 0', async (t) => {
+  const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  for (const flag of ['--version', '-V']) {
+    const r = await ntflow([flag]);
+    t.equal(r.code, 0, r.stderr);
+    t.equal(r.stdout, `${version}\n`, flag);
+    t.equal(r.stderr, '');
+  }
+});
+
 t.test('record a scenario: summary on stdout, nothing on stderr when it is not a terminal', async (t) => {
   const file = SHARED;
   const r = await ntflow(['record', 'user-nt-readfile', '-o', file]);
