@@ -132,7 +132,7 @@ t.test('--jsonl: one flushed result line per case line', async (t) => {
     if (w) w(l);
     else queue.push(l);
   });
-  const next = (ms = 5000): Promise<string> =>
+  const next = (ms = 60_000): Promise<string> => // a bound against output that never comes (not flushed), not a timing
     new Promise((resolve, reject) => {
       if (queue.length) return resolve(queue.shift()!);
       const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms: --jsonl output is not flushed per line`)), ms);

@@ -66,6 +66,31 @@ async function fileAppears(file: string, r: Running, limitMs = 15_000): Promise<
   return Date.now();
 }
 
+/**
+ * Wait until at least `min` events of session 1 are committed (read through a read-only
+ * connection, as any reader would): a moment defined by the recording's progress, not by the
+ * clock, so a loaded machine only makes the wait longer. The bound is generous and only there to
+ * turn a hung recorder into a failure.
+ */
+async function eventsLanded(file: string, r: Running, min: number, limitMs = 180_000): Promise<number> {
+  const t0 = Date.now();
+  for (;;) {
+    if (r.child.exitCode !== null) throw new Error(`ntflow exited (${r.child.exitCode}) before ${min} events landed: ${r.stderr}`);
+    if (Date.now() - t0 > limitMs) throw new Error(`${min} events did not land within ${limitMs} ms`);
+    try {
+      const db = new Database(file, { readonly: true, fileMustExist: true });
+      try {
+        const s = db.prepare('SELECT events FROM sessions WHERE id = 1').get() as { events: number } | undefined;
+        if (s && s.events >= min) return s.events;
+      } finally {
+        db.close();
+      }
+    } catch {
+      /* the schema or the session row is not committed yet */
+    }
+    await sleep(20);
+  }
+}
 
 interface Found {
   integrity: string;
@@ -115,24 +140,26 @@ function checkKilled(t: Test, file: string, opts: { session: boolean; rows: bool
 }
 
 // SIGKILL at several moments: measured from the spawn (still booting the guest: usually no file
-// yet), then from the moment the recorder creates the file (opening it, writing the schema and the
-// session row; the first batch; well into the recording).
-const moments: { label: string; fromSpawn?: number; fromFile?: number; session: boolean; rows: boolean; thenAppend?: boolean }[] = [
+// yet), from the moment the recorder creates the file (opening it, writing the schema and the
+// session row), and by the recording's own progress (the first batch committed; well into the
+// recording) — those two wait for the rows, never for a fixed time, so they hold on a loaded machine.
+const moments: { label: string; fromSpawn?: number; fromFile?: number; afterEvents?: number; session: boolean; rows: boolean; thenAppend?: boolean }[] = [
   { label: '300 ms after the start (booting)', fromSpawn: 300, session: false, rows: false },
   { label: 'as the file appears (opening, schema, session row)', fromFile: 0, session: false, rows: false, thenAppend: true },
-  { label: '300 ms after the file appears', fromFile: 300, session: true, rows: false },
-  { label: '800 ms after the file appears', fromFile: 800, session: true, rows: true },
-  { label: '1.5 s after the file appears', fromFile: 1500, session: true, rows: true, thenAppend: true },
+  { label: 'once the session row is committed', afterEvents: 0, session: true, rows: false },
+  { label: 'once the first batch has landed', afterEvents: 1, session: true, rows: true },
+  { label: 'well into the recording (500,000 events landed)', afterEvents: 500_000, session: true, rows: true, thenAppend: true },
 ];
 
 for (const m of moments) {
   t.test(`SIGKILL ${m.label}: the file opens, integrity ok, session incomplete`, async (t) => {
-    const file = join(dir, `kill-${m.fromSpawn ?? 'f'}-${m.fromFile ?? 's'}.db`);
+    const file = join(dir, `kill-${m.fromSpawn ?? 'f'}-${m.fromFile ?? 's'}-${m.afterEvents ?? 'e'}.db`);
     const r = startRecording(file);
     if (m.fromSpawn !== undefined) await sleep(m.fromSpawn);
     else {
       await fileAppears(file, r);
       if (m.fromFile) await sleep(m.fromFile);
+      if (m.afterEvents !== undefined) await eventsLanded(file, r, m.afterEvents);
     }
     r.child.kill('SIGKILL');
     const { signal } = await r.exit;
@@ -168,7 +195,7 @@ t.test('Ctrl-C (SIGINT): the current batch is written, the session stays incompl
   const file = join(dir, 'sigint.db');
   const r = startRecording(file);
   await fileAppears(file, r);
-  await sleep(700);
+  await eventsLanded(file, r, 1);
   r.child.kill('SIGINT');
   const { code, signal } = await r.exit;
   t.equal(signal, null, 'exited by itself');
@@ -191,7 +218,7 @@ t.test('readers query the file while a recording runs', async (t) => {
   });
   await fileAppears(file, r);
   const seen: number[] = [];
-  const deadline = Date.now() + 10_000;
+  const deadline = Date.now() + 180_000; // a bound against a hung recorder, not a timing
   while (seen.length < 3 && Date.now() < deadline) {
     await sleep(250);
     const db = new Database(file, { readonly: true, fileMustExist: true });
