@@ -189,6 +189,7 @@ export interface SummaryJson {
   /** First and last seq of the session's events; null when it has none. */
   seq: { first: number; last: number } | null;
   syscalls: { total: number; failed: number; failures: Record<string, number> };
+  /** The whole file: its size, the sessions it holds, its bytes per instruction over all of them. */
   file: { path: string; bytes: number; bytesPerInstruction: number | null; sessions: number };
   seconds: number;
   /** findings rows by kind (failure-cause, handle-leak, hook, …); empty for an interrupted session. */
@@ -199,6 +200,7 @@ export function summaryJson(s: SessionSummary, findings: Record<string, number>)
   const totals = fileTotals(s.file);
   const bytes = totals?.bytes ?? s.bytes;
   const failed = Object.values(s.failures).reduce((n, k) => n + k, 0);
+  const allInstructions = totals && totals.sessions > 1 ? totals.instructions : s.instructions;
   return {
     session: { id: s.sessionId, name: s.name, status: s.status },
     outcome: s.outcome ? { kind: s.outcome.kind, code: s.outcome.code, description: s.outcome.description } : null,
@@ -206,7 +208,8 @@ export function summaryJson(s: SessionSummary, findings: Record<string, number>)
     events: s.events,
     seq: s.events ? { first: 0, last: s.events - 1 } : null,
     syscalls: { total: s.syscalls, failed, failures: { ...s.failures } },
-    file: { path: s.file, bytes, bytesPerInstruction: s.instructions ? bytes / s.instructions : null, sessions: totals?.sessions ?? 1 },
+    // As the text says it: the file's bytes over the instructions of all its sessions (this one's when alone).
+    file: { path: s.file, bytes, bytesPerInstruction: allInstructions ? bytes / allInstructions : null, sessions: totals?.sessions ?? 1 },
     seconds: s.seconds,
     findings,
   };
