@@ -5,11 +5,12 @@
 //   npx tsc -p tsconfig.json && npx tap dist/test/cli-json.test.js
 import t from 'tap';
 import Database from 'better-sqlite3';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SCENARIOS } from '../core/index.js';
-import { ntflow } from './util/cli.js';
+import { cliArgs, ntflow } from './util/cli.js';
 import { wellFormed } from './util/xml.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ntflow-cli-json-'));
@@ -138,4 +139,52 @@ t.test("event lists ntflow prints come in seq order; the schema tells readers of
       `${args.join(' ')}: ordered by seq`,
     );
   }
+});
+
+t.test('record --json, interrupted (Ctrl-C): exit 130, the object says incomplete with what the file holds', async (t) => {
+  const file = join(dir, 'interrupted.db');
+  const loop = join(dir, 'long.asm');
+  writeFileSync(loop, '; ntflow: user\nstart:\n    mov ecx, 25000000\n.again:\n    dec ecx\n    jnz .again\n    xor eax, eax\n    ret\n');
+  const child = spawn(...cliArgs(['record', loop, '-o', file, '--max-instructions', '100000000', '--json']), { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  t.teardown(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  // Ctrl-C once rows are committed: a moment of the recording's progress, not of the clock (the
+  // bound only turns a hung recorder into a failure).
+  const deadline = Date.now() + 180_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`ntflow exited early: ${stderr}`);
+    if (Date.now() > deadline) throw new Error('no events landed');
+    let events = 0;
+    try {
+      const db = new Database(file, { readonly: true, fileMustExist: true });
+      try {
+        events = (db.prepare('SELECT events FROM sessions WHERE id = 1').get() as { events: number } | undefined)?.events ?? 0;
+      } finally {
+        db.close();
+      }
+    } catch {
+      /* not created or not committed yet */
+    }
+    if (events > 0) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  child.kill('SIGINT');
+  t.equal(await exit, 130, 'exit status 130');
+  t.match(stderr, /interrupted.*incomplete/, 'stderr says so, in one line');
+  const s = JSON.parse(stdout);
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  const row = db.prepare('SELECT id, status, instructions, events FROM sessions WHERE id = 1').get() as { id: number; status: string; instructions: number; events: number };
+  db.close();
+  t.same(s.session, { id: 1, name: 'long', status: 'incomplete' });
+  t.equal(row.status, 'incomplete');
+  t.equal(s.instructions, row.instructions, 'the instructions the file holds');
+  t.equal(s.events, row.events, 'the events the file holds');
+  t.same(s.seq, { first: 0, last: row.events - 1 });
+  t.same(s.findings, {}, 'no findings for an unfinished session');
 });
