@@ -105,7 +105,13 @@ export function buildProgram(): Command {
   program
     .command('scenarios')
     .description('list the built-in scenarios with one-line descriptions')
-    .action(() => {
+    .option('--json', 'print a JSON array, one object per scenario: {name, summary, program, drivers: [file…], cpu}')
+    .action((opts: { json?: boolean }) => {
+      if (opts.json) {
+        const list = SCENARIOS.map((s) => ({ name: s.name, summary: s.summary, program: s.program, drivers: [...s.drivers], cpu: s.cpu }));
+        process.stdout.write(JSON.stringify(list, null, 1) + '\n');
+        return;
+      }
       const width = Math.max(...SCENARIOS.map((s) => s.name.length));
       for (const s of SCENARIOS) process.stdout.write(`${s.name.padEnd(width)}  ${s.summary}\n`);
     });

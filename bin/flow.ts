@@ -1,7 +1,7 @@
-// `ntflow flow FILE [--session S] [--kind sequence|flame|graph] [--syscall ID]… [--query SQL] -o out.svg|out.html`:
+// `ntflow flow FILE [--session S] [--kind sequence|flame|graph] [--syscall ID]… [--query SQL] -o out.svg|out.html|-`:
 // draw a recorded session. The trace's rows become a diagram input (viz/data.ts), the input a
 // layout (viz/layout.ts), the layout SVG (viz/svg.ts) or a self-contained page (viz/html.ts); the
-// format follows the output's extension. Mistakes are one-line user errors (exit 1).
+// format follows the output's extension (`-o -`: SVG on stdout). Mistakes are one-line user errors (exit 1).
 import { extname, resolve } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { InvalidArgumentError, Option, type Command } from 'commander';
@@ -28,6 +28,7 @@ export interface FlowOptions {
 }
 
 export interface FlowResult {
+  /** The file written (absolute), or '-' for stdout. */
   output: string;
   format: 'svg' | 'html';
   kind: FlowKind;
@@ -83,8 +84,10 @@ function idsFromQuery(db: Database.Database, sql: string, sessionId: number): nu
 /** The action of `ntflow flow`, callable without the command line (tests, the demo). */
 export async function flowCommand(file: string, opts: FlowOptions, userError: (message: string) => Error): Promise<FlowResult> {
   const output = opts.output;
-  if (!output) throw userError("flow needs -o out.svg or -o out.html (the format follows the extension)");
-  const format = FORMATS[extname(output).toLowerCase()];
+  if (!output) throw userError("flow needs -o out.svg or -o out.html (the format follows the extension), or -o - for SVG on stdout");
+  // `-o -`: the SVG on stdout, for pipes (a page is a file to open, so stdout is SVG only).
+  const toStdout = output === '-';
+  const format = toStdout ? 'svg' : FORMATS[extname(output).toLowerCase()];
   if (!format) throw userError(`-o ${output}: unknown extension '${extname(output) || '(none)'}'; use .svg or .html`);
   const kind = opts.kind ?? 'sequence';
   if (!FLOW_KINDS.includes(kind)) throw userError(`--kind must be one of ${FLOW_KINDS.join(', ')} (got '${kind}')`);
@@ -148,12 +151,22 @@ export async function flowCommand(file: string, opts: FlowOptions, userError: (m
       text = html(renderers);
     }
     progress('done', 1, 1);
-    try {
-      writeFileSync(output, text);
-    } catch (e) {
-      throw userError(`cannot write ${output}: ${(e as Error).message.split('\n')[0]}`);
+    if (toStdout) {
+      // A reader that stops early (`| head`) closes the pipe: its choice, not an error of ours.
+      process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+        if (e.code === 'EPIPE') return;
+        process.stderr.write(`ntflow: cannot write to stdout: ${e.message.split('\n')[0]}\n`);
+        process.exitCode = 1;
+      });
+      process.stdout.write(text);
+    } else {
+      try {
+        writeFileSync(output, text);
+      } catch (e) {
+        throw userError(`cannot write ${output}: ${(e as Error).message.split('\n')[0]}`);
+      }
     }
-    return { output: resolve(output), format, kind, sessionId, items, bytes: Buffer.byteLength(text) };
+    return { output: toStdout ? '-' : resolve(output), format, kind, sessionId, items, bytes: Buffer.byteLength(text) };
   } catch (e) {
     if (e instanceof VizInputError || e instanceof QueryError || e instanceof TraceFileError) throw userError(e.message.split('\n')[0]);
     throw e;
@@ -172,9 +185,10 @@ export function addFlowCommand(program: Command, userError: (message: string) =>
     .addOption(new Option('--kind <kind>', 'what to draw').choices([...FLOW_KINDS]).default('sequence'))
     .option('--syscall <id>', 'draw this call (syscalls.id) step by step (a flame chart or call graph: its frames, and what ran inside it on other threads); repeatable', syscallIdOption)
     .option('--query <sql>', "draw the calls a SELECT returns (first column syscalls.id; :session is bound), e.g. \"SELECT id FROM syscalls WHERE status_name <> 'STATUS_SUCCESS'\"")
-    .requiredOption('-o, --output <file>', 'where to write: .svg (static) or .html (interactive, opens offline)')
+    .requiredOption('-o, --output <file>', "where to write: .svg (static) or .html (interactive, opens offline); '-' writes the SVG to stdout (and nothing else)")
     .action(async (file: string, opts: FlowOptions) => {
       const r = await flowCommand(file, opts, userError);
+      if (r.output === '-') return; // stdout holds the SVG alone
       process.stdout.write(`${r.output}: ${r.kind} diagram of session ${r.sessionId}, ${r.items} ${r.kind === 'sequence' ? 'steps' : r.kind === 'flame' ? 'frames' : 'functions'}, ${(r.bytes / 1024).toFixed(1)} KiB ${r.format.toUpperCase()}\n`);
     });
 }

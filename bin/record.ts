@@ -28,6 +28,8 @@ export interface RecordCommandOptions {
   driver: string[];
   cpu?: 'sysenter' | 'int2e';
   maxInstructions?: number;
+  /** Print the closing summary as one JSON object (summaryJson) instead of text. */
+  json?: boolean;
 }
 
 /** Builds the error the CLI prints as one line with exit status 1 (cli.ts's UserError). */
@@ -153,7 +155,8 @@ function debugLines(s: SessionSummary): string[] {
 /** The closing summary (stdout), one fact a line. */
 export function summaryText(s: SessionSummary): string {
   const lines: string[] = [];
-  lines.push(`session ${s.sessionId} '${s.name}': ${s.status}`);
+  // The name is the user's (--name) or a program file's: escaped, so that it cannot drive the terminal.
+  lines.push(`session ${s.sessionId} '${escapeGuestText(s.name)}': ${s.status}`);
   if (s.outcome) {
     const d = s.outcome.description;
     lines.push(`  outcome       ${d.startsWith(s.outcome.kind) ? d : `${s.outcome.kind}: ${d}`}`);
@@ -175,6 +178,41 @@ export function summaryText(s: SessionSummary): string {
   }
   lines.push(`  time          ${elapsedText(s.seconds)} (${rateText(s.seconds > 0 ? s.instructions / s.seconds : 0)} instructions/s)`);
   return lines.join('\n') + '\n';
+}
+
+/** `record --json`: the facts of the text summary as one object (the shape the option's help and README give). */
+export interface SummaryJson {
+  session: { id: number; name: string; status: 'complete' | 'incomplete' };
+  outcome: { kind: string; code: number | null; description: string } | null;
+  instructions: number;
+  events: number;
+  /** First and last seq of the session's events; null when it has none. */
+  seq: { first: number; last: number } | null;
+  syscalls: { total: number; failed: number; failures: Record<string, number> };
+  /** The whole file: its size, the sessions it holds, its bytes per instruction over all of them. */
+  file: { path: string; bytes: number; bytesPerInstruction: number | null; sessions: number };
+  seconds: number;
+  /** findings rows by kind (failure-cause, handle-leak, hook, …); empty for an interrupted session. */
+  findings: Record<string, number>;
+}
+
+export function summaryJson(s: SessionSummary, findings: Record<string, number>): SummaryJson {
+  const totals = fileTotals(s.file);
+  const bytes = totals?.bytes ?? s.bytes;
+  const failed = Object.values(s.failures).reduce((n, k) => n + k, 0);
+  const allInstructions = totals && totals.sessions > 1 ? totals.instructions : s.instructions;
+  return {
+    session: { id: s.sessionId, name: s.name, status: s.status },
+    outcome: s.outcome ? { kind: s.outcome.kind, code: s.outcome.code, description: s.outcome.description } : null,
+    instructions: s.instructions,
+    events: s.events,
+    seq: s.events ? { first: 0, last: s.events - 1 } : null,
+    syscalls: { total: s.syscalls, failed, failures: { ...s.failures } },
+    // As the text says it: the file's bytes over the instructions of all its sessions (this one's when alone).
+    file: { path: s.file, bytes, bytesPerInstruction: allInstructions ? bytes / allInstructions : null, sessions: totals?.sessions ?? 1 },
+    seconds: s.seconds,
+    findings,
+  };
 }
 
 /** A progress bar on stderr, only when stderr is a terminal; otherwise nothing at all. */
@@ -283,27 +321,34 @@ export async function recordCommand(arg: string, opts: RecordCommandOptions, use
       `ntflow: interrupted; session ${summary.sessionId} in ${summary.file} stays 'incomplete' with the ${plain(summary.instructions)} instructions and ${plain(summary.events)} events recorded so far\n`,
     );
     process.exitCode = interrupted === 'SIGTERM' ? 143 : 130;
+    if (opts.json) process.stdout.write(JSON.stringify(summaryJson(summary, {}), null, 1) + '\n');
     return;
   }
   // The projections (syscalls, calls, findings, …) go into the file now, so that any SQLite reader
   // sees them (DESIGN's contract); an interrupted recording leaves them to its first reader.
   ensureProjections(summary.file);
-  process.stdout.write(summaryText(summary) + findingsLine(summary.file, summary.sessionId));
+  const counts = findingCounts(summary.file, summary.sessionId);
+  if (opts.json) process.stdout.write(JSON.stringify(summaryJson(summary, counts ?? {}), null, 1) + '\n');
+  else process.stdout.write(summaryText(summary) + findingsLine(summary.file, summary.sessionId, counts));
 }
 
-/** "  findings      2 failed calls explained, …: ntflow explain FILE --session N" (nothing when none). */
-function findingsLine(file: string, sessionId: number): string {
-  let counts: Record<string, number>;
+/** The session's findings rows by kind; null for a file the projections could not be written to. */
+function findingCounts(file: string, sessionId: number): Record<string, number> | null {
   try {
     const db = openTraceForReading(file);
     try {
-      counts = Object.fromEntries(db.prepare('SELECT kind, count(*) FROM findings WHERE session_id = ? GROUP BY kind').raw().all(sessionId) as [string, number][]);
+      return Object.fromEntries(db.prepare('SELECT kind, count(*) FROM findings WHERE session_id = ? GROUP BY kind ORDER BY kind').raw().all(sessionId) as [string, number][]);
     } finally {
       db.close();
     }
   } catch {
-    return ''; // a file the projections could not be written to: the summary stands without
+    return null;
   }
+}
+
+/** "  findings      2 failed calls explained, …: ntflow explain FILE --session N" (nothing when none). */
+function findingsLine(file: string, sessionId: number, counts: Record<string, number> | null): string {
+  if (!counts) return ''; // the summary stands without
   const parts: string[] = [];
   const n = (k: string) => counts[k] ?? 0;
   if (n('failure-cause')) parts.push(`${plain(n('failure-cause'))} failed call${n('failure-cause') === 1 ? '' : 's'} explained`);
@@ -323,7 +368,7 @@ interface SessionRow {
 }
 
 /** `ntflow sessions FILE`: a table of the file's sessions. */
-export function sessionsCommand(file: string, userError: UserErrorFactory): void {
+export function sessionsCommand(file: string, userError: UserErrorFactory, opts: { json?: boolean } = {}): void {
   let rows: SessionRow[];
   try {
     const db = openTraceForReading(file);
@@ -344,12 +389,18 @@ export function sessionsCommand(file: string, userError: UserErrorFactory): void
     if (/not a database|malformed|no such table|SQLITE_/i.test(msg)) throw userError(`${file} cannot be read as an ntflow trace: ${msg}`);
     throw e;
   }
+  if (opts.json) {
+    // The table's rows as they are in the file (numbers unformatted, outcome null when none).
+    process.stdout.write(JSON.stringify(rows.map((r) => ({ id: r.id, name: r.name, status: r.status, outcome: r.outcome, instructions: r.instructions, syscalls: r.syscalls, started_at: r.started_at })), null, 1) + '\n');
+    return;
+  }
   if (rows.length === 0) {
     process.stdout.write(`${file} holds no sessions yet\n`);
     return;
   }
   const header = ['id', 'name', 'status', 'outcome', 'instructions', 'syscalls', 'started_at'];
-  const table = rows.map((r) => [String(r.id), r.name, r.status, r.outcome ?? '-', plain(r.instructions), plain(r.syscalls), r.started_at]);
+  // Names are the user's: escaped (an ESC or a line break would break the table or drive the terminal).
+  const table = rows.map((r) => [String(r.id), escapeGuestText(r.name), r.status, r.outcome ?? '-', plain(r.instructions), plain(r.syscalls), r.started_at]);
   const right = new Set([0, 4, 5]);
   const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => (right.has(i) ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
@@ -369,11 +420,16 @@ export function addRecordCommands(program: Command, userError: UserErrorFactory)
     .addOption(
       new Option('--max-instructions <n>', `stop the machine after this many instructions (default ${plain(DEFAULT_MAX_INSTRUCTIONS)})`).argParser(parseMaxInstructions),
     )
+    .option(
+      '--json',
+      'print the closing summary as one JSON object: {session: {id, name, status}, outcome: {kind, code, description}|null, instructions, events, seq: {first, last}|null, syscalls: {total, failed, failures: {STATUS_NAME: n}}, file: {path, bytes, bytesPerInstruction, sessions}, seconds, findings: {kind: n}}',
+    )
     .action((arg: string, opts: RecordCommandOptions) => recordCommand(arg, opts, userError));
 
   program
     .command('sessions')
     .description("list a trace file's sessions: id, name, status, outcome, instructions, syscalls, start time")
     .argument('<trace.db>', 'a trace file')
-    .action((file: string) => sessionsCommand(file, userError));
+    .option('--json', 'print a JSON array, one object per session: {id, name, status, outcome (null when none), instructions, syscalls, started_at}')
+    .action((file: string, opts: { json?: boolean }) => sessionsCommand(file, userError, opts));
 }

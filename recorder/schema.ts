@@ -422,6 +422,7 @@ export function schemaSql(): string[] {
     [
       'CREATE VIEW events AS',
       '  -- every event of every session in one place: its type and the common columns (the typed tables hold the rest)',
+      '  -- a UNION ALL of the typed tables: its rows come in no particular order, readers must ORDER BY seq',
       "  SELECT session_id, seq, 'instruction' AS type, icount, cpl, eip, thread_id -- session, event number, type, instructions before, privilege level, EIP, guest thread",
       '  FROM instructions',
       ...EVENT_TABLES.map((t) => `  UNION ALL SELECT session_id, seq, '${t.event}', icount, cpl, eip, thread_id FROM ${t.name}`),
