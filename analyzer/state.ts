@@ -348,7 +348,8 @@ export function callStackAt(db: Database.Database, s: MachineState): StackFrame[
     enterSeq: r.enter_seq,
     // A callback has no entering instruction of its own: its "from" is its own first instruction.
     from: r.kind === 'callback' || r.from_eip === null ? null : r.from_eip >>> 0,
-    fromSymbol: r.kind === 'callback' || r.from_eip === null ? null : s.symbolAt(r.from_eip),
+    // The symbol table's choice among aliases (NtReadFile over ZwReadFile), as the calls table names callees.
+    fromSymbol: r.kind === 'callback' || r.from_eip === null ? null : s.symbols.format(r.from_eip),
   }));
 }
 
