@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { record } from '../index.js';
 import { repoPath } from './util/paths.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ntflow-state-windbg-'));
@@ -166,4 +167,19 @@ t.test('--u COUNT disassembles COUNT instructions from EIP', async (t) => {
   const bad = cli('state', trace, '--session', String(user), '--at', '100', '--u', '0');
   t.equal(bad.status, 1);
   t.equal(bad.stderr.trim().split('\n').length, 1);
+});
+
+t.test('--k on a trace recorded without projections builds the calls table first, as query does', async (t) => {
+  const bare = join(dir, 'bare.db');
+  await record({ scenario: 'kernel-nt-close' }, { output: bare });
+  const before = new Database(bare, { readonly: true });
+  const hadCalls = before.prepare("SELECT count(*) FROM sqlite_master WHERE name = 'calls'").pluck().get();
+  before.close();
+  t.equal(hadCalls, 0, 'the library recorder leaves the projections to the analyzer');
+  const read = db.prepare("SELECT seq FROM service_enters WHERE session_id = ? AND service = 'NtReadFile'").pluck().get(leaky) as number;
+  const r = cli('state', bare, '--at', String(read), '--k', '--json');
+  t.equal(r.status, 0, r.stderr);
+  const stack = (JSON.parse(r.stdout) as { stack: { symbol: string }[] }).stack;
+  t.equal(stack[0].symbol, 'nt!NtReadFile');
+  t.equal(stack[stack.length - 1].symbol, 'device-read!start');
 });
