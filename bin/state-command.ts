@@ -15,7 +15,7 @@ export function addStateCommand(program: Command, userError: (message: string) =
     .argument('<trace.db>', 'a trace file')
     .requiredOption('--at <seq>', 'the event after which to show the state')
     .option('--session <id|name>', 'the session (default: the latest)')
-    .option('--json', 'JSON: {"regs": {"eax": …, "eip": …}, "flags", "segments", "thread", "previousMode", …}')
+    .option('--json', 'JSON: {"regs": {"eax": …, "eip": …}, "flags", "segments", "thread", "previousMode", …, and "mem", "disassembly", "stack", "handles" when asked}')
     .option('--mem <addr-and-len...>', 'also dump memory (db): --mem ADDR LEN; ADDR as WinDbg takes it: 7ffe0300, 0x7ffe0300, 0n2147353344, nt!KeServiceDescriptorTable, ntdll!NtReadFile+0x5; LEN decimal')
     .option('--u [count]', 'also disassemble COUNT instructions from EIP (u; default 8)')
     .option('--k', 'also the call stack of the running thread (k), from the calls projection')
