@@ -7,7 +7,7 @@ export { foldSyscallArgs, argRows, SYSCALL_ARGS, SYSCALL_ARGS_TABLE } from './pr
 export { foldCalls, CALLS, CALLS_TABLE } from './projections/calls.js';
 export { foldRingSpans, RING_SPANS, RING_SPANS_TABLE } from './projections/ring-spans.js';
 export { symbolRows, SYMBOLS, SYMBOLS_TABLE } from './projections/symbols.js';
-export { stateAt, resolveSession, sessionSymbols, formatRegisters, formatMemory, disassembleAt, stateJson, type MachineState } from './state.js';
+export { stateAt, resolveSession, sessionSymbols, formatRegisters, formatMemory, disassembleAt, stateJson, callStackAt, formatCallStack, openHandlesAt, formatHandles, type MachineState, type StackFrame, type OpenHandle } from './state.js';
 export { verifySession, formatVerifyResult, VerifyError, type VerifyResult } from './verify.js';
 export { QueryError, QUERY_FORMATS, openForQuery, chooseSession, registerFunctions, prepareReadOnly, streamRows, runQuery, schemaText, tableNames, type QueryFormat, type QueryOptions, type Output } from './query.js';
 export { NAMED_QUERIES, findNamedQuery, namedQueryList, requireProjections, checkSyscall, type NamedQuery } from './named.js';

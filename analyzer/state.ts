@@ -284,7 +284,10 @@ export function disassembleAt(s: MachineState, count = 8): DisasmLine[] {
 }
 
 /** The `--json` form. */
-export function stateJson(s: MachineState, extra: { mem?: { address: number; length: number }; u?: boolean } = {}): object {
+export function stateJson(
+  s: MachineState,
+  extra: { mem?: { address: number; length: number }; u?: boolean | number; stack?: StackFrame[]; handles?: OpenHandle[] } = {},
+): object {
   const f = s.regs.eflags;
   return {
     session: s.sessionId,
@@ -300,6 +303,119 @@ export function stateJson(s: MachineState, extra: { mem?: { address: number; len
     irql: s.irql,
     symbol: s.symbolAt(s.regs.eip),
     ...(extra.mem ? { mem: { address: extra.mem.address, data: s.read(extra.mem.address, extra.mem.length).map((b) => (b === null ? null : b)) } } : {}),
-    ...(extra.u ? { disassembly: disassembleAt(s).map((l) => ({ address: l.address, bytes: Buffer.from(l.bytes).toString('hex'), text: l.text })) } : {}),
+    ...(extra.u ? { disassembly: disassembleAt(s, typeof extra.u === 'number' ? extra.u : undefined).map((l) => ({ address: l.address, bytes: Buffer.from(l.bytes).toString('hex'), text: l.text })) } : {}),
+    ...(extra.stack ? { stack: extra.stack } : {}),
+    ...(extra.handles ? { handles: extra.handles } : {}),
   };
+}
+
+/** One frame of `state --k`: a frame of the calls projection open at the state's event. */
+export interface StackFrame {
+  /** 0 innermost, as WinDbg numbers `k`'s frames. */
+  frame: number;
+  /** The calls projection's frame id. */
+  id: number;
+  kind: string;
+  address: number;
+  symbol: string | null;
+  enterSeq: number;
+  /** Where control came from: the entering instruction's address and symbol (the call site). */
+  from: number | null;
+  fromSymbol: string | null;
+}
+
+/**
+ * The call stack after event `seq` on the thread running then (WinDbg's `k`), innermost first: the
+ * frames the calls projection says were entered at or before `seq` and not yet left after it.
+ */
+export function callStackAt(db: Database.Database, s: MachineState): StackFrame[] {
+  const hasCalls = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'calls'").get();
+  if (!hasCalls) throw new TraceFileError("the trace has no 'calls' table yet; run `ntflow replay FILE` to build the projections");
+  const rows = db
+    .prepare(
+      `SELECT c.id, c.kind, c.address, c.symbol, c.enter_seq, e.eip AS from_eip FROM calls c
+       LEFT JOIN events e ON e.session_id = c.session_id AND e.seq = c.enter_seq
+       WHERE c.session_id = ? AND c.thread_id = ? AND c.enter_seq <= ? AND (c.exit_seq IS NULL OR c.exit_seq > ?)
+       ORDER BY c.depth DESC, c.id DESC`,
+    )
+    .all(s.sessionId, s.thread.id, s.seq, s.seq) as { id: number; kind: string; address: number; symbol: string | null; enter_seq: number; from_eip: number | null }[];
+  return rows.map((r, i) => ({
+    frame: i,
+    id: r.id,
+    kind: r.kind,
+    address: r.address >>> 0,
+    symbol: r.symbol,
+    enterSeq: r.enter_seq,
+    // A callback has no entering instruction of its own: its "from" is its own first instruction.
+    from: r.kind === 'callback' || r.from_eip === null ? null : r.from_eip >>> 0,
+    // The symbol table's choice among aliases (NtReadFile over ZwReadFile), as the calls table names callees.
+    fromSymbol: r.kind === 'callback' || r.from_eip === null ? null : s.symbols.format(r.from_eip),
+  }));
+}
+
+/** WinDbg's `k` layout: frame number, the callee, how it was entered, at which event, from where. */
+export function formatCallStack(frames: StackFrame[], s: MachineState): string {
+  if (frames.length === 0) return `no frames open on thread ${s.thread.id} after event ${s.seq}`;
+  const width = Math.max(...frames.map((f) => (f.symbol ?? hex8(f.address)).length));
+  const lines = [` # ${'Callee'.padEnd(width)}  Kind      Enter seq  From`];
+  for (const f of frames) {
+    const from = f.from === null ? '' : `${hex8(f.from)} ${f.fromSymbol ?? ''}`.trimEnd();
+    lines.push(`${f.frame.toString(16).padStart(2, '0')} ${(f.symbol ?? hex8(f.address)).padEnd(width)}  ${f.kind.padEnd(8)}  ${String(f.enterSeq).padStart(9)}  ${from}`.trimEnd());
+  }
+  return lines.join('\n');
+}
+
+/** One open handle of `state --handles`. */
+export interface OpenHandle {
+  handle: number;
+  table: string;
+  process: string;
+  object: number;
+  objectType: string | null;
+  objectName: string | null;
+  grantedAccess: number | null;
+  /** The event that created it. */
+  createdSeq: number;
+}
+
+/**
+ * The handles open after event `seq` (WinDbg's `!handle`): each handle table entry whose latest
+ * create or close in handle_entries up to `seq` is a create.
+ */
+export function openHandlesAt(db: Database.Database, sessionId: number, seq: number): OpenHandle[] {
+  const rows = db
+    .prepare('SELECT seq, op, handle, handle_table, process, object, object_type, object_name, granted_access FROM handle_entries WHERE session_id = ? AND seq <= ? ORDER BY seq')
+    .all(sessionId, seq) as { seq: number; op: string; handle: number; handle_table: string; process: string; object: number; object_type: string | null; object_name: string | null; granted_access: number | null }[];
+  // A handle value is unique within its table; the process names the table (one per process).
+  const open = new Map<string, OpenHandle>();
+  for (const r of rows) {
+    const key = `${r.handle_table}\0${r.process}\0${r.handle >>> 0}`;
+    if (r.op === 'close') open.delete(key);
+    else
+      open.set(key, {
+        handle: r.handle >>> 0,
+        table: r.handle_table,
+        process: r.process,
+        object: r.object >>> 0,
+        objectType: r.object_type,
+        objectName: r.object_name,
+        grantedAccess: r.granted_access === null ? null : r.granted_access >>> 0,
+        createdSeq: r.seq,
+      });
+  }
+  return [...open.values()].sort((a, b) => a.table.localeCompare(b.table) || a.process.localeCompare(b.process) || a.handle - b.handle);
+}
+
+/** `!handle`'s content, one line a handle. */
+export function formatHandles(handles: OpenHandle[], s: MachineState): string {
+  if (handles.length === 0) return `no handles open after event ${s.seq}`;
+  const proc = Math.max(7, ...handles.map((h) => h.process.length));
+  const type = Math.max(4, ...handles.map((h) => (h.objectType ?? '?').length));
+  const lines = [`Handle    Table    ${'Process'.padEnd(proc)}  Object    ${'Type'.padEnd(type)}  Access    Created  Name`];
+  for (const h of handles) {
+    lines.push(
+      `${hex8(h.handle)}  ${h.table.padEnd(7)}  ${h.process.padEnd(proc)}  ${hex8(h.object)}  ${(h.objectType ?? '?').padEnd(type)}  ${h.grantedAccess === null ? '????????' : hex8(h.grantedAccess)}  ${String(h.createdSeq).padStart(7)}  ${h.objectName ?? ''}`.trimEnd(),
+    );
+  }
+  return lines.join('\n');
 }
