@@ -143,7 +143,7 @@ export function replaySession(db: Database.Database, sessionId: number, options:
 
 /** Open a trace for writing and rebuild the projections of one session (`session`) or of all. */
 export function replayFile(path: string, options: ReplayOptions & { session?: number } = {}): ReplayResult[] {
-  const db = openTraceForWriting(path);
+  const db = openTraceForWriting(path, { mustExist: true });
   try {
     const ids = db.prepare('SELECT id FROM sessions ORDER BY id').pluck().all() as number[];
     if (options.session !== undefined) {
@@ -203,7 +203,7 @@ export function ensureProjections(path: string, options: ReplayOptions = {}): nu
   const rebuilt: number[] = [];
   let db: Database.Database | null = null;
   try {
-    db = openTraceForWriting(path);
+    db = openTraceForWriting(path, { mustExist: true });
     for (const id of stale) {
       replaySession(db, id, options);
       rebuilt.push(id);
