@@ -110,12 +110,22 @@ export function replaySession(db: Database.Database, sessionId: number, options:
     let failure: unknown = null;
     const subs = outputs.map(([p, rows$]) => {
       const writer = rowWriter(db, p.table, sessionId);
+      // A write that throws (a damaged file, a full disk) is kept for the throw below: thrown from
+      // next, rxjs would rethrow it later from a timer, past every catch, as a stack trace.
+      const guard = (write: () => void) => {
+        if (failure) return;
+        try {
+          write();
+        } catch (err) {
+          failure ??= err;
+        }
+      };
       return rows$.subscribe({
-        next: (row) => writer.add(row),
+        next: (row) => guard(() => writer.add(row)),
         error: (err) => {
           failure ??= err;
         },
-        complete: () => writer.flush(),
+        complete: () => guard(() => writer.flush()),
       });
     });
     log$.connect();

@@ -47,11 +47,20 @@ const setSchema = (value: string) => (file: string) => {
   db.close(); // the last connection checkpoints the WAL: the change is in the file's own bytes
 };
 
-/** Garbage over 40 pages in the middle: a file of the right size whose pages are not SQLite's. */
-const scribble = (file: string) => {
+/** Garbage over `count` pages from `first` (1-based): the right size, pages that are not SQLite's. */
+const scribble = (first: number, count: number) => (file: string) => {
   const fd = openSync(file, 'r+');
-  writeSync(fd, Buffer.alloc(40 * 4096, 0xa5), 0, 40 * 4096, 30 * 4096);
+  writeSync(fd, Buffer.alloc(count * 4096, 0xa5), 0, count * 4096, (first - 1) * 4096);
   closeSync(fd);
+};
+
+/** Garbage over the instruction_log table's root page only: opening works, reading the log fails. */
+const scribbleInstructions = (file: string) => {
+  const db = new Database(file, { readonly: true });
+  const root = db.prepare("SELECT rootpage FROM sqlite_master WHERE name = 'instruction_log'").pluck().get() as number;
+  if (!(root > 1)) throw new Error(`no instruction_log table in ${file}`);
+  db.close();
+  scribble(root, 1)(file);
 };
 
 t.before(async () => {
@@ -87,7 +96,13 @@ const FILE_ROWS: FileRow[] = [
   { what: 'cut to half its bytes', make: truncateTo('half'), commands: COMMANDS.map(([c]) => c), message: TRUNCATED },
   { what: 'cut to 1,000 bytes', make: truncateTo(1000), commands: COMMANDS.map(([c]) => c), message: TRUNCATED },
   { what: 'cut to 50 bytes (less than a header)', make: truncateTo(50), commands: ['record -o', 'query --schema', 'replay'], message: /not an SQLite file|truncated/ },
-  { what: 'pages overwritten', make: scribble, commands: ['record -o', 'query SQL', 'replay', 'explain', 'export'], message: /is damaged \(database disk image is malformed\); restore it from a copy or record a new trace$/ },
+  { what: 'pages overwritten', make: scribble(31, 40), commands: ['record -o', 'query SQL', 'replay', 'explain', 'export'], message: /is damaged \(database disk image is malformed\); restore it from a copy or record a new trace$/ },
+  {
+    what: "whose instruction_log table's root page is overwritten (found while reading, after opening)",
+    make: scribbleInstructions,
+    commands: ['query SQL', 'replay'],
+    message: /^ntflow: the trace file is damaged \(database disk image is malformed\); restore it from a copy or record a new trace$/,
+  },
   { what: "schema_version '0'", make: setSchema('0'), commands: ['record -o', 'query --schema', 'replay'], message: /has trace schema '0', which no ntflow writes \(schemas are 1 to \d+\)/ },
   { what: "schema_version 'x'", make: setSchema('x'), commands: ['record -o', 'query SQL', 'replay', 'flow'], message: /has trace schema 'x', which no ntflow writes/ },
   { what: 'schema_version newer than this ntflow', make: setSchema('99'), commands: ['record -o', 'replay'], message: /with trace schema 99; this ntflow \(.*\) reads schema \d+ or older — upgrade ntflow$/ },
