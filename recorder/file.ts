@@ -225,6 +225,8 @@ export function openTraceForWriting(path: string, options: { mustExist?: boolean
 export function openTraceForReading(path: string): Database.Database {
   if (!existsSync(path)) throw new TraceFileError(`${path} does not exist; record one with 'ntflow record <scenario> -o ${path}'`);
   if (statSync(path).isDirectory()) throw new TraceFileError(`${path} is a directory, not a trace file`);
+  // Opening a FIFO to read its header would wait for a writer forever.
+  if (!statSync(path).isFile()) throw new TraceFileError(`${path} is not a regular file (a device or pipe), so not an ntflow trace`);
   if (!isSqliteFile(path)) throw new TraceFileError(`${path} is not an SQLite file, so not an ntflow trace`);
   checkNotTruncated(path);
   let db: Database.Database;

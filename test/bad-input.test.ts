@@ -5,7 +5,7 @@
 //   npx tsc -p tsconfig.json && npx tap dist/test/bad-input.test.js
 import t, { type Test } from 'tap';
 import { createHash } from 'node:crypto';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, copyFileSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -135,6 +135,19 @@ t.test('replay on a 0-byte file: refused, and the file stays 0 bytes (no schema 
   const missing = join(dir, 'missing.db');
   assertOneLine(t, await ntflow(['replay', missing]), /missing\.db does not exist; record one with/, 'replay of a missing file');
   t.notOk(existsSync(missing), 'replay does not create it');
+});
+
+t.test('a FIFO or a device given as a trace: refused at once (reading a FIFO would wait forever)', async (t) => {
+  const fifo = join(dir, 'fifo.db');
+  const made = spawnSync('mkfifo', [fifo]);
+  if (made.status !== 0) {
+    t.comment('no mkfifo here');
+    return;
+  }
+  for (const args of [['query', fifo, '--schema'], ['explain', fifo], ['flow', fifo, '-o', join(dir, 'f.html')], ['query', '/dev/zero', '--schema']]) {
+    assertOneLine(t, await ntflow(args), /is not a regular file \(a device or pipe\), so not an ntflow trace$/, args.join(' '));
+  }
+  assertOneLine(t, await ntflow(['record', SCENARIO, '-o', fifo]), /fifo\.db is not a regular file \(a device or pipe cannot hold a trace\)/, 'record -o FIFO');
 });
 
 // ---- outputs that cannot be written ----------------------------------------------------------------
