@@ -226,6 +226,25 @@ t.test('the assembler: AsmError for expressions too deep or too long and for a c
       t.match((e as Error).message, new RegExp(`^bad\\.asm${message.source}`), `${what}: the message`);
     }
   }
+  // A shift by 10,000,000,000 overflowed BigInt (RangeError); values are 64-bit, so it is 0.
+  t.same([...assemble('mov eax, 1 << 10000000000').bytes], [0xb8, 0, 0, 0, 0], '1 << 10000000000 is 0');
+  t.same([...assemble('mov eax, -1 >> 60').bytes], [0xb8, 0x0f, 0, 0, 0], 'shorter shifts unchanged: -1 >> 60 is 15');
+  // A 100,000-digit literal is named by its start and length: the message stays one short line.
+  const huge = `0x${'f'.repeat(100_000)}`;
+  for (const [what, source, message] of [
+    ['dd', `dd ${huge}`, /^bad\.asm:1:4: value 99601434299370496793… \(120412 digits\) does not fit in 32 bits/],
+    ['mov', `mov eax, ${huge}`, /^bad\.asm:1:10: value 0xffffffffffffffff… \(100000 hex digits\) is out of range/],
+    ['a displacement', `mov eax, [${huge}]`, /^bad\.asm:1:10: displacement 99601434299370496793… \(120412 digits\) does not fit in 32 bits$/],
+  ] as const) {
+    try {
+      assemble(source, { fileName: 'bad.asm' });
+      t.fail(`${what}: a 100,000-digit value is refused`);
+    } catch (e) {
+      t.ok(e instanceof AsmError, `${what}: AsmError`);
+      t.match((e as Error).message, message, `${what}: the message`);
+      t.ok((e as Error).message.length < 200, `${what}: a short line (${(e as Error).message.length} characters)`);
+    }
+  }
   // What is not circular still assembles: a chain resolved forwards, and an equ that reads $.
   const ok = assemble('x equ 5\na equ b + x\nb equ c\nc equ 3\nmov eax, a\nl: nop\nd equ l - $\n');
   t.same([...ok.bytes.subarray(0, 5)], [0xb8, 8, 0, 0, 0], 'a equ b + x with b equ c, c equ 3: mov eax, 8');

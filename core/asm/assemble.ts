@@ -259,7 +259,9 @@ class Pass {
       const { value, provisional } = this.value(item.expr, here);
       const bits = BigInt(unit * 8);
       if (!provisional && this.final && (value < -(1n << (bits - 1n)) || value >= 1n << bits)) {
-        fail(item.pos, `value ${value} does not fit in ${unit * 8} bits; use a wider directive (dw, dd, dq) or a smaller value`);
+        const digits = String(value);
+        const shown = digits.length > 24 ? `${digits.slice(0, 20)}… (${digits.length} digits)` : digits;
+        fail(item.pos, `value ${shown} does not fit in ${unit * 8} bits; use a wider directive (dw, dd, dq) or a smaller value`);
       }
       let bitsValue = BigInt.asUintN(unit * 8, value);
       for (let i = 0; i < unit; i++) {

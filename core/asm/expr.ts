@@ -259,11 +259,13 @@ function applyBinary(op: string, a: bigint, b: bigint, pos: SourcePos): bigint {
       return a ^ b;
     case '&':
       return a & b;
+    // Values are 64-bit, so a count of 64 or more leaves 0; computing 1 << 10000000000 exactly
+    // would overflow BigInt (a RangeError) for the same answer.
     case '<<':
-      return i64(a << b);
+      return b >= 64n || b <= -64n ? 0n : i64(a << b);
     case '>>':
       // NASM's >> is a logical shift of the 64-bit value.
-      return u64(a) >> b;
+      return b >= 64n || b <= -64n ? 0n : u64(a) >> b;
   }
   if (b === 0n) fail(pos, `division by zero`);
   switch (op) {
