@@ -192,15 +192,18 @@ const guarded = new WeakSet<object>();
 class Sink {
   private buf = '';
   broken = false;
+  /** A write error other than EPIPE (ENOSPC on > /dev/full): the next flush reports it. */
+  private failure: unknown = null;
   private readonly onError = (e: unknown) => {
     if ((e as { code?: string }).code === 'EPIPE') this.broken = true;
+    else this.failure ??= e;
   };
   constructor(private readonly out: Output) {
     if (out.on && !guarded.has(out)) {
       guarded.add(out);
-      out.on('error', (e: unknown) => {
-        if ((e as { code?: string }).code !== 'EPIPE') throw e;
-      });
+      // Every Sink's own listener reports the error; this one only keeps an 'error' event with
+      // no Sink left listening from crashing the process.
+      out.on('error', () => {});
     }
     out.on?.('error', this.onError);
   }
@@ -212,6 +215,7 @@ class Sink {
   }
   /** Hand the buffered text to the output, waiting for it to drain when it asks to. */
   async flush(): Promise<void> {
+    this.throwFailure();
     if (this.buf === '' || this.broken) {
       this.buf = '';
       return;
@@ -223,10 +227,14 @@ class Sink {
       ok = this.out.write(s);
     } catch (e) {
       if ((e as { code?: string }).code === 'EPIPE') this.broken = true;
-      else throw e;
+      else this.failure ??= e;
     }
-    if (ok === false && this.out.once && !this.broken) await Promise.race([once(this.out as never, 'drain'), once(this.out as never, 'close')]);
+    if (ok === false && this.out.once && !this.broken && !this.failure) await Promise.race([once(this.out as never, 'drain'), once(this.out as never, 'close')]);
     else await new Promise((r) => setImmediate(r)); // let a pipe's EPIPE arrive
+    this.throwFailure();
+  }
+  private throwFailure(): void {
+    if (this.failure) throw new QueryError(`cannot write the output: ${oneLine((this.failure as Error).message)}`);
   }
   close(): void {
     (this.out as { off?: (e: string, l: unknown) => void }).off?.('error', this.onError);

@@ -110,12 +110,22 @@ export function replaySession(db: Database.Database, sessionId: number, options:
     let failure: unknown = null;
     const subs = outputs.map(([p, rows$]) => {
       const writer = rowWriter(db, p.table, sessionId);
+      // A write that throws (a damaged file, a full disk) is kept for the throw below: thrown from
+      // next, rxjs would rethrow it later from a timer, past every catch, as a stack trace.
+      const guard = (write: () => void) => {
+        if (failure) return;
+        try {
+          write();
+        } catch (err) {
+          failure ??= err;
+        }
+      };
       return rows$.subscribe({
-        next: (row) => writer.add(row),
+        next: (row) => guard(() => writer.add(row)),
         error: (err) => {
           failure ??= err;
         },
-        complete: () => writer.flush(),
+        complete: () => guard(() => writer.flush()),
       });
     });
     log$.connect();
@@ -143,7 +153,7 @@ export function replaySession(db: Database.Database, sessionId: number, options:
 
 /** Open a trace for writing and rebuild the projections of one session (`session`) or of all. */
 export function replayFile(path: string, options: ReplayOptions & { session?: number } = {}): ReplayResult[] {
-  const db = openTraceForWriting(path);
+  const db = openTraceForWriting(path, { mustExist: true });
   try {
     const ids = db.prepare('SELECT id FROM sessions ORDER BY id').pluck().all() as number[];
     if (options.session !== undefined) {
@@ -203,7 +213,7 @@ export function ensureProjections(path: string, options: ReplayOptions = {}): nu
   const rebuilt: number[] = [];
   let db: Database.Database | null = null;
   try {
-    db = openTraceForWriting(path);
+    db = openTraceForWriting(path, { mustExist: true });
     for (const id of stale) {
       replaySession(db, id, options);
       rebuilt.push(id);

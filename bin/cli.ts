@@ -159,8 +159,38 @@ function isUserError(e: unknown): boolean {
   );
 }
 
+/**
+ * Failures of the machine rather than of ntflow or of the command: a full disk, a damaged trace
+ * found in the middle of reading it, standard output that cannot be written. One line saying
+ * which and what to do (null for anything else).
+ */
+function environmentError(e: unknown): string | null {
+  const code = (e as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string') return null;
+  const msg = (e as Error).message.split('\n')[0];
+  if (code === 'ENOSPC' || code === 'SQLITE_FULL') return `cannot write: ${msg} (ENOSPC); free some space or write somewhere else`;
+  if (/^SQLITE_(CORRUPT|NOTADB)/.test(code)) return `the trace file is damaged (${msg}); restore it from a copy or record a new trace`;
+  if (code === 'EIO' || code === 'EBADF' || code === 'EFBIG' || code === 'EDQUOT') return `cannot write: ${msg}`;
+  return null;
+}
+
+/**
+ * Standard output's write errors arrive as an 'error' event (a file or device on stdout is
+ * written synchronously, a pipe later): a reader that went away (EPIPE, e.g. `| head`) ends the
+ * command quietly; anything else (ENOSPC on `> /dev/full`) is one line and exit status 1.
+ */
+function guardStdout(): void {
+  if (process.stdout.listenerCount('error') > 0) return;
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    process.stderr.write(`ntflow: cannot write standard output: ${e.message.split('\n')[0]}\n`);
+    process.exit(1);
+  });
+}
+
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
+  guardStdout();
   try {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
@@ -171,6 +201,11 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (isUserError(e)) {
       process.stderr.write(`ntflow: ${(e as Error).message.split('\n')[0]}\n`);
+      return 1;
+    }
+    const environment = environmentError(e);
+    if (environment) {
+      process.stderr.write(`ntflow: ${environment}\n`);
       return 1;
     }
     process.stderr.write(`ntflow: internal error: ${(e as Error).stack ?? String(e)}\n`);

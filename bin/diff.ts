@@ -24,7 +24,7 @@ function open(arg: string): { db: Database.Database; file: string; sessionId: nu
     db = openForQuery(file);
   } catch (e) {
     if (!(e instanceof QueryError) || !/has trace schema \d+; open it once for writing/.test(e.message)) throw e;
-    openTraceForWriting(file).close(); // upgrades the schema, as recording into it would
+    openTraceForWriting(file, { mustExist: true }).close(); // upgrades the schema, as recording into it would
     db = openForQuery(file);
   }
   try {

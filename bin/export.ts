@@ -71,7 +71,11 @@ export function exportCommand(file: string, opts: ExportCommandOptions, stdout: 
       return { ...stats, bytes, output };
     }
 
-    const tmp = `${output}.tmp`;
+    // A regular file is written beside and renamed into place (a failed export leaves no half
+    // file); a device or pipe (/dev/full, a FIFO) is written directly: renaming a file over it
+    // would replace the device itself.
+    const direct = existsSync(output) && !statSync(output).isFile();
+    const tmp = direct ? output : `${output}.tmp`;
     let fd: number;
     try {
       fd = openSync(tmp, 'w');
@@ -84,12 +88,16 @@ export function exportCommand(file: string, opts: ExportCommandOptions, stdout: 
       const stats = exporter(req, {
         write(chunk) {
           const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-          writeSync(fd, buf);
+          try {
+            writeSync(fd, buf);
+          } catch (e) {
+            throw new QueryError(`cannot write ${output}: ${(e as Error).message.split('\n')[0]}`);
+          }
           bytes += buf.byteLength;
         },
       });
       closeSync(fd);
-      renameSync(tmp, output);
+      if (!direct) renameSync(tmp, output);
       done = true;
       return { ...stats, bytes, output };
     } finally {
@@ -99,7 +107,7 @@ export function exportCommand(file: string, opts: ExportCommandOptions, stdout: 
         } catch {
           // already closed
         }
-        rmSync(tmp, { force: true });
+        if (!direct) rmSync(tmp, { force: true });
       }
     }
   } catch (e) {

@@ -115,7 +115,7 @@ export async function flowCommand(file: string, opts: FlowOptions, userError: (m
     // Projections are built on first use (record leaves them), or rebuilt when behind the log.
     if (staleSessions(db).includes(sessionId)) {
       db.close();
-      db = openTraceForWriting(file);
+      db = openTraceForWriting(file, { mustExist: true });
       replaySession(db, sessionId, { onProgress: (p) => progress(`replaying session ${sessionId}`, p.events, p.total) });
     }
     const ids = opts.query ? idsFromQuery(db, opts.query, sessionId) : opts.syscall;

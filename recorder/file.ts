@@ -24,23 +24,76 @@ function isSqliteFile(path: string): boolean {
   }
 }
 
+/**
+ * A file cut short (a copy interrupted, a full disk) is refused before SQLite reads it: the
+ * header's page count times the page size is the size SQLite last wrote (the header is only
+ * trusted when its change counter matches the version-valid-for field, as SQLite does). In WAL
+ * mode the header is rewritten only at checkpoints and the main file never shrinks below it, so a
+ * shorter file has lost bytes.
+ */
+function checkNotTruncated(path: string): void {
+  const size = statSync(path).size;
+  const fd = openSync(path, 'r');
+  const header = Buffer.alloc(100);
+  let n: number;
+  try {
+    n = readSync(fd, header, 0, 100, 0);
+  } finally {
+    closeSync(fd);
+  }
+  const fix = 'restore it from a copy or record a new trace';
+  if (n < 100) throw new TraceFileError(`${path} is truncated (${size} bytes, shorter than an SQLite header); ${fix}`);
+  const rawPageSize = header.readUInt16BE(16);
+  const pageSize = rawPageSize === 1 ? 65536 : rawPageSize;
+  const pages = header.readUInt32BE(28);
+  const headerValid = header.readUInt32BE(24) === header.readUInt32BE(92);
+  if (headerValid && pages > 0 && size < pages * pageSize) {
+    throw new TraceFileError(`${path} is truncated: ${size} bytes where its header says ${pages * pageSize}; ${fix}`);
+  }
+}
+
+/** SQLite's word for a damaged file, as one line naming it (null for other errors). */
+function damaged(e: unknown, path: string): TraceFileError | null {
+  const code = (e as { code?: unknown }).code;
+  if (typeof code !== 'string' || !/^SQLITE_(CORRUPT|NOTADB)/.test(code)) return null;
+  return new TraceFileError(`${path} is damaged (${(e as Error).message.split('\n')[0]}); restore it from a copy or record a new trace`);
+}
+
 /** Check a path before anything is written: a directory, a non-SQLite file, a foreign database. */
 function checkExisting(path: string): 'new' | 'trace' {
   if (!existsSync(path)) return 'new';
   const st = statSync(path);
   if (st.isDirectory()) throw new TraceFileError(`${path} is a directory; give a file name, e.g. ${path.replace(/\/?$/, '/trace.db')}`);
+  // SQLite needs a seekable file and writes -wal and -shm files beside it: a device or pipe
+  // (/dev/full, /dev/stdout) can never hold a trace.
+  if (!st.isFile()) throw new TraceFileError(`${path} is not a regular file (a device or pipe cannot hold a trace); give a file name such as trace.db`);
   if (st.size === 0) return 'new';
   if (!isSqliteFile(path)) throw new TraceFileError(`${path} is not an SQLite file (so not an ntflow trace); choose another output file`);
   return 'trace';
 }
 
 function readSchemaVersion(db: Database.Database, path: string): number {
+  try {
+    return readSchemaVersionUnchecked(db, path);
+  } catch (e) {
+    throw damaged(e, path) ?? e;
+  }
+}
+
+function readSchemaVersionUnchecked(db: Database.Database, path: string): number {
   const hasMeta = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").get();
   if (!hasMeta) throw new TraceFileError(`${path} is an SQLite database but not an ntflow trace (it has no meta table); choose another file`);
   const row = db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get() as { value: string } | undefined;
   const format = db.prepare("SELECT value FROM meta WHERE key = 'format'").get() as { value: string } | undefined;
   if (!row || format?.value !== 'ntflow-trace') throw new TraceFileError(`${path} is an SQLite database but not an ntflow trace; choose another file`);
-  const version = Number(row.value);
+  // Only whole numbers from 1 up were ever written: '0', 'x' or '' is a damaged or hand-made meta
+  // row, and upgrading (or appending to) it would write into a file whose layout is unknown.
+  const version = /^[1-9][0-9]{0,8}$/.test(row.value) ? Number(row.value) : NaN;
+  if (Number.isNaN(version)) {
+    throw new TraceFileError(
+      `${path} has trace schema '${row.value.slice(0, 40)}', which no ntflow writes (schemas are 1 to ${SCHEMA_VERSION}); the file is damaged or was edited — restore it from a copy or record a new trace`,
+    );
+  }
   if (version > SCHEMA_VERSION) {
     const by = db.prepare("SELECT value FROM meta WHERE key = 'created_by'").get() as { value: string } | undefined;
     throw new TraceFileError(
@@ -98,9 +151,21 @@ function pragmasForWriting(db: Database.Database): void {
   db.pragma('foreign_keys = OFF');
 }
 
-/** Open (creating or upgrading) a trace file for recording. */
-export function openTraceForWriting(path: string): Database.Database {
+/**
+ * Open (creating or upgrading) a trace file for recording. With mustExist (replay, an upgrade
+ * before reading), a missing or empty file is refused rather than given a schema: nothing is written
+ * into a file that was not a trace.
+ */
+export function openTraceForWriting(path: string, options: { mustExist?: boolean } = {}): Database.Database {
   const state = checkExisting(path);
+  if (state === 'new' && options.mustExist) {
+    throw new TraceFileError(
+      existsSync(path)
+        ? `${path} is empty (0 bytes), not a trace; record one with 'ntflow record <scenario> -o ${path}'`
+        : `${path} does not exist; record one with 'ntflow record <scenario> -o ${path}'`,
+    );
+  }
+  if (state === 'trace') checkNotTruncated(path);
   if (state === 'new') {
     const dir = dirname(path);
     try {
@@ -132,6 +197,9 @@ export function openTraceForWriting(path: string): Database.Database {
       return db;
     }
     const version = readSchemaVersion(db, path);
+    for (let v = version; v < SCHEMA_VERSION; v++) {
+      if (typeof UPGRADES[v] !== 'function') throw new TraceFileError(`${path} has trace schema ${version}, which this ntflow cannot upgrade; record a new trace`);
+    }
     pragmasForWriting(db);
     for (let v = version; v < SCHEMA_VERSION; v++) {
       db.transaction(() => {
@@ -144,6 +212,9 @@ export function openTraceForWriting(path: string): Database.Database {
     db.close();
     if (e instanceof TraceFileError) throw e;
     const msg = (e as Error).message.split('\n')[0];
+    const bad = damaged(e, path);
+    if (bad) throw bad;
+    if ((e as { code?: unknown }).code === 'SQLITE_FULL') throw new TraceFileError(`cannot write ${path}: ${msg} (ENOSPC); free some space or choose another file`);
     if (/readonly|read-only|permission/i.test(msg)) throw new TraceFileError(`cannot write ${path}: ${msg}`);
     if (/not a database|file is encrypted/i.test(msg)) throw new TraceFileError(`${path} is not an ntflow trace (${msg}); choose another file`);
     throw e;
@@ -154,7 +225,10 @@ export function openTraceForWriting(path: string): Database.Database {
 export function openTraceForReading(path: string): Database.Database {
   if (!existsSync(path)) throw new TraceFileError(`${path} does not exist; record one with 'ntflow record <scenario> -o ${path}'`);
   if (statSync(path).isDirectory()) throw new TraceFileError(`${path} is a directory, not a trace file`);
+  // Opening a FIFO to read its header would wait for a writer forever.
+  if (!statSync(path).isFile()) throw new TraceFileError(`${path} is not a regular file (a device or pipe), so not an ntflow trace`);
   if (!isSqliteFile(path)) throw new TraceFileError(`${path} is not an SQLite file, so not an ntflow trace`);
+  checkNotTruncated(path);
   let db: Database.Database;
   try {
     db = new Database(path, { readonly: true, fileMustExist: true });

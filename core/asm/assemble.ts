@@ -39,10 +39,60 @@ const GROW_ONLY_AFTER = 8;
 export function assemble(source: string, options: AsmOptions = {}): AsmResult {
   const fileName = options.fileName ?? '<input>';
   try {
-    return runPasses(parseSource(source), options);
+    const statements = parseSource(source);
+    refuseCircularEqu(statements);
+    return runPasses(statements, options);
   } catch (error) {
     if (error instanceof SourceError) throw new AsmError(fileName, error.pos, error.reason);
     throw error;
+  }
+}
+
+/** The names an expression reads (labels and equ constants). */
+function symbolsOf(expr: Expr): string[] {
+  const names: string[] = [];
+  const todo: Expr[] = [expr];
+  for (let e = todo.pop(); e; e = todo.pop()) {
+    if (e.kind === 'symbol') names.push(e.name);
+    else if (e.kind === 'unary') todo.push(e.arg);
+    else if (e.kind === 'binary') todo.push(e.left, e.right);
+  }
+  return names;
+}
+
+/**
+ * `a equ b` with `b equ a` (or `a equ a + 1`) has no value: the passes would settle on the 0 an
+ * unknown symbol counts as and assemble it silently. Refused at the first equ of the cycle.
+ * Depth-first, with an explicit stack so that a long chain of equs cannot overflow the JS stack.
+ */
+function refuseCircularEqu(statements: Statement[]): void {
+  const equs = new Map<string, { deps: string[]; pos: SourcePos }>();
+  for (const s of statements) {
+    if (s.body?.kind === 'equ' && !equs.has(s.body.name)) equs.set(s.body.name, { deps: symbolsOf(s.body.expr), pos: s.body.pos });
+  }
+  const state = new Map<string, 'open' | 'done'>();
+  for (const start of equs.keys()) {
+    if (state.has(start)) continue;
+    const path: { name: string; next: number }[] = [{ name: start, next: 0 }];
+    state.set(start, 'open');
+    while (path.length > 0) {
+      const top = path[path.length - 1]!;
+      const deps = equs.get(top.name)!.deps;
+      if (top.next === deps.length) {
+        state.set(top.name, 'done');
+        path.pop();
+        continue;
+      }
+      const dep = deps[top.next++]!;
+      if (!equs.has(dep) || state.get(dep) === 'done') continue;
+      if (state.get(dep) === 'open') {
+        const cycle = path.slice(path.findIndex((p) => p.name === dep)).map((p) => p.name);
+        const shown = cycle.length > 6 ? [...cycle.slice(0, 5), '…'] : cycle;
+        fail(equs.get(dep)!.pos, `circular equ: ${[...shown, dep].join(' → ')} has no value; give one of them a value that does not depend on the others`);
+      }
+      state.set(dep, 'open');
+      path.push({ name: dep, next: 0 });
+    }
   }
 }
 
@@ -209,7 +259,9 @@ class Pass {
       const { value, provisional } = this.value(item.expr, here);
       const bits = BigInt(unit * 8);
       if (!provisional && this.final && (value < -(1n << (bits - 1n)) || value >= 1n << bits)) {
-        fail(item.pos, `value ${value} does not fit in ${unit * 8} bits; use a wider directive (dw, dd, dq) or a smaller value`);
+        const digits = String(value);
+        const shown = digits.length > 24 ? `${digits.slice(0, 20)}… (${digits.length} digits)` : digits;
+        fail(item.pos, `value ${shown} does not fit in ${unit * 8} bits; use a wider directive (dw, dd, dq) or a smaller value`);
       }
       let bitsValue = BigInt.asUintN(unit * 8, value);
       for (let i = 0; i < unit; i++) {

@@ -14,9 +14,18 @@ export type Expr =
   | { kind: 'unary'; op: string; arg: Expr; pos: SourcePos }
   | { kind: 'binary'; op: string; left: Expr; right: Expr; pos: SourcePos };
 
+// Parsing and evaluating recurse once per operator and per parenthesis: bounds far above any
+// hand-written line keep a generated 100,000-deep or 200,000-term expression an AsmError instead
+// of a JavaScript stack overflow.
+const MAX_NESTING = 100;
+const MAX_OPERATORS = 1000;
+
 /** A cursor over one line's tokens. */
 export class TokenStream {
   index = 0;
+  /** Parentheses open at this point, and operators seen on the line (see MAX_NESTING). */
+  nesting = 0;
+  operators = 0;
   constructor(
     readonly tokens: Token[],
     readonly line: number,
@@ -68,8 +77,15 @@ export function parseExpr(stream: TokenStream, isRegister: (name: string) => boo
     const token = stream.peek();
     if (token.kind !== 'punct' || !BINARY_LEVELS[level]!.includes(token.text)) return left;
     stream.next();
+    countOperator(stream, token);
     const right = parseExpr(stream, isRegister, level + 1);
     left = { kind: 'binary', op: token.text, left, right, pos: stream.pos(token) };
+  }
+}
+
+function countOperator(stream: TokenStream, token: Token): void {
+  if (++stream.operators > MAX_OPERATORS) {
+    fail(stream.pos(token), `this line has more than ${MAX_OPERATORS} operators; split the expression with 'name equ …' lines`);
   }
 }
 
@@ -77,6 +93,7 @@ function parseUnary(stream: TokenStream, isRegister: (name: string) => boolean):
   const token = stream.peek();
   if (token.kind === 'punct' && ['-', '+', '~', '!'].includes(token.text)) {
     stream.next();
+    countOperator(stream, token);
     return { kind: 'unary', op: token.text, arg: parseUnary(stream, isRegister), pos: stream.pos(token) };
   }
   return parseAtom(stream, isRegister);
@@ -107,8 +124,10 @@ function parseAtom(stream: TokenStream, isRegister: (name: string) => boolean): 
     }
     case 'punct':
       if (token.text === '(') {
+        if (++stream.nesting > MAX_NESTING) fail(pos, `parentheses nested more than ${MAX_NESTING} deep; split the expression with 'name equ …' lines`);
         const inner = parseExpr(stream, isRegister);
         stream.expect(')', 'to close the parenthesis');
+        stream.nesting--;
         return inner;
       }
       if (token.text === '$') return { kind: 'here', pos };
@@ -240,11 +259,13 @@ function applyBinary(op: string, a: bigint, b: bigint, pos: SourcePos): bigint {
       return a ^ b;
     case '&':
       return a & b;
+    // Values are 64-bit, so a count of 64 or more leaves 0; computing 1 << 10000000000 exactly
+    // would overflow BigInt (a RangeError) for the same answer.
     case '<<':
-      return i64(a << b);
+      return b >= 64n || b <= -64n ? 0n : i64(a << b);
     case '>>':
       // NASM's >> is a logical shift of the 64-bit value.
-      return u64(a) >> b;
+      return b >= 64n || b <= -64n ? 0n : u64(a) >> b;
   }
   if (b === 0n) fail(pos, `division by zero`);
   switch (op) {

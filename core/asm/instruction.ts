@@ -212,7 +212,9 @@ function rangeError(operands: Operand[], forms: OpcodeForm[]): string {
     if (operand.kind !== 'immediate') continue;
     const widest = Math.max(0, ...forms.map((f) => immediateKind(f.operands[f.explicit[i]!]!)?.bits ?? 0));
     if (widest === 0) continue;
-    const shown = operand.value < 0n ? `-0x${(-operand.value).toString(16)}` : `0x${operand.value.toString(16)}`;
+    const hex = (operand.value < 0n ? -operand.value : operand.value).toString(16);
+    // A generated 100,000-digit literal is named by its start and length, keeping the error one short line.
+    const shown = `${operand.value < 0n ? '-' : ''}0x${hex.length > 20 ? `${hex.slice(0, 16)}… (${hex.length} hex digits)` : hex}`;
     if (forms.every((f) => !immediateKind(f.operands[f.explicit[i]!]!)?.fits(operand.value))) {
       return `value ${shown} is out of range: this operand holds ${widest} bits (${-(2 ** (widest - 1))} to ${2 ** widest - 1})`;
     }

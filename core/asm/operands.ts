@@ -119,7 +119,8 @@ function resolveMemory(syntax: Extract<OperandSyntax, { kind: 'memory' }>, ctx: 
   }
   const displacement = BigInt.asUintN(32, linear.constant);
   if (linear.constant < -(1n << 31n) || linear.constant >= 1n << 32n) {
-    fail(syntax.pos, `displacement ${linear.constant} does not fit in 32 bits`);
+    const digits = String(linear.constant);
+    fail(syntax.pos, `displacement ${digits.length > 24 ? `${digits.slice(0, 20)}… (${digits.length} digits)` : digits} does not fit in 32 bits`);
   }
   let displacementSize: number;
   if (base === Register.None) displacementSize = 4;

@@ -309,7 +309,17 @@ export class Kernel {
   /** `out ESCAPE_PORT, eax`: run the TypeScript body EAX names. */
   escape(id: number): void {
     const entry = this.images.escapes.get(id);
-    if (entry === undefined) throw new Error(`unknown escape ${id.toString(16)} at ${this.symbolAt(this.cpu.eip) ?? this.cpu.eip}`);
+    if (entry === undefined) {
+      // Port 8Eh belongs to ntflow's own kernel code; a driver (or hand-written ring-0 code) that
+      // writes an id no body has stops the machine with an outcome naming it, as a trace shows,
+      // rather than a JavaScript exception.
+      const at = this.symbolAt(this.cpu.eip) ?? `0x${(this.cpu.eip >>> 0).toString(16)}`;
+      this.finish({
+        kind: 'unsupported',
+        detail: `out 8Eh (ntflow's escape port) at ${at} with EAX = 0x${id.toString(16)}, which names no service or routine body; port 8Eh is reserved for ntflow's kernel`,
+      });
+      return; // finish() throws MachineStopped
+    }
     const c = this.cpu;
     const ebp = c.regs[R.EBP] >>> 0;
     const previousMode = this.previousMode();
