@@ -179,7 +179,8 @@ function drawSequence(root, layout, opts) {
   /** y after collapsing: y minus the removed length above it. */
   function mapper(removed) {
     const { merged, before } = removed;
-    const map = (y) => {
+    // How many merged ranges start above y (binary search: they are sorted and disjoint).
+    const startsAbove = (y) => {
       let lo = 0;
       let hi = merged.length;
       while (lo < hi) {
@@ -187,20 +188,18 @@ function drawSequence(root, layout, opts) {
         if (merged[mid][0] < y) lo = mid + 1;
         else hi = mid;
       }
-      // merged[0..lo) start above y; only the last of them can contain y.
-      if (lo === 0) return y;
-      const [a, b] = merged[lo - 1];
-      return y - before[lo - 1] - (Math.min(y, b) - a);
+      return lo;
+    };
+    const map = (y) => {
+      const n = startsAbove(y);
+      // merged[0..n) start above y; only the last of them can contain y.
+      if (n === 0) return y;
+      const [a, b] = merged[n - 1];
+      return y - before[n - 1] - (Math.min(y, b) - a);
     };
     const hidden = (y) => {
-      let lo = 0;
-      let hi = merged.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1;
-        if (merged[mid][0] < y) lo = mid + 1;
-        else hi = mid;
-      }
-      return lo > 0 && y < merged[lo - 1][1];
+      const n = startsAbove(y);
+      return n > 0 && y < merged[n - 1][1];
     };
     return { map, hidden };
   }
