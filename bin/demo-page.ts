@@ -15,7 +15,7 @@ import { pathToFileURL } from 'node:url';
 import type Database from 'better-sqlite3';
 import { SCENARIOS, ntSuccess, statusName } from '../core/index.js';
 import { record, openTraceForReading, type SessionSummary } from '../recorder/index.js';
-import { describeCall, diffSessions, narrateSession, readFindings, replayFile, sessionFacts, type FindingRow } from '../analyzer/index.js';
+import { describeCall, diffSessions, narrateSession, readFindings, replayFile, sessionFacts, type FindingRow, type SyscallTableRow } from '../analyzer/index.js';
 import {
   describeDiff,
   flameInput,
@@ -120,15 +120,8 @@ const INTRO = [
   'On a diagram (drawn at its own size, no text below 11 px): drag or scroll to pan, ctrl + scroll to zoom, click a system call\'s band or a call arrow to collapse or expand it, hover a step for its registers, arguments and status, and type a symbol into the search box (what it finds is opened; Enter jumps to the next match). What ntflow found in a session is listed beside its diagram and drawn on it: a red note where a call failed and why, an amber one where a hook ran; "next failure" (or the n key) goes from one failed call to the next. Every page is a single file that works offline.',
 ];
 
-export interface SyscallSummary {
-  id: number;
-  name: string | null;
-  caller_cpl: number;
-  entry: string | null;
-  previous_mode: string | null;
-  status: number | null;
-  status_name: string | null;
-}
+/** The columns of a syscalls row the demo page reads. */
+export type SyscallSummary = Pick<SyscallTableRow, 'id' | 'name' | 'caller_cpl' | 'entry' | 'previous_mode' | 'status' | 'status_name'>;
 
 function syscallsOf(db: Database.Database, sessionId: number): SyscallSummary[] {
   return db.prepare('SELECT id, name, caller_cpl, entry, previous_mode, status, status_name FROM syscalls WHERE session_id = ? ORDER BY id').all(sessionId) as SyscallSummary[];

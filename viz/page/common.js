@@ -47,14 +47,15 @@ function button(parent, cls, text, onClick) {
   return parent.append('button').attr('type', 'button').attr('class', cls).text(text).on('click', onClick);
 }
 
-/** Arrowhead markers, one per kind, ids scoped to this diagram. */
+/** Arrowhead markers, one per kind and one for a failed step, ids scoped to this diagram. */
 function markers(svg, id) {
   const defs = svg.append('defs');
-  for (const [kind] of KINDS) {
+  const heads = [...KINDS.map(([kind]) => ['kind-' + kind, id + '-arrow-' + kind, kind === 'return']), ['failed', id + '-arrow-failed', false]];
+  for (const [cls, markerId, open] of heads) {
     defs
       .append('marker')
-      .attr('id', id + '-arrow-' + kind)
-      .attr('class', 'marker kind-' + kind)
+      .attr('id', markerId)
+      .attr('class', 'marker ' + cls)
       .attr('viewBox', '0 0 10 10')
       .attr('refX', 9)
       .attr('refY', 5)
@@ -63,21 +64,8 @@ function markers(svg, id) {
       .attr('markerHeight', 9)
       .attr('orient', 'auto-start-reverse')
       .append('path')
-      .attr('d', kind === 'return' ? 'M1,1 L9,5 L1,9' : 'M0,0 L10,5 L0,10 z');
+      .attr('d', open ? 'M1,1 L9,5 L1,9' : 'M0,0 L10,5 L0,10 z');
   }
-  defs
-    .append('marker')
-    .attr('id', id + '-arrow-failed')
-    .attr('class', 'marker failed')
-    .attr('viewBox', '0 0 10 10')
-    .attr('refX', 9)
-    .attr('refY', 5)
-    .attr('markerUnits', 'userSpaceOnUse')
-    .attr('markerWidth', 9)
-    .attr('markerHeight', 9)
-    .attr('orient', 'auto-start-reverse')
-    .append('path')
-    .attr('d', 'M0,0 L10,5 L0,10 z');
 }
 
 /** A legend entry: a small SVG swatch and a text. */
