@@ -11,6 +11,7 @@ export { stateAt, resolveSession, sessionSymbols, formatRegisters, formatMemory,
 export { verifySession, formatVerifyResult, VerifyError, type VerifyResult } from './verify.js';
 export { QueryError, QUERY_FORMATS, openForQuery, chooseSession, registerFunctions, prepareReadOnly, streamRows, runQuery, schemaText, tableNames, type QueryFormat, type QueryOptions, type Output } from './query.js';
 export { NAMED_QUERIES, findNamedQuery, namedQueryList, requireProjections, checkSyscall, type NamedQuery } from './named.js';
+export { chooseSessionFor, parseSyscallRef, syscallRefs, type SyscallRef } from './syscall-ref.js';
 export { sessionFacts, narrateSession, describeCall, type SessionFacts, type CallFact, type HandleFact, type ProbeFact } from './narrate.js';
 export { buildFindings, explainSession, formatExplained, readFindings, FINDINGS, FINDINGS_TABLE, HOOKS, HOOKS_TABLE, type Finding, type Hook, type FindingRow, type Explained, type EvidenceEvent } from './findings/index.js';
 export { diffSessions, formatDiff, type DiffResult, type DiffSide, type PairInfo, type Divergence } from './diff/index.js';

@@ -5,7 +5,8 @@
 // it. Those over `syscalls` need the projections: run 'ntflow replay FILE' first.
 import type Database from 'better-sqlite3';
 import { EVENT_TABLES } from '../recorder/index.js';
-import { QueryError, tableNames } from './query.js';
+import { QueryError, chooseSession, tableNames } from './query.js';
+import { parseSyscallRef } from './syscall-ref.js';
 
 export interface NamedQuery {
   name: string;
@@ -236,12 +237,12 @@ export function requireProjections(db: Database.Database, file: string, q: Named
   }
 }
 
-/** --syscall ID: a syscalls.id of the session. */
+/** --syscall ID or SESSION:ID: a syscalls.id of the session (syscall-ref.ts). */
 export function checkSyscall(db: Database.Database, sessionId: number, value: string | undefined, what = '--named path'): number {
-  if (value === undefined) throw new QueryError(`${what} needs --syscall ID (the syscalls.id of the call; see 'ntflow query FILE --named syscalls')`);
-  const t = String(value).trim();
-  if (!/^\d+$/.test(t)) throw new QueryError(`--syscall: '${value}' is not a syscall id (a whole number; see --named syscalls)`);
-  const id = Number(t);
+  if (value === undefined) throw new QueryError(`${what} needs --syscall ID (the syscalls.id of the call, or SESSION:ID; see 'ntflow query FILE --named syscalls')`);
+  const ref = parseSyscallRef(value);
+  if (ref.session !== undefined && chooseSession(db, ref.session) !== sessionId) throw new QueryError(`--syscall ${ref.text} is not in session ${sessionId}; give the session once, as --session or as SESSION:ID`);
+  const id = ref.id;
   const found = db.prepare('SELECT 1 FROM syscalls WHERE session_id = ? AND id = ?').get(sessionId, id);
   if (!found) {
     const r = db.prepare('SELECT count(*) AS n, min(id) AS lo, max(id) AS hi FROM syscalls WHERE session_id = ?').get(sessionId) as { n: number; lo: number | null; hi: number | null };

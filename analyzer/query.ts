@@ -17,6 +17,7 @@ import { once } from 'node:events';
 import { serviceByNumber, statusName, type SymbolTable } from '../core/index.js';
 import { openTraceForReading, TraceFileError } from '../recorder/index.js';
 import { ensureProjections } from './replay.js';
+import { displayOf, showNumber, type Display } from './display.js';
 import { resolveSession, sessionSymbols } from './state.js';
 
 /** A mistake in what the user asked (bad SQL, a writing statement, an unknown session): one line. */
@@ -39,6 +40,8 @@ export interface RunOptions {
   out?: Output;
   /** Rows the table format reads ahead to size its columns before streaming (default 500). */
   tableLookahead?: number;
+  /** Tables show addresses, handles and NTSTATUS in decimal too (default: in hex, see display.ts). */
+  decimal?: boolean;
 }
 
 const oneLine = (m: string) => m.split('\n')[0].trim();
@@ -180,8 +183,9 @@ function uniqueNames(names: string[]): string[] {
 }
 
 /** Table cells: blobs longer than 32 bytes are cut (CSV and JSON give them whole). */
-function tableCell(v: Cell): string {
+function tableCell(v: Cell, display?: Display): string {
   if (v instanceof Uint8Array && v.length > 32) return `${hexOf(v.subarray(0, 32))}… (${v.length} bytes)`;
+  if (display !== undefined && (typeof v === 'number' || typeof v === 'bigint') && (typeof v === 'bigint' || Number.isInteger(v))) return showNumber(v, display);
   return textOf(v, 'NULL');
 }
 
@@ -262,10 +266,13 @@ export async function streamRows(stmt: Database.Statement, params: Record<string
   const lookahead = options.tableLookahead ?? 500;
   let iter: IterableIterator<unknown[]>;
   let names: string[];
+  let displays: (Display | undefined)[];
   try {
     stmt.safeIntegers(true);
     stmt.raw(true);
-    names = stmt.columns().map((c) => c.name);
+    const columns = stmt.columns();
+    names = columns.map((c) => c.name);
+    displays = columns.map((c) => (format === 'table' && !options.decimal ? displayOf(c) : undefined));
     iter = stmt.iterate(params) as IterableIterator<unknown[]>;
   } catch (e) {
     sqlError(e);
@@ -324,12 +331,13 @@ export async function streamRows(stmt: Database.Statement, params: Record<string
         ahead.push(row);
       }
       const numeric = names.map((_, i) => ahead.some((r) => r[i] !== null) && ahead.every((r) => r[i] === null || typeof r[i] === 'number' || typeof r[i] === 'bigint'));
-      const widths = names.map((n, i) => Math.max(n.length, ...ahead.map((r) => tableCell(r[i]).length)));
+      const cells = (row: Cell[]) => row.map((v, i) => tableCell(v, displays[i]));
+      const widths = names.map((n, i) => Math.max(n.length, ...ahead.map((r) => tableCell(r[i], displays[i]).length)));
       const line = (cells: string[]) => cells.map((c, i) => (numeric[i] ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd() + '\n';
       sink.write(line(names));
       sink.write(line(widths.map((w) => '-'.repeat(w))));
       const emit = async (row: Cell[]) => {
-        sink.write(line(row.map(tableCell)));
+        sink.write(line(cells(row)));
         count++;
         if (sink.pending >= CHUNK) await sink.flush();
       };

@@ -6,7 +6,7 @@
 import { closeSync, existsSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { QueryError, chooseSession, checkSyscall, openForQuery, requireProjections } from '../analyzer/index.js';
+import { QueryError, chooseSessionFor, syscallRefs, checkSyscall, openForQuery, requireProjections } from '../analyzer/index.js';
 import { TraceFileError } from '../recorder/index.js';
 import { EXPORTERS, EXPORT_EXTENSIONS, EXPORT_FORMATS, ExportInputError, type ExportFormat, type ExportSink, type ExportStats } from '../export/index.js';
 
@@ -21,6 +21,7 @@ export interface ExportResult extends ExportStats {
   bytes: number;
   /** The file written, or '-' for stdout. */
   output: string;
+  sessionId: number;
 }
 
 /** The format from --format, else from the output's extension. */
@@ -54,7 +55,7 @@ export function exportCommand(file: string, opts: ExportCommandOptions, stdout: 
 
   const db = openForQuery(file);
   try {
-    const sessionId = chooseSession(db, opts.session);
+    const sessionId = chooseSessionFor(db, opts.session, syscallRefs(opts.syscall));
     if (sessionId === null) throw new QueryError(`${file} has no sessions; record one with 'ntflow record <scenario> -o ${file}'`);
     requireProjections(db, file, { name: 'export', summary: '', projections: ['calls', 'syscalls'], needs: [], sql: '' }, sessionId);
     const syscallId = opts.syscall === undefined ? undefined : checkSyscall(db, sessionId, opts.syscall, 'export');
@@ -68,7 +69,7 @@ export function exportCommand(file: string, opts: ExportCommandOptions, stdout: 
           stdout.write(chunk);
         },
       });
-      return { ...stats, bytes, output };
+      return { ...stats, bytes, output, sessionId };
     }
 
     // A regular file is written beside and renamed into place (a failed export leaves no half
@@ -99,7 +100,7 @@ export function exportCommand(file: string, opts: ExportCommandOptions, stdout: 
       closeSync(fd);
       if (!direct) renameSync(tmp, output);
       done = true;
-      return { ...stats, bytes, output };
+      return { ...stats, bytes, output, sessionId };
     } finally {
       if (!done) {
         try {
@@ -132,14 +133,14 @@ export function addExportCommand(program: Command, userError: (message: string) 
       `perfetto (${EXPORT_EXTENSIONS.perfetto} or .pftrace), chrome-json (${EXPORT_EXTENSIONS['chrome-json']}), speedscope (${EXPORT_EXTENSIONS.speedscope}) or mermaid (${EXPORT_EXTENSIONS.mermaid}); default: from -o's extension`,
     )
     .option('--session <id|name>', 'the session (default: the latest)')
-    .option('--syscall <id>', 'only this call (syscalls.id) and what ran inside it')
+    .option('--syscall <ref>', 'only this call and what ran inside it: its syscalls.id, or SESSION:ID (e.g. 2:5)')
     .option('-o, --output <file|->', 'where to write (default -: stdout; a Perfetto trace is not written to a terminal)')
     .action((file: string, opts: ExportCommandOptions) => {
       try {
         const r = exportCommand(file, opts);
         if (r.output !== '-') {
           const notes = r.notes.length ? ` (${r.notes.join('; ')})` : '';
-          process.stderr.write(`ntflow export: ${r.format}, ${r.items} items, ${formatBytes(r.bytes)} → ${r.output}${notes}\n`);
+          process.stderr.write(`ntflow export: session ${r.sessionId}, ${r.format}, ${r.items} items, ${formatBytes(r.bytes)} → ${r.output}${notes}\n`);
         }
       } catch (e) {
         if (e instanceof QueryError || e instanceof TraceFileError || e instanceof ExportInputError) throw userError(e.message.split('\n')[0]);

@@ -8,7 +8,7 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import cliProgress from 'cli-progress';
 import type Database from 'better-sqlite3';
 import { TraceFileError, openTraceForReading, openTraceForWriting } from '../recorder/index.js';
-import { QueryError, prepareReadOnly, registerFunctions, replaySession, resolveSession, staleSessions } from '../analyzer/index.js';
+import { QueryError, checkSyscall, chooseSessionFor, parseSyscallRef, prepareReadOnly, registerFunctions, replaySession, staleSessions, syscallRefs } from '../analyzer/index.js';
 // viz/ in parts, not its index: the SVG renderer (d3 and a DOM) loads only when drawing.
 import { VizInputError, flameInput, graphInput, layoutCallGraph, layoutFlame, layoutSequence, sequenceInput, type FlameLayout, type GraphLayout, type SequenceLayout } from '../viz/index.js';
 
@@ -18,8 +18,8 @@ export const FLOW_KINDS: readonly FlowKind[] = ['sequence', 'flame', 'graph'];
 export interface FlowOptions {
   session?: string;
   kind?: FlowKind;
-  /** --syscall, repeatable: syscalls.id of the session. */
-  syscall?: number[];
+  /** --syscall, repeatable: syscalls.id of the session, or 'SESSION:ID' (which also picks the session). */
+  syscall?: (number | string)[];
   /** --query: one read-only statement whose first column is syscalls.id (:session is bound). */
   query?: string;
   output?: string;
@@ -47,9 +47,13 @@ interface HtmlRenderers {
 
 const FORMATS: Record<string, 'svg' | 'html'> = { '.svg': 'svg', '.html': 'html', '.htm': 'html' };
 
-function syscallIdOption(value: string, previous: number[] = []): number[] {
-  if (!/^\s*\d+\s*$/.test(value) || Number(value) < 1) throw new InvalidArgumentError(`'${value}' is not a syscall id (a positive integer: syscalls.id)`);
-  return [...previous, Number(value)];
+function syscallRefOption(value: string, previous: string[] = []): string[] {
+  try {
+    parseSyscallRef(value);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message.replace(/^--syscall: /, ''));
+  }
+  return [...previous, value];
 }
 
 /** The syscalls.id values a --query returns (first column), checked. */
@@ -111,14 +115,16 @@ export async function flowCommand(file: string, opts: FlowOptions, userError: (m
   let db: Database.Database | null = null;
   try {
     db = openTraceForReading(file);
-    const sessionId = resolveSession(db, opts.session);
+    const refs = syscallRefs(opts.syscall?.map(String));
+    const sessionId = chooseSessionFor(db, opts.session, refs);
+    if (sessionId === null) throw new TraceFileError('the trace has no sessions; record one first');
     // Projections are built on first use (record leaves them), or rebuilt when behind the log.
     if (staleSessions(db).includes(sessionId)) {
       db.close();
       db = openTraceForWriting(file, { mustExist: true });
       replaySession(db, sessionId, { onProgress: (p) => progress(`replaying session ${sessionId}`, p.events, p.total) });
     }
-    const ids = opts.query ? idsFromQuery(db, opts.query, sessionId) : opts.syscall;
+    const ids = opts.query ? idsFromQuery(db, opts.query, sessionId) : refs.length ? refs.map((r) => checkSyscall(db!, sessionId, r.text, 'flow')) : undefined;
 
     let svg: (r: typeof import('../viz/svg.js')) => string;
     let html: (r: HtmlRenderers) => string;
@@ -183,7 +189,7 @@ export function addFlowCommand(program: Command, userError: (message: string) =>
     .argument('<trace.db>', 'a trace file')
     .option('--session <id|name>', 'the session (default: the latest)')
     .addOption(new Option('--kind <kind>', 'what to draw').choices([...FLOW_KINDS]).default('sequence'))
-    .option('--syscall <id>', 'draw this call (syscalls.id) step by step (a flame chart or call graph: its frames, and what ran inside it on other threads); repeatable', syscallIdOption)
+    .option('--syscall <ref>', 'draw this call step by step (a flame chart or call graph: its frames, and what ran inside it on other threads): its syscalls.id, or SESSION:ID (e.g. 2:5); repeatable', syscallRefOption)
     .option('--query <sql>', "draw the calls a SELECT returns (first column syscalls.id; :session is bound), e.g. \"SELECT id FROM syscalls WHERE status_name <> 'STATUS_SUCCESS'\"")
     .requiredOption('-o, --output <file>', "where to write: .svg (static) or .html (interactive, opens offline); '-' writes the SVG to stdout (and nothing else)")
     .action(async (file: string, opts: FlowOptions) => {

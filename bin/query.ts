@@ -2,6 +2,8 @@
 // the file's own documented schema, and the named queries (analyzer/named.ts). This file turns the
 // command line into those calls and their errors into one-line user errors (exit 1).
 import { Option, type Command } from 'commander';
+import type Database from 'better-sqlite3';
+import { escapeGuestText } from './record.js';
 import { TraceFileError } from '../recorder/index.js';
 import {
   NAMED_QUERIES,
@@ -11,7 +13,8 @@ import {
   requireProjections,
   QUERY_FORMATS,
   QueryError,
-  chooseSession,
+  chooseSessionFor,
+  syscallRefs,
   openForQuery,
   prepareReadOnly,
   registerFunctions,
@@ -31,6 +34,8 @@ export interface QueryCommandOptions {
   schema?: boolean;
   named?: string;
   syscall?: string;
+  /** Tables print addresses, handles and NTSTATUS in decimal (default hex). */
+  decimal?: boolean;
   /** Where the output goes (default process.stdout). */
   out?: Output;
 }
@@ -55,7 +60,7 @@ function checkFormat(format: string | undefined): QueryFormat {
 
 /** `ntflow query FILE "SQL"`: one read-only statement, its rows streamed in the chosen format. */
 export async function queryCommand(file: string, sql: string, opts: QueryCommandOptions = {}, userError: UserErrorFactory = defaultUserError): Promise<number> {
-  return asUser(userError, () => runQuery(file, sql, { session: opts.session, format: checkFormat(opts.format), out: opts.out }));
+  return asUser(userError, () => runQuery(file, sql, { session: opts.session, format: checkFormat(opts.format), out: opts.out, decimal: opts.decimal }));
 }
 
 /** `ntflow query FILE --schema`: every table and view with its documentation, from the file. */
@@ -84,18 +89,27 @@ export async function namedCommand(file: string, name: string, opts: QueryComman
     const format = checkFormat(opts.format);
     const db = openForQuery(file);
     try {
-      const session = chooseSession(db, opts.session);
+      const session = chooseSessionFor(db, opts.session, syscallRefs(opts.syscall));
       if (session === null) throw new QueryError(`${file} holds no sessions yet; record one with 'ntflow record <scenario> -o ${file}'`);
       requireProjections(db, file, q, session);
       const params: Record<string, unknown> = { session };
       if (q.needs.includes('syscall')) params.syscall = checkSyscall(db, session, opts.syscall);
       registerFunctions(db, session);
       const stmt = prepareReadOnly(db, q.sql);
-      return await streamRows(stmt, params, { format, out });
+      // Call ids restart in every session: a table says whose they are (CSV and JSON stay data).
+      if (format === 'table') out.write(sessionCaption(db, session, opts.session === undefined && opts.syscall === undefined) + '\n');
+      return await streamRows(stmt, params, { format, out, decimal: opts.decimal });
     } finally {
       db.close();
     }
   });
+}
+
+/** "session 2 'name'" (and, when it was not chosen, that it is the latest of several). */
+function sessionCaption(db: Database.Database, id: number, defaulted: boolean): string {
+  const { name, n } = db.prepare('SELECT (SELECT name FROM sessions WHERE id = ?) AS name, (SELECT count(*) FROM sessions) AS n').get(id) as { name: string; n: number };
+  const latest = defaulted && n > 1 ? ` (the latest of ${n}; --session S or --syscall S:ID for another)` : '';
+  return `session ${id} '${escapeGuestText(name)}'${latest}`;
 }
 
 /** The `query` command's action: SQL, --schema or --named, exactly one of them. */
@@ -121,8 +135,9 @@ export function addQueryCommand(program: Command, userError: UserErrorFactory): 
     .argument('[sql]', 'one SELECT (or WITH, VALUES, EXPLAIN, PRAGMA read); :session is the --session id')
     .option('--session <id|name>', 'the session :session stands for (default: the latest)')
     .addOption(new Option('--format <format>', 'output format').choices([...QUERY_FORMATS]).default('table'))
+    .option('--decimal', 'tables: addresses, handles, NTSTATUS and the like in decimal, as stored (default: hex, as WinDbg prints them)')
     .option('--schema', 'print the documented schema (tables, views, columns) from the file itself')
     .option('--named <name>', `a named query: ${NAMED_QUERIES.map((q) => q.name).join(', ')} (list: describe them)`)
-    .option('--syscall <id>', 'the syscalls.id for --named path')
+    .option('--syscall <ref>', 'the call for --named path: its syscalls.id, or SESSION:ID (e.g. 2:5) to name the session too')
     .action((file: string, sql: string | undefined, opts: QueryCommandOptions) => queryAction(file, sql, opts, userError));
 }

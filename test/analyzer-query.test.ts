@@ -223,7 +223,7 @@ t.test('named queries: list, unknown names, and the projections they need', asyn
   db.close();
   t.match(await namedError(osr, 'rings', { syscall: '1' }), /--syscall goes with --named path/);
   t.match(await namedError(replayed, 'path'), /--named path needs --syscall ID/);
-  t.match(await namedError(replayed, 'path', { syscall: 'x' }), /--syscall: 'x' is not a syscall id/);
+  t.match(await namedError(replayed, 'path', { syscall: 'x' }), /--syscall: 'x' is not a syscall reference \(ID or SESSION:ID/);
   t.match(await namedError(replayed, 'path', { syscall: '999', session: '1' }), /^no syscall 999 in session 1 \(its ids run 1 … \d+; see --named syscalls\)$/);
   t.match(await namedError(osr, 'rings', { session: '5' }), /^no session '5' in this trace/);
 });
@@ -239,7 +239,7 @@ t.test('--named failures: the three failing NtWriteFile calls of osr-log-user-ha
     ],
   );
   const table = await named(replayed, 'failures', { session: '1' });
-  t.match(table, /^id\s+enter_seq\s+process\s+thread\s+name\s+entry\s+previous_mode\s+status\s+status_name\s+caller\s+parent\s+reason\n/);
+  t.match(table, /^session 1 'osr-log-user-handle'\nid\s+enter_seq\s+process\s+thread\s+name\s+entry\s+previous_mode\s+status\s+status_name\s+caller\s+parent\s+reason\n/);
   t.match(table, /\(3 rows\)\n$/);
   // The NtReadFile program session has none.
   t.equal(await named(replayed, 'failures', { session: 'nt-read', format: 'csv' }), 'id,enter_seq,process,thread,name,entry,previous_mode,status,status_name,caller,parent,reason\n');

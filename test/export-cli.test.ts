@@ -42,7 +42,7 @@ t.test('each format to a file: the file, a one-line summary, no .tmp left', asyn
     const r = await ntflow(['export', trace, '--format', format, '-o', path]);
     t.equal(r.code, 0, r.stderr);
     t.equal(r.stdout, '', 'nothing on stdout');
-    t.match(r.stderr, new RegExp(`^ntflow export: ${format}, \\d+ items, [\\d.]+ (KiB|bytes) → ${path.replace(/[.]/g, '\\.')}(?: \\(.+\\))?\\n$`), 'one summary line');
+    t.match(r.stderr, new RegExp(`^ntflow export: session 1, ${format}, \\d+ items, [\\d.]+ (KiB|bytes) → ${path.replace(/[.]/g, '\\.')}(?: \\(.+\\))?\\n$`), 'one summary line');
     const bytes = readFileSync(path);
     if (format === 'perfetto') t.ok(packetsOf(bytes) > 100, 'the Perfetto trace decodes');
     else if (format === 'mermaid') t.match(bytes.toString('utf8'), /^sequenceDiagram\n[^]*NtWriteFile[^]*STATUS_INVALID_HANDLE/, 'a Mermaid sequence diagram with the failed write');
@@ -63,7 +63,7 @@ t.test('to stdout (no -o, or -o -), binary for Perfetto through a pipe', async (
   const file = join(dir, 'same.pftrace');
   const viaFile = await ntflow(['export', trace, '-o', file]);
   t.equal(viaFile.code, 0, viaFile.stderr);
-  t.match(viaFile.stderr, /^ntflow export: perfetto,/, 'the format follows a .pftrace extension');
+  t.match(viaFile.stderr, /^ntflow export: session 1, perfetto,/, 'the format follows a .pftrace extension');
   t.ok(pf.stdout.equals(readFileSync(file)), 'stdout carries the same bytes as the file');
 });
 
@@ -84,7 +84,7 @@ t.test('mistakes: one line, exit status 1', async (t) => {
   const cases: [string[], RegExp][] = [
     [['export', trace, '--format', 'perfeto'], /^ntflow: unknown format 'perfeto': use one of perfetto, chrome-json, speedscope, mermaid \(did you mean 'perfetto'\?\)\n$/],
     [['export', trace, '--format', 'chrome-json', '--syscall', '999'], /^ntflow: no syscall 999 in session 1 \(its ids run 1 … 11; see --named syscalls\)\n$/],
-    [['export', trace, '--format', 'chrome-json', '--syscall', 'x'], /^ntflow: --syscall: 'x' is not a syscall id/],
+    [['export', trace, '--format', 'chrome-json', '--syscall', 'x'], /^ntflow: --syscall: 'x' is not a syscall reference \(ID or SESSION:ID/],
     [['export', join(dir, 'missing.db'), '--format', 'chrome-json'], /^ntflow: .*missing\.db does not exist/],
     [['export', trace, '--format', 'chrome-json', '-o', dir], /^ntflow: -o .* is a directory; give a file name such as .*\/trace\.json\n$/],
     [['export', trace, '--format', 'chrome-json', '-o', join(dir, 'no', 'such', 'x.json')], /^ntflow: -o .*: the directory .* does not exist\n$/],

@@ -276,7 +276,7 @@ t.test('flow rebuilds missing projections', async (t) => {
 
 t.test('flow: bad input is one line naming what was wrong', async (t) => {
   const cases: [string, FlowOptions, RegExp, string?][] = [
-    ['unknown syscall', { output: join(dir, 'x.svg'), syscall: [99] }, /^no syscall 99 in session 1 \(its syscalls are 1 to 4/],
+    ['unknown syscall', { output: join(dir, 'x.svg'), syscall: [99] }, /^no syscall 99 in session 1 \(its ids run 1 … 4; see --named syscalls\)/],
     ['not a SELECT', { output: join(dir, 'x.svg'), query: 'DELETE FROM syscalls' }, /would change the trace/],
     ['not ids', { output: join(dir, 'x.svg'), query: 'SELECT name FROM syscalls' }, /--query must return syscall ids in its first column/],
     ['no rows', { output: join(dir, 'x.svg'), query: 'SELECT id FROM syscalls WHERE 0' }, /--query returned no syscall ids/],
@@ -284,8 +284,8 @@ t.test('flow: bad input is one line naming what was wrong', async (t) => {
     ['extension', { output: join(dir, 'x.png') }, /unknown extension '\.png'; use \.svg or \.html/],
     ['no output', {}, /needs -o/],
     ['missing file', { output: join(dir, 'x.svg') }, /does not exist/, join(dir, 'missing.db')],
-    ['graph, unknown syscall', { output: join(dir, 'x.svg'), kind: 'graph', syscall: [99] }, /^no syscall 99 in session 1 \(its syscalls are 1 to 4/],
-    ['flame, unknown syscall', { output: join(dir, 'x.svg'), kind: 'flame', syscall: [99] }, /^no syscall 99 in session 1 \(its syscalls are 1 to 4/],
+    ['graph, unknown syscall', { output: join(dir, 'x.svg'), kind: 'graph', syscall: [99] }, /^no syscall 99 in session 1 \(its ids run 1 … 4; see --named syscalls\)/],
+    ['flame, unknown syscall', { output: join(dir, 'x.svg'), kind: 'flame', syscall: [99] }, /^no syscall 99 in session 1 \(its ids run 1 … 4; see --named syscalls\)/],
     ['unknown session', { output: join(dir, 'x.svg'), session: 'nope' }, /no session 'nope'/],
   ];
   for (const [what, opts, re, file] of cases) {
@@ -320,7 +320,7 @@ t.test('the CLI: ntflow flow (once wired into bin/cli.ts)', async (t) => {
     [['flow', TRACE, '--kind', 'flame', '--syscall', '99', '-o', join(dir, 'cli.svg')], /^ntflow: no syscall 99/],
     [['flow', TRACE, '--kind', 'graph', '--syscall', '99', '-o', join(dir, 'cli.svg')], /^ntflow: no syscall 99/],
     [['flow', TRACE, '--syscall', '99', '-o', join(dir, 'cli.svg')], /^ntflow: no syscall 99/],
-    [['flow', TRACE, '--syscall', 'x', '-o', join(dir, 'cli.svg')], /not a syscall id/],
+    [['flow', TRACE, '--syscall', 'x', '-o', join(dir, 'cli.svg')], /not a syscall reference \(ID or SESSION:ID/],
     [['flow', TRACE, '-o', join(dir, 'cli.txt')], /unknown extension/],
     [['flow', join(dir, 'missing.db'), '-o', join(dir, 'cli.svg')], /does not exist/],
     [['flow', TRACE, '--query', 'DROP TABLE syscalls', '-o', join(dir, 'cli.svg')], /would change the trace/],
