@@ -191,10 +191,15 @@ export function addFlowCommand(program: Command, userError: (message: string) =>
     .addOption(new Option('--kind <kind>', 'what to draw').choices([...FLOW_KINDS]).default('sequence'))
     .option('--syscall <ref>', 'draw this call step by step (a flame chart or call graph: its frames, and what ran inside it on other threads): its syscalls.id, or SESSION:ID (e.g. 2:5); repeatable', syscallRefOption)
     .option('--query <sql>', "draw the calls a SELECT returns (first column syscalls.id; :session is bound), e.g. \"SELECT id FROM syscalls WHERE status_name <> 'STATUS_SUCCESS'\"")
+    .option('--json', 'print what was written as JSON: {output, format, kind, sessionId, items, bytes}')
     .requiredOption('-o, --output <file>', "where to write: .svg (static) or .html (interactive, opens offline); '-' writes the SVG to stdout (and nothing else)")
-    .action(async (file: string, opts: FlowOptions) => {
+    .action(async (file: string, opts: FlowOptions & { json?: boolean }) => {
       const r = await flowCommand(file, opts, userError);
       if (r.output === '-') return; // stdout holds the SVG alone
+      if (opts.json) {
+        process.stdout.write(JSON.stringify(r) + '\n');
+        return;
+      }
       process.stdout.write(`${r.output}: ${r.kind} diagram of session ${r.sessionId}, ${r.items} ${r.kind === 'sequence' ? 'steps' : r.kind === 'flame' ? 'frames' : 'functions'}, ${(r.bytes / 1024).toFixed(1)} KiB ${r.format.toUpperCase()}\n`);
     });
 }

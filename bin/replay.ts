@@ -23,9 +23,10 @@ export function addReplayCommand(program: Command, userError: (message: string) 
     .argument('<trace.db>', 'a trace file')
     .option('--session <id|name>', 'one session (default: every session)')
     .option('--verify', 're-execute the session from its stored program and options and compare the new event stream with the recorded one')
-    .action(async (file: string, opts: { session?: string; verify?: boolean }) => {
+    .option('--json', 'JSON: an array of {sessionId, events, seconds, projections: [{name, rows, digest}]}; with --verify one object {sessionId, name, status, compared, recorded, identical, divergence, lastIdentical, outcome, recordedOutcome, note}')
+    .action(async (file: string, opts: { session?: string; verify?: boolean; json?: boolean }) => {
       if (opts.verify) {
-        await verifyCommand(file, { session: opts.session }, userError);
+        await verifyCommand(file, { session: opts.session, json: opts.json }, userError);
         return;
       }
       const bar = process.stderr.isTTY
@@ -43,6 +44,11 @@ export function addReplayCommand(program: Command, userError: (message: string) 
           },
         });
         bar?.stop();
+        if (opts.json) {
+          const list = results.map((r) => ({ sessionId: r.sessionId, events: r.events, seconds: r.seconds, projections: r.projections.map((p) => ({ name: p.name, rows: p.rows, digest: p.digest })) }));
+          process.stdout.write(JSON.stringify(list, null, 1) + '\n');
+          return;
+        }
         for (const r of results) {
           const rate = r.seconds > 0 ? ` (${(r.events / r.seconds / 1e6).toFixed(2)} M events/s)` : '';
           process.stdout.write(`session ${r.sessionId}: ${r.events} events replayed in ${r.seconds.toFixed(2)} s${rate}\n`);

@@ -14,6 +14,8 @@ export interface VerifyCommandOptions {
   out?: Output;
   /** Set process.exitCode = 1 on a divergence (default true; tests turn it off). */
   exitCode?: boolean;
+  /** The result as one JSON object instead of the report. */
+  json?: boolean;
 }
 
 /** A progress bar on stderr when it is a terminal; nothing otherwise. */
@@ -26,6 +28,9 @@ function progressBar(total: number): { update(done: number): void; stop(): void 
   bar.start(total, 0);
   return { update: (d) => bar.update(Math.min(d, total)), stop: () => bar.stop() };
 }
+
+/** Events carry 64-bit MSR values as bigints: JSON gets them as decimal strings. */
+const jsonSafe = (_key: string, v: unknown) => (typeof v === 'bigint' ? v.toString() : v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v);
 
 export async function verifyCommand(file: string, opts: VerifyCommandOptions = {}, userError: UserErrorFactory = (m) => new VerifyError(m)): Promise<VerifyResult> {
   let result: VerifyResult;
@@ -48,7 +53,7 @@ export async function verifyCommand(file: string, opts: VerifyCommandOptions = {
     if (e instanceof QueryError || e instanceof TraceFileError || e instanceof VerifyError) throw userError(e.message.split('\n')[0]);
     throw e;
   }
-  (opts.out ?? process.stdout).write(formatVerifyResult(result));
+  (opts.out ?? process.stdout).write(opts.json ? JSON.stringify(result, jsonSafe, 1) + '\n' : formatVerifyResult(result));
   if (!result.identical && opts.exitCode !== false) process.exitCode = 1;
   return result;
 }

@@ -126,6 +126,27 @@ t.test('flow -o -: the SVG on stdout, well-formed, and nothing else', async (t) 
   t.equal(wellFormed(one.stdout), null, 'one call: well-formed too');
 });
 
+t.test('replay, replay --verify and flow --json: the facts the text reports, as JSON', async (t) => {
+  const r = await ntflow(['replay', FILE, '--json']);
+  t.equal(r.code, 0, r.stderr);
+  const list = JSON.parse(r.stdout) as { sessionId: number; events: number; projections: { name: string; rows: number; digest: string }[] }[];
+  const sessions = query('SELECT id, events FROM sessions ORDER BY id');
+  t.same(list.map((x) => [x.sessionId, x.events]), sessions.map((s) => [s.id, s.events]), 'one entry per session with its events');
+  const digests = query("SELECT name, rows, digest FROM projections WHERE session_id = ? ORDER BY name", list[0].sessionId) as { name: string; rows: number; digest: string }[];
+  t.same([...list[0].projections].sort((a, b) => a.name.localeCompare(b.name)), digests, 'the projections table holds the rows and digests printed');
+
+  const v = await ntflow(['replay', FILE, '--verify', '--session', '1', '--json']);
+  t.equal(v.code, 0, v.stderr);
+  const res = JSON.parse(v.stdout) as { sessionId: number; identical: boolean; compared: number; recorded: number };
+  t.same([res.sessionId, res.identical, res.compared], [1, true, sessions[0].events], 'verify: identical, every recorded event compared');
+
+  const svg = join(dir, 'json.svg');
+  const f = await ntflow(['flow', FILE, '--session', '1', '-o', svg, '--json']);
+  t.equal(f.code, 0, f.stderr);
+  const fr = JSON.parse(f.stdout) as { output: string; sessionId: number; kind: string; bytes: number };
+  t.same([fr.output, fr.sessionId, fr.kind, fr.bytes], [svg, 1, 'sequence', statSync(svg).size], 'flow: what it wrote, where, for which session');
+});
+
 t.test("event lists ntflow prints come in seq order; the schema tells readers of 'events' to ORDER BY seq", async (t) => {
   const schema = await ntflow(['query', FILE, '--schema']);
   t.match(schema.stdout, /CREATE VIEW events[\s\S]*readers must ORDER BY seq/);
