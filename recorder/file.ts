@@ -143,7 +143,15 @@ const UPGRADES: Record<number, (db: Database.Database) => void> = {
     db.exec('DROP VIEW IF EXISTS events');
     db.exec(statements.find((s) => s.startsWith('CREATE VIEW events'))!);
   },
+  3: (db) => {
+    // Schema 4: the events view comes in (session_id, seq) order (a merge, no sort).
+    db.exec('DROP VIEW IF EXISTS events');
+    db.exec(schemaSql().find((s) => s.startsWith('CREATE VIEW events'))!);
+  },
 };
+
+/** The oldest schema readers open as it is: 3 differs from 4 only in the events view's order. */
+const READABLE_SINCE = 3;
 
 function pragmasForWriting(db: Database.Database): void {
   db.pragma('journal_mode = WAL'); // readers work while a recording runs; a kill keeps committed batches
@@ -237,7 +245,7 @@ export function openTraceForReading(path: string): Database.Database {
   }
   try {
     const version = readSchemaVersion(db, path);
-    if (version < SCHEMA_VERSION) {
+    if (version < READABLE_SINCE) {
       throw new TraceFileError(`${path} has trace schema ${version}; open it once for writing (ntflow record … -o ${path}) to upgrade it`);
     }
   } catch (e) {

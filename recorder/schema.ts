@@ -3,7 +3,7 @@
 // typed table holds, and how an event's fields become its columns.
 import type { TraceEvent } from '../core/index.js';
 
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 type SqlType = 'INTEGER' | 'TEXT' | 'BLOB';
 export interface Column {
@@ -422,10 +422,11 @@ export function schemaSql(): string[] {
     [
       'CREATE VIEW events AS',
       '  -- every event of every session in one place: its type and the common columns (the typed tables hold the rest)',
-      '  -- a UNION ALL of the typed tables: its rows come in no particular order, readers must ORDER BY seq',
+      '  -- a UNION ALL of the typed tables, in seq order: SQLite merges the tables, each read in its primary key (session_id, seq) order, without sorting',
       "  SELECT session_id, seq, 'instruction' AS type, icount, cpl, eip, thread_id -- session, event number, type, instructions before, privilege level, EIP, guest thread",
       '  FROM instructions',
       ...EVENT_TABLES.map((t) => `  UNION ALL SELECT session_id, seq, '${t.event}', icount, cpl, eip, thread_id FROM ${t.name}`),
+      '  ORDER BY session_id, seq',
     ].join('\n'),
   ];
 }

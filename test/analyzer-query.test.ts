@@ -193,7 +193,7 @@ t.test('--schema prints every table and view with its comments, from the file', 
   db.close();
   t.ok(objects.length >= 20);
   for (const o of objects) t.match(text, new RegExp(`CREATE ${o.type.toUpperCase()} ${o.name} `), `${o.type} ${o.name}`);
-  t.match(text, /^-- .*: ntflow trace schema 3 \(created by ntflow /);
+  t.match(text, /^-- .*: ntflow trace schema 4 \(created by ntflow /);
   t.match(text, /ssdt_lookups[\s\S]*in_range INTEGER, -- 1 when the number passed the limit check/);
   t.match(text, /:session is the --session id/);
   // The same through the command's dispatcher.

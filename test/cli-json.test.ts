@@ -147,9 +147,17 @@ t.test('replay, replay --verify and flow --json: the facts the text reports, as 
   t.same([fr.output, fr.sessionId, fr.kind, fr.bytes], [svg, 1, 'sequence', statSync(svg).size], 'flow: what it wrote, where, for which session');
 });
 
-t.test("event lists ntflow prints come in seq order; the schema tells readers of 'events' to ORDER BY seq", async (t) => {
+t.test("event lists come in seq order: the events view itself, and what ntflow prints", async (t) => {
   const schema = await ntflow(['query', FILE, '--schema']);
-  t.match(schema.stdout, /CREATE VIEW events[\s\S]*readers must ORDER BY seq/);
+  t.match(schema.stdout, /CREATE VIEW events[\s\S]*in seq order/);
+  // No ORDER BY in the query: the view's own order, session by session, gapless.
+  const all = await ntflow(['query', FILE, 'SELECT session_id, seq FROM events', '--format', 'json']);
+  const rows = JSON.parse(all.stdout) as { session_id: number; seq: number }[];
+  const sessions = query('SELECT id, events FROM sessions ORDER BY id') as { id: number; events: number }[];
+  t.same(rows, sessions.flatMap((s) => Array.from({ length: s.events }, (_, seq) => ({ session_id: s.id, seq }))), 'SELECT … FROM events: every event, in (session, seq) order');
+  const some = await ntflow(['query', FILE, "SELECT seq, type FROM events WHERE session_id = 2 AND type <> 'instruction' LIMIT 40", '--format', 'json']);
+  const seqs = (JSON.parse(some.stdout) as { seq: number }[]).map((x) => x.seq);
+  t.ok(seqs.length === 40 && seqs.every((v, i) => i === 0 || seqs[i - 1] < v), 'filtered and limited: still in seq order');
   for (const args of [['--named', 'path', '--syscall', '2'], ['--named', 'rings'], ['--named', 'apc'], ['--named', 'ssdt'], ['--named', 'msr']]) {
     const r = await ntflow(['query', FILE, '--session', '2', ...args, '--format', 'json']);
     t.equal(r.code, 0, r.stderr);

@@ -139,6 +139,30 @@ t.test('a schema 2 file is upgraded when recorded into: probes and handle lookup
   t.same(f, ['probe-kernel-address', 'handle-never-opened', 'handle-never-opened'], 'schema 2 has no handle entries: the System-thread reason needs them, the rest stands');
 });
 
+t.test('a schema 3 file is read as it is and upgraded when recorded into: the events view comes in seq order', async (t) => {
+  const old = join(dir, 'v3.db');
+  await record({ scenario: 'osr-log-user-handle' }, { output: old });
+  // Schema 3's events view: the same UNION ALL without the ORDER BY.
+  const w = new Database(old);
+  w.exec('DROP VIEW events');
+  w.exec(schemaSql().find((x) => x.startsWith('CREATE VIEW events'))!.replace(/\n\s*ORDER BY session_id, seq$/, ''));
+  w.prepare("UPDATE meta SET value = '3' WHERE key = 'schema_version'").run();
+  t.notMatch(w.prepare("SELECT sql FROM sqlite_master WHERE name = 'events'").pluck().get() as string, /ORDER BY/, 'the view as schema 3 had it');
+  w.close();
+  const ro = openTraceForReading(old); // readers take schema 3 as it is
+  t.equal((ro.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n > 0, true, 'read as it is');
+  ro.close();
+  await record({ scenario: 'kernel-nt-close' }, { output: old });
+  const r = new Database(old, { readonly: true });
+  t.teardown(() => r.close());
+  t.equal(r.prepare("SELECT value FROM meta WHERE key = 'schema_version'").pluck().get(), String(SCHEMA_VERSION), 'upgraded to the current schema');
+  t.match(r.prepare("SELECT sql FROM sqlite_master WHERE name = 'events'").pluck().get() as string, /ORDER BY session_id, seq$/, 'the view ordered');
+  const plan = (r.prepare('EXPLAIN QUERY PLAN SELECT * FROM events WHERE session_id = 1').all() as { detail: string }[]).map((p) => p.detail);
+  t.notOk(plan.some((d) => /TEMP B-TREE/.test(d)), 'a merge of the tables in key order: no sort');
+  const seqs = r.prepare('SELECT session_id, seq FROM events').raw().all() as [number, number][];
+  t.ok(seqs.every((v, i) => i === 0 || seqs[i - 1][0] < v[0] || (seqs[i - 1][0] === v[0] && seqs[i - 1][1] + 1 === v[1])), 'both sessions, each gapless and in order');
+});
+
 // ---- every table, view and column commented --------------------------------------------------------
 
 interface Part {
