@@ -3,10 +3,18 @@
 // One read of the log feeds every projection: the log is a connectable Observable; each projection
 // subscribes its own fold (its state lives in that subscription), then the log is connected and
 // streams once, synchronously. Each projection's rows go to its table through one prepared
-// statement. The whole rebuild of a session — truncation, rows, digests, `projections` rows — is
-// one transaction: a reader sees the old projections or the new ones, never a mix. (STYLE 11 asks
-// for a transaction per projection; one per session is the same guarantee, stronger, and lets the
-// log be read once for all of them.)
+// statement — into the connection's TEMP schema first (temp.live_*), then, to store them, copied
+// into the file's tables in one short transaction: a reader sees the old projections or the new
+// ones, never a mix, and no one waits for the fold itself. (STYLE 11 asks for a transaction per
+// projection; one per session is the same guarantee, stronger, and lets the log be read once.)
+//
+// Readers and a recording at once (issue K §5): a session still recording ('incomplete') is never
+// stored by a reader — every reading command folds it into its own TEMP tables, behind TEMP views
+// named like the file's tables (SQLite looks in temp before main, so every query, the user's SQL
+// included, reads them as if stored), from the log as committed when it starts. The same holds
+// for a file this process may not write (a read-only mount). Finished sessions are stored as
+// before, by the first reader that may write. A recorder thus never waits for a fold; it waits
+// (up to a bound, recorder/writer.ts) only for another writer's short transaction.
 import type Database from 'better-sqlite3';
 import { connectable, map, share, Subject, type Observable } from 'rxjs';
 import { openTraceForReading, openTraceForWriting, traceName, TraceFileError } from '../recorder/index.js';
@@ -24,7 +32,8 @@ export const PROJECTIONS: readonly Projection[] = [SYSCALLS, SYSCALL_ARGS, CALLS
 
 export const PROJECTIONS_TABLE: ProjectionTable = {
   name: 'projections',
-  comment: 'one row per projection and session: how far it has folded the log and a digest of its rows (rebuilding from the log gives the same digest)',
+  comment:
+    "one row per projection and session: how far it has folded the log and a digest of its rows (rebuilding from the log gives the same digest); a session still recording ('incomplete') gets none from readers: each reading command folds it for itself, writing nothing to the file",
   columns: [
     { name: 'name', type: 'TEXT', notNull: true, comment: "the projection (its table's name: 'syscalls', 'calls', …)" },
     { name: 'version', type: 'INTEGER', notNull: true, comment: "the version of its fold's rules (a digest of another version is not comparable)" },
