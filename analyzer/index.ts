@@ -1,5 +1,5 @@
 // analyzer/ public API: rebuild projections from the log (replay). One export line per feature.
-export { replaySession, replayFile, ensureProjections, staleSessions, projectionSchemaSql, PROJECTIONS, PROJECTIONS_TABLE, ReplayInputError, type ReplayOptions, type ReplayProgress, type ReplayResult, type ProjectionResult } from './replay.js';
+export { replaySession, replayFile, ensureProjections, openWithProjections, foldLive, staleSessions, projectionSchemaSql, PROJECTIONS, PROJECTIONS_TABLE, ReplayInputError, type ReplayOptions, type ReplayProgress, type ReplayResult, type ProjectionResult } from './replay.js';
 export { digestOf, rowWriter, tableSql, type Projection, type ProjectionTable, type ProjectionColumn } from './projections/table.js';
 export { readLog, makeContext, readCodeTable, flowOf, Flow, COLUMN, type LogEvent, type LogEventType, type LogContext, type CodeTable } from './projections/log.js';
 export { foldSyscalls, syscallRow, SYSCALLS, SYSCALLS_TABLE, type SyscallRecord, type SyscallTableRow, type HandleUse } from './projections/syscalls.js';

@@ -15,8 +15,8 @@
 import type Database from 'better-sqlite3';
 import { once } from 'node:events';
 import { serviceByNumber, statusName, type SymbolTable } from '../core/index.js';
-import { openTraceForReading, TraceFileError } from '../recorder/index.js';
-import { ensureProjections } from './replay.js';
+import { TraceFileError } from '../recorder/index.js';
+import { openWithProjections } from './replay.js';
 import { displayOf, showNumber, type Display } from './display.js';
 import { resolveSession, sessionSymbols } from './state.js';
 
@@ -48,13 +48,13 @@ const oneLine = (m: string) => m.split('\n')[0].trim();
 
 /**
  * Open a trace for querying (read-only), its projections first brought up to date (built on first
- * use: `ntflow record` leaves them to the first reader); a file that is no trace is a one-line
- * QueryError.
+ * use: `ntflow record` leaves them to the first reader; a session still recording, or a file on a
+ * read-only mount, is folded for this connection only — see openWithProjections); a file that is
+ * no trace is a one-line QueryError.
  */
 export function openForQuery(file: string): Database.Database {
   try {
-    ensureProjections(file);
-    return openTraceForReading(file);
+    return openWithProjections(file);
   } catch (e) {
     if (e instanceof TraceFileError) throw new QueryError(oneLine(e.message));
     throw e;
@@ -396,13 +396,20 @@ export function schemaText(db: Database.Database, file: string): string {
     `-- tables: ${tables.join(', ')}`,
     `-- views: ${views.join(', ')}`,
     '-- in ntflow query: :session is the --session id (default the latest); functions sym(addr), status_name(n), service_name(n), hex32(n)',
-    '',
   ];
+  // Projections this command folded itself (a session still recording, a read-only file).
+  const live = db.prepare("SELECT 1 FROM temp.sqlite_master WHERE name = 'live_projections'").get()
+    ? (db.prepare('SELECT DISTINCT session_id FROM temp.live_projections ORDER BY 1').pluck().all() as number[])
+    : [];
+  if (live.length) out.push(`-- the projections of session ${live.join(', ')} are folded by each reading command itself (still recording, or the file cannot be written): not stored in the file`);
+  out.push('');
   for (const r of rows) out.push(`${r.sql};`, '');
   return out.join('\n');
 }
 
-/** Tables and views of the file, by name. */
+/** Tables and views of the file, by name, and the projections this connection folded itself. */
 export function tableNames(db: Database.Database): Set<string> {
-  return new Set(db.prepare("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')").pluck().all() as string[]);
+  return new Set(
+    db.prepare("SELECT name FROM main.sqlite_master WHERE type IN ('table', 'view') UNION SELECT name FROM temp.sqlite_master WHERE type = 'view'").pluck().all() as string[],
+  );
 }

@@ -329,7 +329,8 @@ export interface StackFrame {
  * frames the calls projection says were entered at or before `seq` and not yet left after it.
  */
 export function callStackAt(db: Database.Database, s: MachineState): StackFrame[] {
-  const hasCalls = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'calls'").get();
+  // The file's table, or the view over the calls this reader folded itself (analyzer/replay.ts foldLive).
+  const hasCalls = db.prepare("SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = 'calls' UNION ALL SELECT 1 FROM temp.sqlite_master WHERE type = 'view' AND name = 'calls'").get();
   if (!hasCalls) throw new TraceFileError("the trace has no 'calls' table yet; run `ntflow replay FILE` to build the projections");
   const rows = db
     .prepare(

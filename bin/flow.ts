@@ -7,8 +7,8 @@ import { writeFileSync } from 'node:fs';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import cliProgress from 'cli-progress';
 import type Database from 'better-sqlite3';
-import { TraceFileError, openTraceForReading, openTraceForWriting } from '../recorder/index.js';
-import { QueryError, checkSyscall, chooseSessionFor, parseSyscallRef, prepareReadOnly, registerFunctions, replaySession, staleSessions, syscallRefs } from '../analyzer/index.js';
+import { TraceFileError, openTraceForReading } from '../recorder/index.js';
+import { QueryError, checkSyscall, chooseSessionFor, openWithProjections, parseSyscallRef, prepareReadOnly, registerFunctions, syscallRefs } from '../analyzer/index.js';
 // viz/ in parts, not its index: the SVG renderer (d3 and a DOM) loads only when drawing.
 import { VizInputError, flameInput, graphInput, layoutCallGraph, layoutFlame, layoutSequence, sequenceInput, type FlameLayout, type GraphLayout, type SequenceLayout } from '../viz/index.js';
 
@@ -118,12 +118,10 @@ export async function flowCommand(file: string, opts: FlowOptions, userError: (m
     const refs = syscallRefs(opts.syscall?.map(String));
     const sessionId = chooseSessionFor(db, opts.session, refs);
     if (sessionId === null) throw new TraceFileError('the trace has no sessions; record one first');
-    // Projections are built on first use (record leaves them), or rebuilt when behind the log.
-    if (staleSessions(db).includes(sessionId)) {
-      db.close();
-      db = openTraceForWriting(file, { mustExist: true });
-      replaySession(db, sessionId, { onProgress: (p) => progress(`replaying session ${sessionId}`, p.events, p.total) });
-    }
+    db.close();
+    // Projections are built on first use (record leaves them), or rebuilt when behind the log;
+    // a session still recording is folded for this command only, never stored (issue K §5).
+    db = openWithProjections(file, { only: sessionId, onProgress: (p) => progress(`replaying session ${p.sessionId}`, p.events, p.total) });
     const ids = opts.query ? idsFromQuery(db, opts.query, sessionId) : refs.length ? refs.map((r) => checkSyscall(db!, sessionId, r.text, 'flow')) : undefined;
 
     let svg: (r: typeof import('../viz/svg.js')) => string;

@@ -260,7 +260,7 @@ function progressBar(maxInstructions: number): { update(p: RecordProgress): void
 function checkOutput(output: string, userError: UserErrorFactory): void {
   if (existsSync(output)) {
     try {
-      openTraceForWriting(output).close();
+      openTraceForWriting(output, { busyTimeoutMs: 60_000 }).close();
     } catch (e) {
       throw asUserError(e, userError);
     }

@@ -7,7 +7,7 @@ import { nearestSymbol, type SymbolTable } from '../core/index.js';
 import {
   callStackAt,
   disassembleAt,
-  ensureProjections,
+  openWithProjections,
   formatCallStack,
   formatHandles,
   formatMemory,
@@ -93,8 +93,7 @@ function lookupSymbol(term: string, what: string, table: SymbolTable, Err: new (
 
 export function stateCommand(file: string, opts: StateOptions, Err: new (m: string) => Error): void {
   // --k reads the calls projection: built or brought up to date first, as `query` does.
-  if (opts.k) ensureProjections(file);
-  const db = openTraceForReading(file);
+  const db = opts.k ? openWithProjections(file) : openTraceForReading(file);
   try {
     const sessionId = resolveSession(db, opts.session);
     const seq = parseNumber(opts.at, '--at', Err);

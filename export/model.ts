@@ -12,7 +12,7 @@
 // exporter can write an END without its BEGIN: a frame opening under a parent that is not on top
 // closes what is above the parent first, and a frame still open at the end closes at the end.
 import type Database from 'better-sqlite3';
-import type { SyscallTableRow } from '../analyzer/index.js';
+import { tableNames, type SyscallTableRow } from '../analyzer/index.js';
 import { ExportInputError } from './types.js';
 
 export type Ring = 0 | 3;
@@ -100,7 +100,7 @@ const RETURN_BY_ENTRY: Record<string, string> = { sysenter: 'sysexit', int2e: 'i
 
 /** The projections the export reads must be built; the log tables must be there (an older or damaged file lacks some). */
 function requireTables(db: Database.Database, projections: string[], log: string[]): void {
-  const have = new Set(db.prepare("SELECT name FROM sqlite_master WHERE type IN ('table','view')").pluck().all() as string[]);
+  const have = tableNames(db); // with the projections a reader folded for itself
   const plural = (xs: string[]) => `${xs.join(', ')} table${xs.length > 1 ? 's' : ''}`;
   const noProjection = projections.filter((n) => !have.has(n));
   if (noProjection.length) throw new ExportInputError(`the trace has no ${plural(noProjection)} yet: run 'ntflow replay FILE' first`);
@@ -137,7 +137,7 @@ export function readTimeline(db: Database.Database, sessionId: number, syscallId
     syscalls.set(r.id, r);
   }
   const syscallArgs = new Map<number, Args>();
-  const haveArgs = (db.prepare("SELECT count(*) FROM sqlite_master WHERE name = 'syscall_args'").pluck().get() as number) > 0;
+  const haveArgs = tableNames(db).has('syscall_args');
   if (haveArgs) {
     for (const a of db.prepare('SELECT syscall_id, name, value, decoded FROM syscall_args WHERE session_id = ? ORDER BY syscall_id, position').iterate(sessionId) as Iterable<{ syscall_id: number; name: string; value: number; decoded: string | null }>) {
       if (!syscalls.has(a.syscall_id)) continue;

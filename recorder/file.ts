@@ -1,8 +1,8 @@
 // Opening trace files: create or upgrade for writing, open read-only for readers, and refuse what
 // is not an ntflow trace with a one-line message that says what the file is and what to do.
 import Database from 'better-sqlite3';
-import { closeSync, existsSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { EVENT_TABLES, SCHEMA_VERSION, schemaSql } from './schema.js';
 import { NTFLOW_VERSION } from './version.js';
 
@@ -12,6 +12,33 @@ export class TraceFileError extends Error {
 }
 
 const SQLITE_MAGIC = 'SQLite format 3\u0000';
+
+// A trace on a read-only mount is opened with SQLite's `immutable=1` URI parameter (below), and
+// better-sqlite3 reads URIs only when SQLITE_USE_URI is set before its addon loads (on the first
+// `new Database`, after this module is evaluated). A user's path is then never taken for a URI:
+// sqlitePath gives one that starts with 'file:' a './'.
+process.env.SQLITE_USE_URI ??= '1';
+const sqlitePath = (path: string) => (path.startsWith('file:') ? `./${path}` : path);
+
+/**
+ * Why `path` cannot be written, in words (null when nothing says so): a read-only file system, a
+ * folder or file this user may not write. Asked of the file system because SQLite only says
+ * 'unable to open database file' or 'attempt to write a readonly database'.
+ */
+function whyNotWritable(path: string): string | null {
+  const dir = dirname(resolve(path));
+  for (const [target, what] of [[dir, `the folder ${dir}`], [path, 'the file']] as const) {
+    if (target === path && !existsSync(path)) continue;
+    try {
+      accessSync(target, constants.W_OK);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EROFS') return `${what} is on a read-only file system`;
+      if (code === 'EACCES' || code === 'EPERM') return `${what} is not writable by this user`;
+    }
+  }
+  return null;
+}
 
 function isSqliteFile(path: string): boolean {
   const fd = openSync(path, 'r');
@@ -47,7 +74,12 @@ function checkNotTruncated(path: string): void {
   const pageSize = rawPageSize === 1 ? 65536 : rawPageSize;
   const pages = header.readUInt32BE(28);
   const headerValid = header.readUInt32BE(24) === header.readUInt32BE(92);
-  if (headerValid && pages > 0 && size < pages * pageSize) {
+  // While a recording runs, a checkpoint copies the WAL's pages into the file page 1 (the header)
+  // first, so for a moment the header names pages not yet written: a non-empty -wal beside the
+  // file means SQLite still has them there, and the file is not judged by its header then.
+  const wal = `${path}-wal`;
+  const walInUse = existsSync(wal) && statSync(wal).size > 0;
+  if (headerValid && pages > 0 && size < pages * pageSize && !walInUse) {
     throw new TraceFileError(`${path} is truncated: ${size} bytes where its header says ${pages * pageSize}; ${fix}`);
   }
 }
@@ -164,7 +196,7 @@ function pragmasForWriting(db: Database.Database): void {
  * before reading), a missing or empty file is refused rather than given a schema: nothing is written
  * into a file that was not a trace.
  */
-export function openTraceForWriting(path: string, options: { mustExist?: boolean } = {}): Database.Database {
+export function openTraceForWriting(path: string, options: { mustExist?: boolean; busyTimeoutMs?: number } = {}): Database.Database {
   const state = checkExisting(path);
   if (state === 'new' && options.mustExist) {
     throw new TraceFileError(
@@ -182,11 +214,21 @@ export function openTraceForWriting(path: string, options: { mustExist?: boolean
       throw new TraceFileError(`cannot create the folder ${dir} for ${path}: ${(e as Error).message.split('\n')[0]}`);
     }
   }
+  const cannotWrite = (e: unknown) => {
+    const why = whyNotWritable(path);
+    return new TraceFileError(
+      why
+        ? `cannot write ${path}: ${why} (reading commands work on it where it is; to record or replay, copy it to a writable folder)`
+        : `cannot open ${path} for writing: ${(e as Error).message.split('\n')[0]}`,
+    );
+  };
   let db: Database.Database;
   try {
-    db = new Database(path);
+    // busyTimeoutMs: how long a statement waits for another connection's write to end (SQLite's
+    // busy timeout; better-sqlite3's default is 5 s).
+    db = new Database(sqlitePath(path), options.busyTimeoutMs === undefined ? {} : { timeout: options.busyTimeoutMs });
   } catch (e) {
-    throw new TraceFileError(`cannot open ${path} for writing: ${(e as Error).message.split('\n')[0]}`);
+    throw cannotWrite(e);
   }
   try {
     if (state === 'new' || !db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'meta'").get()) {
@@ -223,7 +265,7 @@ export function openTraceForWriting(path: string, options: { mustExist?: boolean
     const bad = damaged(e, path);
     if (bad) throw bad;
     if ((e as { code?: unknown }).code === 'SQLITE_FULL') throw new TraceFileError(`cannot write ${path}: ${msg} (ENOSPC); free some space or choose another file`);
-    if (/readonly|read-only|permission/i.test(msg)) throw new TraceFileError(`cannot write ${path}: ${msg}`);
+    if (/readonly|read-only|permission/i.test(msg) || /^SQLITE_(READONLY|CANTOPEN|PERM)/.test(String((e as { code?: unknown }).code))) throw cannotWrite(e);
     if (/not a database|file is encrypted/i.test(msg)) throw new TraceFileError(`${path} is not an ntflow trace (${msg}); choose another file`);
     throw e;
   }
@@ -239,9 +281,22 @@ export function openTraceForReading(path: string): Database.Database {
   checkNotTruncated(path);
   let db: Database.Database;
   try {
-    db = new Database(path, { readonly: true, fileMustExist: true });
+    db = new Database(sqlitePath(path), { readonly: true, fileMustExist: true });
   } catch (e) {
     throw new TraceFileError(`cannot open ${path}: ${(e as Error).message.split('\n')[0]}`);
+  }
+  try {
+    readSchemaVersion(db, path);
+  } catch (e) {
+    // A WAL-mode file needs its -shm file, which SQLite creates beside it: on a read-only mount or
+    // in a folder this user may not write the first read fails. Nothing can be writing there, so
+    // the file is read as immutable (no locks, no -shm).
+    if (!/^SQLITE_(CANTOPEN|READONLY)/.test(String((e as { code?: unknown }).code))) {
+      db.close();
+      throw e;
+    }
+    db.close();
+    db = openImmutable(path, e);
   }
   try {
     const version = readSchemaVersion(db, path);
@@ -253,4 +308,28 @@ export function openTraceForReading(path: string): Database.Database {
     throw e;
   }
   return db;
+}
+
+/** The trace's path as the user gave it, also for a connection openImmutable made (a URI). */
+export function traceName(db: Database.Database): string {
+  const m = /^file:(.*)\?immutable=1$/.exec(db.name);
+  return m ? decodeURI(m[1]).replace(/%3F/g, '?').replace(/%23/g, '#') : db.name;
+}
+
+/** Open a trace on a read-only location as immutable; `cause` is why the ordinary open failed. */
+function openImmutable(path: string, cause: unknown): Database.Database {
+  const wal = `${path}-wal`;
+  // Immutable reads ignore the write-ahead log: a non-empty one holds committed batches that are
+  // not in the file yet (a recording killed there), which only a writable copy can fold in.
+  if (existsSync(wal) && statSync(wal).size > 0) {
+    throw new TraceFileError(
+      `cannot read ${path}: ${whyNotWritable(path) ?? 'its folder cannot be written'}, and its write-ahead log ${wal} holds data not yet in the file; copy both files to a writable folder and read the copy`,
+    );
+  }
+  const uri = `file:${encodeURI(resolve(path)).replace(/\?/g, '%3F').replace(/#/g, '%23')}?immutable=1`;
+  try {
+    return new Database(uri, { readonly: true, fileMustExist: true });
+  } catch {
+    throw new TraceFileError(`cannot open ${path}: ${(cause as Error).message.split('\n')[0]}`);
+  }
 }

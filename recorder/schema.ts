@@ -331,7 +331,7 @@ export function schemaSql(): string[] {
   id INTEGER PRIMARY KEY, -- session id, 1, 2, … in this file
   name TEXT NOT NULL, -- the session's name (--name, else the scenario's or the program file's)
   program TEXT NOT NULL, -- the scenario name, or the program's file name
-  status TEXT NOT NULL CHECK (status IN ('incomplete', 'complete', 'failed')), -- 'incomplete' while recording (or killed), 'complete' when the machine stopped for any guest reason, 'failed' when ntflow itself failed
+  status TEXT NOT NULL CHECK (status IN ('incomplete', 'complete', 'failed')), -- 'incomplete' while recording (or killed; readers then fold its projections for themselves and store none), 'complete' when the machine stopped for any guest reason, 'failed' when ntflow itself failed
   outcome TEXT, -- why the machine stopped: 'exited', 'exception' (no handler wanted an exception: the process ended with its code), 'bugcheck', 'instruction-limit', 'triple-fault', 'hlt', 'unsupported' (an instruction ntflow does not emulate) (NULL until complete)
   outcome_code INTEGER, -- the exit status, exception code or bug-check code (unsigned)
   outcome_detail TEXT, -- one line: 'exited with STATUS_SUCCESS', 'bug check 0x7F (UNEXPECTED_KERNEL_MODE_TRAP)'

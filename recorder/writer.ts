@@ -59,6 +59,14 @@ export type FromWriter =
 
 const ROWS_PER_INSERT = 64;
 
+/**
+ * How long a batch waits for another connection's write to end before the recording stops with a
+ * one-line error. Other writers hold the file briefly: another recording's batch, or a reader
+ * storing a finished session's projections (folded beforehand, copied in one short transaction);
+ * a reader of a session still recording writes nothing (issue K §5). So a minute is a wide bound.
+ */
+export const RECORDER_BUSY_MS = 60_000;
+
 class Writer {
   private db: Database.Database | null = null;
   private sessionId = 0;
@@ -78,7 +86,7 @@ class Writer {
 
   open(msg: Extract<ToWriter, { type: 'open' }>): FromWriter {
     this.path = msg.path;
-    const db = (this.db = openTraceForWriting(msg.path));
+    const db = (this.db = openTraceForWriting(msg.path, { busyTimeoutMs: RECORDER_BUSY_MS }));
     const s = msg.session;
     this.sessionId = Number(
       db
@@ -183,9 +191,18 @@ class Writer {
       msg.finishedAt,
       this.sessionId,
     );
-    // Fold the WAL into the file: a finished trace is one self-contained file.
+    // Fold the WAL into the file: a finished trace is one self-contained file. A reader still
+    // reading keeps the log's end in use; then the checkpoint stops at once (busy timeout 0) and
+    // the last connection to close folds in the rest — the recording does not wait for readers.
+    db.pragma('busy_timeout = 0');
     db.pragma('wal_checkpoint(TRUNCATE)');
+    db.pragma(`busy_timeout = ${RECORDER_BUSY_MS}`);
     return { type: 'finished', bytes: statSync(this.path).size };
+  }
+
+  /** The trace file being written (for messages). */
+  file(): string {
+    return this.path;
   }
 
   close(): void {
@@ -212,7 +229,12 @@ port.on('message', (msg: ToWriter) => {
   } catch (e) {
     const err = e as Error & { code?: string };
     const full = err.code === 'SQLITE_FULL' || /disk is full|database or disk is full/i.test(err.message);
-    const message = full ? `the disk is full; the trace keeps every batch written before this one` : err.message.split('\n')[0];
-    port.postMessage({ type: 'error', message, userError: e instanceof TraceFileError || full || /readonly|permission|SQLITE_CANTOPEN|SQLITE_IOERR/.test(err.code ?? err.message) });
+    const busy = /^SQLITE_(BUSY|LOCKED)/.test(err.code ?? '');
+    const message = full
+      ? `the disk is full; the trace keeps every batch written before this one`
+      : busy
+        ? `${writer.file()} stayed locked by another program for ${RECORDER_BUSY_MS / 1000} s (${err.message.split('\n')[0]}); the session stays 'incomplete' with every batch written before this one`
+        : err.message.split('\n')[0];
+    port.postMessage({ type: 'error', message, userError: e instanceof TraceFileError || full || busy || /readonly|permission|SQLITE_CANTOPEN|SQLITE_IOERR/.test(err.code ?? err.message) });
   }
 });

@@ -16,7 +16,8 @@
 // `call ebx`.
 import type Database from 'better-sqlite3';
 import { ntSuccess, statusName } from '../core/index.js';
-import { Flow, flowOf, replaySession, staleSessions, stateAt, type SyscallTableRow } from '../analyzer/index.js';
+import { Flow, flowOf, replaySession, staleSessions, stateAt, tableNames, type SyscallTableRow } from '../analyzer/index.js';
+import { traceName } from '../recorder/index.js';
 import { bandFailures, findingNotes, mergeNotes, sessionFindings, type EventPlace } from './findings.js';
 import type { DiffMark, FlowStep, SequenceInput, SyscallBand } from './types.js';
 import { aggregateDetail, aggregateLabel, capSteps, elideCalls, elisionNotice, insertBySeq, type CallAggregate, type ElisionCall, type ElisionLimits } from './elide.js';
@@ -64,7 +65,8 @@ const statusOf = (code: number) => ({ code: code >>> 0, name: statusName(code), 
 
 // ---- sessions and the syscalls projection ------------------------------------------------
 
-const hasTable = (db: Database.Database, name: string) => !!db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name);
+// tableNames also sees the projections a reader folded for itself (a session still recording).
+const hasTable = (db: Database.Database, name: string) => tableNames(db).has(name);
 
 /**
  * Make sure the session's projections exist and are up to date: replay them when missing or behind
@@ -73,7 +75,7 @@ const hasTable = (db: Database.Database, name: string) => !!db.prepare("SELECT 1
  */
 export function ensureSessionProjections(db: Database.Database, sessionId: number): void {
   if (!staleSessions(db).includes(sessionId)) return;
-  if (db.readonly) throw new VizInputError(`session ${sessionId} has no projections yet (or they are behind its log); run 'ntflow replay ${db.name} --session ${sessionId}' first`);
+  if (db.readonly) throw new VizInputError(`session ${sessionId} has no projections yet (or they are behind its log); run 'ntflow replay ${traceName(db)} --session ${sessionId}' first`);
   replaySession(db, sessionId);
 }
 
@@ -554,7 +556,7 @@ export function sequenceInput(db: Database.Database, sessionId: number, options:
 
   // Past ELISION_DEFAULTS.maxCalls calls, runs of identical ones are drawn as their first, one
   // "×N more" row, and their last (viz/elide.ts); only the calls left are read step by step.
-  const file = db.name;
+  const file = traceName(db);
   const elision = chosen ? elideCalls(chosen.map(elisionCall), pinnedCalls(db, sessionId), options.elision) : { keep: rows.map((r) => r.id), aggregates: [] };
   const kept = new Set(elision.keep);
   const list = (chosen ?? rows).filter((r) => kept.has(r.id));
@@ -743,7 +745,7 @@ function collapsedInput(db: Database.Database, sessionId: number, name: string, 
   const callerLane = callerLaneOf(db, sessionId, ctx);
   const steps: FlowStep[] = [];
   const bands: SyscallBand[] = [];
-  const file = db.name;
+  const file = traceName(db);
   const elision = elideCalls(rows.map(elisionCall), pinnedCalls(db, sessionId), options.elision);
   const kept = new Set(elision.keep);
   const rowById = new Map(rows.map((r) => [r.id, r]));

@@ -7,10 +7,11 @@
 // failed — so a collapsed band still shows it. Reading is one query; the rest is pure (rows in, notes and marks out) and tested exactly; the
 // layout only finds the row each note landed on (layoutFindings in viz/layout.ts).
 import type Database from 'better-sqlite3';
-import { readFindings } from '../analyzer/index.js';
+import { readFindings, tableNames } from '../analyzer/index.js';
 import type { BandFailure, FindingSeverity, FlowStep, SessionFinding, SyscallBand } from './types.js';
 
-const hasTable = (db: Database.Database, name: string) => !!db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name);
+// tableNames also sees the projections a reader folded for itself (a session still recording).
+const hasTable = (db: Database.Database, name: string) => tableNames(db).has(name);
 
 /** The session's findings, ordered by id, each with where its note goes (none in a trace recorded before findings existed). */
 export function sessionFindings(db: Database.Database, sessionId: number): SessionFinding[] {

@@ -48,16 +48,17 @@ export function tableSql(t: ProjectionTable): string {
 /**
  * The SHA-256 (hex) of a projection's rows for one session, in primary-key order: the header
  * 'table(col,…)\n', then each row as SQLite's json_array(col, …) followed by '\n'. SQLite builds
- * the text a window of rows at a time (by the first key column when it is an integer).
+ * the text a window of rows at a time (by the first key column when it is an integer). The rows
+ * are read from `source` (the table itself unless told: a fold's TEMP copy before it is stored).
  */
-export function digestOf(db: Database.Database, t: ProjectionTable, sessionId: number): { digest: string; rows: number } {
+export function digestOf(db: Database.Database, t: ProjectionTable, sessionId: number, source = t.name): { digest: string; rows: number } {
   const hash = createHash('sha256');
   hash.update(`${t.name}(${t.columns.map((c) => c.name).join(',')})\n`);
   const cols = t.columns.map((c) => c.name).join(', ');
   const first = t.key[0];
   const integerKey = t.columns.find((c) => c.name === first)?.type === 'INTEGER';
   const body = (where: string) =>
-    db.prepare(`SELECT count(*), group_concat(j, char(10)) FROM (SELECT json_array(${cols}) AS j FROM ${t.name} WHERE session_id = ?${where} ORDER BY ${t.key.join(', ')})`).raw();
+    db.prepare(`SELECT count(*), group_concat(j, char(10)) FROM (SELECT json_array(${cols}) AS j FROM ${source} WHERE session_id = ?${where} ORDER BY ${t.key.join(', ')})`).raw();
   let rows = 0;
   const add = (r: [number, string | null]) => {
     if (r[0] === 0) return;
@@ -67,7 +68,7 @@ export function digestOf(db: Database.Database, t: ProjectionTable, sessionId: n
   };
   if (!integerKey) add(body('').get(sessionId) as [number, string | null]);
   else {
-    const [lo, hi] = db.prepare(`SELECT min(${first}), max(${first}) FROM ${t.name} WHERE session_id = ?`).raw().get(sessionId) as [number | null, number | null];
+    const [lo, hi] = db.prepare(`SELECT min(${first}), max(${first}) FROM ${source} WHERE session_id = ?`).raw().get(sessionId) as [number | null, number | null];
     const window = body(` AND ${first} >= ? AND ${first} < ?`);
     if (lo !== null && hi !== null) for (let k = lo; k <= hi; k += 1 << 16) add(window.get(sessionId, k, k + (1 << 16)) as [number, string | null]);
   }
