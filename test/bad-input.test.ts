@@ -3,30 +3,21 @@
 // trace, and the trace file given (truncated, damaged, of an unknown schema, empty) byte for byte
 // as it was. Then the assembler's limits and a driver's unknown escape id.
 //   npx tsc -p tsconfig.json && npx tap dist/test/bad-input.test.js
-import t, { type Test } from 'tap';
-import { createHash } from 'node:crypto';
+import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, copyFileSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, mkdtempSync, openSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { AsmError, assemble } from '../core/asm/index.js';
 import { cliArgs, ntflow, type CliOutput } from './util/cli.js';
+import { assertOneLine, setSchema, sha, truncateTo } from './util/bad-input.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ntflow-bad-input-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 
 const SCENARIO = 'osr-log-user-handle';
 const BASE = join(dir, 'base.db');
-const sha = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
-
-/** One line on stderr matching `message`, exit status 1, no stack trace. */
-function assertOneLine(t: Test, r: CliOutput, message: RegExp, what: string): void {
-  t.equal(r.code, 1, `${what}: exit status 1 (stderr: ${r.stderr.slice(0, 300)})`);
-  t.notMatch(r.stderr, /\n\s+at /, `${what}: no stack trace`);
-  t.equal(r.stderr.trimEnd().split('\n').length, 1, `${what}: one line on stderr`);
-  t.match(r.stderr.trimEnd(), message, `${what}: says what was wrong`);
-}
 
 /** A copy of the base trace with `change` applied: its bytes are what must not change. */
 function variant(name: string, change: (file: string) => void): string {
@@ -35,17 +26,6 @@ function variant(name: string, change: (file: string) => void): string {
   change(file);
   return file;
 }
-
-const truncateTo = (bytes: number | 'half') => (file: string) => {
-  const data = readFileSync(file);
-  writeFileSync(file, data.subarray(0, bytes === 'half' ? data.length >> 1 : bytes));
-};
-
-const setSchema = (value: string) => (file: string) => {
-  const db = new Database(file);
-  db.prepare("UPDATE meta SET value = ? WHERE key = 'schema_version'").run(value);
-  db.close(); // the last connection checkpoints the WAL: the change is in the file's own bytes
-};
 
 /** Garbage over `count` pages from `first` (1-based): the right size, pages that are not SQLite's. */
 const scribble = (first: number, count: number) => (file: string) => {
