@@ -248,6 +248,8 @@ function sqlError(e: unknown): never {
   if (/parameter/i.test(msg) && e instanceof RangeError) {
     throw new QueryError(`SQL error: ${msg} (the only parameters are :session${msg.includes('syscall') ? ' and :syscall' : ''}; write values into the SQL)`);
   }
+  // SQLite's whole message when load_extension() is called with extension loading off.
+  if (msg === 'not authorized') throw new QueryError('SQL error: not authorized (load_extension and anything else reaching outside the trace is disabled; query only reads the trace)');
   if ((e as { code?: string }).code?.startsWith('SQLITE_') || e instanceof RangeError || e instanceof TypeError) throw new QueryError(`SQL error: ${msg}`);
   throw e;
 }

@@ -142,7 +142,22 @@ export function buildProgram(): Command {
   addDiffCommand(program, (message) => new UserError(message));
   addExportCommand(program, (message) => new UserError(message));
 
+  // Each command's own parse errors name it, so the one line can say where its options are listed.
+  for (const command of [program, ...program.commands]) {
+    const where = command === program ? 'ntflow' : `ntflow ${command.name()}`;
+    command.configureOutput({ ...command.configureOutput(), outputError: (text, write) => write(optionErrorLine(text, where)) });
+  }
   return program;
+}
+
+/**
+ * commander's message for a bad command line as one line: `error: unknown option '--x'` with its
+ * "(Did you mean --y?)" on a second line becomes `ntflow query: unknown option '--x' (did you mean
+ * --y?); see 'ntflow query --help'`. An invalid value's message already says what to give instead.
+ */
+export function optionErrorLine(text: string, where: string): string {
+  const line = text.trim().replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').replace('(Did you mean', '(did you mean');
+  return `${where}: ${line}${/ is invalid\./.test(line) ? '' : `; see '${where} --help'`}\n`;
 }
 
 /** Mistakes the user can fix, from any layer: one line, exit status 1. */

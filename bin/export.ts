@@ -9,6 +9,7 @@ import type { Command } from 'commander';
 import { QueryError, chooseSession, checkSyscall, openForQuery, requireProjections } from '../analyzer/index.js';
 import { TraceFileError } from '../recorder/index.js';
 import { EXPORTERS, EXPORT_EXTENSIONS, EXPORT_FORMATS, ExportInputError, type ExportFormat, type ExportSink, type ExportStats } from '../export/index.js';
+import { cannotWrite } from './output.js';
 
 export interface ExportCommandOptions {
   format?: string;
@@ -80,7 +81,7 @@ export function exportCommand(file: string, opts: ExportCommandOptions, stdout: 
     try {
       fd = openSync(tmp, 'w');
     } catch (e) {
-      throw new QueryError(`cannot write ${output}: ${(e as Error).message.split('\n')[0]}`);
+      throw new QueryError(cannotWrite(output, e));
     }
     let bytes = 0;
     let done = false;
@@ -91,7 +92,7 @@ export function exportCommand(file: string, opts: ExportCommandOptions, stdout: 
           try {
             writeSync(fd, buf);
           } catch (e) {
-            throw new QueryError(`cannot write ${output}: ${(e as Error).message.split('\n')[0]}`);
+            throw new QueryError(cannotWrite(output, e));
           }
           bytes += buf.byteLength;
         },

@@ -109,7 +109,7 @@ t.test('replay on a 0-byte file: refused, and the file stays 0 bytes (no schema 
   assertOneLine(t, r, /empty\.db is empty \(0 bytes\), not a trace; record one with 'ntflow record <scenario> -o .*empty\.db'$/, 'replay');
   t.equal(statSync(file).size, 0, 'still 0 bytes');
   for (const args of [['flow', file, '-o', join(dir, 'e.html')], ['explain', file], ['diff', file, BASE]]) {
-    assertOneLine(t, await ntflow(args), /not an SQLite file, so not an ntflow trace$/, args[0]);
+    assertOneLine(t, await ntflow(args), /not an SQLite file, so not an ntflow trace; give a trace file written by 'ntflow record'$/, args[0]);
     t.equal(statSync(file).size, 0, `${args[0]}: still 0 bytes`);
   }
   const missing = join(dir, 'missing.db');
@@ -125,7 +125,7 @@ t.test('a FIFO or a device given as a trace: refused at once (reading a FIFO wou
     return;
   }
   for (const args of [['query', fifo, '--schema'], ['explain', fifo], ['flow', fifo, '-o', join(dir, 'f.html')], ['query', '/dev/zero', '--schema']]) {
-    assertOneLine(t, await ntflow(args), /is not a regular file \(a device or pipe\), so not an ntflow trace$/, args.join(' '));
+    assertOneLine(t, await ntflow(args), /is not a regular file \(a device or pipe\), so not an ntflow trace; give a trace file written by 'ntflow record'$/, args.join(' '));
   }
   assertOneLine(t, await ntflow(['record', SCENARIO, '-o', fifo]), /fifo\.db is not a regular file \(a device or pipe cannot hold a trace\)/, 'record -o FIFO');
 });
