@@ -13,7 +13,7 @@ import { addFlowCommand } from './flow.js';
 import { addExplainCommand } from './explain.js';
 import { addDiffCommand } from './diff.js';
 import { addExportCommand } from './export.js';
-import { QueryError, ReplayInputError, VerifyError } from '../analyzer/index.js';
+import { QueryError, ReplayInputError, VerifyError, escapeGuestText } from '../analyzer/index.js';
 import { NTFLOW_VERSION, RecordInputError, TraceFileError } from '../recorder/index.js';
 
 /** "; did you mean 'x'?" for the scenario name nearest to a mistyped one. */
@@ -215,7 +215,9 @@ export async function main(argv: string[]): Promise<number> {
       return e.exitCode === 0 ? 0 : 1;
     }
     if (isUserError(e)) {
-      process.stderr.write(`ntflow: ${(e as Error).message.split('\n')[0]}\n`);
+      // Messages quote what the user gave and what the trace holds (session names, paths): their
+      // control characters are escaped, so the line cannot recolour the terminal or move its cursor.
+      process.stderr.write(`ntflow: ${escapeGuestText((e as Error).message.split('\n')[0]!)}\n`);
       return 1;
     }
     const environment = environmentError(e);

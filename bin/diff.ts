@@ -5,7 +5,7 @@
 import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { QueryError, chooseSession, diffSessions, formatDiff, openForQuery, type DiffResult } from '../analyzer/index.js';
+import { QueryError, chooseSession, diffSessions, escapeReport, formatDiff, openForQuery, type DiffResult } from '../analyzer/index.js';
 import { TraceFileError, openTraceForWriting } from '../recorder/index.js';
 import type Database from 'better-sqlite3';
 import { cannotWrite } from './output.js';
@@ -69,7 +69,7 @@ export async function diffCommand(a: string, b: string, opts: DiffCommandOptions
   }
   try {
     const result = diffSessions(A, B);
-    write(opts.json ? JSON.stringify(result, null, 1) + '\n' : formatDiff(result));
+    write(opts.json ? JSON.stringify(result, null, 1) + '\n' : escapeReport(formatDiff(result)));
     if (opts.output !== undefined) {
       // viz/ loads only for the page (d3 and its renderers are heavy; plain diffs start faster).
       const { renderDiffHtml } = await import('../viz/index.js');

@@ -8,7 +8,7 @@ import { dirname, join, resolve } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { AsmError, ProgramError, type ProgramSource } from '../core/index.js';
-import { ensureProjections } from '../analyzer/index.js';
+import { ensureProjections, escapeGuestText } from '../analyzer/index.js';
 import {
   DEFAULT_MAX_INSTRUCTIONS,
   RecordInputError,
@@ -143,14 +143,8 @@ function fileTotals(path: string): { bytes: number; instructions: number; sessio
   }
 }
 
-/**
- * Guest text made safe for a terminal: tabs and a carriage return not ending a line as \t and \r,
- * every other control character (C0, DEL, C1) as \xNN, so a program cannot move the cursor or
- * change colours in the summary.
- */
-export function escapeGuestText(text: string): string {
-  return text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => (c === '\t' ? '\\t' : c === '\r' ? '\\r' : c === '\n' ? '\\n' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
-}
+/** Guest text made safe for a terminal (re-exported: the summary's tests import it from here). */
+export { escapeGuestText };
 
 const GUEST_LINES_SHOWN = 20;
 
@@ -197,9 +191,9 @@ export function summaryText(s: SessionSummary): string {
   const bytes = totals?.bytes ?? s.bytes;
   if (totals && totals.sessions > 1) {
     const per = totals.instructions ? (bytes / totals.instructions).toFixed(1) : '–';
-    lines.push(`  file          ${s.file}, ${sizeText(bytes)} (${totals.sessions} sessions, ${per} bytes per instruction over all of them)`);
+    lines.push(`  file          ${escapeGuestText(s.file)}, ${sizeText(bytes)} (${totals.sessions} sessions, ${per} bytes per instruction over all of them)`);
   } else {
-    lines.push(`  file          ${s.file}, ${sizeText(bytes)} (${s.instructions ? (bytes / s.instructions).toFixed(1) : '–'} bytes per instruction)`);
+    lines.push(`  file          ${escapeGuestText(s.file)}, ${sizeText(bytes)} (${s.instructions ? (bytes / s.instructions).toFixed(1) : '–'} bytes per instruction)`);
   }
   lines.push(`  time          ${elapsedText(s.seconds)} (${rateText(s.seconds > 0 ? s.instructions / s.seconds : 0)} instructions/s)`);
   return lines.join('\n') + '\n';
@@ -379,7 +373,7 @@ function findingsLine(file: string, sessionId: number, counts: Record<string, nu
   if (n('failure-cause')) parts.push(`${plain(n('failure-cause'))} failed call${n('failure-cause') === 1 ? '' : 's'} explained`);
   if (n('handle-leak')) parts.push(`${plain(n('handle-leak'))} handle${n('handle-leak') === 1 ? '' : 's'} left open`);
   if (n('hook')) parts.push(`${plain(n('hook'))} hook${n('hook') === 1 ? '' : 's'}`);
-  return parts.length ? `  findings      ${parts.join(', ')}: ntflow explain ${file} --session ${sessionId}\n` : '';
+  return parts.length ? `  findings      ${parts.join(', ')}: ntflow explain ${escapeGuestText(file)} --session ${sessionId}\n` : '';
 }
 
 interface SessionRow {
