@@ -6,7 +6,7 @@
 import { closeSync, existsSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { QueryError, chooseSession, checkSyscall, openForQuery, requireProjections } from '../analyzer/index.js';
+import { QueryError, chooseSession, checkSyscall, escapeGuestText, openForQuery, requireProjections } from '../analyzer/index.js';
 import { TraceFileError } from '../recorder/index.js';
 import { EXPORTERS, EXPORT_EXTENSIONS, EXPORT_FORMATS, ExportInputError, type ExportFormat, type ExportSink, type ExportStats } from '../export/index.js';
 import { cannotWrite } from './output.js';
@@ -140,7 +140,7 @@ export function addExportCommand(program: Command, userError: (message: string) 
         const r = exportCommand(file, opts);
         if (r.output !== '-') {
           const notes = r.notes.length ? ` (${r.notes.join('; ')})` : '';
-          process.stderr.write(`ntflow export: ${r.format}, ${r.items} items, ${formatBytes(r.bytes)} → ${r.output}${notes}\n`);
+          process.stderr.write(`ntflow export: ${r.format}, ${r.items} items, ${formatBytes(r.bytes)} → ${escapeGuestText(r.output)}${notes}\n`);
         }
       } catch (e) {
         if (e instanceof QueryError || e instanceof TraceFileError || e instanceof ExportInputError) throw userError(e.message.split('\n')[0]);

@@ -8,7 +8,7 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import cliProgress from 'cli-progress';
 import type Database from 'better-sqlite3';
 import { TraceFileError, openTraceForReading, openTraceForWriting } from '../recorder/index.js';
-import { QueryError, prepareReadOnly, registerFunctions, replaySession, resolveSession, staleSessions } from '../analyzer/index.js';
+import { QueryError, escapeGuestText, prepareReadOnly, registerFunctions, replaySession, resolveSession, staleSessions } from '../analyzer/index.js';
 // viz/ in parts, not its index: the SVG renderer (d3 and a DOM) loads only when drawing.
 import { VizInputError, flameInput, graphInput, layoutCallGraph, layoutFlame, layoutSequence, sequenceInput, type FlameLayout, type GraphLayout, type SequenceLayout } from '../viz/index.js';
 import { cannotWrite } from './output.js';
@@ -193,6 +193,6 @@ export function addFlowCommand(program: Command, userError: (message: string) =>
     .action(async (file: string, opts: FlowOptions) => {
       const r = await flowCommand(file, opts, userError);
       if (r.output === '-') return; // stdout holds the SVG alone
-      process.stdout.write(`${r.output}: ${r.kind} diagram of session ${r.sessionId}, ${r.items} ${r.kind === 'sequence' ? 'steps' : r.kind === 'flame' ? 'frames' : 'functions'}, ${(r.bytes / 1024).toFixed(1)} KiB ${r.format.toUpperCase()}\n`);
+      process.stdout.write(`${escapeGuestText(r.output)}: ${r.kind} diagram of session ${r.sessionId}, ${r.items} ${r.kind === 'sequence' ? 'steps' : r.kind === 'flame' ? 'frames' : 'functions'}, ${(r.bytes / 1024).toFixed(1)} KiB ${r.format.toUpperCase()}\n`);
     });
 }

@@ -114,6 +114,13 @@ t.test('flow (every --kind, .svg and .html) and diff -o: written, and the SVG is
     for (const ext of ['svg', 'html']) ok(t, await ntflow(['flow', TRACE, '--session', '1', '--kind', kind, '-o', at(`${kind}.${ext}`)]), `flow --kind ${kind} .${ext}`);
   }
   ok(t, await ntflow(['diff', `${TRACE}:1`, `${TRACE}:2`, '-o', at('diff.html')]), 'diff -o');
+  // Output files with the program's hostile name: written, and their names echoed escaped.
+  const flowOut = await ntflow(['flow', TRACE, '--session', '1', '-o', at(`${STEM}.svg`)]);
+  ok(t, flowOut, 'flow -o a hostile name');
+  t.match(flowOut.stdout, /\\x1b\[31m nl\\nx\.svg: sequence diagram/, 'flow: the name echoed with \\x1b and \\n written out');
+  const exportOut = await ntflow(['export', TRACE, '--session', '1', '--format', 'mermaid', '-o', at(`${STEM}.mmd`)]);
+  ok(t, exportOut, 'export -o a hostile name');
+  t.ok(readFileSync(at(`${STEM}.svg`), 'utf8').startsWith('<svg') && readFileSync(at(`${STEM}.mmd`), 'utf8').length > 0, 'both files written under their names');
   for (const kind of KINDS) {
     const svg = readFileSync(at(`${kind}.svg`), 'utf8');
     t.equal(wellFormed(svg), null, `${kind}.svg: well-formed`);
