@@ -9,7 +9,7 @@ export { foldRingSpans, RING_SPANS, RING_SPANS_TABLE } from './projections/ring-
 export { symbolRows, SYMBOLS, SYMBOLS_TABLE } from './projections/symbols.js';
 export { stateAt, resolveSession, sessionSymbols, formatRegisters, formatMemory, disassembleAt, stateJson, callStackAt, formatCallStack, openHandlesAt, formatHandles, type MachineState, type StackFrame, type OpenHandle } from './state.js';
 export { verifySession, formatVerifyResult, VerifyError, type VerifyResult } from './verify.js';
-export { QueryError, QUERY_FORMATS, openForQuery, chooseSession, registerFunctions, prepareReadOnly, streamRows, runQuery, schemaText, tableNames, type QueryFormat, type QueryOptions, type Output } from './query.js';
+export { QueryError, QUERY_FORMATS, escapeGuestText, escapeReport, openForQuery, chooseSession, registerFunctions, prepareReadOnly, streamRows, runQuery, schemaText, tableNames, type QueryFormat, type QueryOptions, type Output } from './query.js';
 export { NAMED_QUERIES, findNamedQuery, namedQueryList, requireProjections, checkSyscall, type NamedQuery } from './named.js';
 export { chooseSessionFor, parseSyscallRef, syscallRefs, type SyscallRef } from './syscall-ref.js';
 export { sessionFacts, narrateSession, describeCall, type SessionFacts, type CallFact, type HandleFact, type ProbeFact } from './narrate.js';

@@ -182,11 +182,33 @@ function uniqueNames(names: string[]): string[] {
   });
 }
 
-/** Table cells: blobs longer than 32 bytes are cut (CSV and JSON give them whole). */
+/**
+ * Guest text made safe for a terminal: tabs and a carriage return not ending a line as \t and \r,
+ * every other control character (C0, DEL, C1) as \xNN, so a program cannot move the cursor or
+ * change colours in the summary.
+ */
+export function escapeGuestText(text: string): string {
+  return text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => (c === '\t' ? '\\t' : c === '\r' ? '\\r' : c === '\n' ? '\\n' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
+}
+
+/**
+ * A report of several lines for a terminal (explain, diff): newlines and tabs are its layout and
+ * stay; every other control character becomes \xNN (or \r), as escapeGuestText writes it. The
+ * names inside were stored with their own newlines, which cannot be told from the layout's here.
+ */
+export function escapeReport(text: string): string {
+  return text.split('\n').map((line) => line.split('\t').map(escapeGuestText).join('\t')).join('\n');
+}
+
+/**
+ * Table cells: blobs longer than 32 bytes are cut, control characters escaped — a table is for a
+ * terminal, where a session name's ESC or newline would recolour it or break the row (CSV and
+ * JSON give both whole) — and integers shown as display.ts says (hex addresses, handles, NTSTATUS).
+ */
 function tableCell(v: Cell, display?: Display): string {
   if (v instanceof Uint8Array && v.length > 32) return `${hexOf(v.subarray(0, 32))}… (${v.length} bytes)`;
   if (display !== undefined && (typeof v === 'number' || typeof v === 'bigint') && (typeof v === 'bigint' || Number.isInteger(v))) return showNumber(v, display);
-  return textOf(v, 'NULL');
+  return escapeGuestText(textOf(v, 'NULL'));
 }
 
 // ---- writing ------------------------------------------------------------------------------
@@ -252,6 +274,8 @@ function sqlError(e: unknown): never {
   if (/parameter/i.test(msg) && e instanceof RangeError) {
     throw new QueryError(`SQL error: ${msg} (the only parameters are :session${msg.includes('syscall') ? ' and :syscall' : ''}; write values into the SQL)`);
   }
+  // SQLite's whole message when load_extension() is called with extension loading off.
+  if (msg === 'not authorized') throw new QueryError('SQL error: not authorized (load_extension and anything else reaching outside the trace is disabled; query only reads the trace)');
   if ((e as { code?: string }).code?.startsWith('SQLITE_') || e instanceof RangeError || e instanceof TypeError) throw new QueryError(`SQL error: ${msg}`);
   throw e;
 }

@@ -13,7 +13,7 @@ import { addFlowCommand } from './flow.js';
 import { addExplainCommand } from './explain.js';
 import { addDiffCommand } from './diff.js';
 import { addExportCommand } from './export.js';
-import { QueryError, ReplayInputError, VerifyError } from '../analyzer/index.js';
+import { QueryError, ReplayInputError, VerifyError, escapeGuestText } from '../analyzer/index.js';
 import { NTFLOW_VERSION, RecordInputError, TraceFileError } from '../recorder/index.js';
 
 /** "; did you mean 'x'?" for the scenario name nearest to a mistyped one. */
@@ -142,7 +142,22 @@ export function buildProgram(): Command {
   addDiffCommand(program, (message) => new UserError(message));
   addExportCommand(program, (message) => new UserError(message));
 
+  // Each command's own parse errors name it, so the one line can say where its options are listed.
+  for (const command of [program, ...program.commands]) {
+    const where = command === program ? 'ntflow' : `ntflow ${command.name()}`;
+    command.configureOutput({ ...command.configureOutput(), outputError: (text, write) => write(optionErrorLine(text, where)) });
+  }
   return program;
+}
+
+/**
+ * commander's message for a bad command line as one line: `error: unknown option '--x'` with its
+ * "(Did you mean --y?)" on a second line becomes `ntflow query: unknown option '--x' (did you mean
+ * --y?); see 'ntflow query --help'`. An invalid value's message already says what to give instead.
+ */
+export function optionErrorLine(text: string, where: string): string {
+  const line = text.trim().replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').replace('(Did you mean', '(did you mean');
+  return `${where}: ${line}${/ is invalid\./.test(line) ? '' : `; see '${where} --help'`}\n`;
 }
 
 /** Mistakes the user can fix, from any layer: one line, exit status 1. */
@@ -200,7 +215,9 @@ export async function main(argv: string[]): Promise<number> {
       return e.exitCode === 0 ? 0 : 1;
     }
     if (isUserError(e)) {
-      process.stderr.write(`ntflow: ${(e as Error).message.split('\n')[0]}\n`);
+      // Messages quote what the user gave and what the trace holds (session names, paths): their
+      // control characters are escaped, so the line cannot recolour the terminal or move its cursor.
+      process.stderr.write(`ntflow: ${escapeGuestText((e as Error).message.split('\n')[0]!)}\n`);
       return 1;
     }
     const environment = environmentError(e);

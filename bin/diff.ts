@@ -2,11 +2,13 @@
 // two; the latest of each by default) compared — analyzer/diff does the work, viz/ draws the page
 // (-o: the two sequence diagrams side by side, rows aligned), this file turns the arguments into
 // sides and the errors into one line (exit 1).
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Command } from 'commander';
-import { QueryError, chooseSession, diffSessions, formatDiff, openForQuery, type DiffResult } from '../analyzer/index.js';
+import { QueryError, chooseSession, diffSessions, escapeReport, formatDiff, openForQuery, type DiffResult } from '../analyzer/index.js';
 import { TraceFileError, openTraceForWriting } from '../recorder/index.js';
 import type Database from 'better-sqlite3';
+import { cannotWrite } from './output.js';
 
 /** "trace.db:2" → file and session; a path that exists as given is a file (it may hold ':'). */
 export function parseSide(arg: string): { file: string; session?: string } {
@@ -51,6 +53,7 @@ export class DiffInputError extends Error {
 /** -o's file name, checked before any work. */
 export function checkOutput(output: string | undefined): void {
   if (output === undefined) return;
+  if (existsSync(output) && statSync(output).isDirectory()) throw new DiffInputError(`-o ${output} is a directory; give a file name such as ${join(output, 'diff.html')}`);
   if (!/\.html$/i.test(output)) throw new DiffInputError(`-o ${output}: the comparison page is HTML; give a name ending in .html (e.g. -o diff.html)`);
 }
 
@@ -66,7 +69,7 @@ export async function diffCommand(a: string, b: string, opts: DiffCommandOptions
   }
   try {
     const result = diffSessions(A, B);
-    write(opts.json ? JSON.stringify(result, null, 1) + '\n' : formatDiff(result));
+    write(opts.json ? JSON.stringify(result, null, 1) + '\n' : escapeReport(formatDiff(result)));
     if (opts.output !== undefined) {
       // viz/ loads only for the page (d3 and its renderers are heavy; plain diffs start faster).
       const { renderDiffHtml } = await import('../viz/index.js');
@@ -74,7 +77,7 @@ export async function diffCommand(a: string, b: string, opts: DiffCommandOptions
       try {
         writeFileSync(opts.output, html);
       } catch (e) {
-        throw new DiffInputError(`cannot write ${opts.output}: ${(e as Error).message.split('\n')[0]}`);
+        throw new DiffInputError(cannotWrite(opts.output, e));
       }
     }
     return result;

@@ -2,7 +2,7 @@
 // failed call failed, handles left open, hooks — as sentences with their evidence (analyzer's
 // findings projection; the first read of a fresh recording builds it).
 import type { Command } from 'commander';
-import { QueryError, chooseSessionFor, syscallRefs, checkSyscall, explainSession, formatExplained, openForQuery, requireProjections } from '../analyzer/index.js';
+import { QueryError, chooseSessionFor, syscallRefs, checkSyscall, escapeReport, explainSession, formatExplained, openForQuery, requireProjections } from '../analyzer/index.js';
 import { TraceFileError } from '../recorder/index.js';
 
 export interface ExplainCommandOptions {
@@ -19,7 +19,7 @@ export function explainCommand(file: string, opts: ExplainCommandOptions, write:
     requireProjections(db, file, { name: 'explain', summary: '', projections: ['findings', 'hooks', 'syscalls'], needs: [], sql: '' }, sessionId);
     const syscall = opts.syscall === undefined ? undefined : checkSyscall(db, sessionId, opts.syscall, 'explain');
     const explained = explainSession(db, sessionId, { syscall });
-    write(opts.json ? JSON.stringify(explained, null, 1) + '\n' : formatExplained(explained));
+    write(opts.json ? JSON.stringify(explained, null, 1) + '\n' : escapeReport(formatExplained(explained)));
   } finally {
     db.close();
   }

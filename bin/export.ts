@@ -6,9 +6,10 @@
 import { closeSync, existsSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { QueryError, chooseSessionFor, syscallRefs, checkSyscall, openForQuery, requireProjections } from '../analyzer/index.js';
+import { QueryError, chooseSessionFor, syscallRefs, checkSyscall, escapeGuestText, openForQuery, requireProjections } from '../analyzer/index.js';
 import { TraceFileError } from '../recorder/index.js';
 import { EXPORTERS, EXPORT_EXTENSIONS, EXPORT_FORMATS, ExportInputError, type ExportFormat, type ExportSink, type ExportStats } from '../export/index.js';
+import { cannotWrite } from './output.js';
 
 export interface ExportCommandOptions {
   format?: string;
@@ -81,7 +82,7 @@ export function exportCommand(file: string, opts: ExportCommandOptions, stdout: 
     try {
       fd = openSync(tmp, 'w');
     } catch (e) {
-      throw new QueryError(`cannot write ${output}: ${(e as Error).message.split('\n')[0]}`);
+      throw new QueryError(cannotWrite(output, e));
     }
     let bytes = 0;
     let done = false;
@@ -92,7 +93,7 @@ export function exportCommand(file: string, opts: ExportCommandOptions, stdout: 
           try {
             writeSync(fd, buf);
           } catch (e) {
-            throw new QueryError(`cannot write ${output}: ${(e as Error).message.split('\n')[0]}`);
+            throw new QueryError(cannotWrite(output, e));
           }
           bytes += buf.byteLength;
         },
@@ -140,7 +141,7 @@ export function addExportCommand(program: Command, userError: (message: string) 
         const r = exportCommand(file, opts);
         if (r.output !== '-') {
           const notes = r.notes.length ? ` (${r.notes.join('; ')})` : '';
-          process.stderr.write(`ntflow export: session ${r.sessionId}, ${r.format}, ${r.items} items, ${formatBytes(r.bytes)} → ${r.output}${notes}\n`);
+          process.stderr.write(`ntflow export: session ${r.sessionId}, ${r.format}, ${r.items} items, ${formatBytes(r.bytes)} → ${escapeGuestText(r.output)}${notes}\n`);
         }
       } catch (e) {
         if (e instanceof QueryError || e instanceof TraceFileError || e instanceof ExportInputError) throw userError(e.message.split('\n')[0]);

@@ -2,15 +2,16 @@
 // draw a recorded session. The trace's rows become a diagram input (viz/data.ts), the input a
 // layout (viz/layout.ts), the layout SVG (viz/svg.ts) or a self-contained page (viz/html.ts); the
 // format follows the output's extension (`-o -`: SVG on stdout). Mistakes are one-line user errors (exit 1).
-import { extname, resolve } from 'node:path';
-import { writeFileSync } from 'node:fs';
+import { extname, join, resolve } from 'node:path';
+import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import cliProgress from 'cli-progress';
 import type Database from 'better-sqlite3';
 import { TraceFileError, openTraceForReading } from '../recorder/index.js';
-import { QueryError, checkSyscall, chooseSessionFor, openWithProjections, parseSyscallRef, prepareReadOnly, registerFunctions, syscallRefs } from '../analyzer/index.js';
+import { QueryError, checkSyscall, chooseSessionFor, escapeGuestText, openWithProjections, parseSyscallRef, prepareReadOnly, registerFunctions, syscallRefs } from '../analyzer/index.js';
 // viz/ in parts, not its index: the SVG renderer (d3 and a DOM) loads only when drawing.
 import { VizInputError, flameInput, graphInput, layoutCallGraph, layoutFlame, layoutSequence, sequenceInput, type FlameLayout, type GraphLayout, type SequenceLayout } from '../viz/index.js';
+import { cannotWrite } from './output.js';
 
 export type FlowKind = 'sequence' | 'flame' | 'graph';
 export const FLOW_KINDS: readonly FlowKind[] = ['sequence', 'flame', 'graph'];
@@ -91,6 +92,9 @@ export async function flowCommand(file: string, opts: FlowOptions, userError: (m
   if (!output) throw userError("flow needs -o out.svg or -o out.html (the format follows the extension), or -o - for SVG on stdout");
   // `-o -`: the SVG on stdout, for pipes (a page is a file to open, so stdout is SVG only).
   const toStdout = output === '-';
+  if (!toStdout && existsSync(output) && statSync(output).isDirectory()) {
+    throw userError(`-o ${output} is a directory; give a file name such as ${join(output, 'flow.svg')} or ${join(output, 'flow.html')}`);
+  }
   const format = toStdout ? 'svg' : FORMATS[extname(output).toLowerCase()];
   if (!format) throw userError(`-o ${output}: unknown extension '${extname(output) || '(none)'}'; use .svg or .html`);
   const kind = opts.kind ?? 'sequence';
@@ -167,7 +171,7 @@ export async function flowCommand(file: string, opts: FlowOptions, userError: (m
       try {
         writeFileSync(output, text);
       } catch (e) {
-        throw userError(`cannot write ${output}: ${(e as Error).message.split('\n')[0]}`);
+        throw userError(cannotWrite(output, e));
       }
     }
     return { output: toStdout ? '-' : resolve(output), format, kind, sessionId, items, bytes: Buffer.byteLength(text) };
@@ -198,6 +202,6 @@ export function addFlowCommand(program: Command, userError: (message: string) =>
         process.stdout.write(JSON.stringify(r) + '\n');
         return;
       }
-      process.stdout.write(`${r.output}: ${r.kind} diagram of session ${r.sessionId}, ${r.items} ${r.kind === 'sequence' ? 'steps' : r.kind === 'flame' ? 'frames' : 'functions'}, ${(r.bytes / 1024).toFixed(1)} KiB ${r.format.toUpperCase()}\n`);
+      process.stdout.write(`${escapeGuestText(r.output)}: ${r.kind} diagram of session ${r.sessionId}, ${r.items} ${r.kind === 'sequence' ? 'steps' : r.kind === 'flame' ? 'frames' : 'functions'}, ${(r.bytes / 1024).toFixed(1)} KiB ${r.format.toUpperCase()}\n`);
     });
 }

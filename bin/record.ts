@@ -8,7 +8,7 @@ import { dirname, join, resolve } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { AsmError, ProgramError, type ProgramSource } from '../core/index.js';
-import { ensureProjections } from '../analyzer/index.js';
+import { ensureProjections, escapeGuestText } from '../analyzer/index.js';
 import {
   DEFAULT_MAX_INSTRUCTIONS,
   RecordInputError,
@@ -54,14 +54,39 @@ function fileStem(name: string): string {
 function readSource(path: string, what: string, userError: UserErrorFactory): ProgramSource {
   if (!existsSync(path)) throw userError(`${what} ${path} does not exist`);
   if (statSync(path).isDirectory()) throw userError(`${what} ${path} is a directory, not an .asm, .exe or .sys file`);
+  let bytes: Buffer;
   try {
-    const bytes = readFileSync(path);
-    // A PE image (what MinGW builds: .exe, .sys) starts with the DOS header's 'MZ'; a file named
-    // like one is read as one too, so that the loader says what is wrong with it.
-    if ((bytes[0] === 0x4d && bytes[1] === 0x5a) || /\.(exe|sys|dll)$/i.test(path)) return { fileName: path, source: '', image: new Uint8Array(bytes) };
-    return { fileName: path, source: bytes.toString('utf8') };
+    bytes = readFileSync(path);
   } catch (e) {
     throw userError(`cannot read ${what} ${path}: ${(e as Error).message.split('\n')[0]}`);
+  }
+  // A PE image (what MinGW builds: .exe, .sys) starts with the DOS header's 'MZ'; a file named
+  // like one is read as one too, so that the loader says what is wrong with it — unless it is
+  // text, which is a source given the wrong name (the loader would only say "no MZ header").
+  if (bytes.length === 0) throw userError(`${what} ${path} is empty (0 bytes); write the program into it (an .asm source, or a PE built with MinGW)`);
+  const isPe = bytes[0] === 0x4d && bytes[1] === 0x5a;
+  const notText = notTextAt(bytes);
+  if (!isPe && /\.(exe|sys|dll)$/i.test(path) && notText < 0) {
+    throw userError(`${what} ${path} is text, not a PE image; an assembly program is read from a file named .asm (rename it ${path.replace(/\.\w+$/, '.asm')})`);
+  }
+  if (isPe || /\.(exe|sys|dll)$/i.test(path)) return { fileName: path, source: '', image: new Uint8Array(bytes) };
+  // Binary junk would reach the assembler as "source" and fail on whatever its bytes happen to spell.
+  if (notText >= 0) {
+    throw userError(`${what} ${path} is neither assembly text nor a PE image (byte 0x${bytes[notText]!.toString(16).padStart(2, '0')} at offset ${notText}); give an .asm source or a PE .exe/.sys built with MinGW`);
+  }
+  return { fileName: path, source: bytes.toString('utf8') };
+}
+
+/** The offset of the first byte that cannot be in a source text (a control character or invalid UTF-8), or -1. */
+function notTextAt(bytes: Buffer): number {
+  const control = bytes.findIndex((b) => (b < 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d && b !== 0x0c && b !== 0x1b) || b === 0x7f);
+  if (control >= 0) return control;
+  try {
+    new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    return -1;
+  } catch {
+    // Invalid UTF-8: name the first byte that is not ASCII.
+    return bytes.findIndex((b) => b >= 0x80);
   }
 }
 
@@ -118,14 +143,8 @@ function fileTotals(path: string): { bytes: number; instructions: number; sessio
   }
 }
 
-/**
- * Guest text made safe for a terminal: tabs and a carriage return not ending a line as \t and \r,
- * every other control character (C0, DEL, C1) as \xNN, so a program cannot move the cursor or
- * change colours in the summary.
- */
-export function escapeGuestText(text: string): string {
-  return text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => (c === '\t' ? '\\t' : c === '\r' ? '\\r' : c === '\n' ? '\\n' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
-}
+/** Guest text made safe for a terminal (re-exported: the summary's tests import it from here). */
+export { escapeGuestText };
 
 const GUEST_LINES_SHOWN = 20;
 
@@ -172,9 +191,9 @@ export function summaryText(s: SessionSummary): string {
   const bytes = totals?.bytes ?? s.bytes;
   if (totals && totals.sessions > 1) {
     const per = totals.instructions ? (bytes / totals.instructions).toFixed(1) : '–';
-    lines.push(`  file          ${s.file}, ${sizeText(bytes)} (${totals.sessions} sessions, ${per} bytes per instruction over all of them)`);
+    lines.push(`  file          ${escapeGuestText(s.file)}, ${sizeText(bytes)} (${totals.sessions} sessions, ${per} bytes per instruction over all of them)`);
   } else {
-    lines.push(`  file          ${s.file}, ${sizeText(bytes)} (${s.instructions ? (bytes / s.instructions).toFixed(1) : '–'} bytes per instruction)`);
+    lines.push(`  file          ${escapeGuestText(s.file)}, ${sizeText(bytes)} (${s.instructions ? (bytes / s.instructions).toFixed(1) : '–'} bytes per instruction)`);
   }
   lines.push(`  time          ${elapsedText(s.seconds)} (${rateText(s.seconds > 0 ? s.instructions / s.seconds : 0)} instructions/s)`);
   return lines.join('\n') + '\n';
@@ -354,7 +373,7 @@ function findingsLine(file: string, sessionId: number, counts: Record<string, nu
   if (n('failure-cause')) parts.push(`${plain(n('failure-cause'))} failed call${n('failure-cause') === 1 ? '' : 's'} explained`);
   if (n('handle-leak')) parts.push(`${plain(n('handle-leak'))} handle${n('handle-leak') === 1 ? '' : 's'} left open`);
   if (n('hook')) parts.push(`${plain(n('hook'))} hook${n('hook') === 1 ? '' : 's'}`);
-  return parts.length ? `  findings      ${parts.join(', ')}: ntflow explain ${file} --session ${sessionId}\n` : '';
+  return parts.length ? `  findings      ${parts.join(', ')}: ntflow explain ${escapeGuestText(file)} --session ${sessionId}\n` : '';
 }
 
 interface SessionRow {

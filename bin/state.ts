@@ -41,6 +41,7 @@ export function parseNumber(text: string, what: string, Err: new (m: string) => 
   else if (/^[0-9a-f]+h$/i.test(t)) v = parseInt(t.slice(0, -1), 16);
   else if (radix === 10 && /^\d+$/.test(t)) v = Number(t);
   else if (radix === 16 && /^[0-9a-f]+$/i.test(t)) v = parseInt(t, 16);
+  else if (/^-\d/.test(t)) throw new Err(`${what}: '${text}' is negative; give a number from 0 (e.g. 1234 or 0x4d2)`);
   else throw new Err(`${what}: '${text}' is not a number (use ${radix === 10 ? '1234 or 0x4d2' : '7ffe0300, 0x7ffe0300 or 0n2147353344'})`);
   if (!Number.isSafeInteger(v)) throw new Err(`${what}: '${text}' is too large`);
   return v;

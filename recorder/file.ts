@@ -219,7 +219,7 @@ export function openTraceForWriting(path: string, options: { mustExist?: boolean
     return new TraceFileError(
       why
         ? `cannot write ${path}: ${why} (reading commands work on it where it is; to record or replay, copy it to a writable folder)`
-        : `cannot open ${path} for writing: ${(e as Error).message.split('\n')[0]}`,
+        : `cannot open ${path} for writing: ${(e as Error).message.split('\n')[0]}; choose a file in a folder you can write`,
     );
   };
   let db: Database.Database;
@@ -276,8 +276,8 @@ export function openTraceForReading(path: string): Database.Database {
   if (!existsSync(path)) throw new TraceFileError(`${path} does not exist; record one with 'ntflow record <scenario> -o ${path}'`);
   if (statSync(path).isDirectory()) throw new TraceFileError(`${path} is a directory, not a trace file`);
   // Opening a FIFO to read its header would wait for a writer forever.
-  if (!statSync(path).isFile()) throw new TraceFileError(`${path} is not a regular file (a device or pipe), so not an ntflow trace`);
-  if (!isSqliteFile(path)) throw new TraceFileError(`${path} is not an SQLite file, so not an ntflow trace`);
+  if (!statSync(path).isFile()) throw new TraceFileError(`${path} is not a regular file (a device or pipe), so not an ntflow trace; give a trace file written by 'ntflow record'`);
+  if (!isSqliteFile(path)) throw new TraceFileError(`${path} is not an SQLite file, so not an ntflow trace; give a trace file written by 'ntflow record'`);
   checkNotTruncated(path);
   let db: Database.Database;
   try {

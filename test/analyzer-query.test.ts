@@ -172,7 +172,7 @@ t.test('files that are not traces', async (t) => {
   t.equal(await qError(missing, 'SELECT 1'), `${missing} does not exist; record one with 'ntflow record <scenario> -o ${missing}'`);
   const text = join(dir, 'notes.txt');
   writeFileSync(text, 'hello, not a database\n');
-  t.equal(await qError(text, 'SELECT 1'), `${text} is not an SQLite file, so not an ntflow trace`);
+  t.equal(await qError(text, 'SELECT 1'), `${text} is not an SQLite file, so not an ntflow trace; give a trace file written by 'ntflow record'`);
   const other = join(dir, 'other-app.db');
   const db = new Database(other);
   db.exec('CREATE TABLE x (a)');

@@ -3,30 +3,21 @@
 // trace, and the trace file given (truncated, damaged, of an unknown schema, empty) byte for byte
 // as it was. Then the assembler's limits and a driver's unknown escape id.
 //   npx tsc -p tsconfig.json && npx tap dist/test/bad-input.test.js
-import t, { type Test } from 'tap';
-import { createHash } from 'node:crypto';
+import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, copyFileSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, mkdtempSync, openSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { AsmError, assemble } from '../core/asm/index.js';
 import { cliArgs, ntflow, type CliOutput } from './util/cli.js';
+import { assertOneLine, setSchema, sha, truncateTo } from './util/bad-input.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ntflow-bad-input-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 
 const SCENARIO = 'osr-log-user-handle';
 const BASE = join(dir, 'base.db');
-const sha = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
-
-/** One line on stderr matching `message`, exit status 1, no stack trace. */
-function assertOneLine(t: Test, r: CliOutput, message: RegExp, what: string): void {
-  t.equal(r.code, 1, `${what}: exit status 1 (stderr: ${r.stderr.slice(0, 300)})`);
-  t.notMatch(r.stderr, /\n\s+at /, `${what}: no stack trace`);
-  t.equal(r.stderr.trimEnd().split('\n').length, 1, `${what}: one line on stderr`);
-  t.match(r.stderr.trimEnd(), message, `${what}: says what was wrong`);
-}
 
 /** A copy of the base trace with `change` applied: its bytes are what must not change. */
 function variant(name: string, change: (file: string) => void): string {
@@ -35,17 +26,6 @@ function variant(name: string, change: (file: string) => void): string {
   change(file);
   return file;
 }
-
-const truncateTo = (bytes: number | 'half') => (file: string) => {
-  const data = readFileSync(file);
-  writeFileSync(file, data.subarray(0, bytes === 'half' ? data.length >> 1 : bytes));
-};
-
-const setSchema = (value: string) => (file: string) => {
-  const db = new Database(file);
-  db.prepare("UPDATE meta SET value = ? WHERE key = 'schema_version'").run(value);
-  db.close(); // the last connection checkpoints the WAL: the change is in the file's own bytes
-};
 
 /** Garbage over `count` pages from `first` (1-based): the right size, pages that are not SQLite's. */
 const scribble = (first: number, count: number) => (file: string) => {
@@ -129,7 +109,7 @@ t.test('replay on a 0-byte file: refused, and the file stays 0 bytes (no schema 
   assertOneLine(t, r, /empty\.db is empty \(0 bytes\), not a trace; record one with 'ntflow record <scenario> -o .*empty\.db'$/, 'replay');
   t.equal(statSync(file).size, 0, 'still 0 bytes');
   for (const args of [['flow', file, '-o', join(dir, 'e.html')], ['explain', file], ['diff', file, BASE]]) {
-    assertOneLine(t, await ntflow(args), /not an SQLite file, so not an ntflow trace$/, args[0]);
+    assertOneLine(t, await ntflow(args), /not an SQLite file, so not an ntflow trace; give a trace file written by 'ntflow record'$/, args[0]);
     t.equal(statSync(file).size, 0, `${args[0]}: still 0 bytes`);
   }
   const missing = join(dir, 'missing.db');
@@ -145,7 +125,7 @@ t.test('a FIFO or a device given as a trace: refused at once (reading a FIFO wou
     return;
   }
   for (const args of [['query', fifo, '--schema'], ['explain', fifo], ['flow', fifo, '-o', join(dir, 'f.html')], ['query', '/dev/zero', '--schema']]) {
-    assertOneLine(t, await ntflow(args), /is not a regular file \(a device or pipe\), so not an ntflow trace$/, args.join(' '));
+    assertOneLine(t, await ntflow(args), /is not a regular file \(a device or pipe\), so not an ntflow trace; give a trace file written by 'ntflow record'$/, args.join(' '));
   }
   assertOneLine(t, await ntflow(['record', SCENARIO, '-o', fifo]), /fifo\.db is not a regular file \(a device or pipe cannot hold a trace\)/, 'record -o FIFO');
 });

@@ -161,7 +161,7 @@ t.test('the CLI: text, --json, identical sessions, bad input in one line', async
   const bad: [string[], RegExp][] = [
     [['diff', `${trace}:nope`, trace], /^ntflow: no session 'nope' in this trace \(sessions: 1 user-nt-readfile/],
     [['diff', join(dir, 'missing.db'), trace], /^ntflow: .*missing\.db does not exist/],
-    [['diff', trace], /error: missing required argument 'b'/],
+    [['diff', trace], /^ntflow diff: missing required argument 'b'; see 'ntflow diff --help'/],
   ];
   for (const [args, message] of bad) {
     const e = await ntflow(args);

@@ -83,7 +83,7 @@ t.test('bad input: one line, exit 1, the trace untouched', async (t) => {
     [['explain', trace, '--session', 'nope'], /^ntflow: no session 'nope' in this trace \(sessions: 1 osr-log-user-handle, 2 ssdt-hook, 3 user-nt-readfile\)/],
     [['explain', trace, '--session', '1', '--syscall', 'x'], /^ntflow: --syscall: 'x' is not a syscall reference \(ID or SESSION:ID/],
     [['explain', trace, '--session', '1', '--syscall', '99'], /^ntflow: no syscall 99 in session 1 \(its ids run 1 … \d+; see --named syscalls\)/],
-    [['explain'], /error: missing required argument 'trace\.db'/],
+    [['explain'], /^ntflow explain: missing required argument 'trace\.db'; see 'ntflow explain --help'/],
   ];
   for (const [args, message] of cases) {
     const r = await ntflow(args);

@@ -100,7 +100,16 @@ const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '
 
 /** Text for HTML content or a quoted attribute value. */
 export function escapeHtml(text: string): string {
-  return String(text).replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]);
+  return visibleControls(String(text).replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]));
+}
+
+/**
+ * Control characters XML does not allow (C0 but tab, newline and carriage return; DEL) as the
+ * text \xNN: a session or file name holding ESC would otherwise make a standalone SVG a file no
+ * XML parser opens, and an HTML page draw nothing where the name is. As the terminal shows them.
+ */
+export function visibleControls(text: string): string {
+  return text.replace(/[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
 /**

@@ -10,6 +10,7 @@ import { fitText, textWidth } from './text-width.js';
 import type { FlameLayout, GraphLayout, LaidStep, SequenceLayout } from './types.js';
 import { failedLine } from './layout-charts.js';
 import { wrapNotice } from './elide.js';
+import { visibleControls } from './html.js';
 
 type Value = string | number;
 /** The part of d3-selection used here. */
@@ -91,7 +92,7 @@ function appendEach<T>(parent: Selection, items: readonly T[], tag: string, draw
 }
 
 function serialise(svg: Selection): string {
-  return `${svg.node()!.toString()}\n`;
+  return `${visibleControls(svg.node()!.toString())}\n`;
 }
 
 const TRANSITIONS = new Set(['sysenter', 'sysexit', 'int', 'iret', 'exception']);
