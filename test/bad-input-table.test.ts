@@ -158,7 +158,7 @@ const ROWS: Row[] = [
   { what: '--max-instructions abc', args: ['record', SCENARIO, '-o', T, '--max-instructions', 'abc'], message: /'abc'.*positive whole number/ },
   { what: '--syscall no such call (explain)', args: ['explain', T, '--syscall', '9999'], message: /no syscall 9999 in session 1 \(its ids run 1 … \d+; see --named syscalls\)$/ },
   { what: '--syscall no such call (export)', args: ['export', T, '--format', 'mermaid', '--syscall', '9999'], message: /no syscall 9999 in session 1/ },
-  { what: '--syscall not a number (flow)', args: ['flow', T, '--syscall', 'x1', '-o', at('s.svg')], message: /'x1' is not a syscall id \(a positive integer: syscalls\.id\)$/ },
+  { what: '--syscall not a number (flow)', args: ['flow', T, '--syscall', 'x1', '-o', at('s.svg')], message: /'x1' is not a syscall reference \(ID or SESSION:ID, e.g. 5 or 2:5: a syscalls\.id, see --named syscalls\)$/ },
   { what: '--cpu unknown', args: ['record', SCENARIO, '-o', T, '--cpu', 'pentium'], message: /'pentium'.*sysenter, int2e/ },
   { what: '--kind unknown', args: ['flow', T, '--kind', 'pie', '-o', at('k.svg')], message: /'pie'.*sequence, flame, graph/ },
   { what: '--format unknown (export)', args: ['export', T, '--format', 'pdf'], message: /unknown format 'pdf': use one of perfetto, chrome-json, speedscope, mermaid$/ },
