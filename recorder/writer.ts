@@ -49,12 +49,14 @@ export type ToWriter =
   | BatchMessage
   | CheckpointMessage
   | { type: 'finish'; outcome: string; code: number | null; detail: string; finishedAt: string; status: 'complete' | 'failed' }
+  | { type: 'close-file' }
   | { type: 'close' };
 
 export type FromWriter =
   | { type: 'opened'; sessionId: number }
   | { type: 'ack'; events: number; instructions: number }
   | { type: 'finished'; bytes: number }
+  | { type: 'closed' }
   | { type: 'error'; message: string; userError: boolean };
 
 const ROWS_PER_INSERT = 64;
@@ -63,7 +65,7 @@ class Writer {
   private db: Database.Database | null = null;
   private sessionId = 0;
   private path = '';
-  private readonly symbols = new SymbolTable();
+  private symbols = new SymbolTable();
   private insertInstruction!: Database.Statement;
   /** The same insert for ROWS_PER_INSERT rows at once: fewer statement steps per row. */
   private insertInstructions!: Database.Statement;
@@ -77,8 +79,13 @@ class Writer {
   private tables = new Map<string, (typeof EVENT_TABLES)[number]>();
 
   open(msg: Extract<ToWriter, { type: 'open' }>): FromWriter {
+    // A writer kept for many sessions (openRecordWriter) keeps its connection to the same file.
+    if (this.db && this.path !== msg.path) this.close();
     this.path = msg.path;
-    const db = (this.db = openTraceForWriting(msg.path));
+    const db = (this.db ??= openTraceForWriting(msg.path));
+    // Per session: the symbols of its guest, its checkpoint ids from 0.
+    this.symbols = new SymbolTable();
+    this.checkpointId = 0;
     const s = msg.session;
     this.sessionId = Number(
       db
@@ -203,7 +210,10 @@ port.on('message', (msg: ToWriter) => {
     else if (msg.type === 'batch') reply = writer.batch(msg);
     else if (msg.type === 'checkpoint') reply = writer.checkpoint(msg);
     else if (msg.type === 'finish') reply = writer.finish(msg);
-    else {
+    else if (msg.type === 'close-file') {
+      writer.close();
+      reply = { type: 'closed' };
+    } else {
       writer.close();
       port.close();
       return;
