@@ -306,6 +306,7 @@ export async function record(target: RecordTarget, options: RecordOptions): Prom
         code: outcome.code,
         detail: outcome.description,
         finishedAt: new Date().toISOString(),
+        fold: !shared,
       });
       if (fin.type === 'finished') bytes = Math.max(fin.bytes - sizeBefore, 0);
     }

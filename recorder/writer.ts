@@ -48,7 +48,7 @@ export type ToWriter =
   | { type: 'open'; path: string; session: SessionRow; symbols: SymbolRow[] }
   | BatchMessage
   | CheckpointMessage
-  | { type: 'finish'; outcome: string; code: number | null; detail: string; finishedAt: string; status: 'complete' | 'failed' }
+  | { type: 'finish'; outcome: string; code: number | null; detail: string; finishedAt: string; status: 'complete' | 'failed'; fold?: boolean }
   | { type: 'close-file' }
   | { type: 'close' };
 
@@ -190,8 +190,9 @@ class Writer {
       msg.finishedAt,
       this.sessionId,
     );
-    // Fold the WAL into the file: a finished trace is one self-contained file.
-    db.pragma('wal_checkpoint(TRUNCATE)');
+    // Fold the WAL into the file: a finished trace is one self-contained file. A writer kept for
+    // many sessions folds once, when it closes the file (closing the last connection does it).
+    if (msg.fold !== false) db.pragma('wal_checkpoint(TRUNCATE)');
     return { type: 'finished', bytes: statSync(this.path).size };
   }
 
