@@ -48,13 +48,15 @@ export type ToWriter =
   | { type: 'open'; path: string; session: SessionRow; symbols: SymbolRow[] }
   | BatchMessage
   | CheckpointMessage
-  | { type: 'finish'; outcome: string; code: number | null; detail: string; finishedAt: string; status: 'complete' | 'failed' }
+  | { type: 'finish'; outcome: string; code: number | null; detail: string; finishedAt: string; status: 'complete' | 'failed'; fold?: boolean }
+  | { type: 'close-file' }
   | { type: 'close' };
 
 export type FromWriter =
   | { type: 'opened'; sessionId: number }
   | { type: 'ack'; events: number; instructions: number }
   | { type: 'finished'; bytes: number }
+  | { type: 'closed' }
   | { type: 'error'; message: string; userError: boolean };
 
 const ROWS_PER_INSERT = 64;
@@ -71,7 +73,7 @@ class Writer {
   private db: Database.Database | null = null;
   private sessionId = 0;
   private path = '';
-  private readonly symbols = new SymbolTable();
+  private symbols = new SymbolTable();
   private insertInstruction!: Database.Statement;
   /** The same insert for ROWS_PER_INSERT rows at once: fewer statement steps per row. */
   private insertInstructions!: Database.Statement;
@@ -85,8 +87,13 @@ class Writer {
   private tables = new Map<string, (typeof EVENT_TABLES)[number]>();
 
   open(msg: Extract<ToWriter, { type: 'open' }>): FromWriter {
+    // A writer kept for many sessions (openRecordWriter) keeps its connection to the same file.
+    if (this.db && this.path !== msg.path) this.close();
     this.path = msg.path;
-    const db = (this.db = openTraceForWriting(msg.path, { busyTimeoutMs: RECORDER_BUSY_MS }));
+    const db = (this.db ??= openTraceForWriting(msg.path, { busyTimeoutMs: RECORDER_BUSY_MS }));
+    // Per session: the symbols of its guest, its checkpoint ids from 0.
+    this.symbols = new SymbolTable();
+    this.checkpointId = 0;
     const s = msg.session;
     this.sessionId = Number(
       db
@@ -191,12 +198,16 @@ class Writer {
       msg.finishedAt,
       this.sessionId,
     );
-    // Fold the WAL into the file: a finished trace is one self-contained file. A reader still
-    // reading keeps the log's end in use; then the checkpoint stops at once (busy timeout 0) and
-    // the last connection to close folds in the rest — the recording does not wait for readers.
-    db.pragma('busy_timeout = 0');
-    db.pragma('wal_checkpoint(TRUNCATE)');
-    db.pragma(`busy_timeout = ${RECORDER_BUSY_MS}`);
+    // Fold the WAL into the file: a finished trace is one self-contained file. A writer kept for
+    // many sessions folds once, when it closes the file (closing the last connection does it). A
+    // reader still reading keeps the log's end in use; then the checkpoint stops at once (busy
+    // timeout 0) and the last connection to close folds in the rest — the recording does not wait
+    // for readers.
+    if (msg.fold !== false) {
+      db.pragma('busy_timeout = 0');
+      db.pragma('wal_checkpoint(TRUNCATE)');
+      db.pragma(`busy_timeout = ${RECORDER_BUSY_MS}`);
+    }
     return { type: 'finished', bytes: statSync(this.path).size };
   }
 
@@ -220,7 +231,10 @@ port.on('message', (msg: ToWriter) => {
     else if (msg.type === 'batch') reply = writer.batch(msg);
     else if (msg.type === 'checkpoint') reply = writer.checkpoint(msg);
     else if (msg.type === 'finish') reply = writer.finish(msg);
-    else {
+    else if (msg.type === 'close-file') {
+      writer.close();
+      reply = { type: 'closed' };
+    } else {
       writer.close();
       port.close();
       return;

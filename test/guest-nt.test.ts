@@ -97,6 +97,10 @@ class FakeKernel {
     this.nextFrame += PAGE;
     return f;
   }
+  /** Kernel.framesLeft: what NtAllocateVirtualMemory charges a commit against. */
+  framesLeft(): number {
+    return Math.max(0, Math.floor((this.mem.size - this.nextFrame) / PAGE));
+  }
   private newDirectory(): number {
     return this.allocFrame();
   }

@@ -81,6 +81,8 @@ export class Kernel {
     readonly routines: RoutineTable,
     /** Allocates a zeroed physical frame (the loader's allocator). */
     readonly allocFrame: () => number,
+    /** Frames the allocator has left (commit charges are checked against it). */
+    readonly framesLeft: () => number = () => Infinity,
   ) {
     this.cpu = machine.cpu;
   }

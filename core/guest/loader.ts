@@ -55,6 +55,10 @@ class FrameAllocator {
     this.next += 0x1000;
     return f;
   };
+  /** Frames not handed out yet. */
+  left = (): number => {
+    return Math.max(0, Math.floor((this.size - this.next) / 0x1000));
+  };
 }
 
 function descriptor(base: number, limit: number, access: number, flags: number): [number, number] {
@@ -82,7 +86,7 @@ export function bootGuestMachine(options: BootOptions): BootedGuest {
     L.SYSTEM_CALL_STUB + images.systemCallStub.length,
   );
 
-  const kernel = new Kernel(machine, images, symbols, services, routines, frames.alloc);
+  const kernel = new Kernel(machine, images, symbols, services, routines, frames.alloc, frames.left);
   const system: Process = { id: 4, name: 'System', eprocess: 0, pageDirectory: frames.alloc(), isSystem: true, peb: 0 };
   kernel.processes.push(system);
   kernel.systemProcess = system;

@@ -24,6 +24,7 @@ import type { CpuModel } from '../../core/index.js';
 
 export const STATUS_ACCESS_VIOLATION = 0xc0000005;
 export const STATUS_INVALID_HANDLE = 0xc0000008;
+export const STATUS_COMMITMENT_LIMIT = 0xc000012d;
 /** SharedUserData!SystemCallStub's `ret`, where SYSEXIT returns. */
 export const SYSTEM_CALL_RET = 0x7ffe0304;
 
@@ -131,6 +132,25 @@ function escapes(): EscapeFixture[] {
       cpu,
       source: fixtureSource('ESP 8 bytes below the top of the user stack, then ntdll!NtReadFile (0x24 argument bytes)', ['    mov esp, 0x12FFF8', '    call ntdll!NtReadFile']),
       xp: { end: 'continues', status: STATUS_ACCESS_VIOLATION },
+    });
+  }
+  // Found by the recorded fuzzer (seed 20261207, program 9829): MEM_RESERVE|MEM_COMMIT of 0x63C90344
+  // bytes threw 'guest physical memory exhausted' out of the machine. XP charges the commitment
+  // first and fails the call with STATUS_COMMITMENT_LIMIT; the program goes on.
+  for (const cpu of ['sysenter', 'int2e'] as const) {
+    out.push({
+      name: `NtAllocateVirtualMemory commit of 1.6 GB (cpu ${cpu})`,
+      cpu,
+      source: fixtureSource('NtAllocateVirtualMemory(-1, &base = 0, 0, &size = 0x63C90344, MEM_RESERVE|MEM_COMMIT, PAGE_NOACCESS)', [
+        '    sub esp, 8',
+        '    mov dword [esp], 0           ; *BaseAddress',
+        '    mov dword [esp+4], 0x63C90344 ; *RegionSize',
+        '    mov eax, esp',
+        '    lea ebx, [esp+4]',
+        '    push 0x1', '    push 0x3000', '    push ebx', '    push 0', '    push eax', '    push -1',
+        '    call ntdll!NtAllocateVirtualMemory',
+      ]),
+      xp: { end: 'continues', status: STATUS_COMMITMENT_LIMIT },
     });
   }
   return out;

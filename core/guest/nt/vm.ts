@@ -84,6 +84,28 @@ function commit(k: Kernel, process: Process, start: number, end: number, mm: num
 }
 
 /**
+ * Frames kept back from user commits for what the kernel itself still maps (page tables, stacks,
+ * pool): a user commit that would eat into them fails instead of leaving the kernel without memory.
+ */
+const KERNEL_RESERVE_FRAMES = 256;
+
+/**
+ * MiChargeCommitment: whether committing [start, end) fits in the frames left. Pages already
+ * committed cost nothing; each new 4 MiB stretch may need a page table. Otherwise XP fails the call
+ * with STATUS_COMMITMENT_LIMIT before it changes anything (a 1.6 GB MEM_COMMIT from ring 3 used to
+ * throw 'guest physical memory exhausted' out of the machine).
+ */
+function commitFits(k: Kernel, process: Process, start: number, end: number, fresh: boolean): boolean {
+  const pages = (end - start) / PAGE;
+  const budget = k.framesLeft() - KERNEL_RESERVE_FRAMES;
+  if (pages + Math.ceil(pages / 1024) + 1 <= budget) return true;
+  if (fresh) return false;
+  let needed = 0;
+  for (let p = start; p < end && needed <= budget; p += PAGE) if (!pageMapped(k, process, p)) needed++;
+  return needed + Math.ceil(needed / 1024) + 1 <= budget;
+}
+
+/**
  * NtAllocateVirtualMemory(ProcessHandle, *BaseAddress, ZeroBits, *RegionSize, AllocationType, Protect).
  * The flags and protection are checked first, then (UserMode) the two in/out pointers are probed
  * and captured, then the process handle is referenced — XP's order.
@@ -126,6 +148,7 @@ export function NtAllocateVirtualMemory(c: EscapeCall): number {
           end = Math.ceil((base + size) / PAGE) * PAGE;
           if (!rangeFree(k, process, start, end)) return S.STATUS_CONFLICTING_ADDRESSES;
         }
+        if (type & MEM_COMMIT && !commitFits(k, process, start, end, true)) return S.STATUS_COMMITMENT_LIMIT;
         insertVad(k, process, start, end, pageToMm(protect), { committed: (type & MEM_COMMIT) !== 0 });
         if (type & MEM_COMMIT) commit(k, process, start, end, pageToMm(protect));
       } else {
@@ -133,6 +156,7 @@ export function NtAllocateVirtualMemory(c: EscapeCall): number {
         start = base & ~(PAGE - 1);
         end = Math.ceil((base + size) / PAGE) * PAGE;
         if (vadHolding(k, process, start, end) === null) return S.STATUS_CONFLICTING_ADDRESSES;
+        if (!commitFits(k, process, start, end, false)) return S.STATUS_COMMITMENT_LIMIT;
         commit(k, process, start, end, pageToMm(protect));
       }
       k.w32(baseAddressPtr, start);
