@@ -150,7 +150,9 @@ export class NativeRunner {
         timeout: opts.timeoutMs ?? 20_000,
         killSignal: 'SIGKILL',
       });
-      if (r.error && (r.error as NodeJS.ErrnoException).code !== 'ETIMEDOUT') throw r.error;
+      // ETIMEDOUT: killed on the case it hung on; EPIPE: it stopped reading its input (died on a
+      // case). Either way its results so far count and the case it was on is reported below.
+      if (r.error && !['ETIMEDOUT', 'EPIPE'].includes((r.error as NodeJS.ErrnoException).code ?? '')) throw r.error;
       const out = r.stdout ?? Buffer.alloc(0);
       const n = Math.floor(out.length / OUT_SIZE);
       for (let k = 0; k < n; k++) results.push(decodeResult(out.subarray(k * OUT_SIZE, (k + 1) * OUT_SIZE), cases[i + k]!));

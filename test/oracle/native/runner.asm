@@ -34,6 +34,10 @@ BITS 32
 %define OUT_SIZE    (64 + 2 * PAGE)
 
 %define SYS_exit         1
+%define SYS_fcntl        55
+%define F_GETFL          3
+%define F_SETFL          4
+%define O_NONBLOCK       0x800
 %define SYS_read         3
 %define SYS_write        4
 %define SYS_sigreturn    173
@@ -80,7 +84,30 @@ map_page:
   mov ebx, 2
   int 0x80
 
+; clear O_NONBLOCK on fd ebx: the pipes node hands the runner may be non-blocking, and a read
+; before the parent has written (or a write into a full pipe) on a loaded machine would return
+; -EAGAIN, which the runner would take for a broken pipe
+make_blocking:
+  push ebx
+  mov eax, SYS_fcntl
+  mov ecx, F_GETFL
+  int 0x80
+  pop ebx
+  test eax, eax
+  js .done                          ; not a file descriptor we can change: leave it
+  and eax, ~O_NONBLOCK
+  mov edx, eax
+  mov eax, SYS_fcntl
+  mov ecx, F_SETFL
+  int 0x80
+.done:
+  ret
+
 _start:
+  xor ebx, ebx
+  call make_blocking                ; stdin
+  mov ebx, 1
+  call make_blocking                ; stdout
   mov ebx, CODE_ADDR
   mov edx, PROT_RWX
   call map_page
