@@ -161,7 +161,7 @@ const kernelProg = c('kprog.c', '#include <ntddk.h>\nlong __stdcall start(void) 
 writeFileSync(b.path('text.exe'), 'not a PE image\n');
 
 const REFUSALS: { what: string; args: () => string[]; line: RegExp }[] = [
-  { what: 'not a PE', args: () => ['text.exe'], line: /^ntflow: text\.exe .*(MZ|not a PE)/ },
+  { what: 'not a PE', args: () => ['text.exe'], line: /^ntflow: (program )?text\.exe .*(MZ|not a PE)/ },
   { what: 'PE32+ (x64)', args: () => [write('x64.exe', patched(atBase, 'magic', 0x20b))], line: /^ntflow: x64\.exe .*(PE32\+|64-bit)/ },
   { what: 'not i386', args: () => [write('arm.exe', patched(atBase, 'machine', 0x1c0))], line: /^ntflow: arm\.exe .*(i386|x86)/ },
   { what: 'a DLL given as a program', args: () => [write('lib.dll', b.gcc('lib.dll', ['-shared', '-nostdlib', '-Wl,--no-insert-timestamp', dll]))], line: /^ntflow: lib\.dll .*DLL/ },
