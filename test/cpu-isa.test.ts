@@ -16,7 +16,7 @@ import t from 'tap';
 import { Code, CodeExt, CpuidFeature, Decoder, DecoderOptions, EncodingKind, Instruction, Mnemonic } from 'iced-x86';
 import { assemble, EmulatorError, INSTRUCTION_TABLE, runCase, type ExecCase } from '../core/index.js';
 import { TestMachine, UCODE, KCODE, USTACK, UCS, UDS, EXIT_VECTOR, EAX, EBX, ECX, EDX, ESP } from './util/machine.js';
-import { NativeRunner } from './oracle/native.js';
+import { Ia32Unavailable, NativeRunner } from './oracle/native.js';
 import type { OracleCase } from './oracle/unicorn.js';
 
 const NM = 7, UD = 6, GP = 13, BR = 5;
@@ -296,7 +296,8 @@ t.test('BCD, SALC, XLAT, CMPXCHG8B, BSWAP r16 against the real CPU (defined flag
   try {
     runner = new NativeRunner();
   } catch (e) {
-    if (process.env.CI === 'true') t.fail(`native oracle unavailable: ${(e as Error).message}`);
+    // CI installs the tools; a host that cannot run 32-bit code is not something it can install.
+    if (process.env.CI === 'true' && !(e instanceof Ia32Unavailable)) t.fail(`native oracle unavailable: ${(e as Error).message}`);
     else void t.skip(`native oracle unavailable (nasm/ld, IA-32 binaries): ${(e as Error).message}`, () => {});
     return;
   }

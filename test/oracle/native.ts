@@ -117,6 +117,15 @@ export function buildRunner(dir: string): string {
   return bin;
 }
 
+/**
+ * The host cannot run 32-bit code: a kernel without IA-32 emulation (or a VM that turns it off)
+ * refuses the runner with ENOEXEC, and glibc's execvp then hands it to /bin/sh, which exits 2.
+ * Nothing an install step can fix, unlike missing tools: the tests skip with this reason.
+ */
+export class Ia32Unavailable extends Error {
+  override name = 'Ia32Unavailable';
+}
+
 /** One built runner binary; run() feeds it batches of cases. */
 export class NativeRunner {
   private readonly dir: string;
@@ -129,6 +138,12 @@ export class NativeRunner {
     } catch (e) {
       this.dispose();
       throw e;
+    }
+    // No input: a runner that starts reads EOF between records and exits 0.
+    const r = spawnSync(this.binary, [], { input: Buffer.alloc(0), timeout: 20_000 });
+    if (r.error || r.status !== 0) {
+      this.dispose();
+      throw new Ia32Unavailable(`32-bit binaries do not run here (IA-32 emulation off?): the runner ${r.error ? `failed: ${r.error.message}` : `exited with ${r.status ?? r.signal}`}`);
     }
   }
 
