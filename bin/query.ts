@@ -3,7 +3,7 @@
 // command line into those calls and their errors into one-line user errors (exit 1).
 import { Option, type Command } from 'commander';
 import type Database from 'better-sqlite3';
-import { escapeGuestText } from './record.js';
+import { escapeGuestText } from '../analyzer/index.js';
 import { TraceFileError } from '../recorder/index.js';
 import {
   NAMED_QUERIES,
