@@ -1,0 +1,4 @@
+// Half 2 of the bounded recorded fuzz run of `npm test` (issue K §2): test/util/fuzz-recorded-suite.ts.
+import { fuzzRecordedSuite } from './util/fuzz-recorded-suite.js';
+
+fuzzRecordedSuite(1);
