@@ -6,7 +6,7 @@ import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { QueryError, chooseSession, diffSessions, escapeReport, formatDiff, openForQuery, type DiffResult } from '../analyzer/index.js';
-import { TraceFileError, openTraceForWriting } from '../recorder/index.js';
+import { TraceFileError } from '../recorder/index.js';
 import type Database from 'better-sqlite3';
 import { cannotWrite } from './output.js';
 
@@ -18,17 +18,10 @@ export function parseSide(arg: string): { file: string; session?: string } {
   return { file: arg };
 }
 
-/** Opens a side for reading: projections brought up to date, an older schema upgraded first. */
+/** Opens a side for reading: projections brought up to date (an older schema upgraded first, by the opening). */
 function open(arg: string): { db: Database.Database; file: string; sessionId: number } {
   const { file, session } = parseSide(arg);
-  let db: Database.Database;
-  try {
-    db = openForQuery(file);
-  } catch (e) {
-    if (!(e instanceof QueryError) || !/has trace schema \d+; open it once for writing/.test(e.message)) throw e;
-    openTraceForWriting(file, { mustExist: true }).close(); // upgrades the schema, as recording into it would
-    db = openForQuery(file);
-  }
+  const db = openForQuery(file); // an older schema is upgraded as it opens
   try {
     const sessionId = chooseSession(db, session);
     if (sessionId === null) throw new QueryError(`${file} has no sessions; record one with 'ntflow record <scenario> -o ${file}'`);

@@ -182,7 +182,7 @@ const UPGRADES: Record<number, (db: Database.Database) => void> = {
   },
 };
 
-/** The oldest schema readers open as it is: 3 differs from 4 only in the events view's order. */
+/** The oldest schema readers open as it is (3 differs from 4 only in the events view's order); older files are upgraded when first opened. */
 const READABLE_SINCE = 3;
 
 function pragmasForWriting(db: Database.Database): void {
@@ -298,16 +298,28 @@ export function openTraceForReading(path: string): Database.Database {
     db.close();
     db = openImmutable(path, e);
   }
+  let version: number;
   try {
-    const version = readSchemaVersion(db, path);
-    if (version < READABLE_SINCE) {
-      throw new TraceFileError(`${path} has trace schema ${version}; open it once for writing (ntflow record … -o ${path}) to upgrade it`);
-    }
+    version = readSchemaVersion(db, path);
   } catch (e) {
     db.close();
     throw e;
   }
-  return db;
+  if (version >= READABLE_SINCE) return db;
+  // An older schema lacks tables the readers use: it is upgraded in place once (as recording into
+  // it would: the upgrades only add), then read. Its sessions' rows are not touched.
+  db.close();
+  let writer: Database.Database;
+  try {
+    writer = openTraceForWriting(path, { mustExist: true });
+  } catch (e) {
+    // Not writable here (a read-only mount, another user's folder): say so, and what to do.
+    const m = e instanceof TraceFileError ? /^cannot (?:write|open) .*?: (.*?)(?: \(reading commands work.*|; choose a file in a folder you can write)?$/.exec(e.message) : null;
+    if (!m) throw e;
+    throw new TraceFileError(`${path} has trace schema ${version}, which is upgraded in place the first time it is read, but it cannot be written here (${m[1]}); copy it to a writable folder and read the copy`);
+  }
+  writer.close();
+  return openTraceForReading(path);
 }
 
 /** The trace's path as the user gave it, also for a connection openImmutable made (a URI). */
