@@ -171,8 +171,11 @@ function debugLines(s: SessionSummary): string[] {
   return out;
 }
 
-/** The closing summary (stdout), one fact a line. */
-export function summaryText(s: SessionSummary): string {
+/**
+ * The closing summary (stdout), one fact a line. `projectionSeconds`: the time `record` spent
+ * building the session's projections after the machine stopped, part of the time shown.
+ */
+export function summaryText(s: SessionSummary, projectionSeconds?: number): string {
   const lines: string[] = [];
   // The name is the user's (--name) or a program file's: escaped, so that it cannot drive the terminal.
   lines.push(`session ${s.sessionId} '${escapeGuestText(s.name)}': ${s.status}`);
@@ -195,7 +198,9 @@ export function summaryText(s: SessionSummary): string {
   } else {
     lines.push(`  file          ${escapeGuestText(s.file)}, ${sizeText(bytes)} (${s.instructions ? (bytes / s.instructions).toFixed(1) : '–'} bytes per instruction)`);
   }
-  lines.push(`  time          ${elapsedText(s.seconds)} (${rateText(s.seconds > 0 ? s.instructions / s.seconds : 0)} instructions/s)`);
+  const seconds = s.seconds + (projectionSeconds ?? 0);
+  const split = projectionSeconds === undefined ? '' : `: recording ${elapsedText(s.seconds)}, projections ${elapsedText(projectionSeconds)}`;
+  lines.push(`  time          ${elapsedText(seconds)} (${rateText(seconds > 0 ? s.instructions / seconds : 0)} instructions/s)${split}`);
   return lines.join('\n') + '\n';
 }
 
@@ -210,12 +215,16 @@ export interface SummaryJson {
   syscalls: { total: number; failed: number; failures: Record<string, number> };
   /** The whole file: its size, the sessions it holds, its bytes per instruction over all of them. */
   file: { path: string; bytes: number; bytesPerInstruction: number | null; sessions: number };
+  /** The whole command's time: the recording, then the projections (the two below). */
   seconds: number;
+  recordingSeconds: number;
+  /** Building the session's projections (syscalls, calls, findings, …) before reporting; 0 when interrupted. */
+  projectionSeconds: number;
   /** findings rows by kind (failure-cause, handle-leak, hook, …); empty for an interrupted session. */
   findings: Record<string, number>;
 }
 
-export function summaryJson(s: SessionSummary, findings: Record<string, number>): SummaryJson {
+export function summaryJson(s: SessionSummary, findings: Record<string, number>, projectionSeconds = 0): SummaryJson {
   const totals = fileTotals(s.file);
   const bytes = totals?.bytes ?? s.bytes;
   const failed = Object.values(s.failures).reduce((n, k) => n + k, 0);
@@ -229,7 +238,9 @@ export function summaryJson(s: SessionSummary, findings: Record<string, number>)
     syscalls: { total: s.syscalls, failed, failures: { ...s.failures } },
     // As the text says it: the file's bytes over the instructions of all its sessions (this one's when alone).
     file: { path: s.file, bytes, bytesPerInstruction: allInstructions ? bytes / allInstructions : null, sessions: totals?.sessions ?? 1 },
-    seconds: s.seconds,
+    seconds: s.seconds + projectionSeconds,
+    recordingSeconds: s.seconds,
+    projectionSeconds,
     findings,
   };
 }
@@ -343,12 +354,15 @@ export async function recordCommand(arg: string, opts: RecordCommandOptions, use
     if (opts.json) process.stdout.write(JSON.stringify(summaryJson(summary, {}), null, 1) + '\n');
     return;
   }
-  // The projections (syscalls, calls, findings, …) go into the file now, so that any SQLite reader
-  // sees them (DESIGN's contract); an interrupted recording leaves them to its first reader.
+  // The projections (syscalls, calls, findings, …) go into the file now, before the summary, so
+  // that any SQLite reader (sqlite3, Datasette) finds them (DESIGN's contract); their time is part
+  // of the command's. An interrupted recording leaves them to its first reader.
+  const started = performance.now();
   ensureProjections(summary.file);
+  const projectionSeconds = (performance.now() - started) / 1000;
   const counts = findingCounts(summary.file, summary.sessionId);
-  if (opts.json) process.stdout.write(JSON.stringify(summaryJson(summary, counts ?? {}), null, 1) + '\n');
-  else process.stdout.write(summaryText(summary) + findingsLine(summary.file, summary.sessionId, counts));
+  if (opts.json) process.stdout.write(JSON.stringify(summaryJson(summary, counts ?? {}, projectionSeconds), null, 1) + '\n');
+  else process.stdout.write(summaryText(summary, projectionSeconds) + findingsLine(summary.file, summary.sessionId, counts));
 }
 
 /** The session's findings rows by kind; null for a file the projections could not be written to. */

@@ -90,6 +90,21 @@ t.test('record --json: one object with the facts of the trace', async (t) => {
   t.ok(Math.abs(s.file.bytesPerInstruction - s.file.bytes / all.i) < 1e-9, 'bytes per instruction over all the sessions, as the text says it');
   t.type(s.seconds, 'number');
   t.ok(s.seconds > 0);
+  t.ok(s.recordingSeconds > 0 && s.projectionSeconds > 0, 'the recording and the projections each took time');
+  t.ok(Math.abs(s.seconds - s.recordingSeconds - s.projectionSeconds) < 1e-9, 'seconds is the two together: the projections are part of the command');
+});
+
+t.test('record builds the projections before it reports: a plain SQLite reader finds them, and the summary says what they took', async (t) => {
+  const file = join(dir, 'fresh.db');
+  const r = await ntflow(['record', 'kernel-nt-close', '-o', file]);
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, /\n {2}time {10}[\d.]+ s \([^)]*instructions\/s\): recording [\d.]+ s, projections [\d.]+ s\n/, 'the time line splits recording and projections');
+  // Opened straight after, by better-sqlite3 alone (as sqlite3 or Datasette would): nothing of ntflow runs.
+  const db = new Database(file, { readonly: true });
+  t.teardown(() => db.close());
+  const built = db.prepare('SELECT name FROM projections WHERE session_id = 1 ORDER BY name').pluck().all();
+  t.same(built, ['calls', 'findings', 'hooks', 'ring_spans', 'symbols', 'syscall_args', 'syscalls'], 'every projection is stored for the session');
+  t.same(db.prepare("SELECT name, status_name FROM syscalls WHERE session_id = 1 AND name = 'NtClose' ORDER BY id").raw().all(), [['NtClose', 'STATUS_INVALID_HANDLE'], ['NtClose', 'STATUS_SUCCESS']], "with its rows: the driver's NtClose of a kernel handle fails, the program's succeeds");
 });
 
 t.test('sessions: names escaped in the table; --json the rows as they are', async (t) => {
