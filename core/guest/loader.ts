@@ -10,7 +10,7 @@ import { EXCEPTION_ROUTINES, EXCEPTION_SERVICES } from './exceptions.js';
 import { KERNEL_ROUTINES, KERNEL_SERVICES } from './ke.js';
 import { MM_EXECUTE_READ, MM_EXECUTE_READWRITE, MM_EXECUTE_WRITECOPY, MM_READONLY, MM_READWRITE, insertVad, mapRegion, pageToMm, setUserPage, writable } from './mm.js';
 import { Kernel, type Process, type Thread, type ThreadContext } from './kernel.js';
-import { buildImages, type Image } from './kernel/build.js';
+import { buildImages, type GuestImages, type Image } from './kernel/build.js';
 import * as L from './layout.js';
 import { ntExecutive } from './nt-bridge.js';
 import { ProgramError, assembleProgram, referencesModule, seedFiles, type AssembledProgram, type ProgramSource } from './program.js';
@@ -67,6 +67,24 @@ function descriptor(base: number, limit: number, access: number, flags: number):
   return [lo | 0, hi | 0];
 }
 
+/** The system modules' symbols, sorted once per set of images (buildImages keeps them): every boot starts from a copy. */
+const SYSTEM_SYMBOLS = new WeakMap<GuestImages, SymbolTable>();
+
+function systemSymbols(images: GuestImages, model: CpuModel): SymbolTable {
+  let table = SYSTEM_SYMBOLS.get(images);
+  if (!table) {
+    table = new SymbolTable();
+    for (const img of [images.ntoskrnl, images.hal, images.ntdll, images.win32k]) table.addModule(img.module, img.symbols, img.base + img.bytes.length);
+    table.addModule(
+      'SharedUserData',
+      new Map([[model === 'sysenter' ? 'SystemCallStub' : 'KiIntSystemCall', L.SYSTEM_CALL_STUB]]),
+      L.SYSTEM_CALL_STUB + images.systemCallStub.length,
+    );
+    SYSTEM_SYMBOLS.set(images, table);
+  }
+  return table;
+}
+
 export function bootGuestMachine(options: BootOptions): BootedGuest {
   const model = options.cpu ?? 'sysenter';
   const machine = new Machine({ cpu: model, memorySize: L.GUEST_MEMORY });
@@ -78,13 +96,7 @@ export function bootGuestMachine(options: BootOptions): BootedGuest {
   const routines: RoutineTable = { ...KERNEL_ROUTINES, ...EXCEPTION_ROUTINES, ...nt.routines };
   const images = buildImages(model, services, routines, nt.dataSymbols);
 
-  const symbols = new SymbolTable();
-  for (const img of [images.ntoskrnl, images.hal, images.ntdll, images.win32k]) symbols.addModule(img.module, img.symbols, img.base + img.bytes.length);
-  symbols.addModule(
-    'SharedUserData',
-    new Map([[model === 'sysenter' ? 'SystemCallStub' : 'KiIntSystemCall', L.SYSTEM_CALL_STUB]]),
-    L.SYSTEM_CALL_STUB + images.systemCallStub.length,
-  );
+  const symbols = systemSymbols(images, model).clone();
 
   const kernel = new Kernel(machine, images, symbols, services, routines, frames.alloc, frames.left);
   const system: Process = { id: 4, name: 'System', eprocess: 0, pageDirectory: frames.alloc(), isSystem: true, peb: 0 };

@@ -56,6 +56,14 @@ export class SymbolTable implements SymbolLookup {
     this.sorted.sort((a, b) => a.address - b.address || byName(a.name, b.name));
   }
 
+  /** A table holding the same symbols, to which more modules may be added without touching this one. */
+  clone(): SymbolTable {
+    const copy = new SymbolTable();
+    copy.sorted = this.sorted.slice();
+    copy.byName = new Map(this.byName);
+    return copy;
+  }
+
   /** The address of `module!Name` (case-insensitive, as WinDbg resolves). */
   resolve(module: string, name: string): number | undefined {
     return this.byName.get(`${module}!${name}`.toLowerCase())?.address;
