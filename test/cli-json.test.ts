@@ -107,6 +107,18 @@ t.test('record builds the projections before it reports: a plain SQLite reader f
   t.same(db.prepare("SELECT name, status_name FROM syscalls WHERE session_id = 1 AND name = 'NtClose' ORDER BY id").raw().all(), [['NtClose', 'STATUS_INVALID_HANDLE'], ['NtClose', 'STATUS_SUCCESS']], "with its rows: the driver's NtClose of a kernel handle fails, the program's succeeds");
 });
 
+t.test('explain and diff: a name with a newline and ESC stays on its line, escaped', async (t) => {
+  const e = await ntflow(['explain', FILE, '--session', '1']);
+  t.equal(e.code, 0, e.stderr);
+  t.notOk(CONTROL.test(e.stdout), 'explain: no raw control character');
+  t.match(e.stdout.split('\n')[0], /^session 1 'a\\x1b\[31mb\\nc': /, "explain's first line holds the whole name");
+  const d = await ntflow(['diff', `${FILE}:1`, `${FILE}:2`]);
+  t.equal(d.code, 0, d.stderr);
+  t.notOk(CONTROL.test(d.stdout), 'diff: no raw control character');
+  t.match(d.stdout.split('\n')[0], /^A .*:1 'a\\x1b\[31mb\\nc' \(/, "diff's A line holds the whole name");
+  t.match(d.stdout.split('\n')[1], /^B .*:2 '/, 'and B is the next line');
+});
+
 t.test('sessions: names escaped in the table; --json the rows as they are', async (t) => {
   const r = await ntflow(['sessions', FILE]);
   t.equal(r.code, 0, r.stderr);

@@ -3,6 +3,7 @@
 // differs in detail — its first divergence, the registers and memory that differ there, where the
 // paths join again, and what differs in outcome.
 import type { Difference, DiffResult, Divergence, PairInfo, PathPoint } from './diff.js';
+import { escapeGuestText } from '../query.js';
 
 const label = (c: { id: number; service: string } | null) => (c ? `#${c.id} ${c.service}` : '');
 const pt = (p: PathPoint | null) => (p ? `seq ${p.seq}  ${p.location}  ${p.asm}` : '(its trace ends here)');
@@ -28,7 +29,8 @@ function pairLine(p: PairInfo, width: number): string {
 }
 
 export function formatDiff(r: DiffResult): string {
-  const head = `A ${r.a.file}:${r.a.sessionId} '${r.a.name}' (${r.a.instructions.toLocaleString('en')} instructions, cpu ${r.a.cpu})\nB ${r.b.file}:${r.b.sessionId} '${r.b.name}' (${r.b.instructions.toLocaleString('en')} instructions, cpu ${r.b.cpu})`;
+  // Names and file names are the user's: a newline in one would pass escapeReport as the report's own layout.
+  const head = `A ${escapeGuestText(r.a.file)}:${r.a.sessionId} '${escapeGuestText(r.a.name)}' (${r.a.instructions.toLocaleString('en')} instructions, cpu ${r.a.cpu})\nB ${escapeGuestText(r.b.file)}:${r.b.sessionId} '${escapeGuestText(r.b.name)}' (${r.b.instructions.toLocaleString('en')} instructions, cpu ${r.b.cpu})`;
   if (r.identical) return `${head}\nidentical: the same ${r.pairs.length} system calls, the same ${r.a.instructions.toLocaleString('en')} instructions, the same outcome\n`;
   const paired = r.pairs.filter((p) => p.a && p.b);
   const out = [

@@ -3,7 +3,7 @@
 // table (no replay of the log: fast on a 10 M-instruction trace).
 import type Database from 'better-sqlite3';
 import { describeEventSql } from '../named.js';
-import { registerFunctions } from '../query.js';
+import { escapeGuestText, registerFunctions } from '../query.js';
 
 export interface FindingRow {
   id: number;
@@ -100,7 +100,8 @@ export function explainSession(db: Database.Database, sessionId: number, options
 /** The text `ntflow explain` prints. */
 export function formatExplained(e: Explained): string {
   const c = e.counts;
-  const head = `session ${e.session.id} '${e.session.name}': ${plural(c['failure-cause'], 'failed call')} explained, ${plural(c['handle-leak'], 'handle')} left open, ${plural(c.hook, 'hook')}`;
+  // The name is the user's (a newline in it would pass escapeReport as the report's own layout).
+  const head = `session ${e.session.id} '${escapeGuestText(e.session.name)}': ${plural(c['failure-cause'], 'failed call')} explained, ${plural(c['handle-leak'], 'handle')} left open, ${plural(c.hook, 'hook')}`;
   if (e.findings.length === 0) return `${head}.\n`;
   const out: string[] = [head, ''];
   for (const f of e.findings) {
