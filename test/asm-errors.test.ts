@@ -13,6 +13,11 @@ interface BadInput {
 const cases: BadInput[] = [
   { what: 'unknown mnemonic, with the nearest name', source: 'nop\nmovx eax, 1', message: "bad.asm:2:1: unknown instruction 'movx'; did you mean 'mov'?" },
   {
+    what: 'unknown mnemonic with nothing near it: what a line may hold',
+    source: 'nop\nfrobnicate eax',
+    message: "bad.asm:2:1: unknown instruction 'frobnicate'; a line holds an x86 instruction in NASM syntax (mov eax,[ebx+4]; call ntdll!NtClose; int 2Eh), data (db, dw, dd, times N db 0), a label, equ, org or align",
+  },
+  {
     what: 'operands no form takes',
     source: 'mov eax, bx',
     message:

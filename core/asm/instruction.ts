@@ -54,7 +54,9 @@ export function encodeInstruction(request: InstructionRequest): { bytes: Uint8Ar
   const forms = formsByMnemonic().get(mnemonic);
   if (forms === undefined) {
     const suggestion = nearestName(request.mnemonic, knownMnemonics());
-    fail(request.mnemonicPos, `unknown instruction '${request.mnemonic}'` + (suggestion ? `; did you mean '${suggestion}'?` : ''));
+    // Nothing near it: say what a line may hold instead (iced-x86 knows every IA-32 mnemonic, so this is rarely a real instruction).
+    const instead = "; a line holds an x86 instruction in NASM syntax (mov eax,[ebx+4]; call ntdll!NtClose; int 2Eh), data (db, dw, dd, times N db 0), a label, equ, org or align";
+    fail(request.mnemonicPos, `unknown instruction '${request.mnemonic}'` + (suggestion ? `; did you mean '${suggestion}'?` : instead));
   }
   let operands = nasmOperandRewrites(mnemonic, request.operands);
   let fitting = formsFitting(forms, { mnemonic, operands });
