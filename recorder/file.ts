@@ -11,6 +11,16 @@ export class TraceFileError extends Error {
   override name = 'TraceFileError';
 }
 
+/** A trace that cannot be opened for writing where it is; `reason` says why in a few words. */
+class NotWritableError extends TraceFileError {
+  constructor(
+    message: string,
+    readonly reason: string,
+  ) {
+    super(message);
+  }
+}
+
 const SQLITE_MAGIC = 'SQLite format 3\u0000';
 
 // A trace on a read-only mount is opened with SQLite's `immutable=1` URI parameter (below), and
@@ -216,11 +226,10 @@ export function openTraceForWriting(path: string, options: { mustExist?: boolean
   }
   const cannotWrite = (e: unknown) => {
     const why = whyNotWritable(path);
-    return new TraceFileError(
-      why
-        ? `cannot write ${path}: ${why} (reading commands work on it where it is; to record or replay, copy it to a writable folder)`
-        : `cannot open ${path} for writing: ${(e as Error).message.split('\n')[0]}; choose a file in a folder you can write`,
-    );
+    const sqlite = (e as Error).message.split('\n')[0];
+    return why
+      ? new NotWritableError(`cannot write ${path}: ${why} (reading commands work on it where it is; to record or replay, copy it to a writable folder)`, why)
+      : new NotWritableError(`cannot open ${path} for writing: ${sqlite}; choose a file in a folder you can write`, sqlite);
   };
   let db: Database.Database;
   try {
@@ -314,9 +323,8 @@ export function openTraceForReading(path: string): Database.Database {
     writer = openTraceForWriting(path, { mustExist: true });
   } catch (e) {
     // Not writable here (a read-only mount, another user's folder): say so, and what to do.
-    const m = e instanceof TraceFileError ? /^cannot (?:write|open) .*?: (.*?)(?: \(reading commands work.*|; choose a file in a folder you can write)?$/.exec(e.message) : null;
-    if (!m) throw e;
-    throw new TraceFileError(`${path} has trace schema ${version}, which is upgraded in place the first time it is read, but it cannot be written here (${m[1]}); copy it to a writable folder and read the copy`);
+    if (!(e instanceof NotWritableError)) throw e;
+    throw new TraceFileError(`${path} has trace schema ${version}, which is upgraded in place the first time it is read, but it cannot be written here (${e.reason}); copy it to a writable folder and read the copy`);
   }
   writer.close();
   return openTraceForReading(path);
