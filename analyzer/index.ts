@@ -8,6 +8,7 @@ export { foldCalls, CALLS, CALLS_TABLE } from './projections/calls.js';
 export { foldRingSpans, RING_SPANS, RING_SPANS_TABLE } from './projections/ring-spans.js';
 export { symbolRows, SYMBOLS, SYMBOLS_TABLE } from './projections/symbols.js';
 export { stateAt, resolveSession, sessionSymbols, formatRegisters, formatMemory, disassembleAt, stateJson, callStackAt, formatCallStack, openHandlesAt, formatHandles, type MachineState, type StackFrame, type OpenHandle } from './state.js';
+export { eventAt, eventEip, type EventAt } from './events.js';
 export { verifySession, formatVerifyResult, VerifyError, type VerifyResult } from './verify.js';
 export { QueryError, QUERY_FORMATS, escapeGuestText, escapeReport, openForQuery, chooseSession, registerFunctions, prepareReadOnly, streamRows, runQuery, schemaText, tableNames, type QueryFormat, type QueryOptions, type Output } from './query.js';
 export { NAMED_QUERIES, findNamedQuery, namedQueryList, requireProjections, checkSyscall, type NamedQuery } from './named.js';

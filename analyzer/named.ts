@@ -4,7 +4,7 @@
 // functions sym(), status_name(), service_name() and hex32() (see query.ts); copy one and adapt
 // it. Those over `syscalls` need the projections: run 'ntflow replay FILE' first.
 import type Database from 'better-sqlite3';
-import { EVENT_TABLES } from '../recorder/index.js';
+import { EVENT_TABLES, MAX_RUN } from '../recorder/index.js';
 import { QueryError, chooseSession, tableNames } from './query.js';
 import { parseSyscallRef } from './syscall-ref.js';
 
@@ -17,6 +17,36 @@ export interface NamedQuery {
   /** Options it needs besides --session. */
   needs: ('syscall')[];
   sql: string;
+}
+
+/**
+ * The instructions of session `session` with seq from `lo` to `hi` (SQL expressions), as rows
+ * (seq, thread_id, eip, cpl, bytes, asm, symbol): the instructions view's rows, read through the
+ * runs that can hold them (a run starts at most MAX_RUN - 1 events before its last instruction), so
+ * that a range costs what it holds, not the session.
+ */
+function instructionsIn(session: string, lo: string, hi: string): string {
+  return `(SELECT r.seq + j.key AS seq, r.thread_id, c.eip, c.cpl, c.bytes, c.asm, c.symbol
+      FROM instruction_runs r CROSS JOIN json_each(r.codes) j CROSS JOIN code c ON c.session_id = r.session_id AND c.id = j.value
+      WHERE r.session_id = ${session} AND r.seq > (${lo}) - ${MAX_RUN} AND r.seq <= (${hi}) AND r.seq + j.key BETWEEN (${lo}) AND (${hi}))`;
+}
+
+/**
+ * The nearest instruction at or before `at` (at most `reach` events back, and after `floor`) that
+ * passes `where` (over l.seq and the code columns): its column `col`. Searched in widening windows
+ * (256, 4096, then all of `reach` events) since what is looked for is nearly always close.
+ */
+function nearestBefore(session: string, at: string, floor: string, reach: number, where: string, col: string): string {
+  const window = (near: number, far: number) =>
+    `(SELECT ${col} FROM ${instructionsIn(session, `max((${at}) - ${far - 1}, (${floor}) + 1)`, `(${at}) - ${near}`)} l WHERE ${where} ORDER BY l.seq DESC LIMIT 1)`;
+  return `coalesce(${window(0, 256)}, ${window(256, 4096)}, ${window(4096, reach)})`;
+}
+
+/** The first instruction after `after` and before `before` (exclusive) passing `where`: its column `col`, searched as nearestBefore does, forwards. */
+function nearestAfter(session: string, after: string, before: string, where: string, col: string): string {
+  const window = (near: number, far: number) =>
+    `(SELECT ${col} FROM ${instructionsIn(session, `(${after}) + ${near + 1}`, `min((${after}) + ${far}, (${before}) - 1)`)} l WHERE ${where} ORDER BY l.seq LIMIT 1)`;
+  return `coalesce(${window(0, 256)}, ${window(256, 4096)}, ${window(4096, 1 << 30)})`;
 }
 
 /** The module of a code.symbol (`nt!KiSystemService+0xc4` → `nt`; '' outside every module). */
@@ -33,12 +63,15 @@ const SYSTEM_MODULES = "('nt', 'ntdll', 'kernel32', 'SharedUserData', 'win32k')"
  * column (symbol, seq, or return address).
  */
 function callerOf(s: string, what: 'symbol' | 'seq' | 'ret'): string {
-  const col = what === 'symbol' ? 'c.symbol' : what === 'seq' ? 'l.seq' : 'c.eip + length(c.bytes)';
-  return `(SELECT ${col} FROM instruction_log l JOIN code c ON c.session_id = l.session_id AND c.id = l.code_id
-      WHERE l.session_id = ${s}.session_id AND l.seq <= ${s}.enter_seq AND l.seq > ${s}.enter_seq - 100000
-        AND l.seq > coalesce((SELECT max(t.seq) FROM thread_switches t WHERE t.session_id = ${s}.session_id AND t.seq <= ${s}.enter_seq), -1)
-        AND c.asm LIKE 'call %' AND ${moduleOf('c.symbol')} NOT IN ${SYSTEM_MODULES}
-      ORDER BY l.seq DESC LIMIT 1)`;
+  const col = what === 'symbol' ? 'l.symbol' : what === 'seq' ? 'l.seq' : 'l.eip + length(l.bytes)';
+  return nearestBefore(
+    `${s}.session_id`,
+    `${s}.enter_seq`,
+    `coalesce((SELECT max(t.seq) FROM thread_switches t WHERE t.session_id = ${s}.session_id AND t.seq <= ${s}.enter_seq), -1)`,
+    100000,
+    `l.asm LIKE 'call %' AND ${moduleOf('l.symbol')} NOT IN ${SYSTEM_MODULES}`,
+    col,
+  );
 }
 
 /** The calling instruction of one call: SELECT symbol, seq for (session, syscall id). */
@@ -81,7 +114,7 @@ export function describeEventSql(eventType: string): string | null {
 function eventsBetween(): string {
   const arms = [
     `SELECT i.seq, 'instruction' AS event, i.cpl, hex32(i.eip) AS eip, i.symbol, i.asm AS what
-       FROM instructions i, bounds b WHERE i.session_id = :session AND i.seq BETWEEN b.first AND b.last AND i.thread_id = b.thread`,
+       FROM ${instructionsIn(':session', '(SELECT first FROM bounds)', '(SELECT last FROM bounds)')} i WHERE i.thread_id = (SELECT thread FROM bounds)`,
     ...EVENT_TABLES.map(
       (t) => `SELECT e.seq, '${t.event}', e.cpl, hex32(e.eip), sym(e.eip), ${DESCRIBE[t.name] ?? `'${t.event}'`}
        FROM ${t.name} e, bounds b WHERE e.session_id = :session AND e.seq BETWEEN b.first AND b.last AND e.thread_id = b.thread`,
@@ -127,9 +160,7 @@ export const NAMED_QUERIES: readonly NamedQuery[] = [
     sql: `WITH s AS (SELECT * FROM syscalls WHERE session_id = :session AND id = :syscall),
   caller AS (SELECT ${callerOf('s', 'seq')} AS seq, ${callerOf('s', 'ret')} AS ret, s.enter_seq, s.exit_seq FROM s),
   back AS (
-    SELECT (SELECT l.seq FROM instruction_log l JOIN code c ON c.session_id = l.session_id AND c.id = l.code_id
-            WHERE l.session_id = :session AND l.seq > coalesce(k.exit_seq, k.enter_seq) AND c.eip = k.ret
-            ORDER BY l.seq LIMIT 1) AS seq
+    SELECT ${nearestAfter(':session', 'coalesce(k.exit_seq, k.enter_seq)', '1 << 40', 'l.eip = k.ret', 'l.seq')} AS seq
     FROM caller k WHERE k.ret IS NOT NULL),
   bounds AS (
     SELECT coalesce(k.seq, s.enter_seq) AS first,
@@ -144,18 +175,13 @@ export const NAMED_QUERIES: readonly NamedQuery[] = [
     projections: [],
     needs: [],
     sql: `WITH k AS (
-    SELECT x.*, (SELECT l.seq FROM instruction_log l JOIN code c ON c.session_id = l.session_id AND c.id = l.code_id
-                 WHERE l.session_id = x.session_id AND l.seq > x.seq AND l.seq < x.seq + 256 AND c.asm = 'call ebx'
-                 ORDER BY l.seq LIMIT 1) AS call_seq
+    SELECT x.*, (SELECT l.seq FROM ${instructionsIn('x.session_id', 'x.seq + 1', 'x.seq + 255')} l WHERE l.asm = 'call ebx' ORDER BY l.seq LIMIT 1) AS call_seq
     FROM ssdt_lookups x WHERE x.session_id = :session AND x.in_range),
   d AS (
     SELECT k.*,
       CASE WHEN table_index = 0 THEN 'nt!' ELSE 'win32k!' END || service_name(table_index << 12 | service_index) AS expected,
-      (SELECT c.symbol FROM instruction_log l JOIN code c ON c.session_id = l.session_id AND c.id = l.code_id
-       WHERE l.session_id = k.session_id AND l.seq > k.seq AND l.seq < k.call_seq AND ${moduleOf('c.symbol')} <> 'nt'
-       ORDER BY l.seq LIMIT 1) AS detour,
-      (SELECT c.symbol FROM instruction_log l JOIN code c ON c.session_id = l.session_id AND c.id = l.code_id
-       WHERE l.session_id = k.session_id AND l.seq > k.call_seq ORDER BY l.seq LIMIT 1) AS called
+      (SELECT l.symbol FROM ${instructionsIn('k.session_id', 'k.seq + 1', 'k.call_seq - 1')} l WHERE ${moduleOf('l.symbol')} <> 'nt' ORDER BY l.seq LIMIT 1) AS detour,
+      ${nearestAfter('k.session_id', 'k.call_seq', '1 << 40', '1', 'l.symbol')} AS called
     FROM k
     UNION ALL
     SELECT x.*, NULL, CASE WHEN table_index = 0 THEN 'nt!' ELSE 'win32k!' END || service_name(table_index << 12 | service_index), NULL, NULL

@@ -15,7 +15,7 @@
 import type Database from 'better-sqlite3';
 import { once } from 'node:events';
 import { serviceByNumber, statusName, type SymbolTable } from '../core/index.js';
-import { TraceFileError } from '../recorder/index.js';
+import { TraceFileError, decodeRunEffects, effectsAt, type RunEffects } from '../recorder/index.js';
 import { openWithProjections } from './replay.js';
 import { displayOf, showNumber, type Display } from './display.js';
 import { resolveSession, sessionSymbols } from './state.js';
@@ -80,7 +80,8 @@ export function chooseSession(db: Database.Database, session?: string): number |
 
 /**
  * ntflow's SQL functions on this connection: sym(addr) (symbols of `sessionId`), status_name(n),
- * service_name(n), hex32(n).
+ * service_name(n), hex32(n), run_effects(effects, count, k) (the k-th instruction's effects of an
+ * instruction_runs row); and the TEMP view instruction_effects(session_id, seq, effects).
  */
 export function registerFunctions(db: Database.Database, sessionId: number | null): void {
   // Loaded now: a function cannot run statements while the query that calls it is iterating.
@@ -104,6 +105,25 @@ export function registerFunctions(db: Database.Database, sessionId: number | nul
     const n = num(v);
     return n === null || !Number.isFinite(n) ? null : (n >>> 0).toString(16).padStart(8, '0');
   });
+  // An instruction's effects from its run: the run's blob decoded once for all its instructions
+  // (SQLite passes each call a fresh copy of the blob, so the last one is kept and compared).
+  let lastBlob: Buffer | null = null;
+  let lastRun: RunEffects | null = null;
+  db.function('run_effects', { deterministic: true, safeIntegers: true }, (blob: unknown, count: unknown, k: unknown) => {
+    const n = num(count);
+    const i = num(k);
+    if (!(blob instanceof Uint8Array) || n === null || i === null || i < 0 || i >= n) return null;
+    if (!lastBlob || !lastBlob.equals(blob)) {
+      lastRun = decodeRunEffects(blob, n);
+      lastBlob = Buffer.from(blob);
+    }
+    const e = effectsAt(lastRun, i);
+    return e ? Buffer.from(e) : null;
+  });
+  // The instructions' effects, beside the instructions view (which plain SQLite reads without them).
+  db.exec(`CREATE TEMP VIEW IF NOT EXISTS instruction_effects AS
+    SELECT r.session_id, r.seq + j.key AS seq, run_effects(r.effects, r.count, j.key) AS effects
+    FROM main.instruction_runs r CROSS JOIN json_each(r.codes) j`);
 }
 
 /** The first words of a statement, for messages ("INSERT INTO meta …"). */
@@ -419,7 +439,7 @@ export function schemaText(db: Database.Database, file: string): string {
     `-- ${file}: ntflow trace schema ${meta.get('schema_version') ?? '?'} (created by ntflow ${meta.get('created_by') ?? '?'})`,
     `-- tables: ${tables.join(', ')}`,
     `-- views: ${views.join(', ')}`,
-    '-- in ntflow query: :session is the --session id (default the latest); functions sym(addr), status_name(n), service_name(n), hex32(n)',
+    '-- in ntflow query: :session is the --session id (default the latest); functions sym(addr), status_name(n), service_name(n), hex32(n), run_effects(effects, count, k); the view instruction_effects(session_id, seq, effects)',
   ];
   // Projections this command folded itself (a session still recording, a read-only file).
   const live = db.prepare("SELECT 1 FROM temp.sqlite_master WHERE name = 'live_projections'").get()

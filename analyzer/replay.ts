@@ -17,7 +17,7 @@
 // (up to a bound, recorder/writer.ts) only for another writer's short transaction.
 import type Database from 'better-sqlite3';
 import { connectable, map, share, Subject, type Observable } from 'rxjs';
-import { openTraceForReading, openTraceForWriting, traceName, TraceFileError } from '../recorder/index.js';
+import { InstructionRuns, openTraceForReading, openTraceForWriting, traceName, TraceFileError } from '../recorder/index.js';
 import { foldCalls, CALLS } from './projections/calls.js';
 import { makeContext, readLog } from './projections/log.js';
 import { foldRingSpans, RING_SPANS } from './projections/ring-spans.js';
@@ -275,11 +275,11 @@ export function staleSessions(db: Database.Database): number[] {
   if (!hasTable) return sessions.map(([id]) => id);
   const built = db.prepare('SELECT name, version, last_seq FROM main.projections WHERE session_id = ?').raw();
   const lastMark = db.prepare('SELECT max(seq) FROM event_marks WHERE session_id = ?').pluck();
-  const lastInstruction = db.prepare('SELECT max(seq) FROM instruction_log WHERE session_id = ?').pluck();
+  const lastInstruction = (id: number) => new InstructionRuns(db, id).lastSeq();
   return sessions
     .filter(([id, events]) => {
       const rows = built.all(id) as [string, number, number][];
-      const extent = Math.max(events, ((lastMark.get(id) as number | null) ?? -1) + 1, ((lastInstruction.get(id) as number | null) ?? -1) + 1);
+      const extent = Math.max(events, ((lastMark.get(id) as number | null) ?? -1) + 1, (lastInstruction(id) ?? -1) + 1);
       return PROJECTIONS.some((p) => {
         const row = rows.find(([name]) => name === p.name);
         return !row || row[1] !== p.version || row[2] !== extent - 1;

@@ -4,8 +4,8 @@
 import type Database from 'better-sqlite3';
 import { inflateRawSync } from 'node:zlib';
 import { SymbolTable, disassemble, formatSymbol, type CpuSnapshot, type DisasmLine } from '../core/index.js';
-import { unpackEffects } from '../recorder/effects.js';
-import { TraceFileError } from '../recorder/file.js';
+import { InstructionRuns, TraceFileError, unpackEffects } from '../recorder/index.js';
+import { eventEip } from './events.js';
 
 const KPCR = 0xffdff000;
 const KPCR_CURRENT_THREAD = 0x124;
@@ -137,7 +137,7 @@ export function stateAt(db: Database.Database, sessionId: number, seq: number): 
   let icount = cp.icount;
   let thread = cp.thread_id;
 
-  const applyEffects = (effects: Buffer | null) => {
+  const applyEffects = (effects: Uint8Array | null) => {
     const e = unpackEffects(effects);
     for (const [id, v] of e.regs) reg[id] = v;
     for (const [lin, size, value] of e.writes) {
@@ -149,34 +149,28 @@ export function stateAt(db: Database.Database, sessionId: number, seq: number): 
     for (const [phys, value] of e.tableWrites) mem.write32(phys, value);
   };
 
-  // The events from the checkpoint to `seq`, in order: instruction effects, exception deliveries,
-  // and the marks that carry icount and thread.
-  const instr = db.prepare('SELECT seq, effects FROM instruction_log WHERE session_id = ? AND seq >= ? AND seq <= ? ORDER BY seq').raw().iterate(sessionId, cp.seq, seq) as IterableIterator<[number, Buffer | null]>;
-  const marks = db.prepare('SELECT seq, icount, thread_id FROM event_marks WHERE session_id = ? AND seq >= ? AND seq <= ? ORDER BY seq').raw().all(sessionId, cp.seq, seq) as [number, number, number][];
-  const exceptions = new Map(
-    (db.prepare('SELECT seq, effects FROM exceptions WHERE session_id = ? AND seq >= ? AND seq <= ?').raw().all(sessionId, cp.seq, seq) as [number, Buffer | null][]).map(([s, e]) => [s, e]),
-  );
-  let m = 0;
-  for (const [s, effects] of instr) {
-    while (m < marks.length && marks[m][0] < s) {
-      const [ms, mi, mt] = marks[m++];
-      icount = mi;
-      thread = mt;
-      if (exceptions.has(ms)) applyEffects(exceptions.get(ms)!);
-    }
+  // The effects from the checkpoint to `seq`, in order: instructions' and exception deliveries'.
+  const runs = new InstructionRuns(db, sessionId);
+  const exceptions = db.prepare('SELECT seq, effects FROM exceptions WHERE session_id = ? AND seq >= ? AND seq <= ? AND effects IS NOT NULL ORDER BY seq').raw().all(sessionId, cp.seq, seq) as [number, Buffer][];
+  let x = 0;
+  for (const [s, effects] of runs.effects(cp.seq, seq)) {
+    while (x < exceptions.length && exceptions[x][0] < s) applyEffects(exceptions[x++][1]);
     applyEffects(effects);
-    icount++;
   }
-  while (m < marks.length) {
-    const [ms, mi, mt] = marks[m++];
-    icount = mi;
-    thread = mt;
-    if (exceptions.has(ms)) applyEffects(exceptions.get(ms)!);
+  while (x < exceptions.length) applyEffects(exceptions[x++][1]);
+  // icount and thread after `seq`: from the last instruction run or other event at or before it.
+  const mark = db.prepare('SELECT seq, icount, thread_id FROM event_marks WHERE session_id = ? AND seq >= ? AND seq <= ? ORDER BY seq DESC LIMIT 1').raw().get(sessionId, cp.seq, seq) as [number, number, number] | undefined;
+  const run = runs.runAt(seq);
+  if (run && (!mark || run.seq > mark[0])) {
+    icount = run.icount + Math.min(run.count, seq - run.seq + 1);
+    thread = run.thread;
+  } else if (mark) {
+    icount = mark[1];
+    thread = mark[2];
   }
   // EIP: where the next event happens (an instruction's own address, or the instruction an event
   // belongs to); after the last event — the machine's stop — the EIP it stopped at.
-  const eipOf = db.prepare('SELECT eip FROM events WHERE session_id = ? AND seq = ?').pluck();
-  const nextEip = ((eipOf.get(sessionId, seq + 1) ?? eipOf.get(sessionId, seq) ?? snap.eip) as number) >>> 0;
+  const nextEip = (eventEip(db, sessionId, seq + 1) ?? eventEip(db, sessionId, seq) ?? snap.eip) >>> 0;
 
   const processOf = db.prepare("SELECT to_process FROM thread_switches WHERE session_id = ? AND to_thread = ? AND seq <= ? ORDER BY seq DESC LIMIT 1").get(sessionId, thread, seq) as
     | { to_process: string }
@@ -334,12 +328,12 @@ export function callStackAt(db: Database.Database, s: MachineState): StackFrame[
   if (!hasCalls) throw new TraceFileError("the trace has no 'calls' table yet; run `ntflow replay FILE` to build the projections");
   const rows = db
     .prepare(
-      `SELECT c.id, c.kind, c.address, c.symbol, c.enter_seq, e.eip AS from_eip FROM calls c
-       LEFT JOIN events e ON e.session_id = c.session_id AND e.seq = c.enter_seq
+      `SELECT c.id, c.kind, c.address, c.symbol, c.enter_seq, NULL AS from_eip FROM calls c
        WHERE c.session_id = ? AND c.thread_id = ? AND c.enter_seq <= ? AND (c.exit_seq IS NULL OR c.exit_seq > ?)
        ORDER BY c.depth DESC, c.id DESC`,
     )
     .all(s.sessionId, s.thread.id, s.seq, s.seq) as { id: number; kind: string; address: number; symbol: string | null; enter_seq: number; from_eip: number | null }[];
+  for (const r of rows) r.from_eip = eventEip(db, s.sessionId, r.enter_seq) ?? null;
   return rows.map((r, i) => ({
     frame: i,
     id: r.id,

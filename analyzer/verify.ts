@@ -3,13 +3,13 @@
 // limit — on a fresh Guest, and compare the new event stream with the recorded rows, seq by seq.
 //
 // Both sides are compared in one representation, the recorder's: a new instruction event is turned
-// into its instruction_log/code row (seq, eip, cpl, bytes, and its effects packed exactly as the
+// into its instruction run and code row (seq, eip, cpl, bytes, and its effects packed exactly as the
 // recorder packs them), any other event into the row of its typed table (the common columns, then
 // EVENT_TABLES[…].values(event), which is what the writer stores). An incomplete (killed) session is
 // compared over the prefix it recorded.
 import type Database from 'better-sqlite3';
 import { Guest, REG_ID_NAMES, formatBytes, type GuestOutcome, type TraceEvent } from '../core/index.js';
-import { COMMON_COLUMNS, EVENT_TABLES, packEffects, unpackEffects } from '../recorder/index.js';
+import { COMMON_COLUMNS, EVENT_TABLES, InstructionRuns, packEffects, unpackEffects } from '../recorder/index.js';
 
 /** A session that cannot be re-executed (its program no longer builds, bad stored options): one line. */
 export class VerifyError extends Error {
@@ -101,7 +101,7 @@ function same(a: unknown, b: unknown): boolean {
   return a === b;
 }
 
-// ---- the recorded side: rows in seq order, merged from instruction_log and the typed tables ----
+// ---- the recorded side: rows in seq order, merged from the instruction runs and the typed tables ----
 
 type RecordedRow =
   | { kind: 'instruction'; seq: number; eip: number; cpl: number; bytes: Uint8Array; effects: Uint8Array | null; asm: string }
@@ -113,19 +113,17 @@ class Cursor<T extends { seq: number }> {
   private at = 0;
   private from = 0;
   private done = false;
+  /** `fetch(from)`: the next rows from seq `from` on; fewer than `chunk` means the end. */
   constructor(
-    private readonly stmt: Database.Statement,
-    private readonly sessionId: number,
+    private readonly fetch: (from: number) => T[],
     private readonly chunk: number,
-    private readonly map: (raw: unknown[]) => T,
   ) {}
   peek(): T | null {
     if (this.at < this.rows.length) return this.rows[this.at];
     if (this.done) return null;
-    const raw = this.stmt.all(this.sessionId, this.from, this.chunk) as unknown[][];
-    this.rows = raw.map(this.map);
+    this.rows = this.fetch(this.from);
     this.at = 0;
-    if (raw.length < this.chunk) this.done = true;
+    if (this.rows.length < this.chunk) this.done = true;
     if (this.rows.length === 0) return null;
     this.from = this.rows[this.rows.length - 1].seq + 1;
     return this.rows[0];
@@ -142,25 +140,23 @@ class RecordedLog {
   private readonly others: Cursor<Extract<RecordedRow, { kind: 'event' }>>[];
 
   constructor(db: Database.Database, sessionId: number) {
-    const istmt = db
-      .prepare(
-        `SELECT l.seq, c.eip, c.cpl, c.bytes, l.effects, c.asm FROM instruction_log l JOIN code c ON c.session_id = l.session_id AND c.id = l.code_id
-         WHERE l.session_id = ? AND l.seq >= ? ORDER BY l.seq LIMIT ?`,
-      )
-      .raw(true);
-    this.instructions = new Cursor(istmt, sessionId, 16384, (r) => ({
-      kind: 'instruction' as const,
-      seq: r[0] as number,
-      eip: r[1] as number,
-      cpl: r[2] as number,
-      bytes: r[3] as Uint8Array,
-      effects: (r[4] as Uint8Array | null) ?? null,
-      asm: r[5] as string,
-    }));
+    const runs = new InstructionRuns(db, sessionId);
+    const code = new Map(
+      (db.prepare('SELECT id, eip, cpl, bytes, asm FROM code WHERE session_id = ?').raw().all(sessionId) as [number, number, number, Uint8Array, string][]).map((r) => [r[0], r]),
+    );
+    // Four runs at a time (4 to 16 384 instructions); only an empty page means the end.
+    this.instructions = new Cursor(
+      (from) =>
+        runs.page(from, 4).map((i) => {
+          const c = code.get(i.code)!;
+          return { kind: 'instruction' as const, seq: i.seq, eip: c[1], cpl: c[2], bytes: c[3], effects: i.effects, asm: c[4] };
+        }),
+      1,
+    );
     this.others = EVENT_TABLES.map((t) => {
       const cols = [...COMMON_COLUMNS.slice(1), ...t.columns].map((c) => c.name);
       const stmt = db.prepare(`SELECT ${cols.join(', ')} FROM ${t.name} WHERE session_id = ? AND seq >= ? ORDER BY seq LIMIT ?`).raw(true).safeIntegers(true);
-      return new Cursor(stmt, sessionId, 2048, (r) => ({ kind: 'event' as const, seq: Number(r[0]), table: t, values: r.slice(1).map(norm) }));
+      return new Cursor((from) => (stmt.all(sessionId, from, 2048) as unknown[][]).map((r) => ({ kind: 'event' as const, seq: Number(r[0]), table: t, values: r.slice(1).map(norm) })), 2048);
     });
   }
 
@@ -294,7 +290,7 @@ export async function verifySession(db: Database.Database, sessionId: number, op
   }
 
   const recordedCount = (db.prepare('SELECT count(*) FROM event_marks WHERE session_id = ?').pluck().get(sessionId) as number) +
-    (db.prepare('SELECT count(*) FROM instruction_log WHERE session_id = ?').pluck().get(sessionId) as number);
+    new InstructionRuns(db, sessionId).count();
   const log = new RecordedLog(db, sessionId);
   const packer = new EffectsPacker();
   const asm = (bytes: Uint8Array, eip: number) => formatBytes(bytes, eip, { symbols: guest.symbols });

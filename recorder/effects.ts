@@ -1,4 +1,4 @@
-// The packed form of an event's effects (instruction_log.effects, exceptions.effects):
+// The packed form of an event's effects (exceptions.effects; each instruction's in instruction_runs.effects):
 //   register:   1 byte RegId (0-18), 4 bytes value LE; or 0x20|RegId with 2 bytes when the value
 //               is below 0x10000, 0x40|RegId with 1 byte below 0x100; EFLAGS holding only CF PF AF
 //               ZF SF OF IF DF (and the fixed bit 1) is 0x68 + 1 byte of those eight bits

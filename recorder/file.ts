@@ -3,13 +3,13 @@
 import Database from 'better-sqlite3';
 import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { TraceFileError } from './errors.js';
+import { encodeRunEffects, MAX_RUN } from './runs.js';
 import { EVENT_TABLES, SCHEMA_VERSION, schemaSql } from './schema.js';
 import { NTFLOW_VERSION } from './version.js';
 
 /** A trace file that cannot be used: the message is one line naming the file and the fix. */
-export class TraceFileError extends Error {
-  override name = 'TraceFileError';
-}
+export { TraceFileError };
 
 /** A trace that cannot be opened for writing where it is; `reason` says why in a few words. */
 class NotWritableError extends TraceFileError {
@@ -190,10 +190,70 @@ const UPGRADES: Record<number, (db: Database.Database) => void> = {
     db.exec('DROP VIEW IF EXISTS events');
     db.exec(schemaSql().find((s) => s.startsWith('CREATE VIEW events'))!);
   },
+  // Schema 5: instructions in runs (recorder/runs.ts) instead of one instruction_log row each.
+  4: upgradeToRuns,
 };
 
-/** The oldest schema readers open as it is (3 differs from 4 only in the events view's order); older files are upgraded when first opened. */
-const READABLE_SINCE = 3;
+/** The oldest schema readers open as it is; older files are upgraded when first opened. */
+const READABLE_SINCE = 5;
+
+/**
+ * Schema 4 → 5: every session's instruction_log rows regrouped into instruction_runs — each row's
+ * icount and thread taken from the last other event before it (event_marks), as the old
+ * instructions view did — then instruction_log dropped and the views made anew.
+ */
+function upgradeToRuns(db: Database.Database): void {
+  const statements = schemaSql();
+  db.exec('DROP VIEW IF EXISTS events');
+  db.exec('DROP VIEW IF EXISTS instructions');
+  const hasLog = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'instruction_log'").get() !== undefined;
+  if (!hasLog) {
+    // Runs already (a file whose version row was set back by hand): only the views are made anew.
+    db.exec(statements.find((s) => s.startsWith('CREATE VIEW instructions'))!);
+    db.exec(statements.find((s) => s.startsWith('CREATE VIEW events'))!);
+    return;
+  }
+  db.exec(statements.find((s) => s.startsWith('CREATE TABLE instruction_runs ('))!);
+  const insert = db.prepare('INSERT INTO instruction_runs (session_id, seq, count, icount, thread_id, codes, effects) VALUES (?, ?, ?, ?, ?, ?, ?)');
+  const sessions = db.prepare('SELECT id, first_thread FROM sessions ORDER BY id').all() as { id: number; first_thread: number }[];
+  const page = db.prepare('SELECT seq, code_id, effects FROM instruction_log WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT 65536').raw();
+  for (const s of sessions) {
+    const marks = db.prepare('SELECT seq, icount, thread_id FROM event_marks WHERE session_id = ? ORDER BY seq').raw().all(s.id) as [number, number, number][];
+    let m = -1; // the last mark before the current row
+    let run: { seq: number; icount: number; thread: number; codes: number[]; effects: Uint8Array[] } | null = null;
+    const flush = () => {
+      if (!run) return;
+      const ends = new Uint32Array(run.codes.length);
+      let total = 0;
+      run.effects.forEach((e, i) => (ends[i] = total += e.length));
+      const bytes = new Uint8Array(total);
+      run.effects.forEach((e, i) => bytes.set(e, ends[i] - e.length));
+      insert.run(s.id, run.seq, run.codes.length, run.icount, run.thread, `[${run.codes.join(',')}]`, encodeRunEffects(bytes, ends, 0, run.codes.length, 0));
+      run = null;
+    };
+    for (let after = -1; ; ) {
+      const rows = page.all(s.id, after) as [number, number, Uint8Array | null][];
+      if (rows.length === 0) break;
+      for (const [seq, code, effects] of rows) {
+        while (m + 1 < marks.length && marks[m + 1][0] < seq) m++;
+        const icount = m >= 0 ? marks[m][1] + (seq - marks[m][0] - 1) : seq;
+        const thread = m >= 0 ? marks[m][2] : s.first_thread;
+        const r = run as { seq: number; icount: number; thread: number; codes: number[]; effects: Uint8Array[] } | null;
+        if (!r || seq !== r.seq + r.codes.length || icount !== r.icount + r.codes.length || thread !== r.thread || r.codes.length === MAX_RUN) {
+          flush();
+          run = { seq, icount, thread, codes: [], effects: [] };
+        }
+        run!.codes.push(code);
+        run!.effects.push(effects ?? new Uint8Array(0));
+      }
+      after = rows[rows.length - 1][0];
+    }
+    flush();
+  }
+  db.exec('DROP TABLE instruction_log');
+  db.exec(statements.find((s) => s.startsWith('CREATE VIEW instructions'))!);
+  db.exec(statements.find((s) => s.startsWith('CREATE VIEW events'))!);
+}
 
 function pragmasForWriting(db: Database.Database): void {
   db.pragma('journal_mode = WAL'); // readers work while a recording runs; a kill keeps committed batches

@@ -3,7 +3,7 @@
 // typed table holds, and how an event's fields become its columns.
 import type { TraceEvent } from '../core/index.js';
 
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 5;
 
 type SqlType = 'INTEGER' | 'TEXT' | 'BLOB';
 export interface Column {
@@ -23,6 +23,13 @@ export interface EventTable {
   /** The row's own columns from an event (in `columns` order). */
   values: (e: any) => unknown[];
 }
+
+/**
+ * Instructions are stored in runs (recorder/runs.ts): consecutive instruction events with no other
+ * event between them, one row each. The effects column's format, for the schema's comments.
+ */
+export const EFFECTS_FORMAT =
+  'per register 1 byte id (0-7 EAX..EDI, 8 EFLAGS, 9-14 ES CS SS DS FS GS, 15-18 CR0 CR2 CR3 CR4) + 4 bytes LE, or id|0x20 + 2 bytes when the value is below 0x10000, id|0x40 + 1 byte below 0x100, or 0x68 + 1 byte for EFLAGS holding only CF PF AF ZF SF OF IF DF (bits in that order); per memory write 1 byte 0x80|size + 4 bytes linear address + size bytes LE; per page-table accessed/dirty update 1 byte 0xC0 + 4 bytes physical address + 4 bytes';
 
 const bool = (b: boolean) => (b ? 1 : 0);
 /** MSR values are 64-bit: stored as SQLite's signed 64-bit integer, bit for bit. */
@@ -85,7 +92,7 @@ export const EVENT_TABLES: EventTable[] = [
       { name: 'error_code', type: 'INTEGER', comment: 'the error code pushed (NULL when the exception has none)' },
       { name: 'cr2', type: 'INTEGER', comment: 'the faulting linear address for #PF (NULL otherwise)' },
       { name: 'fault_eip', type: 'INTEGER', comment: 'the instruction that faulted' },
-      { name: 'effects', type: 'BLOB', comment: 'the delivery\'s register and memory effects (see instruction_log.effects)' },
+      { name: 'effects', type: 'BLOB', comment: `the delivery's register and memory effects, packed: ${EFFECTS_FORMAT}` },
     ],
     values: (e) => [e.vector, e.errorCode, e.cr2, e.faultEip, null],
   },
@@ -297,26 +304,6 @@ function eventTableSql(t: EventTable): string {
   ].join('\n');
 }
 
-// An instruction row holds only what cannot be derived: the event number, the instruction (code
-// id: address, bytes, CPL, disassembly) and its effects. Its icount and thread follow from the
-// last other event before it (event_marks): every event between that one and it is an instruction.
-export const INSTRUCTION_LOG_COLUMNS: Column[] = [
-  COMMON_COLUMNS[0],
-  COMMON_COLUMNS[1],
-  { name: 'code_id', type: 'INTEGER', notNull: true, comment: 'the instruction (code.id): its address, bytes, privilege level and disassembly' },
-  {
-    name: 'effects',
-    type: 'BLOB',
-    comment:
-      'what the instruction changed, packed: per register 1 byte id (0-7 EAX..EDI, 8 EFLAGS, 9-14 ES CS SS DS FS GS, 15-18 CR0 CR2 CR3 CR4) + 4 bytes LE, or id|0x20 + 2 bytes when the value is below 0x10000, id|0x40 + 1 byte below 0x100; per memory write 1 byte 0x80|size + 4 bytes linear address + size bytes LE; per page-table accessed/dirty update 1 byte 0xC0 + 4 bytes physical address + 4 bytes; NULL when nothing changed but EIP',
-  },
-];
-
-/** icount and thread of an instruction row `l`, from the last other event before it. */
-const MARK = (what: 'icount' | 'thread_id') =>
-  what === 'icount'
-    ? '(SELECT m.icount + (l.seq - m.seq - 1) FROM event_marks m WHERE m.session_id = l.session_id AND m.seq < l.seq ORDER BY m.seq DESC LIMIT 1)'
-    : '(SELECT m.thread_id FROM event_marks m WHERE m.session_id = l.session_id AND m.seq < l.seq ORDER BY m.seq DESC LIMIT 1)';
 
 /** The schema, statement by statement; each carries its documentation into the file. */
 export function schemaSql(): string[] {
@@ -352,7 +339,7 @@ export function schemaSql(): string[] {
     `CREATE TABLE code (
   -- each distinct instruction a session executed, stored once and shared by every execution of it
   session_id INTEGER NOT NULL, -- the session (sessions.id)
-  id INTEGER NOT NULL, -- the code id instruction_log rows refer to
+  id INTEGER NOT NULL, -- the code id instruction_runs.codes lists
   eip INTEGER NOT NULL, -- its linear address
   bytes BLOB NOT NULL, -- its bytes
   cpl INTEGER NOT NULL, -- the privilege level it ran at
@@ -360,13 +347,17 @@ export function schemaSql(): string[] {
   symbol TEXT, -- module!Name+0xOffset of the address (NULL outside every module)
   PRIMARY KEY (session_id, id)
 ) WITHOUT ROWID`,
-    [
-      'CREATE TABLE instruction_log (',
-      "  -- one row per retired instruction ('instruction' events), compact: the address, bytes and disassembly are in code, shared",
-      ...INSTRUCTION_LOG_COLUMNS.map((c) => columnSql(c, false)),
-      '  PRIMARY KEY (session_id, seq)',
-      ') WITHOUT ROWID',
-    ].join('\n'),
+    `CREATE TABLE instruction_runs (
+  -- the retired instructions ('instruction' events), in runs: up to 4096 consecutive instructions with no other event between them (so one thread), one row; the instructions view expands them
+  session_id INTEGER NOT NULL, -- the session (sessions.id)
+  seq INTEGER NOT NULL, -- the first instruction's event number: the run holds events seq … seq+count-1
+  count INTEGER NOT NULL, -- instructions in the run (1 … 4096)
+  icount INTEGER NOT NULL, -- instructions retired before the first (the k-th instruction of the run has icount + k)
+  thread_id INTEGER NOT NULL, -- the guest thread that ran them
+  codes TEXT NOT NULL, -- the instructions, a JSON array of code ids (code.id: address, bytes, privilege level, disassembly), one per instruction in order: json_each(codes) gives key k (the k-th, seq + k) and value (the code id)
+  effects BLOB, -- what the instructions changed, encoded (ntflow query's run_effects(effects, count, k) gives the k-th instruction's, packed as exceptions.effects describes); NULL when no instruction of the run changed more than EIP
+  PRIMARY KEY (session_id, seq)
+) WITHOUT ROWID`,
     ...EVENT_TABLES.map(eventTableSql),
     `CREATE TABLE event_marks (
   -- every event that is not an instruction, in brief: where instruction rows get their icount and thread from
@@ -406,23 +397,23 @@ export function schemaSql(): string[] {
     `CREATE INDEX guest_symbols_by_address ON guest_symbols (session_id, address) -- which symbol holds an address`,
     `CREATE INDEX checkpoints_by_seq ON checkpoints (session_id, seq) -- the nearest checkpoint before an event`,
     `CREATE VIEW instructions AS
-  -- one row per retired instruction, with its address, bytes and disassembly (instruction_log joined with code)
+  -- one row per retired instruction, with its address, bytes and disassembly: instruction_runs expanded by json_each and joined with code (plain SQLite, no extension; the effects are in instruction_effects, which needs ntflow query)
   SELECT
-    l.session_id, -- the session
-    l.seq, -- event number
+    r.session_id, -- the session
+    r.seq + j.key AS seq, -- event number
     c.eip, -- the instruction's address
     c.cpl, -- privilege level it ran at
     c.bytes, -- its bytes
     c.asm, -- its disassembly
     c.symbol, -- module!Name+0xOffset
-    COALESCE(${MARK('icount')}, l.seq) AS icount, -- instructions retired before it
-    COALESCE(${MARK('thread_id')}, s.first_thread) AS thread_id, -- the guest thread
-    l.effects -- what it changed (see instruction_log.effects)
-  FROM instruction_log l JOIN code c ON c.session_id = l.session_id AND c.id = l.code_id JOIN sessions s ON s.id = l.session_id`,
+    r.icount + j.key AS icount, -- instructions retired before it
+    r.thread_id, -- the guest thread
+    j.value AS code_id -- the instruction (code.id)
+  FROM instruction_runs r CROSS JOIN json_each(r.codes) j CROSS JOIN code c ON c.session_id = r.session_id AND c.id = j.value -- CROSS JOIN keeps this order: runs by (session_id, seq), each run's instructions in turn, so rows come in seq order`,
     [
       'CREATE VIEW events AS',
       '  -- every event of every session in one place: its type and the common columns (the typed tables hold the rest)',
-      '  -- a UNION ALL of the typed tables, in seq order: SQLite merges the tables, each read in its primary key (session_id, seq) order, without sorting',
+      '  -- a UNION ALL of the typed tables and the instructions view, in seq order: SQLite merges the typed tables, each read in its primary key (session_id, seq) order, with the instructions sorted per session (their seq is computed from the runs)',
       "  SELECT session_id, seq, 'instruction' AS type, icount, cpl, eip, thread_id -- session, event number, type, instructions before, privilege level, EIP, guest thread",
       '  FROM instructions',
       ...EVENT_TABLES.map((t) => `  UNION ALL SELECT session_id, seq, '${t.event}', icount, cpl, eip, thread_id FROM ${t.name}`),

@@ -8,7 +8,8 @@ import { parentPort } from 'node:worker_threads';
 import { SymbolTable, formatBytes } from '../core/index.js';
 import type { BatchMessage, OtherEvent } from './batch.js';
 import { openTraceForWriting, TraceFileError } from './file.js';
-import { COMMON_COLUMNS, EVENT_TABLES, INSTRUCTION_LOG_COLUMNS } from './schema.js';
+import { encodeRunEffects, MAX_RUN } from './runs.js';
+import { COMMON_COLUMNS, EVENT_TABLES } from './schema.js';
 
 export interface SessionRow {
   name: string;
@@ -59,8 +60,6 @@ export type FromWriter =
   | { type: 'closed' }
   | { type: 'error'; message: string; userError: boolean };
 
-const ROWS_PER_INSERT = 64;
-
 /**
  * How long a batch waits for another connection's write to end before the recording stops with a
  * one-line error. Other writers hold the file briefly: another recording's batch, or a reader
@@ -74,9 +73,7 @@ class Writer {
   private sessionId = 0;
   private path = '';
   private symbols = new SymbolTable();
-  private insertInstruction!: Database.Statement;
-  /** The same insert for ROWS_PER_INSERT rows at once: fewer statement steps per row. */
-  private insertInstructions!: Database.Statement;
+  private insertRun!: Database.Statement;
   private insertCode!: Database.Statement;
   private insertMark!: Database.Statement;
   private insertOther = new Map<string, Database.Statement>();
@@ -116,10 +113,7 @@ class Writer {
       const last = msg.symbols.filter((x) => x.module === module).reduce((m, x) => Math.max(m, x.address + x.size), 0);
       this.symbols.addModule(module, syms, last);
     }
-    const cols = INSTRUCTION_LOG_COLUMNS.map((c) => c.name);
-    const one = `(${cols.map(() => '?').join(', ')})`;
-    this.insertInstruction = db.prepare(`INSERT INTO instruction_log (${cols.join(', ')}) VALUES ${one}`);
-    this.insertInstructions = db.prepare(`INSERT INTO instruction_log (${cols.join(', ')}) VALUES ${new Array(ROWS_PER_INSERT).fill(one).join(', ')}`);
+    this.insertRun = db.prepare('INSERT INTO instruction_runs (session_id, seq, count, icount, thread_id, codes, effects) VALUES (?, ?, ?, ?, ?, ?, ?)');
     this.insertCode = db.prepare('INSERT INTO code (session_id, id, eip, cpl, bytes, asm, symbol) VALUES (?, ?, ?, ?, ?, ?, ?)');
     this.insertMark = db.prepare('INSERT INTO event_marks (session_id, seq, icount, thread_id) VALUES (?, ?, ?, ?)');
     for (const t of EVENT_TABLES) {
@@ -141,24 +135,14 @@ class Writer {
         const bytes = Buffer.from(c.bytes);
         this.insertCode.run(sid, c.id, c.eip, c.cpl, bytes, formatBytes(c.bytes, c.eip, { symbols: this.symbols }), this.symbols.format(c.eip));
       }
-      const effectsOf = (i: number) => {
+      // Runs: consecutive seqs (no other event between) up to MAX_RUN; a batch ends its last run.
+      for (let i = 0; i < b.count; ) {
+        let n = 1;
+        while (i + n < b.count && n < MAX_RUN && b.seq[i + n] === b.seq[i] + n && b.icount[i + n] === b.icount[i] + n && b.thread[i + n] === b.thread[i]) n++;
         const start = i === 0 ? 0 : b.effectsEnd[i - 1];
-        const end = b.effectsEnd[i];
-        return end > start ? Buffer.from(b.effects.buffer, b.effects.byteOffset + start, end - start) : null;
-      };
-      const params: unknown[] = new Array(ROWS_PER_INSERT * 4);
-      let i = 0;
-      for (; i + ROWS_PER_INSERT <= b.count; i += ROWS_PER_INSERT) {
-        for (let r = 0; r < ROWS_PER_INSERT; r++) {
-          const k = r * 4;
-          params[k] = sid;
-          params[k + 1] = b.seq[i + r];
-          params[k + 2] = b.code[i + r];
-          params[k + 3] = effectsOf(i + r);
-        }
-        this.insertInstructions.run(params);
+        this.insertRun.run(sid, b.seq[i], n, b.icount[i], b.thread[i], `[${b.code.subarray(i, i + n).join(',')}]`, encodeRunEffects(b.effects, b.effectsEnd, i, n, start));
+        i += n;
       }
-      for (; i < b.count; i++) this.insertInstruction.run(sid, b.seq[i], b.code[i], effectsOf(i));
       for (const e of b.others) this.insertEvent(e);
       this.updateCounts.run(b.events, b.instructions, sid);
     })();

@@ -110,7 +110,7 @@ t.test('syscalls: entries, pairing, parents, PreviousMode, status from EAX at th
   ]);
   // instructions = instruction rows from enter_seq to exit_seq
   t.same(
-    query(tr.db, 'SELECT s.id FROM syscalls s WHERE s.instructions <> (SELECT count(*) FROM instruction_log l WHERE l.session_id = s.session_id AND l.seq BETWEEN s.enter_seq AND s.exit_seq)'),
+    query(tr.db, 'SELECT s.id FROM syscalls s WHERE s.instructions <> (SELECT count(*) FROM instructions l WHERE l.session_id = s.session_id AND l.seq BETWEEN s.enter_seq AND s.exit_seq)'),
     [],
   );
   tr.close();

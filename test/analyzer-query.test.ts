@@ -77,7 +77,7 @@ t.test('a writing statement is refused in one line and the file is unchanged', a
   const writes = [
     "INSERT INTO meta (key, value) VALUES ('x', 'y')",
     "UPDATE sessions SET name = 'x'",
-    'DELETE FROM instruction_log',
+    'DELETE FROM instruction_runs',
     'DROP TABLE code',
     'DROP VIEW events',
     'CREATE TABLE t (a)',
@@ -145,11 +145,11 @@ t.test('formats: exact CSV, JSON, JSON lines and table', async (t) => {
 
 t.test('large results stream: every row, in order', async (t) => {
   const out = collect();
-  const n = await queryCommand(osr, 'SELECT seq FROM instruction_log WHERE session_id = 1 ORDER BY seq', { format: 'csv', out });
+  const n = await queryCommand(osr, 'SELECT seq FROM instructions WHERE session_id = 1 ORDER BY seq', { format: 'csv', out });
   const lines = out.text().trimEnd().split('\n');
   t.equal(lines.length, n + 1);
   t.same(lines.slice(1, 4), ['0', '1', '2']);
-  const expected = new Database(osr, { readonly: true }).prepare('SELECT count(*) FROM instruction_log WHERE session_id = 1').pluck().get();
+  const expected = new Database(osr, { readonly: true }).prepare('SELECT sum(count) FROM instruction_runs WHERE session_id = 1').pluck().get();
   t.equal(n, expected);
   // A table longer than its look-ahead keeps its column widths.
   const tableOut = collect();
@@ -193,7 +193,7 @@ t.test('--schema prints every table and view with its comments, from the file', 
   db.close();
   t.ok(objects.length >= 20);
   for (const o of objects) t.match(text, new RegExp(`CREATE ${o.type.toUpperCase()} ${o.name} `), `${o.type} ${o.name}`);
-  t.match(text, /^-- .*: ntflow trace schema 4 \(created by ntflow /);
+  t.match(text, /^-- .*: ntflow trace schema 5 \(created by ntflow /);
   t.match(text, /ssdt_lookups[\s\S]*in_range INTEGER, -- 1 when the number passed the limit check/);
   t.match(text, /:session is the --session id/);
   // The same through the command's dispatcher.

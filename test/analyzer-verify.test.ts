@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { record } from '../recorder/index.js';
 import { verifyCommand } from '../bin/verify.js';
 import { VerifyError } from '../analyzer/verify.js';
+import { rewriteInstructions } from './util/runs-edit.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ntflow-verify-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -90,8 +91,12 @@ t.test('a changed service_exits status is found at exactly its seq', async (t) =
 t.test("a changed instruction's effects are found at exactly its seq", async (t) => {
   let seq = 0;
   const file = tampered((db) => {
-    seq = db.prepare('SELECT seq FROM instruction_log WHERE session_id = 1 AND effects IS NOT NULL AND seq > 100 ORDER BY seq LIMIT 1').pluck().get() as number;
-    db.prepare("UPDATE instruction_log SET effects = x'4005' WHERE session_id = 1 AND seq = ?").run(seq); // eax = 5
+    rewriteInstructions(db, 1, (list) => {
+      const i = list.find((x) => x.effects !== null && x.seq > 100)!;
+      seq = i.seq;
+      i.effects = Uint8Array.of(0x40, 5); // eax = 5
+      return list;
+    });
   });
   const { result, text } = await verify(file, '1');
   t.equal(result.divergence?.seq, seq);
@@ -103,15 +108,17 @@ t.test("a changed instruction's effects are found at exactly its seq", async (t)
 });
 
 t.test('a changed instruction address or a missing row is a divergence too', async (t) => {
-  const gap = tampered((db) => db.prepare('DELETE FROM instruction_log WHERE session_id = 3 AND seq = 40').run());
+  const gap = tampered((db) => rewriteInstructions(db, 3, (list) => list.filter((x) => x.seq !== 40)));
   const g = await verify(gap, '3');
   t.equal(g.result.divergence?.seq, 40);
   t.match(g.text, /the recording has no event with seq 40 \(its next is seq 41\)/);
   t.match(g.text, /\n {2}seq +≠ {2}\(none\) +40\n/);
   const moved = tampered((db) => {
-    const codeId = db.prepare('SELECT code_id FROM instruction_log WHERE session_id = 3 AND seq = 10').pluck().get();
-    const other = db.prepare('SELECT min(id) FROM code WHERE session_id = 3 AND id <> ?').pluck().get(codeId);
-    db.prepare('UPDATE instruction_log SET code_id = ? WHERE session_id = 3 AND seq = 10').run(other);
+    rewriteInstructions(db, 3, (list) => {
+      const i = list.find((x) => x.seq === 10)!;
+      i.code = db.prepare('SELECT min(id) FROM code WHERE session_id = 3 AND id <> ?').pluck().get(i.code) as number;
+      return list;
+    });
   });
   const m = await verify(moved, '3');
   t.equal(m.result.divergence?.seq, 10);
@@ -128,6 +135,7 @@ t.test('an incomplete session is compared over its recorded prefix', async (t) =
   const cut = (status: string) =>
     tampered((db) => {
       for (const table of eventTables(db)) db.prepare(`DELETE FROM ${table} WHERE session_id = 2 AND seq >= 700`).run();
+      rewriteInstructions(db, 2, (list) => list.filter((x) => x.seq < 700));
       db.prepare('UPDATE sessions SET status = ?, events = 700, outcome = NULL, outcome_detail = NULL, finished_at = NULL WHERE id = 2').run(status);
     });
   const incomplete = await verify(cut('incomplete'), '2');
@@ -143,7 +151,10 @@ t.test('an incomplete session is compared over its recorded prefix', async (t) =
   // A recording that goes on after the re-run stopped.
   const longer = tampered((db) => {
     const last = db.prepare('SELECT events FROM sessions WHERE id = 3').pluck().get() as number;
-    db.prepare('INSERT INTO instruction_log (session_id, seq, code_id, effects) SELECT session_id, ?, code_id, effects FROM instruction_log WHERE session_id = 3 AND seq = 5').run(last);
+    rewriteInstructions(db, 3, (list) => {
+      const fifth = list.find((x) => x.seq === 5)!;
+      return [...list, { ...fifth, seq: last, icount: list.length }];
+    });
   });
   const l = await verify(longer, '3');
   t.notOk(l.result.identical);

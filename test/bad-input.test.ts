@@ -34,11 +34,11 @@ const scribble = (first: number, count: number) => (file: string) => {
   closeSync(fd);
 };
 
-/** Garbage over the instruction_log table's root page only: opening works, reading the log fails. */
+/** Garbage over the instruction_runs table's root page only: opening works, reading the log fails. */
 const scribbleInstructions = (file: string) => {
   const db = new Database(file, { readonly: true });
-  const root = db.prepare("SELECT rootpage FROM sqlite_master WHERE name = 'instruction_log'").pluck().get() as number;
-  if (!(root > 1)) throw new Error(`no instruction_log table in ${file}`);
+  const root = db.prepare("SELECT rootpage FROM sqlite_master WHERE name = 'instruction_runs'").pluck().get() as number;
+  if (!(root > 1)) throw new Error(`no instruction_runs table in ${file}`);
   db.close();
   scribble(root, 1)(file);
 };
@@ -78,7 +78,7 @@ const FILE_ROWS: FileRow[] = [
   { what: 'cut to 50 bytes (less than a header)', make: truncateTo(50), commands: ['record -o', 'query --schema', 'replay'], message: /not an SQLite file|truncated/ },
   { what: 'pages overwritten', make: scribble(31, 40), commands: ['record -o', 'query SQL', 'replay', 'explain', 'export'], message: /is damaged \(database disk image is malformed\); restore it from a copy or record a new trace$/ },
   {
-    what: "whose instruction_log table's root page is overwritten (found while reading, after opening)",
+    what: "whose instruction_runs table's root page is overwritten (found while reading, after opening)",
     make: scribbleInstructions,
     commands: ['query SQL', 'replay'],
     message: /^ntflow: the trace file is damaged \(database disk image is malformed\); restore it from a copy or record a new trace$/,

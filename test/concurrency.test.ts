@@ -85,7 +85,7 @@ function checkGapless(t: Test, file: string, name: string): number {
     const s = db.prepare('SELECT id, status, events FROM sessions WHERE name = ?').get(name) as { id: number; status: string; events: number };
     t.equal(s.status, 'complete', `${name}: complete`);
     const [n, lo, hi] = db
-      .prepare('SELECT count(*), min(seq), max(seq) FROM (SELECT seq FROM instruction_log WHERE session_id = ? UNION ALL SELECT seq FROM event_marks WHERE session_id = ?)')
+      .prepare('SELECT sum(n), min(seq), max(last) FROM (SELECT seq, seq + count - 1 AS last, count AS n FROM instruction_runs WHERE session_id = ? UNION ALL SELECT seq, seq, 1 FROM event_marks WHERE session_id = ?)')
       .raw()
       .get(s.id, s.id) as [number, number, number];
     t.same([n, lo, hi], [s.events, 0, s.events - 1], `${name}: ${s.events} events, seq 0 … ${s.events - 1} without a gap`);

@@ -3,6 +3,7 @@
 // table's icount, slices nest per thread and lane, and a --syscall window keeps what started in it.
 import t from 'tap';
 import { chooseSession, openForQuery } from '../analyzer/index.js';
+import { InstructionRuns } from '../recorder/index.js';
 import { readTimeline, type TimelineEvent } from '../export/index.js';
 import { recordExportTrace } from './util/export.js';
 
@@ -17,8 +18,18 @@ t.test("icount in one pass = the instructions view's, for every frame and instan
   t.teardown(() => db.close());
   for (const name of ['osr-log-user-handle', 'user-apc', 'kernel-zw-readfile']) {
     const session = chooseSession(db, name)!;
-    const icountAt = db.prepare('SELECT coalesce((SELECT icount FROM event_marks WHERE session_id = :s AND seq = :q), (SELECT icount FROM instructions WHERE session_id = :s AND seq = :q))').pluck();
-    const isInstruction = db.prepare('SELECT 1 FROM instruction_log WHERE session_id = ? AND seq = ?').pluck();
+    const runs = new InstructionRuns(db, session);
+    const markIcount = db.prepare('SELECT icount FROM event_marks WHERE session_id = :s AND seq = :q').pluck();
+    // icount of an event: its mark's, or an instruction's from its run.
+    const icountAt = {
+      get: ({ s, q }: { s: number; q: number }) => {
+        const m = markIcount.get({ s, q }) as number | undefined;
+        if (m !== undefined) return m;
+        const r = runs.runAt(q);
+        return r && q < r.seq + r.count ? r.icount + (q - r.seq) : undefined;
+      },
+    };
+    const isInstruction = { get: (_s: number, seq: number) => (runs.at(seq) ? 1 : undefined) };
     const frames = new Map((db.prepare('SELECT id, enter_seq, exit_seq FROM calls WHERE session_id = ?').all(session) as { id: number; enter_seq: number; exit_seq: number | null }[]).map((f) => [f.id, f]));
     const total = db.prepare('SELECT instructions FROM sessions WHERE id = ?').pluck().get(session) as number;
     const events: TimelineEvent[] = [...readTimeline(db, session).events()];

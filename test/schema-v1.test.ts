@@ -2,7 +2,8 @@
 // test/fixtures/schema-v1.trace was recorded by the code at commit 4e113b3, the last with
 // SCHEMA_VERSION = 1 (`ntflow record user-nt-readfile`, then `kernel-nt-readfile`, into one file):
 // no projections, none of the tables schema 2–4 added. Reading it upgrades it in place once (the
-// upgrades only add tables, columns and views: the recorded rows stay), builds its projections, and
+// upgrades add tables, columns and views, and schema 5 regroups the instructions into runs: the
+// recorded instructions and events stay), builds its projections, and
 // every reading command works on it; where it cannot be written, the reader says so in one line.
 //   npx tsc -p tsconfig.json && npx tap dist/test/schema-v1.test.js
 import t from 'tap';
@@ -15,6 +16,7 @@ import { join } from 'node:path';
 import { SCHEMA_VERSION } from '../recorder/index.js';
 import { cliArgs, ntflow } from './util/cli.js';
 import { repoPath } from './util/paths.js';
+import { loggedInstructions } from './util/runs-edit.js';
 
 const FIXTURE = repoPath('test', 'fixtures', 'schema-v1.trace');
 const sha = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
@@ -28,6 +30,28 @@ function rowsDigest(file: string, table: string): string {
   try {
     const h = createHash('sha256');
     for (const r of db.prepare(`SELECT * FROM ${table} ORDER BY 1, 2`).raw().iterate()) h.update(JSON.stringify(r, (_k, v) => (Buffer.isBuffer(v) ? v.toString('hex') : v)));
+    return h.digest('hex');
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * Every instruction as (session, seq, code id, effects): schema 1 to 4 kept one instruction_log row
+ * each, schema 5 keeps runs (the upgrade regroups them; the instructions themselves stay).
+ */
+function instructionsDigest(file: string): string {
+  const db = new Database(file, { readonly: true });
+  try {
+    const h = createHash('sha256');
+    const put = (r: unknown[]) => h.update(JSON.stringify(r, (_k, v) => (v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v)));
+    if (db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'instruction_log'").get()) {
+      for (const r of db.prepare('SELECT session_id, seq, code_id, effects FROM instruction_log ORDER BY 1, 2').raw().iterate()) put(r as unknown[]);
+    } else {
+      for (const id of db.prepare('SELECT id FROM sessions ORDER BY id').pluck().all() as number[]) {
+        for (const i of loggedInstructions(db, id)) put([id, i.seq, i.code, i.effects]);
+      }
+    }
     return h.digest('hex');
   } finally {
     db.close();
@@ -52,7 +76,7 @@ t.test('the fixture is what the first ntflow wrote: schema 1, two sessions, no p
 t.test('reading a copy upgrades it once, builds its projections, and every reading command works', async (t) => {
   const file = join(dir, 'v1.trace');
   copyFileSync(FIXTURE, file);
-  const before = { code: rowsDigest(file, 'code'), log: rowsDigest(file, 'instruction_log'), pages: rowsDigest(file, 'checkpoint_pages') };
+  const before = { code: rowsDigest(file, 'code'), log: instructionsDigest(file), pages: rowsDigest(file, 'checkpoint_pages') };
   const fixtureSha = sha(FIXTURE);
 
   const sessions = await ntflow(['sessions', file, '--json']);
@@ -69,7 +93,7 @@ t.test('reading a copy upgrades it once, builds its projections, and every readi
   const r = db();
   t.equal(r.prepare("SELECT value FROM meta WHERE key = 'schema_version'").pluck().get(), String(SCHEMA_VERSION), `upgraded to schema ${SCHEMA_VERSION} on the first read`);
   r.close();
-  t.same({ code: rowsDigest(file, 'code'), log: rowsDigest(file, 'instruction_log'), pages: rowsDigest(file, 'checkpoint_pages') }, before, 'the recorded rows are untouched');
+  t.same({ code: rowsDigest(file, 'code'), log: instructionsDigest(file), pages: rowsDigest(file, 'checkpoint_pages') }, before, 'the recorded rows are untouched');
 
   // The plain `instructions` view, as in the sqlite3 CLI.
   const q = await ntflow(['query', file, '--format', 'json', 'SELECT seq, eip, cpl, hex(bytes) AS bytes, asm FROM instructions WHERE session_id = 1 AND seq BETWEEN 1 AND 5']);

@@ -30,8 +30,8 @@ t.test('kernel-zw-readfile: the detour through the access-violation stub is one 
   // The trace: the jump into the stub and the jump straight back to the instruction after it.
   const path = db
     .prepare(
-      `SELECT c.asm, c.symbol FROM instruction_log l JOIN code c ON c.session_id = l.session_id AND c.id = l.code_id
-       WHERE l.session_id = ? AND (c.asm LIKE 'jae nt!KiSystemServiceAccessViolation%' OR c.symbol LIKE 'nt!KiSystemServiceAccessViolation%') ORDER BY l.seq`,
+      `SELECT asm, symbol FROM instructions
+       WHERE session_id = ? AND (asm LIKE 'jae nt!KiSystemServiceAccessViolation%' OR symbol LIKE 'nt!KiSystemServiceAccessViolation%') ORDER BY seq`,
     )
     .all(sessionId) as { asm: string; symbol: string }[];
   db.close();

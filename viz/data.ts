@@ -16,8 +16,8 @@
 // `call ebx`.
 import type Database from 'better-sqlite3';
 import { ntSuccess, statusName } from '../core/index.js';
-import { Flow, flowOf, replaySession, staleSessions, stateAt, tableNames, type SyscallTableRow } from '../analyzer/index.js';
-import { traceName } from '../recorder/index.js';
+import { Flow, eventAt, flowOf, replaySession, staleSessions, stateAt, tableNames, type SyscallTableRow } from '../analyzer/index.js';
+import { InstructionRuns, traceName } from '../recorder/index.js';
 import { bandFailures, findingNotes, mergeNotes, sessionFindings, type EventPlace } from './findings.js';
 import type { DiffMark, FlowStep, SequenceInput, SyscallBand } from './types.js';
 import { aggregateDetail, aggregateLabel, capSteps, elideCalls, elisionNotice, insertBySeq, type CallAggregate, type ElisionCall, type ElisionLimits } from './elide.js';
@@ -219,11 +219,11 @@ function codeInfo(db: Database.Database, sessionId: number, ctx: LaneContext): M
 /** Steps for the events first..last (inclusive). */
 function stepsInRange(db: Database.Database, sessionId: number, ctx: LaneContext, first: number, last: number, bands: Band[], code: Map<number, CodeInfo>): FlowStep[] {
   // The instructions of the range and the one after it (where the range's last instruction went):
-  // their seqs and code ids as two plucked columns (a million rows in about 0.25 s; joining code
-  // and building a row object per instruction took 4 s), each code row decoded once (`code`).
-  const end = prepared(db, 'SELECT coalesce(min(seq), ?) FROM instruction_log WHERE session_id = ? AND seq > ?').pluck().get(last, sessionId, last) as number;
-  const instrSeqs = prepared(db, 'SELECT seq FROM instruction_log WHERE session_id = ? AND seq >= ? AND seq <= ? ORDER BY seq').pluck().all(sessionId, first, end) as number[];
-  const instrCodes = prepared(db, 'SELECT code_id FROM instruction_log WHERE session_id = ? AND seq >= ? AND seq <= ? ORDER BY seq').pluck().all(sessionId, first, end) as number[];
+  // their seqs and code ids from the runs (no row object per instruction), each code row decoded
+  // once (`code`).
+  const runs = new InstructionRuns(db, sessionId);
+  const end = runs.first(last, () => true) ?? last;
+  const { seqs: instrSeqs, codes: instrCodes } = runs.codes(first, end);
   const events: EventRow[] = [];
   for (const [type, sql] of EVENT_QUERIES) {
     for (const r of prepared(db, `${sql} WHERE session_id = ? AND seq BETWEEN ? AND ?`).safeIntegers(false).all(sessionId, first, last) as EventRow[]) {
@@ -628,10 +628,12 @@ function pinnedCalls(db: Database.Database, sessionId: number): Set<number> {
 
 /** The lane a call is made from: the program's for a ring 3 caller, else the lane of its entering instruction. */
 function callerLaneOf(db: Database.Database, sessionId: number, ctx: LaneContext): (r: SyscallTableRow) => string {
-  const enterSymbol = db.prepare('SELECT c.symbol, c.cpl FROM instruction_log l JOIN code c ON c.session_id = l.session_id AND c.id = l.code_id WHERE l.session_id = ? AND l.seq >= ? ORDER BY l.seq LIMIT 1');
+  const runs = new InstructionRuns(db, sessionId);
+  const codeRow = db.prepare('SELECT symbol, cpl FROM code WHERE session_id = ? AND id = ?');
   return (r) => {
     if (r.caller_cpl === 3) return 'program';
-    const at = enterSymbol.get(sessionId, r.enter_seq) as { symbol: string | null; cpl: number } | undefined;
+    const seq = runs.first(r.enter_seq - 1, () => true);
+    const at = seq === null ? undefined : (codeRow.get(sessionId, runs.at(seq)!.code) as { symbol: string | null; cpl: number } | undefined);
     return at ? laneOf(ctx, at.symbol, at.cpl) : 'nt';
   };
 }
@@ -654,10 +656,9 @@ function aggregateStep(a: CallAggregate, rowById: Map<number, SyscallTableRow>, 
 
 /** Where an event happened: the lane of the instruction at its eip, and its thread. */
 function eventPlace(db: Database.Database, sessionId: number, ctx: LaneContext): EventPlace {
-  const event = db.prepare('SELECT eip, cpl, thread_id FROM events WHERE session_id = ? AND seq = ?');
   const symbol = db.prepare('SELECT symbol FROM code WHERE session_id = ? AND eip = ? LIMIT 1').pluck();
   return (seq) => {
-    const e = event.get(sessionId, seq) as { eip: number; cpl: number; thread_id: number } | undefined;
+    const e = eventAt(db, sessionId, seq);
     if (!e) return { lane: laneOf(ctx, null, 0), thread: 0 };
     return { lane: laneOf(ctx, (symbol.get(sessionId, e.eip) as string | null | undefined) ?? null, e.cpl), thread: e.thread_id };
   };

@@ -5,7 +5,7 @@
 // join again. Read-only on both files; the projections must be built (ensureProjections).
 import type Database from 'better-sqlite3';
 import { statusName } from '../../core/index.js';
-import { unpackEffects } from '../../recorder/index.js';
+import { InstructionRuns, unpackEffects } from '../../recorder/index.js';
 import { loadSession } from '../findings/index.js';
 import { stateAt } from '../state.js';
 import { alignCalls, type AlignCall } from './align.js';
@@ -237,7 +237,7 @@ function stateDifferences(A: Loaded, B: Loaded, pa: PathPoint | null, pb: PathPo
   const registers: Difference[] = [];
   for (const r of REGS) if (sa.regs[r] !== sb.regs[r]) registers.push({ what: r, a: hex8(sa.regs[r]), b: hex8(sb.regs[r]) });
   const written = (l: Loaded, seq: number): [number, number][] => {
-    const eff = l.side.db.prepare('SELECT effects FROM instruction_log WHERE session_id = ? AND seq = ?').pluck().get(l.side.sessionId, seq) as Uint8Array | null | undefined;
+    const eff = new InstructionRuns(l.side.db, l.side.sessionId).at(seq)?.effects;
     return unpackEffects(eff ?? null).writes.map(([addr, size]) => [addr, size]);
   };
   const memory: Difference[] = [];

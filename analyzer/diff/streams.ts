@@ -9,6 +9,7 @@
 // Memory: one Int32Array of keys per side (4 bytes per instruction), the event marks' seqs and the
 // code tables; the log is read in windows (group_concat of code ids, as the replay reader does).
 import type Database from 'better-sqlite3';
+import { InstructionRuns } from '../../recorder/index.js';
 
 const SYSTEM_MODULES = new Set(['nt', 'ntdll', 'kernel32', 'SharedUserData', 'win32k', 'hal']);
 
@@ -84,22 +85,15 @@ export function readStream(db: Database.Database, sessionId: number, intern: Map
   }
   const s = db.prepare('SELECT instructions, events FROM sessions WHERE id = ?').get(sessionId) as { instructions: number; events: number };
   const marks = Int32Array.from(db.prepare('SELECT seq FROM event_marks WHERE session_id = ? ORDER BY seq').pluck().all(sessionId) as number[]);
-  const lastSeq = Math.max(s.events, (db.prepare('SELECT max(seq) FROM instruction_log WHERE session_id = ?').pluck().get(sessionId) as number | null) ?? -1) + 1;
+  const runs = new InstructionRuns(db, sessionId);
+  const lastSeq = Math.max(s.events, (runs.lastSeq() ?? -1) + 1);
   const count = lastSeq - marks.length;
   const keys = new Int32Array(Math.max(0, count));
-  const window = db.prepare('SELECT group_concat(code_id) FROM (SELECT code_id FROM instruction_log WHERE session_id = ? AND seq >= ? AND seq < ? ORDER BY seq)').pluck();
   let n = 0;
   for (let lo = 0; lo < lastSeq; lo += WINDOW) {
-    const list = window.get(sessionId, lo, lo + WINDOW) as string | null;
-    if (!list) continue;
-    let v = 0;
-    for (let i = 0; i <= list.length; i++) {
-      const c = i < list.length ? list.charCodeAt(i) : 44;
-      if (c === 44) {
-        if (n < keys.length) keys[n] = keyOf[v];
-        n++;
-        v = 0;
-      } else v = v * 10 + (c - 48);
+    for (const code of runs.codes(lo, lo + WINDOW - 1).codes) {
+      if (n < keys.length) keys[n] = keyOf[code];
+      n++;
     }
   }
   return { keys: keys.subarray(0, Math.min(n, keys.length)), marks, location, asm, aligned };

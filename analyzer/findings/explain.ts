@@ -2,6 +2,7 @@
 // by seq, type, where they happened (module!symbol) and what they say — read from the findings
 // table (no replay of the log: fast on a 10 M-instruction trace).
 import type Database from 'better-sqlite3';
+import { eventAt } from '../events.js';
 import { describeEventSql } from '../named.js';
 import { escapeGuestText, registerFunctions } from '../query.js';
 
@@ -46,16 +47,13 @@ export function readFindings(db: Database.Database, sessionId: number, options: 
 
 /** Each evidence event: its type, where, and one line about it. */
 function evidenceOf(db: Database.Database, sessionId: number, seqs: number[]): EvidenceEvent[] {
-  const typeOf = db.prepare('SELECT type, eip FROM events WHERE session_id = ? AND seq = ?');
-  const instr = db.prepare('SELECT symbol, asm FROM instructions WHERE session_id = ? AND seq = ?');
   const symOf = db.prepare('SELECT sym(?)').pluck();
   const out: EvidenceEvent[] = [];
   for (const seq of seqs) {
-    const t = typeOf.get(sessionId, seq) as { type: string; eip: number } | undefined;
+    const t = eventAt(db, sessionId, seq);
     if (!t) continue;
     if (t.type === 'instruction') {
-      const i = instr.get(sessionId, seq) as { symbol: string | null; asm: string };
-      out.push({ seq, type: t.type, at: i.symbol, what: i.asm });
+      out.push({ seq, type: t.type, at: t.symbol, what: t.asm! });
       continue;
     }
     const sql = describeEventSql(t.type);

@@ -18,6 +18,8 @@
 // by reading the recorded effects backwards — only for what changed, so a clean trace costs two
 // state rebuilds.
 import { disassemble, layout } from '../../core/index.js';
+import { InstructionRuns } from '../../recorder/index.js';
+import { eventEip } from '../events.js';
 import { effectsBackward } from '../projections/log.js';
 import { stateAt, type MachineState } from '../state.js';
 import { callHolding, hex, hex8 } from './failures.js';
@@ -55,10 +57,11 @@ export function hookFindings(d: SessionData): { findings: Finding[]; hooks: Hook
   const after = stateAt(db, s, d.events - 1);
   // User memory exists only once the program's process does: its "before" is the machine after the
   // program's first instruction (SharedUserData is read through its kernel view, mapped from boot).
-  const firstUser = db
-    .prepare('SELECT min(l.seq) FROM instruction_log l JOIN code c ON c.session_id = l.session_id AND c.id = l.code_id WHERE l.session_id = ? AND c.cpl = 3')
-    .pluck()
-    .get(s) as number | null;
+  const runs = new InstructionRuns(db, s);
+  const code = db.prepare('SELECT id, eip, cpl FROM code WHERE session_id = ?').raw().all(s) as [number, number, number][];
+  const codeEip = new Map(code.map(([id, eip]) => [id, eip]));
+  const userCode = new Set(code.filter(([, , cpl]) => cpl === 3).map(([id]) => id));
+  const firstUser = runs.first(-1, (id) => userCode.has(id));
   const beforeUser = firstUser === null ? null : stateAt(db, s, firstUser);
   const kernelView = (a: number) => (a >= layout.SHARED_USER_DATA && a < layout.SHARED_USER_DATA + 0x1000 ? a - layout.SHARED_USER_DATA + layout.SHARED_USER_DATA_KERNEL : a);
   /** Bytes before and after at an address, each through the view that maps it; null where unknown. */
@@ -78,11 +81,10 @@ export function hookFindings(d: SessionData): { findings: Finding[]; hooks: Hook
   const back = effectsBackward(db, s);
   const lastWrite = (lo: number, hi: number, until = d.events - 1): number | null =>
     back(until, -1, (effects) => effects.writes.some(([linear, size]) => linear < hi && linear + size > lo));
-  const instrAt = db.prepare('SELECT eip FROM events WHERE session_id = ? AND seq = ?').pluck();
-  const firstExec = db.prepare('SELECT min(l.seq) FROM instruction_log l JOIN code c ON c.session_id = l.session_id AND c.id = l.code_id WHERE l.session_id = ? AND c.eip = ? AND l.seq > ?').pluck();
+  const firstExec = (eip: number, after: number) => runs.first(after, (id) => codeEip.get(id) === eip);
   const writer = (seq: number | null): string => {
     if (seq === null) return '';
-    const eip = instrAt.get(s, seq) as number | undefined;
+    const eip = eventEip(db, s, seq);
     return eip === undefined ? ` (seq ${seq})` : ` by ${d.sym(eip)} (seq ${seq})`;
   };
 
@@ -249,7 +251,7 @@ export function hookFindings(d: SessionData): { findings: Finding[]; hooks: Hook
     // An ntdll stub's patch is its `mov edx,…` (or the call): report the stub's function.
     const fn = stub ? symName(lo) : d.sym(lo);
     const runFrom = install ?? -1;
-    const firstRun = (firstExec.get(s, target !== null && stub ? target : lo, runFrom) as number | null) ?? (firstExec.get(s, lo, runFrom) as number | null) ?? null;
+    const firstRun = firstExec(target !== null && stub ? target : lo, runFrom) ?? firstExec(lo, runFrom);
     const stubStart = stub ? d.symbols.lookup(lo) : undefined;
     const stubBytes = stubStart ? bytesAt(after, lo - stubStart.offset, 5) : [];
     hooks.push({
@@ -289,7 +291,7 @@ export function hookFindings(d: SessionData): { findings: Finding[]; hooks: Hook
       current: x,
       owner: moduleOf(x),
       installSeq: install,
-      firstRunSeq: (firstExec.get(s, x, install ?? -1) as number | null) ?? null,
+      firstRunSeq: firstExec(x, install ?? -1),
       originalBytes: null,
       currentBytes: hexBytes(b.slice(5, 10)),
     });

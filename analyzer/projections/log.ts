@@ -1,15 +1,15 @@
 // The log as a stream: one session's events in `seq` order, as the rows the recorder wrote —
-// instruction_log merged with the typed event tables — for the projections to fold.
+// instruction runs merged with the typed event tables — for the projections to fold.
 //
 // Speed matters here (the goal is ≥ 2 M events/s replayed), so the reader works in windows of
-// seq: per window it takes the instructions' code ids in one string (SQLite's group_concat is far
-// cheaper than a row object per instruction) and the few other events table by table, merges them
+// seq: per window it takes the instructions' code ids from their runs (one JSON array per up to
+// 4096 instructions) and the few other events table by table, merges them
 // by seq and emits ONE mutable LogEvent object, refilled for every event. Subscribers are
 // synchronous and must not keep it (copy what they need). The instruction rows' effects are not
 // read: the projections ask for a register at the few points they need one (registerAfter).
 import type Database from 'better-sqlite3';
 import { Observable } from 'rxjs';
-import { COMMON_COLUMNS, EVENT_TABLES, unpackEffects, type UnpackedEffects } from '../../recorder/index.js';
+import { COMMON_COLUMNS, EVENT_TABLES, InstructionRuns, unpackEffects, type UnpackedEffects } from '../../recorder/index.js';
 
 /** The event types, as in the trace (`events.type`). */
 export type LogEventType = 'instruction' | (typeof EVENT_TABLES)[number]['event'];
@@ -139,7 +139,7 @@ export interface LogContext {
   /** Address of module!name in the session's guest symbols (undefined when absent). */
   symbolAddress(module: string, name: string): number | undefined;
   /**
-   * A register's value after event `seq` (0 EAX … 7 EDI, see instruction_log.effects), from the
+   * A register's value after event `seq` (0 EAX … 7 EDI, see recorder/effects.ts), from the
    * recorded effects: the last write at or before `seq`, else the nearest checkpoint's CPU state.
    */
   registerAfter(seq: number, reg: number): number | null;
@@ -150,7 +150,7 @@ export function makeContext(db: Database.Database, sessionId: number): LogContex
   if (!s) throw new RangeError(`no session ${sessionId}`);
   // The true extent of the log (a killed recording's counters may lag the rows by a batch).
   const last = db.prepare('SELECT max(seq) FROM event_marks WHERE session_id = ?').pluck().get(sessionId) as number | null;
-  const lastInstr = db.prepare('SELECT max(seq) FROM instruction_log WHERE session_id = ?').pluck().get(sessionId) as number | null;
+  const lastInstr = new InstructionRuns(db, sessionId).lastSeq();
   const events = Math.max(s.events, (last ?? -1) + 1, (lastInstr ?? -1) + 1);
   const symbolStmt = db.prepare('SELECT address FROM guest_symbols WHERE session_id = ? AND module = ? AND name = ?').pluck();
   const back = effectsBackward(db, sessionId);
@@ -186,12 +186,12 @@ export function makeContext(db: Database.Database, sessionId: number): LogContex
  * hook (findings) are both found this way.
  */
 export function effectsBackward(db: Database.Database, sessionId: number): (from: number, floor: number, match: (effects: UnpackedEffects) => boolean) => number | null {
-  const back = db.prepare('SELECT seq, effects FROM instruction_log WHERE session_id = ? AND seq <= ? AND seq > ? AND effects IS NOT NULL ORDER BY seq DESC').raw();
+  const runs = new InstructionRuns(db, sessionId);
   const backExceptions = db.prepare('SELECT seq, effects FROM exceptions WHERE session_id = ? AND seq <= ? AND seq > ? AND effects IS NOT NULL ORDER BY seq DESC').raw();
   return (from, floor, match) => {
     for (let hi = from, span = 16; hi > floor; hi -= span, span = Math.min(span * 4, 4096)) {
       const lo = Math.max(floor, hi - span);
-      const rows = [...(back.all(sessionId, hi, lo) as [number, Uint8Array][]), ...(backExceptions.all(sessionId, hi, lo) as [number, Uint8Array][])];
+      const rows = [...runs.effects(lo + 1, hi, true), ...(backExceptions.all(sessionId, hi, lo) as [number, Uint8Array][])];
       rows.sort((a, b) => b[0] - a[0]);
       for (const [seq, eff] of rows) if (match(unpackEffects(eff))) return seq;
     }
@@ -209,8 +209,7 @@ const COMMON = COMMON_COLUMNS.slice(1).map((c) => c.name); // seq, icount, cpl, 
 export function readLog(ctx: LogContext, onWindow?: (done: number) => void): Observable<LogEvent> {
   return new Observable<LogEvent>((subscriber) => {
     const { db, sessionId, code } = ctx;
-    const instr = db.prepare('SELECT group_concat(code_id) FROM (SELECT code_id FROM instruction_log WHERE session_id = ? AND seq >= ? AND seq < ? ORDER BY seq)').pluck();
-    const instrWithSeq = db.prepare('SELECT seq, code_id FROM instruction_log WHERE session_id = ? AND seq >= ? AND seq < ? ORDER BY seq').raw();
+    const runs = new InstructionRuns(db, sessionId);
     const others = EVENT_TABLES.map((t) => ({
       type: t.event,
       stmt: db.prepare(`SELECT ${[...COMMON, ...t.columns.map((c) => c.name)].join(', ')} FROM ${t.name} WHERE session_id = ? AND seq >= ? AND seq < ? ORDER BY seq`).raw(),
@@ -224,23 +223,14 @@ export function readLog(ctx: LogContext, onWindow?: (done: number) => void): Obs
       const rest: { type: LogEventType; row: unknown[] }[] = [];
       for (const o of others) for (const row of o.stmt.all(sessionId, lo, hi) as unknown[][]) rest.push({ type: o.type, row });
       if (rest.length > 1) rest.sort((a, b) => (a.row[0] as number) - (b.row[0] as number));
-      const list = instr.get(sessionId, lo, hi) as string | null;
-      let ids: string[] = list ? list.split(',') : [];
-      let seqs: number[] | null = null;
-      if (ids.length + rest.length !== hi - lo) {
-        // Not gapless (a damaged file): take the instructions' seqs from the rows themselves.
-        const rows = instrWithSeq.all(sessionId, lo, hi) as [number, number][];
-        seqs = rows.map((r) => r[0]);
-        ids = rows.map((r) => String(r[1]));
-      }
+      const { seqs, codes: ids } = runs.codes(lo, hi - 1);
       let i = 0;
       let r = 0;
-      let seq = lo;
       while ((i < ids.length || r < rest.length) && !subscriber.closed) {
         const nextOther = r < rest.length ? (rest[r].row[0] as number) : Infinity;
-        const nextInstr = i < ids.length ? (seqs ? seqs[i] : seq) : Infinity;
+        const nextInstr = i < ids.length ? seqs[i] : Infinity;
         if (nextInstr < nextOther) {
-          const id = +ids[i++];
+          const id = ids[i++];
           e.seq = nextInstr;
           e.type = 'instruction';
           e.icount = icount++;
@@ -249,7 +239,6 @@ export function readLog(ctx: LogContext, onWindow?: (done: number) => void): Obs
           e.thread = thread;
           e.code = id;
           e.row = null;
-          seq = nextInstr + 1;
         } else {
           const { type, row } = rest[r++];
           e.seq = nextOther;
@@ -260,7 +249,6 @@ export function readLog(ctx: LogContext, onWindow?: (done: number) => void): Obs
           e.thread = thread = row[4] as number;
           e.code = -1;
           e.row = row.slice(5);
-          seq = nextOther + 1;
         }
         subscriber.next(e);
       }

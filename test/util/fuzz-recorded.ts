@@ -117,8 +117,8 @@ function fail(r: ProgramResult, cls: (typeof TRACE_CLASSES)[number], detail: str
 function checkSessions(db: ReturnType<typeof openTraceForReading>, results: ProgramResult[], sessions: Map<number, number>): void {
   const rows = db
     .prepare(
-      `SELECT s.id, s.status, s.events, count(x.seq) AS n, coalesce(min(x.seq), 0) AS lo, coalesce(max(x.seq), -1) AS hi
-       FROM sessions s LEFT JOIN (SELECT session_id, seq FROM event_marks UNION ALL SELECT session_id, seq FROM instruction_log) x ON x.session_id = s.id
+      `SELECT s.id, s.status, s.events, coalesce(sum(x.n), 0) AS n, coalesce(min(x.seq), 0) AS lo, coalesce(max(x.last), -1) AS hi
+       FROM sessions s LEFT JOIN (SELECT session_id, seq, seq AS last, 1 AS n FROM event_marks UNION ALL SELECT session_id, seq, seq + count - 1, count FROM instruction_runs) x ON x.session_id = s.id
        GROUP BY s.id`,
     )
     .all() as { id: number; status: string; events: number; n: number; lo: number; hi: number }[];

@@ -6,7 +6,7 @@ import type Database from 'better-sqlite3';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EVENT_TABLES, openTraceForWriting, packEffects } from '../../recorder/index.js';
+import { EVENT_TABLES, encodeRunEffects, openTraceForWriting, packEffects } from '../../recorder/index.js';
 
 export interface InstructionSpec {
   /** Byte length (the next sequential instruction is at eip + len); default 2. */
@@ -45,7 +45,8 @@ export class TinyTrace {
         )
         .run(options.name ?? 'tiny', this.thread).lastInsertRowid,
     );
-    this.insertLog = this.db.prepare('INSERT INTO instruction_log (session_id, seq, code_id, effects) VALUES (?, ?, ?, ?)');
+    // Each instruction a run of its own (valid: a run holds 1 to 4096).
+    this.insertLog = this.db.prepare('INSERT INTO instruction_runs (session_id, seq, count, icount, thread_id, codes, effects) VALUES (?, ?, 1, ?, ?, ?, ?)');
     this.insertCode = this.db.prepare('INSERT INTO code (session_id, id, eip, bytes, cpl, asm, symbol) VALUES (?, ?, ?, ?, ?, ?, ?)');
     this.insertMark = this.db.prepare('INSERT INTO event_marks (session_id, seq, icount, thread_id) VALUES (?, ?, ?, ?)');
   }
@@ -71,9 +72,9 @@ export class TinyTrace {
       const regs = Object.entries(spec.regs).flatMap(([r, v]) => [Number(r), v >>> 0]);
       const out = new Uint8Array(regs.length * 3);
       const end = packEffects({ regs, writes: [], tableWrites: [] }, out, 0);
-      effects = Buffer.from(out.subarray(0, end));
+      effects = encodeRunEffects(out, Uint32Array.of(end), 0, 1, 0);
     }
-    this.insertLog.run(this.sessionId, this.seq, id, effects);
+    this.insertLog.run(this.sessionId, this.seq, this.icount, this.thread, `[${id}]`, effects);
     this.icount++;
     return this.seq++;
   }

@@ -1,0 +1,265 @@
+// Instruction runs: how the trace stores instructions (schema 5). A run is up to MAX_RUN
+// consecutive instruction events with no other event between them — so one thread, seq and icount
+// both counting up by one — stored as one row of instruction_runs: the code ids as a JSON array
+// (core SQLite's json_each expands it: the `instructions` view needs no extension) and every
+// instruction's effects in one encoded blob, which only ntflow decodes (run_effects in
+// `ntflow query`). Writing one row per run instead of one per instruction is what lets recording
+// keep up with the machine.
+//
+// The effects blob: byte 0 is the encoding — 0 stored, 1 raw deflate of what follows — then the
+// payload: each instruction's packed-effects length as an unsigned LEB128 varint (0: nothing
+// changed but EIP), then the packed effects (effects.ts) one after another.
+import type Database from 'better-sqlite3';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import { TraceFileError } from './errors.js';
+
+/** The longest run: readers find the runs overlapping seq range [lo, hi] as those starting in (lo - MAX_RUN, hi]. */
+export const MAX_RUN = 4096;
+
+const STORED = 0;
+const DEFLATED = 1;
+/** Runs whose payload is shorter than this are stored as is (deflate cannot win much there). */
+const DEFLATE_FROM = 64;
+
+/**
+ * Encode the effects of `count` instructions: `ends[i]` is the end offset of instruction i's
+ * packed effects within `effects` (starting at `start`). Returns null when none changed anything.
+ */
+export function encodeRunEffects(effects: Uint8Array, ends: Uint32Array, from: number, count: number, start: number): Buffer | null {
+  const end = ends[from + count - 1];
+  if (end === start) return null;
+  const payload = Buffer.allocUnsafe(1 + count * 5 + (end - start));
+  let at = 1;
+  let prev = start;
+  for (let i = from; i < from + count; i++) {
+    let n = ends[i] - prev;
+    prev = ends[i];
+    while (n >= 0x80) {
+      payload[at++] = (n & 0x7f) | 0x80;
+      n >>>= 7;
+    }
+    payload[at++] = n;
+  }
+  payload.set(effects.subarray(start, end), at);
+  at += end - start;
+  if (at - 1 >= DEFLATE_FROM) {
+    const packed = deflateRawSync(payload.subarray(1, at), { level: 1 });
+    if (packed.length + 1 < at) {
+      const out = Buffer.allocUnsafe(packed.length + 1);
+      out[0] = DEFLATED;
+      out.set(packed, 1);
+      return out;
+    }
+  }
+  payload[0] = STORED;
+  return payload.subarray(0, at);
+}
+
+/** One run's effects decoded: instruction i's packed effects are bytes[starts[i] … starts[i+1]). */
+export interface RunEffects {
+  bytes: Uint8Array;
+  /** count + 1 offsets. */
+  starts: Uint32Array;
+}
+
+/** A run's effects blob that is not what ntflow writes: the file is damaged (a one-line error, like any damaged trace). */
+export class RunFormatError extends TraceFileError {
+  constructor(what: string) {
+    super(`an instruction run's effects are damaged (${what}); the trace file is damaged: restore it from a copy or record it again`);
+  }
+}
+
+/** Decode a run's effects blob (null: nothing changed) for `count` instructions. */
+export function decodeRunEffects(blob: Uint8Array | null, count: number): RunEffects | null {
+  if (blob === null) return null;
+  if (blob.length === 0) throw new RunFormatError('an empty effects blob');
+  let payload: Uint8Array;
+  if (blob[0] === STORED) payload = blob.subarray(1);
+  else if (blob[0] === DEFLATED) {
+    try {
+      payload = inflateRawSync(blob.subarray(1));
+    } catch (e) {
+      throw new RunFormatError((e as Error).message);
+    }
+  }
+  else throw new RunFormatError(`effects encoding ${blob[0]} is not one ntflow writes`);
+  const lengths = new Uint32Array(count);
+  let at = 0;
+  for (let i = 0; i < count; i++) {
+    let n = 0;
+    let shift = 0;
+    for (;;) {
+      if (at >= payload.length) throw new RunFormatError('the effects blob ends inside its lengths');
+      const b = payload[at++];
+      n += (b & 0x7f) * 2 ** shift;
+      if (b < 0x80) break;
+      shift += 7;
+    }
+    lengths[i] = n;
+  }
+  const starts = new Uint32Array(count + 1);
+  starts[0] = at;
+  for (let i = 0; i < count; i++) starts[i + 1] = starts[i] + lengths[i];
+  if (starts[count] !== payload.length) throw new RunFormatError('the effects blob is not as long as its lengths say');
+  return { bytes: payload, starts };
+}
+
+/** Instruction i's packed effects in a decoded run (null when it changed nothing but EIP). */
+export function effectsAt(run: RunEffects | null, i: number): Uint8Array | null {
+  if (run === null) return null;
+  const s = run.starts[i];
+  const e = run.starts[i + 1];
+  return e > s ? run.bytes.subarray(s, e) : null;
+}
+
+/** The code ids of a run's JSON array. */
+export function parseCodes(codes: string): number[] {
+  return JSON.parse(codes) as number[];
+}
+
+interface RunRow {
+  seq: number;
+  count: number;
+  codes: string;
+  effects: Uint8Array | null;
+}
+
+/**
+ * Reads one session's instructions from its runs: the code ids and effects of a seq range, the
+ * first instruction matching a test, the log's extent. All of ntflow's readers go through here.
+ */
+export class InstructionRuns {
+  private readonly overlapping: Database.Statement;
+  private readonly overlappingDesc: Database.Statement;
+  private readonly after: Database.Statement;
+  private readonly lastStmt: Database.Statement;
+  private readonly countStmt: Database.Statement;
+  private readonly runAtStmt: Database.Statement;
+
+  constructor(
+    db: Database.Database,
+    readonly sessionId: number,
+  ) {
+    const cols = 'seq, count, codes, effects';
+    this.overlapping = db.prepare(`SELECT ${cols} FROM instruction_runs WHERE session_id = ? AND seq > ? AND seq <= ? ORDER BY seq`);
+    this.overlappingDesc = db.prepare(`SELECT ${cols} FROM instruction_runs WHERE session_id = ? AND seq > ? AND seq <= ? ORDER BY seq DESC`);
+    this.after = db.prepare(`SELECT ${cols} FROM instruction_runs WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?`);
+    this.lastStmt = db.prepare('SELECT seq + count - 1 FROM instruction_runs WHERE session_id = ? ORDER BY seq DESC LIMIT 1').pluck();
+    this.countStmt = db.prepare('SELECT coalesce(sum(count), 0) FROM instruction_runs WHERE session_id = ?').pluck();
+    this.runAtStmt = db.prepare('SELECT seq, count, icount, thread_id AS thread FROM instruction_runs WHERE session_id = ? AND seq <= ? ORDER BY seq DESC LIMIT 1');
+  }
+
+  /** The last run starting at or before seq (it holds seq when seq < its seq + count). */
+  runAt(seq: number): { seq: number; count: number; icount: number; thread: number } | undefined {
+    return this.runAtStmt.get(this.sessionId, seq) as { seq: number; count: number; icount: number; thread: number } | undefined;
+  }
+
+  /** The last instruction's seq (null: none). */
+  lastSeq(): number | null {
+    return (this.lastStmt.get(this.sessionId) as number | undefined) ?? null;
+  }
+
+  /** Instructions recorded. */
+  count(): number {
+    return this.countStmt.get(this.sessionId) as number;
+  }
+
+  private rows(lo: number, hi: number, descending = false): RunRow[] {
+    return (descending ? this.overlappingDesc : this.overlapping).all(this.sessionId, lo - MAX_RUN, hi) as RunRow[];
+  }
+
+  /** The instructions with lo <= seq <= hi, in order: their seqs and code ids. */
+  codes(lo: number, hi: number): { seqs: number[]; codes: number[] } {
+    const seqs: number[] = [];
+    const codes: number[] = [];
+    for (const r of this.rows(lo, hi)) {
+      const ids = parseCodes(r.codes);
+      const from = Math.max(0, lo - r.seq);
+      const to = Math.min(r.count - 1, hi - r.seq);
+      for (let i = from; i <= to; i++) {
+        seqs.push(r.seq + i);
+        codes.push(ids[i]);
+      }
+    }
+    return { seqs, codes };
+  }
+
+  /** The instruction at seq: its code id and packed effects (undefined: no instruction there). */
+  at(seq: number): { code: number; effects: Uint8Array | null } | undefined {
+    const r = this.rows(seq, seq, true)[0]; // the last run starting at or before seq
+    if (!r || seq >= r.seq + r.count) return undefined;
+    const i = seq - r.seq;
+    return { code: parseCodes(r.codes)[i], effects: effectsAt(decodeRunEffects(r.effects, r.count), i) };
+  }
+
+  /**
+   * The instructions with lo <= seq <= hi that changed more than EIP, with their packed effects:
+   * ascending, or newest first with `descending`.
+   */
+  *effects(lo: number, hi: number, descending = false): Generator<[number, Uint8Array]> {
+    for (const r of this.rows(lo, hi, descending)) {
+      if (r.effects === null) continue;
+      const run = decodeRunEffects(r.effects, r.count)!;
+      const from = Math.max(0, lo - r.seq);
+      const to = Math.min(r.count - 1, hi - r.seq);
+      if (descending) {
+        for (let i = to; i >= from; i--) {
+          const e = effectsAt(run, i);
+          if (e) yield [r.seq + i, e];
+        }
+      } else {
+        for (let i = from; i <= to; i++) {
+          const e = effectsAt(run, i);
+          if (e) yield [r.seq + i, e];
+        }
+      }
+    }
+  }
+
+  /**
+   * The instructions from seq `from` on, `runs` runs at a time, decoded: for readers that walk the
+   * whole log in order (replay --verify).
+   */
+  page(from: number, runs: number): { seq: number; code: number; effects: Uint8Array | null }[] {
+    const out: { seq: number; code: number; effects: Uint8Array | null }[] = [];
+    const rows = [...(this.overlapping.all(this.sessionId, from - MAX_RUN, from) as RunRow[]), ...(this.after.all(this.sessionId, from, runs) as RunRow[])];
+    for (const r of rows) {
+      const ids = parseCodes(r.codes);
+      const effects = decodeRunEffects(r.effects, r.count);
+      for (let i = Math.max(0, from - r.seq); i < r.count; i++) out.push({ seq: r.seq + i, code: ids[i], effects: effectsAt(effects, i) });
+    }
+    return out;
+  }
+
+  /** The first instruction after seq `after` (exclusive) whose code id passes `test`, up to seq `limit` (exclusive): its seq, else null. */
+  first(after: number, test: (code: number) => boolean, limit = Infinity): number | null {
+    // The run holding `after`, then the following runs a batch at a time.
+    for (const r of this.rows(after + 1, after + 1)) {
+      const ids = parseCodes(r.codes);
+      for (let i = Math.max(0, after + 1 - r.seq); i < r.count; i++) {
+        if (r.seq + i >= limit) return null;
+        if (test(ids[i])) return r.seq + i;
+      }
+    }
+    let from = after;
+    for (;;) {
+      const rows = this.after.all(this.sessionId, from, 256) as RunRow[];
+      if (rows.length === 0) return null;
+      for (const r of rows) {
+        if (r.seq <= after) continue;
+        const ids = parseCodes(r.codes);
+        for (let i = 0; i < r.count; i++) {
+          if (r.seq + i >= limit) return null;
+          if (test(ids[i])) return r.seq + i;
+        }
+      }
+      from = rows[rows.length - 1].seq;
+    }
+  }
+}
+
+/** SQL for the instructions of one session in a seq range, as (seq, code_id) rows: for ntflow's own queries. */
+export function instructionsInRangeSql(session: string, lo: string, hi: string): string {
+  return `(SELECT r.seq + j.key AS seq, j.value AS code_id FROM instruction_runs r, json_each(r.codes) j
+      WHERE r.session_id = ${session} AND r.seq > (${lo}) - ${MAX_RUN} AND r.seq <= (${hi}) AND r.seq + j.key BETWEEN (${lo}) AND (${hi}))`;
+}

@@ -1,0 +1,46 @@
+// Editing a session's instructions in a trace file, for tests that tamper with the log: the runs
+// (recorder/runs.ts) read as one list of instructions, changed, and written back regrouped.
+import type Database from 'better-sqlite3';
+import { InstructionRuns, MAX_RUN, encodeRunEffects } from '../../recorder/index.js';
+
+export interface LoggedInstruction {
+  seq: number;
+  icount: number;
+  thread: number;
+  code: number;
+  effects: Uint8Array | null;
+}
+
+/** Every instruction of the session, in seq order. */
+export function loggedInstructions(db: Database.Database, sessionId: number): LoggedInstruction[] {
+  const runs = db.prepare('SELECT seq, count, icount, thread_id FROM instruction_runs WHERE session_id = ? ORDER BY seq').all(sessionId) as { seq: number; count: number; icount: number; thread_id: number }[];
+  const reader = new InstructionRuns(db, sessionId);
+  const out: LoggedInstruction[] = [];
+  for (const r of runs) {
+    for (const i of reader.page(r.seq, 0).filter((x) => x.seq < r.seq + r.count)) {
+      out.push({ seq: i.seq, icount: r.icount + (i.seq - r.seq), thread: r.thread_id, code: i.code, effects: i.effects });
+    }
+  }
+  return out;
+}
+
+/** Replace the session's instructions with `edit`'s list (kept in seq order, regrouped into runs). */
+export function rewriteInstructions(db: Database.Database, sessionId: number, edit: (list: LoggedInstruction[]) => LoggedInstruction[]): void {
+  const list = edit(loggedInstructions(db, sessionId)).sort((a, b) => a.seq - b.seq);
+  const insert = db.prepare('INSERT INTO instruction_runs (session_id, seq, count, icount, thread_id, codes, effects) VALUES (?, ?, ?, ?, ?, ?, ?)');
+  db.transaction(() => {
+    db.prepare('DELETE FROM instruction_runs WHERE session_id = ?').run(sessionId);
+    for (let i = 0; i < list.length; ) {
+      let n = 1;
+      while (i + n < list.length && n < MAX_RUN && list[i + n].seq === list[i].seq + n && list[i + n].thread === list[i].thread && list[i + n].icount === list[i].icount + n) n++;
+      const part = list.slice(i, i + n);
+      const ends = new Uint32Array(n);
+      let total = 0;
+      part.forEach((x, k) => (ends[k] = total += x.effects?.length ?? 0));
+      const bytes = new Uint8Array(total);
+      part.forEach((x, k) => x.effects && bytes.set(x.effects, ends[k] - x.effects.length));
+      insert.run(sessionId, list[i].seq, n, list[i].icount, list[i].thread, `[${part.map((x) => x.code).join(',')}]`, encodeRunEffects(bytes, ends, 0, n, 0));
+      i += n;
+    }
+  })();
+}
