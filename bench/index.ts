@@ -2,7 +2,7 @@
 // subscriber and with a counting subscriber on events$, side by side in one run (absolute times on
 // shared machines are noisy; the ratio is what to compare). Prints a table and one JSON line.
 import { assemble, Machine, PTE_P, PTE_RW, PTE_US } from '../core/index.js';
-import { benchRecord, rmSync } from './record.js';
+import { benchCliView, benchOsrBytes, benchRecord, rmSync } from './record.js';
 import { benchReplay, benchState } from './analyze.js';
 import { benchViz, benchVizLarge, printVizLarge } from './viz.js';
 import { benchPe } from './pe.js';
@@ -89,7 +89,12 @@ console.log(`ntflow bench — record: 'ntflow record loop.asm' (the same loop in
 console.log(`  record command with projections     ${(rec.recordPerSecond / 1e6).toFixed(3).padStart(7)} M instr/s  (${rec.recordSeconds.toFixed(2)} s)`);
 console.log(`  raw better-sqlite3, 10-col rows     ${(rec.rawPerSecond / 1e6).toFixed(3).padStart(7)} M rows/s   (${rec.rawSeconds.toFixed(2)} s; 50k-row transactions, WAL, synchronous=OFF)`);
 console.log(`  record / raw                        ${rec.ratio.toFixed(2).padStart(7)}            (goal >= 0.8)`);
-console.log(`  trace size                          ${rec.bytesPerInstruction.toFixed(1).padStart(7)} bytes/instruction (${(rec.bytes / 1e6).toFixed(1)} MB; goal <= 20)`);
+console.log(`  trace size                          ${rec.bytesPerInstruction.toFixed(1).padStart(7)} bytes/instruction (${(rec.bytes / 1e6).toFixed(1)} MB; the runs ${rec.runsBytesPerInstruction.toFixed(2)}, code ${rec.codeBytesPerInstruction.toFixed(3)}; goal <= 4)`);
+const osr = benchOsrBytes();
+console.log(`  osr-log-user-handle                 ${osr.fileBytesPerInstruction.toFixed(0).padStart(7)} bytes/instruction for the whole file (${osr.instructions.toLocaleString('en')} instructions: symbols and the first checkpoint dominate); its runs ${osr.runsPayloadPerInstruction.toFixed(2)} (payload; ${osr.runsPagesPerInstruction.toFixed(1)} in pages), code ${osr.codePagesPerInstruction.toFixed(1)}`);
+const cliView = benchCliView(rec.trace);
+if (cliView) console.log(`  sqlite3 CLI reads 'instructions'    ${(cliView.perSecond / 1e6).toFixed(2).padStart(7)} M rows/s  (${cliView.rows.toLocaleString('en')} rows in ${cliView.seconds.toFixed(2)} s, plain SQLite; goal >= 1)`);
+else console.log('  sqlite3 CLI reads \'instructions\'    (no sqlite3 CLI on this machine)');
 const replay = benchReplay(rec.trace);
 console.log(`ntflow bench — replay: every projection rebuilt from that trace`);
 console.log(`  replay                              ${(replay.perSecond / 1e6).toFixed(2).padStart(7)} M events/s (${replay.events.toLocaleString('en')} events in ${replay.seconds.toFixed(2)} s; goal >= 2)`);
@@ -129,4 +134,4 @@ for (const f of exp.formats) {
   console.log(`  ntflow export --format ${f.format.padEnd(12)} ${f.seconds.toFixed(2).padStart(7)} s   (${f.items.toLocaleString('en')} items, ${(f.bytes / 1e6).toFixed(1)} MB, peak RSS ${f.peakRssMiB.toFixed(0)} MiB)`);
 }
 rmSync(dirname(exp.trace), { recursive: true, force: true });
-console.log(JSON.stringify({ bench: 'ntflow', node: process.version, cpu: figures, record: { ...rec, trace: undefined }, replay, state: { ...state, times: undefined }, viz, vizLarge, pe, explain: { ...explain, trace: undefined }, diff: { ...diff, trace: undefined }, export: { ...exp, trace: undefined } }));
+console.log(JSON.stringify({ bench: 'ntflow', node: process.version, cpu: figures, record: { ...rec, trace: undefined }, osr, cliView, replay, state: { ...state, times: undefined }, viz, vizLarge, pe, explain: { ...explain, trace: undefined }, diff: { ...diff, trace: undefined }, export: { ...exp, trace: undefined } }));

@@ -19,6 +19,61 @@ export interface RecordFigures {
   ratio: number;
   bytes: number;
   bytesPerInstruction: number;
+  /** The instruction storage alone: instruction_runs' pages, and code's (each distinct instruction once), per instruction. */
+  runsBytesPerInstruction: number;
+  codeBytesPerInstruction: number;
+}
+
+/** Bytes of a table's pages (dbstat), and of its runs' payload (codes and effects). */
+function storage(trace: string, sessionId?: number): { runsPages: number; codePages: number; runsPayload: number; instructions: number } {
+  const db = new Database(trace, { readonly: true });
+  try {
+    const pages = (name: string) => (db.prepare('SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name = ?').pluck().get(name) as number);
+    const where = sessionId === undefined ? '' : ` WHERE session_id = ${sessionId}`;
+    const [runsPayload, instructions] = db.prepare(`SELECT coalesce(sum(length(codes) + coalesce(length(effects), 0)), 0), coalesce(sum(count), 0) FROM instruction_runs${where}`).raw().get() as [number, number];
+    return { runsPages: pages('instruction_runs'), codePages: pages('code'), runsPayload, instructions };
+  } finally {
+    db.close();
+  }
+}
+
+export interface OsrBytes {
+  instructions: number;
+  fileBytesPerInstruction: number;
+  /** codes + effects of its runs (the per-execution record), per instruction. */
+  runsPayloadPerInstruction: number;
+  runsPagesPerInstruction: number;
+  codePagesPerInstruction: number;
+}
+
+/** `ntflow record osr-log-user-handle` into a fresh file: what its instructions cost. */
+export function benchOsrBytes(dir = mkdtempSync(join(tmpdir(), 'ntflow-bench-osr-'))): OsrBytes {
+  try {
+    const trace = join(dir, 'osr.db');
+    const r = spawnSync(process.execPath, [join(repoRoot(), 'bin', 'ntflow'), 'record', 'osr-log-user-handle', '-o', trace], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`ntflow record osr-log-user-handle failed: ${r.stderr}`);
+    const s = storage(trace);
+    return {
+      instructions: s.instructions,
+      fileBytesPerInstruction: statSync(trace).size / s.instructions,
+      runsPayloadPerInstruction: s.runsPayload / s.instructions,
+      runsPagesPerInstruction: s.runsPages / s.instructions,
+      codePagesPerInstruction: s.codePages / s.instructions,
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The sqlite3 CLI (no ntflow code, no extension) reading `rows` rows of the instructions view: rows/s, or null without the CLI. */
+export function benchCliView(trace: string, rows = 1_000_000): { rows: number; seconds: number; perSecond: number } | null {
+  const sql = `SELECT count(*), sum(length(asm)), sum(eip % 7) FROM (SELECT seq, eip, cpl, bytes, asm FROM instructions WHERE session_id = 1 LIMIT ${rows})`;
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync('sqlite3', ['-readonly', trace, sql], { encoding: 'utf8' });
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  if (r.error || r.status !== 0) return null;
+  const n = Number(r.stdout.split('|')[0]);
+  return { rows: n, seconds, perSecond: n / seconds };
 }
 
 const LOOP = (iterations: number) => `; ntflow: user
@@ -81,6 +136,7 @@ export function benchRecord(iterations = 500_000, dir = mkdtempSync(join(tmpdir(
     const instructions = (db.prepare('SELECT instructions FROM sessions ORDER BY id DESC LIMIT 1').get() as { instructions: number }).instructions;
     db.close();
     const bytes = statSync(trace).size;
+    const st = storage(trace);
     const rawSeconds = rawInsert(instructions, join(dir, 'raw.db'));
     const recordPerSecond = instructions / recordSeconds;
     const rawPerSecond = instructions / rawSeconds;
@@ -95,6 +151,8 @@ export function benchRecord(iterations = 500_000, dir = mkdtempSync(join(tmpdir(
       ratio: recordPerSecond / rawPerSecond,
       bytes,
       bytesPerInstruction: bytes / instructions,
+      runsBytesPerInstruction: st.runsPages / instructions,
+      codeBytesPerInstruction: st.codePages / instructions,
     };
   } finally {
     rmSync(join(dir, 'raw.db'), { force: true });

@@ -7,10 +7,12 @@
 // keep up with the machine.
 //
 // The effects blob: byte 0 is the encoding — 0 stored, 1 raw deflate of what follows — then the
-// payload: each instruction's packed-effects length as an unsigned LEB128 varint (0: nothing
-// changed but EIP), then the packed effects (effects.ts) one after another.
+// instructions' packed effects (effects.ts) in columns (effect-columns.ts): a structure column
+// (per instruction its number of items and their tags) and a value column (register values as
+// differences from the register's previous value, addresses from the previous write's end).
 import type Database from 'better-sqlite3';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import { ColumnsError, fromColumns, toColumns } from './effect-columns.js';
 import { TraceFileError } from './errors.js';
 
 /** The longest run: readers find the runs overlapping seq range [lo, hi] as those starting in (lo - MAX_RUN, hi]. */
@@ -18,41 +20,31 @@ export const MAX_RUN = 4096;
 
 const STORED = 0;
 const DEFLATED = 1;
-/** Runs whose payload is shorter than this are stored as is (deflate cannot win much there). */
+/** Runs whose columns are shorter than this are stored as they are (deflate cannot win much there). */
 const DEFLATE_FROM = 64;
+/** zlib's level: 6 saves a tenth of the bytes level 1 leaves, on the writer's thread. */
+const DEFLATE_LEVEL = 6;
 
 /**
  * Encode the effects of `count` instructions: `ends[i]` is the end offset of instruction i's
  * packed effects within `effects` (starting at `start`). Returns null when none changed anything.
  */
 export function encodeRunEffects(effects: Uint8Array, ends: Uint32Array, from: number, count: number, start: number): Buffer | null {
-  const end = ends[from + count - 1];
-  if (end === start) return null;
-  const payload = Buffer.allocUnsafe(1 + count * 5 + (end - start));
-  let at = 1;
-  let prev = start;
-  for (let i = from; i < from + count; i++) {
-    let n = ends[i] - prev;
-    prev = ends[i];
-    while (n >= 0x80) {
-      payload[at++] = (n & 0x7f) | 0x80;
-      n >>>= 7;
-    }
-    payload[at++] = n;
-  }
-  payload.set(effects.subarray(start, end), at);
-  at += end - start;
-  if (at - 1 >= DEFLATE_FROM) {
-    const packed = deflateRawSync(payload.subarray(1, at), { level: 1 });
-    if (packed.length + 1 < at) {
+  if (ends[from + count - 1] === start) return null;
+  const columns = toColumns(effects, ends, from, count, start);
+  if (columns.length >= DEFLATE_FROM) {
+    const packed = deflateRawSync(columns, { level: DEFLATE_LEVEL });
+    if (packed.length < columns.length) {
       const out = Buffer.allocUnsafe(packed.length + 1);
       out[0] = DEFLATED;
       out.set(packed, 1);
       return out;
     }
   }
-  payload[0] = STORED;
-  return payload.subarray(0, at);
+  const out = Buffer.allocUnsafe(columns.length + 1);
+  out[0] = STORED;
+  out.set(columns, 1);
+  return out;
 }
 
 /** One run's effects decoded: instruction i's packed effects are bytes[starts[i] … starts[i+1]). */
@@ -83,25 +75,12 @@ export function decodeRunEffects(blob: Uint8Array | null, count: number): RunEff
     }
   }
   else throw new RunFormatError(`effects encoding ${blob[0]} is not one ntflow writes`);
-  const lengths = new Uint32Array(count);
-  let at = 0;
-  for (let i = 0; i < count; i++) {
-    let n = 0;
-    let shift = 0;
-    for (;;) {
-      if (at >= payload.length) throw new RunFormatError('the effects blob ends inside its lengths');
-      const b = payload[at++];
-      n += (b & 0x7f) * 2 ** shift;
-      if (b < 0x80) break;
-      shift += 7;
-    }
-    lengths[i] = n;
+  try {
+    return fromColumns(payload, count);
+  } catch (e) {
+    if (e instanceof ColumnsError) throw new RunFormatError(e.message);
+    throw e;
   }
-  const starts = new Uint32Array(count + 1);
-  starts[0] = at;
-  for (let i = 0; i < count; i++) starts[i + 1] = starts[i] + lengths[i];
-  if (starts[count] !== payload.length) throw new RunFormatError('the effects blob is not as long as its lengths say');
-  return { bytes: payload, starts };
 }
 
 /** Instruction i's packed effects in a decoded run (null when it changed nothing but EIP). */
@@ -166,6 +145,22 @@ export class InstructionRuns {
 
   private rows(lo: number, hi: number, descending = false): RunRow[] {
     return (descending ? this.overlappingDesc : this.overlapping).all(this.sessionId, lo - MAX_RUN, hi) as RunRow[];
+  }
+
+  /**
+   * The instructions with lo <= seq <= hi as runs of consecutive seqs, in order: each the first
+   * seq and the code ids (no array entry per seq: the fast path for readers of the whole log).
+   */
+  segments(lo: number, hi: number): { seq: number; codes: number[] }[] {
+    const out: { seq: number; codes: number[] }[] = [];
+    for (const r of this.rows(lo, hi)) {
+      const from = Math.max(0, lo - r.seq);
+      const to = Math.min(r.count, hi - r.seq + 1);
+      if (from >= to) continue;
+      const ids = parseCodes(r.codes);
+      out.push({ seq: r.seq + from, codes: from === 0 && to === r.count ? ids : ids.slice(from, to) });
+    }
+    return out;
   }
 
   /** The instructions with lo <= seq <= hi, in order: their seqs and code ids. */

@@ -104,11 +104,11 @@ t.test("ntflow query's instruction_effects: every instruction's effects as the m
   }
 });
 
-t.test('the run encoding: lengths and effects round-trip, stored or deflated; damage is named', async (t) => {
+t.test('the run encoding: effects round-trip through the columns, stored or deflated; damage is named', async (t) => {
   const cases: Uint8Array[][] = [
     [new Uint8Array(0), Uint8Array.of(0x40, 5), new Uint8Array(0)],
     Array.from({ length: 3000 }, (_, i) => (i % 3 === 0 ? new Uint8Array(0) : Uint8Array.of(0x41, i & 0xff, 0x84, 1, 2, 3, 4, i & 0xff, 0, 0, 0))),
-    [new Uint8Array(300).fill(7), Uint8Array.of(1)],
+    [new Uint8Array(300).fill(7), Uint8Array.of(0x41, 1), Uint8Array.of(0x68, 0x45, 0xc0, 1, 2, 3, 4, 5, 6, 7, 8, 0x82, 0xff, 0xff, 0xff, 0xff, 0x34, 0x12)],
   ];
   for (const list of cases) {
     const ends = new Uint32Array(list.length);
@@ -137,7 +137,9 @@ t.test('the run encoding: lengths and effects round-trip, stored or deflated; da
     t.match((thrown as Error).message, why, what);
   };
   damage(Uint8Array.of(9, 1, 2), /effects encoding 9 is not one ntflow writes.*restore it from a copy/, 'an unknown encoding');
-  damage(Uint8Array.of(0, 5, 1), /not as long as its lengths say/, 'fewer bytes than the lengths say');
-  damage(Uint8Array.of(0, 0x80), /ends inside its lengths/, 'the lengths cut short');
+  damage(Uint8Array.of(0, 5, 1), /structure column is longer than the blob/, 'a structure column longer than the blob');
+  damage(Uint8Array.of(0, 0x80), /varint runs past its column/, 'a length cut short');
+  damage(Uint8Array.of(0, 2, 1, 0x40), /value column ends early/, 'a value missing');
+  damage(Uint8Array.of(0, 2, 1, 0x40, 4, 9), /more than their instructions/, 'bytes left over');
   damage(Uint8Array.of(1, 0xff, 0xff, 0xff), /damaged/, 'deflate data that does not inflate');
 });

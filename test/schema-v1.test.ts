@@ -44,7 +44,8 @@ function instructionsDigest(file: string): string {
   const db = new Database(file, { readonly: true });
   try {
     const h = createHash('sha256');
-    const put = (r: unknown[]) => h.update(JSON.stringify(r, (_k, v) => (v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v)));
+    // Bytes as hex, whether SQLite gave a Buffer or a decoder a Uint8Array (a Buffer's toJSON would differ).
+    const put = (r: unknown[]) => h.update(JSON.stringify(r.map((v) => (v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v))));
     if (db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'instruction_log'").get()) {
       for (const r of db.prepare('SELECT session_id, seq, code_id, effects FROM instruction_log ORDER BY 1, 2').raw().iterate()) put(r as unknown[]);
     } else {

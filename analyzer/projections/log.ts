@@ -223,14 +223,19 @@ export function readLog(ctx: LogContext, onWindow?: (done: number) => void): Obs
       const rest: { type: LogEventType; row: unknown[] }[] = [];
       for (const o of others) for (const row of o.stmt.all(sessionId, lo, hi) as unknown[][]) rest.push({ type: o.type, row });
       if (rest.length > 1) rest.sort((a, b) => (a.row[0] as number) - (b.row[0] as number));
-      const { seqs, codes: ids } = runs.codes(lo, hi - 1);
-      let i = 0;
+      const segments = runs.segments(lo, hi - 1);
+      let g = 0; // the segment
+      let i = 0; // the instruction within it
       let r = 0;
-      while ((i < ids.length || r < rest.length) && !subscriber.closed) {
+      while ((g < segments.length || r < rest.length) && !subscriber.closed) {
         const nextOther = r < rest.length ? (rest[r].row[0] as number) : Infinity;
-        const nextInstr = i < ids.length ? seqs[i] : Infinity;
+        const nextInstr = g < segments.length ? segments[g].seq + i : Infinity;
         if (nextInstr < nextOther) {
-          const id = ids[i++];
+          const id = segments[g].codes[i++];
+          if (i === segments[g].codes.length) {
+            g++;
+            i = 0;
+          }
           e.seq = nextInstr;
           e.type = 'instruction';
           e.icount = icount++;
