@@ -15,7 +15,7 @@ import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { ColumnsError, fromColumns, toColumns } from './effect-columns.js';
 import { TraceFileError } from './errors.js';
 
-/** The longest run: readers find the runs overlapping seq range [lo, hi] as those starting in (lo - MAX_RUN, hi]. */
+/** The longest run (SQL finds the runs overlapping seq range [lo, hi] as those starting in (lo - MAX_RUN, hi]). */
 export const MAX_RUN = 4096;
 
 const STORED = 0;
@@ -108,6 +108,7 @@ interface RunRow {
  * first instruction matching a test, the log's extent. All of ntflow's readers go through here.
  */
 export class InstructionRuns {
+  private readonly holding: Database.Statement;
   private readonly overlapping: Database.Statement;
   private readonly overlappingDesc: Database.Statement;
   private readonly after: Database.Statement;
@@ -120,6 +121,7 @@ export class InstructionRuns {
     readonly sessionId: number,
   ) {
     const cols = 'seq, count, codes, effects';
+    this.holding = db.prepare(`SELECT ${cols} FROM instruction_runs WHERE session_id = ? AND seq <= ? ORDER BY seq DESC LIMIT 1`);
     this.overlapping = db.prepare(`SELECT ${cols} FROM instruction_runs WHERE session_id = ? AND seq > ? AND seq <= ? ORDER BY seq`);
     this.overlappingDesc = db.prepare(`SELECT ${cols} FROM instruction_runs WHERE session_id = ? AND seq > ? AND seq <= ? ORDER BY seq DESC`);
     this.after = db.prepare(`SELECT ${cols} FROM instruction_runs WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?`);
@@ -143,8 +145,13 @@ export class InstructionRuns {
     return this.countStmt.get(this.sessionId) as number;
   }
 
+  /** The runs holding instructions with lo <= seq <= hi: the one holding lo (if any), then those starting after it. */
   private rows(lo: number, hi: number, descending = false): RunRow[] {
-    return (descending ? this.overlappingDesc : this.overlapping).all(this.sessionId, lo - MAX_RUN, hi) as RunRow[];
+    const first = this.holding.get(this.sessionId, lo) as RunRow | undefined;
+    const head = first && first.seq + first.count > lo ? [first] : [];
+    if (hi <= lo) return head;
+    const rest = (descending ? this.overlappingDesc : this.overlapping).all(this.sessionId, lo, hi) as RunRow[];
+    return descending ? [...rest, ...head] : [...head, ...rest];
   }
 
   /**
@@ -217,7 +224,7 @@ export class InstructionRuns {
    */
   page(from: number, runs: number): { seq: number; code: number; effects: Uint8Array | null }[] {
     const out: { seq: number; code: number; effects: Uint8Array | null }[] = [];
-    const rows = [...(this.overlapping.all(this.sessionId, from - MAX_RUN, from) as RunRow[]), ...(this.after.all(this.sessionId, from, runs) as RunRow[])];
+    const rows = [...this.rows(from, from), ...(this.after.all(this.sessionId, from, runs) as RunRow[])];
     for (const r of rows) {
       const ids = parseCodes(r.codes);
       const effects = decodeRunEffects(r.effects, r.count);
