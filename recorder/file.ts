@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { TraceFileError } from './errors.js';
-import { encodeRunEffects, MAX_RUN } from './runs.js';
+import { encodeEffectsList, MAX_RUN } from './runs.js';
 import { EVENT_TABLES, SCHEMA_VERSION, schemaSql } from './schema.js';
 import { NTFLOW_VERSION } from './version.js';
 
@@ -223,12 +223,7 @@ function upgradeToRuns(db: Database.Database): void {
     let run: { seq: number; icount: number; thread: number; codes: number[]; effects: Uint8Array[] } | null = null;
     const flush = () => {
       if (!run) return;
-      const ends = new Uint32Array(run.codes.length);
-      let total = 0;
-      run.effects.forEach((e, i) => (ends[i] = total += e.length));
-      const bytes = new Uint8Array(total);
-      run.effects.forEach((e, i) => bytes.set(e, ends[i] - e.length));
-      insert.run(s.id, run.seq, run.codes.length, run.icount, run.thread, `[${run.codes.join(',')}]`, encodeRunEffects(bytes, ends, 0, run.codes.length, 0));
+      insert.run(s.id, run.seq, run.codes.length, run.icount, run.thread, `[${run.codes.join(',')}]`, encodeEffectsList(run.effects));
       run = null;
     };
     for (let after = -1; ; ) {

@@ -4,4 +4,4 @@ export { openTraceForReading, openTraceForWriting, traceName, TraceFileError } f
 export { SCHEMA_VERSION, schemaSql, EVENT_TABLES, COMMON_COLUMNS, EFFECTS_FORMAT } from './schema.js';
 export { packEffects, unpackEffects, type UnpackedEffects } from './effects.js';
 export { NTFLOW_VERSION } from './version.js';
-export { InstructionRuns, MAX_RUN, decodeRunEffects, encodeRunEffects, effectsAt, instructionsInRangeSql, RunFormatError, type RunEffects } from './runs.js';
+export { InstructionRuns, MAX_RUN, decodeRunEffects, encodeEffectsList, encodeRunEffects, effectsAt, instructionsInRangeSql, RunFormatError, type RunEffects } from './runs.js';

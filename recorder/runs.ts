@@ -47,6 +47,16 @@ export function encodeRunEffects(effects: Uint8Array, ends: Uint32Array, from: n
   return out;
 }
 
+/** Encode a run from each instruction's packed effects (null or empty: it changed nothing but EIP). */
+export function encodeEffectsList(list: (Uint8Array | null)[]): Buffer | null {
+  const ends = new Uint32Array(list.length);
+  let total = 0;
+  list.forEach((e, i) => (ends[i] = total += e?.length ?? 0));
+  const bytes = new Uint8Array(total);
+  list.forEach((e, i) => e && bytes.set(e, ends[i] - e.length));
+  return encodeRunEffects(bytes, ends, 0, list.length, 0);
+}
+
 /** One run's effects decoded: instruction i's packed effects are bytes[starts[i] … starts[i+1]). */
 export interface RunEffects {
   bytes: Uint8Array;

@@ -1,7 +1,7 @@
 // Editing a session's instructions in a trace file, for tests that tamper with the log: the runs
 // (recorder/runs.ts) read as one list of instructions, changed, and written back regrouped.
 import type Database from 'better-sqlite3';
-import { InstructionRuns, MAX_RUN, encodeRunEffects } from '../../recorder/index.js';
+import { InstructionRuns, MAX_RUN, encodeEffectsList } from '../../recorder/index.js';
 
 export interface LoggedInstruction {
   seq: number;
@@ -34,12 +34,7 @@ export function rewriteInstructions(db: Database.Database, sessionId: number, ed
       let n = 1;
       while (i + n < list.length && n < MAX_RUN && list[i + n].seq === list[i].seq + n && list[i + n].thread === list[i].thread && list[i + n].icount === list[i].icount + n) n++;
       const part = list.slice(i, i + n);
-      const ends = new Uint32Array(n);
-      let total = 0;
-      part.forEach((x, k) => (ends[k] = total += x.effects?.length ?? 0));
-      const bytes = new Uint8Array(total);
-      part.forEach((x, k) => x.effects && bytes.set(x.effects, ends[k] - x.effects.length));
-      insert.run(sessionId, list[i].seq, n, list[i].icount, list[i].thread, `[${part.map((x) => x.code).join(',')}]`, encodeRunEffects(bytes, ends, 0, n, 0));
+      insert.run(sessionId, list[i].seq, n, list[i].icount, list[i].thread, `[${part.map((x) => x.code).join(',')}]`, encodeEffectsList(part.map((x) => x.effects)));
       i += n;
     }
   })();
