@@ -7,6 +7,8 @@ export { PhysicalMemory, Mmu, PageFault, PTE_P, PTE_RW, PTE_US, PTE_A, PTE_D, PD
 export { FAMILIES, INSTRUCTION_TABLE } from './cpu/table.js';
 export type * from './events.js';
 export { REG_ID_NAMES } from './events.js';
+export { BATCH_INSTRUCTIONS, type EventBatch, type CodeEntry } from './batches.js';
+export { packEffects, packedSize, unpackEffects, MEMORY_WRITE, TABLE_WRITE, type UnpackedEffects } from './effects.js';
 export { runCase, validateCase, ExecInputError, type ExecCase, type ExecResult } from './exec.js';
 export { assemble, AsmError, type AsmLine, type AsmOptions, type AsmResult } from './asm/index.js';
 export { disassemble, formatBytes, type DisasmLine, type SymbolInfo, type SymbolLookup } from './disasm/index.js';

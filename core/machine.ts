@@ -2,6 +2,7 @@
 // The guest layer (issue B) builds an XP miniature on top of this; `exec` builds a bare one.
 import type { Observable } from 'rxjs';
 import { CPU, type CpuModel, type IoPorts, type StopReason } from './cpu/cpu.js';
+import type { EventBatch } from './batches.js';
 import type { TraceEvent } from './events.js';
 import { PhysicalMemory } from './mmu.js';
 
@@ -25,6 +26,12 @@ export class Machine {
    * `run`; with no subscriber the loop collects nothing and emits nothing.
    */
   readonly events$: Observable<TraceEvent>;
+  /**
+   * The same events in batches (core/batches.ts): instructions in typed-array columns, the others
+   * as objects. A batch ends at every pause or stop of a run and when its columns fill, so a
+   * consumer that keeps everything pays no object per instruction (the recorder subscribes here).
+   */
+  readonly batches$: Observable<EventBatch>;
 
   constructor(options: MachineOptions = {}) {
     const model = options.cpu ?? 'sysenter';
@@ -34,6 +41,7 @@ export class Machine {
     this.mem = new PhysicalMemory(options.memorySize ?? 64 * 1024 * 1024);
     this.cpu = new CPU(this.mem, model);
     this.events$ = this.cpu.events.asObservable();
+    this.batches$ = this.cpu.batches.asObservable();
   }
 
   get io(): IoPorts {
@@ -56,6 +64,8 @@ export class Machine {
 
   /** Complete the event stream (no more events will come). */
   close(): void {
+    this.cpu.flushBatch();
+    this.cpu.batches.complete();
     this.cpu.events.complete();
   }
 }

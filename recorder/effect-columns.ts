@@ -1,12 +1,12 @@
 // The columnar form of a run's effects, what instruction_runs.effects holds before deflate: the
-// packed effects of each instruction (effects.ts) split into a structure column — per instruction
+// packed effects of each instruction (core/effects.ts) split into a structure column — per instruction
 // its number of items, then each item's tag byte — and a value column where each register value
 // is the difference from that register's previous value in the run and each memory address the
 // difference from the end of the previous write (zigzag varints), memory bytes and page-table
 // updates as they are. A loop's counter moving by one, a stack pointer by four and writes to
 // neighbouring addresses become a few repeated bytes that deflate folds away; the packed bytes come
 // back exactly (the tags keep each value's packed width).
-import { MEMORY_WRITE, TABLE_WRITE } from './effects.js';
+import { MEMORY_WRITE, TABLE_WRITE } from '../core/index.js';
 
 const EFLAGS_PACKED = 0x68;
 const REG8 = 0x40;

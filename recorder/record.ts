@@ -6,7 +6,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { Guest, R, SCENARIOS, findScenario, nearestSymbol, scenarioSource, type CpuModel, type GuestOutcome, type ProgramSource } from '../core/index.js';
-import { BatchBuilder } from './batch.js';
+import { BatchMessages } from './batch.js';
 import { SyscallTally } from './syscall-tally.js';
 import { TraceFileError } from './file.js';
 import { NTFLOW_VERSION } from './version.js';
@@ -197,12 +197,19 @@ export async function record(target: RecordTarget, options: RecordOptions): Prom
   if (!Number.isSafeInteger(maxInstructions) || maxInstructions <= 0) {
     throw new RecordInputError(`--max-instructions must be a positive whole number (got ${options.maxInstructions})`);
   }
-  // Boot first: a bad program is reported before the trace file is touched.
-  const guest = Guest.boot({ cpu: resolved.cpu, program: resolved.program, drivers: resolved.drivers });
-  options.onGuest?.(guest);
-  const name = options.name ?? resolved.label;
+  // The writer thread starts (loading SQLite and the disassembler) while the machine boots; a bad
+  // program is still reported before the trace file is touched.
   const shared = options.writer as WriterThread | undefined;
   const writer = shared ?? new WriterThread();
+  let guest: Guest;
+  try {
+    guest = Guest.boot({ cpu: resolved.cpu, program: resolved.program, drivers: resolved.drivers });
+  } catch (e) {
+    if (!shared) await writer.close();
+    throw e;
+  }
+  options.onGuest?.(guest);
+  const name = options.name ?? resolved.label;
   const started = Date.now();
   // The file's size before: the summary's bytes are what this session added.
   let sizeBefore = 0;
@@ -212,8 +219,11 @@ export async function record(target: RecordTarget, options: RecordOptions): Prom
     /* a new file */
   }
   let sessionId = 0;
-  try {
-    const opened = await writer.send({
+  // Not awaited: the machine runs its first slice while the file opens. The writer answers in
+  // order, so a file that cannot be opened fails the first wait for the writer (below).
+  const pending: Promise<FromWriter>[] = [];
+  const opening = writer
+    .send({
       type: 'open',
       path: options.output,
       symbols: symbolRows(guest),
@@ -231,33 +241,39 @@ export async function record(target: RecordTarget, options: RecordOptions): Prom
         startedAt: new Date(started).toISOString(),
         firstThread: guest.kernel.currentThread().id,
       },
+    })
+    .then((opened) => {
+      if (opened.type !== 'opened') throw new Error('writer did not open the trace');
+      sessionId = opened.sessionId;
+      return opened;
     });
-    if (opened.type !== 'opened') throw new Error('writer did not open the trace');
-    sessionId = opened.sessionId;
-  } catch (e) {
-    if (!shared) await writer.close();
-    throw e;
-  }
+  opening.catch(() => {}); // awaited in turn with the batches
+  pending.push(opening);
 
-  const builder = new BatchBuilder();
+  const messages = new BatchMessages();
   // The summary's system calls: every one the syscalls projection will list (recorder/syscall-tally.ts).
   const tally = new SyscallTally(guest.symbols.resolve('nt', 'KiSystemService') ?? -1, guest.machine.cpu.regs[R.EAX]);
   const consoleSummary: ConsoleSummary = { writes: 0, bytes: 0, text: '', truncated: false };
   const debugPrints: SessionSummary['debugPrints'] = [];
-  const sub = guest.events$.subscribe((e) => {
-    builder.add(e);
-    tally.add(e);
-    if (e.type === 'console-output') {
-      consoleSummary.writes++;
-      consoleSummary.bytes += e.bytes;
-      const room = CONSOLE_TEXT_MAX - consoleSummary.text.length;
-      if (e.text.length > room) consoleSummary.truncated = true;
-      consoleSummary.text += e.text.slice(0, Math.max(room, 0));
-    } else if (e.type === 'debug-print' && debugPrints.length < DEBUG_PRINTS_MAX) {
-      debugPrints.push({ text: e.text, mode: e.mode, source: e.source, callerSymbol: e.callerSymbol });
+  // The machine's events in batches (instructions in columns): each goes to the writer thread as
+  // it comes — at every slice's end, or sooner when its columns fill — and the few other events
+  // feed the summary on the way.
+  const sub = guest.batches$.subscribe((b) => {
+    tally.addBatch(b);
+    for (const e of b.others) {
+      if (e.type === 'console-output') {
+        consoleSummary.writes++;
+        consoleSummary.bytes += e.bytes;
+        const room = CONSOLE_TEXT_MAX - consoleSummary.text.length;
+        if (e.text.length > room) consoleSummary.truncated = true;
+        consoleSummary.text += e.text.slice(0, Math.max(room, 0));
+      } else if (e.type === 'debug-print' && debugPrints.length < DEBUG_PRINTS_MAX) {
+        debugPrints.push({ text: e.text, mode: e.mode, source: e.source, callerSymbol: e.callerSymbol });
+      }
     }
+    const { message, transfer } = messages.message(b);
+    pending.push(writer.send(message, transfer));
   });
-  const pending: Promise<FromWriter>[] = [];
   // Checkpoints: the whole memory (its non-zero pages) before the first event, then at every slice
   // the pages written since; time travel starts from the nearest one.
   const mem = guest.machine.mem;
@@ -271,12 +287,8 @@ export async function record(target: RecordTarget, options: RecordOptions): Prom
     pending.push(writer.send(message, [message.pages.buffer as ArrayBuffer, data.buffer as ArrayBuffer]));
   };
   checkpoint(true);
-  const flush = async () => {
-    if (builder.size === 0) return;
-    const { message, transfer } = builder.take();
-    pending.push(writer.send(message, transfer));
-    await writer.drain(MAX_IN_FLIGHT, pending);
-  };
+  // Backpressure: the machine waits while the writer is more than a few messages behind.
+  const flush = () => writer.drain(MAX_IN_FLIGHT, pending);
 
   let outcome: GuestOutcome | null = null;
   let aborted = false;
@@ -286,7 +298,7 @@ export async function record(target: RecordTarget, options: RecordOptions): Prom
       outcome = guest.slice(SLICE);
       await flush();
       if (outcome === null) checkpoint(false);
-      options.onProgress?.({ instructions: guest.machine.cpu.icount, events: builder.totalEvents, syscalls: tally.count, seconds: (Date.now() - started) / 1000 });
+      options.onProgress?.({ instructions: guest.machine.cpu.icount, events: messages.totalEvents, syscalls: tally.count, seconds: (Date.now() - started) / 1000 });
       if (outcome !== null) break;
       if (options.signal?.aborted) {
         aborted = true;
@@ -310,7 +322,7 @@ export async function record(target: RecordTarget, options: RecordOptions): Prom
       });
       if (fin.type === 'finished') bytes = Math.max(fin.bytes - sizeBefore, 0);
     }
-    const instructions = builder.totalInstructions;
+    const instructions = messages.totalInstructions;
     return {
       sessionId,
       file: options.output,
@@ -318,7 +330,7 @@ export async function record(target: RecordTarget, options: RecordOptions): Prom
       status: aborted ? 'incomplete' : 'complete',
       outcome: aborted ? null : outcome,
       instructions,
-      events: builder.totalEvents,
+      events: messages.totalEvents,
       syscalls: tally.count,
       failures: tally.failures,
       console: consoleSummary,

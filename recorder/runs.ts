@@ -7,7 +7,7 @@
 // keep up with the machine.
 //
 // The effects blob: byte 0 is the encoding — 0 stored, 1 raw deflate of what follows — then the
-// instructions' packed effects (effects.ts) in columns (effect-columns.ts): a structure column
+// instructions' packed effects (core/effects.ts) in columns (effect-columns.ts): a structure column
 // (per instruction its number of items and their tags) and a value column (register values as
 // differences from the register's previous value, addresses from the previous write's end).
 import type Database from 'better-sqlite3';

@@ -17,7 +17,7 @@
 //
 // test/analyzer-projections.test.ts compares the two on every built-in scenario, and
 // test/record-summary.test.ts on a program made of the unusual cases.
-import { statusName, type TraceEvent } from '../core/index.js';
+import { statusName, type EventBatch, type TraceEvent } from '../core/index.js';
 
 const EAX = 0; // RegId.EAX in effect lists
 
@@ -34,13 +34,17 @@ interface OpenCall {
 
 interface ThreadCalls {
   stack: OpenCall[];
-  /** The thread's previous instruction: its bytes, address and privilege level. */
-  prev: Uint8Array | null;
-  prevEip: number;
-  prevCpl: number;
+  /** The thread's previous instruction: its code id (-1 none). */
+  prev: number;
   /** EAX after that instruction. */
   eax: number;
 }
+
+const NOT_ENTERING = 0;
+const SYSENTER = 1;
+const INT2E = 2;
+const CALL = 3;
+const ENTERING = { sysenter: SYSENTER, int2e: INT2E, call: CALL } as const;
 
 const PREFIXES = new Set([0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65, 0x66, 0x67, 0xf0, 0xf2, 0xf3]);
 
@@ -77,34 +81,75 @@ export class SyscallTally {
     this.eax = eax >>> 0;
   }
 
-  add(e: TraceEvent): void {
-    if (e.thread !== this.curThread) {
-      this.curThread = e.thread;
-      let s = this.threads.get(e.thread);
-      if (!s) this.threads.set(e.thread, (s = { stack: [], prev: null, prevEip: 0, prevCpl: 0, eax: this.eax }));
+  /** The distinct instructions seen (batches list each once): address, level, length, how it enters. */
+  private readonly codeEip: number[] = [];
+  private readonly codeCpl: number[] = [];
+  private readonly codeLen: number[] = [];
+  private readonly codeEntering: number[] = [];
+
+  /** One batch of the machine's events, instructions and the others merged by seq. */
+  addBatch(b: EventBatch): void {
+    for (const c of b.newCode) {
+      this.codeEip[c.id] = c.eip;
+      this.codeCpl[c.id] = c.cpl;
+      this.codeLen[c.id] = c.bytes.length;
+      const how = entering(c.bytes);
+      this.codeEntering[c.id] = how === null ? NOT_ENTERING : ENTERING[how];
+    }
+    const others = b.others;
+    let o = 0;
+    const ends = b.effectsEnd;
+    const eff = b.effects;
+    for (let i = 0; i < b.count; i++) {
+      const seq = b.seq[i];
+      while (o < others.length && others[o].seq < seq) this.other(others[o++]);
+      // Registers come first in packed effects, in RegId order: EAX, if written, is the first item
+      // (tag 0x00, 0x20 or 0x40 with id 0).
+      const start = i === 0 ? 0 : ends[i - 1];
+      let eax = -1;
+      if (start < ends[i] && (eff[start] & 0x9f) === 0) {
+        const tag = eff[start];
+        eax = tag === 0x40 ? eff[start + 1] : tag === 0x20 ? eff[start + 1] | (eff[start + 2] << 8) : (eff[start + 1] | (eff[start + 2] << 8) | (eff[start + 3] << 16) | (eff[start + 4] << 24)) >>> 0;
+      }
+      this.instruction(b.thread[i], b.code[i], eax);
+    }
+    while (o < others.length) this.other(others[o++]);
+  }
+
+  private thread(id: number): ThreadCalls {
+    if (id !== this.curThread) {
+      this.curThread = id;
+      let s = this.threads.get(id);
+      if (!s) this.threads.set(id, (s = { stack: [], prev: -1, eax: this.eax }));
       this.cur = s;
     }
-    const s = this.cur;
-    switch (e.type) {
-      case 'instruction': {
-        const stack = s.stack;
-        if (stack.length !== 0) {
-          if (e.cpl === 3) while (stack.length !== 0) this.close(stack.pop()!, s.eax);
-          else if (stack[stack.length - 1].resume === e.eip) this.close(stack.pop()!, s.eax);
-        }
-        if (s.prev !== null && e.cpl === 0) {
-          const how = entering(s.prev);
-          if (how === 'sysenter' || how === 'int2e' || (how === 'call' && e.eip === this.kiSystemService)) {
-            stack.push({ resume: s.prevCpl === 3 ? -1 : (s.prevEip + s.prev.length) >>> 0, counted: false, inRange: null, dispatched: null, entered: false });
-          }
-        }
-        this.effects(e.regs);
-        s.prev = e.bytes;
-        s.prevEip = e.eip;
-        s.prevCpl = e.cpl;
-        s.eax = this.eax;
-        return;
+    return this.cur;
+  }
+
+  /** An instruction retired: its code id, and EAX after it (-1: unchanged). */
+  private instruction(thread: number, code: number, eax: number): void {
+    const s = this.thread(thread);
+    const stack = s.stack;
+    const cpl = this.codeCpl[code];
+    const eip = this.codeEip[code];
+    if (stack.length !== 0) {
+      if (cpl === 3) while (stack.length !== 0) this.close(stack.pop()!, s.eax);
+      else if (stack[stack.length - 1].resume === eip) this.close(stack.pop()!, s.eax);
+    }
+    if (s.prev >= 0 && cpl === 0) {
+      const how = this.codeEntering[s.prev];
+      if (how === SYSENTER || how === INT2E || (how === CALL && eip === this.kiSystemService)) {
+        stack.push({ resume: this.codeCpl[s.prev] === 3 ? -1 : (this.codeEip[s.prev] + this.codeLen[s.prev]) >>> 0, counted: false, inRange: null, dispatched: null, entered: false });
       }
+    }
+    if (eax >= 0) this.eax = eax;
+    s.prev = code;
+    s.eax = this.eax;
+  }
+
+  private other(e: TraceEvent): void {
+    const s = this.thread(e.thread);
+    switch (e.type) {
       case 'exception':
         this.effects(e.regs);
         return;

@@ -1,7 +1,7 @@
 // The packed effects of the trace file: every form round-trips, and the compact forms are used.
 import t from 'tap';
 import { packEffects, unpackEffects } from '../recorder/index.js';
-import { packedSize } from '../recorder/effects.js';
+import { packedSize } from '../core/index.js';
 
 const pack = (regs: number[], writes: number[] = [], tableWrites: number[] = []) => {
   const e = { regs, writes, tableWrites };

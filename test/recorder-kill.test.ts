@@ -17,19 +17,18 @@ import { cliArgs, ntflow as runCli } from './util/cli.js';
 const dir = mkdtempSync(join(tmpdir(), 'ntflow-kill-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 
-// About 50 M instructions: far longer than any test waits.
+// A loop that never ends on its own (the instruction limit is 10^12): every recording here is
+// stopped by the test, however fast the recorder gets.
 const LONG = join(dir, 'long.asm');
 writeFileSync(
   LONG,
   `; ntflow: user
-; A long loop: 2 instructions per pass, 25 M passes.
+; A loop without end: 2 instructions per pass.
 start:
     mov ecx, 25000000
 .again:
     dec ecx
-    jnz .again
-    xor eax, eax
-    ret
+    jmp .again
 `,
 );
 
@@ -41,7 +40,7 @@ interface Running {
 }
 
 function startRecording(file: string, extra: string[] = []): Running {
-  const child = spawn(...cliArgs(['record', LONG, '-o', file, '--max-instructions', '100000000', ...extra]), { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(...cliArgs(['record', LONG, '-o', file, '--max-instructions', '1000000000000', ...extra]), { stdio: ['ignore', 'pipe', 'pipe'] });
   const r: Running = {
     child,
     stdout: '',

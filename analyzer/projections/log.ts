@@ -139,7 +139,7 @@ export interface LogContext {
   /** Address of module!name in the session's guest symbols (undefined when absent). */
   symbolAddress(module: string, name: string): number | undefined;
   /**
-   * A register's value after event `seq` (0 EAX … 7 EDI, see recorder/effects.ts), from the
+   * A register's value after event `seq` (0 EAX … 7 EDI, see core/effects.ts), from the
    * recorded effects: the last write at or before `seq`, else the nearest checkpoint's CPU state.
    */
   registerAfter(seq: number, reg: number): number | null;

@@ -3,6 +3,7 @@
 // in the family files under ops/; privilege-changing microcode (sysenter, sysexit, int, iret) is
 // here because it is where ring transitions and MSR reads are reported.
 import { Subject } from 'rxjs';
+import { BatchCollector, type EventBatch } from '../batches.js';
 import { Mnemonic } from 'iced-x86';
 import type {
   MsrSource,
@@ -222,8 +223,15 @@ export class CPU {
 
   // --- events -------------------------------------------------------------------------------
   readonly events = new Subject<TraceEvent>();
-  /** True while someone subscribes: the loop then collects effects and emits per instruction. */
+  /** The same events in batches, instructions in columns (core/batches.ts). */
+  readonly batches = new Subject<EventBatch>();
+  /** True while someone subscribes to either: the loop then collects effects. */
   tracing = false;
+  /** events has subscribers: an object per instruction. */
+  private perEvent = false;
+  /** batches has subscribers: each instruction into the collector's columns. */
+  private batching = false;
+  private collector: BatchCollector | null = null;
   seq = 0;
   /** Guest thread id stamped on events (the guest layer sets it on thread switches). */
   threadId = 0;
@@ -1367,7 +1375,10 @@ export class CPU {
     this.limit = this.icount + maxInstructions;
     this.stop = null;
     this.running = true;
-    this.tracing = this.events.observed;
+    this.perEvent = this.events.observed;
+    this.batching = this.batches.observed;
+    if (this.batching) this.collector ??= new BatchCollector((b) => this.batches.next(b));
+    this.tracing = this.perEvent || this.batching;
     if (this.tracing) this.resetTraceBase();
     this.mmu.onTableWrite = this.tracing ? (p, v) => this.traceTableWrites.push(p, v >>> 0) : null;
   }
@@ -1393,13 +1404,17 @@ export class CPU {
         }
       }
       if (this.icount >= limit && this.running) {
-        if (limit < this.limit) return null;
+        if (limit < this.limit) {
+          if (this.batching) this.collector!.flush();
+          return null;
+        }
         this.halt({ kind: 'instruction-limit' });
       }
     }
     const stop: StopReason = this.stop ?? { kind: 'stopped' };
     // After the stopping instruction's own event (hlt retires, then the machine stops).
     if (this.tracing) this.emit({ type: 'machine-stop', reason: stop.kind, detail: stop.detail ?? null, ...this.base() });
+    if (this.batching) this.collector!.flush();
     return stop;
   }
 
@@ -1490,10 +1505,22 @@ export class CPU {
     }
   }
 
-  /** The instruction event of a retired instruction, with the effects collected since the last event. */
+  /**
+   * A retired instruction, with the effects collected since the last event: into the batch's
+   * columns, and as an event object for events$ subscribers (the lists are handed to the object;
+   * without one they are emptied and reused).
+   */
   private emitRetired(eip: number, cpl: number, icount: number, op: Op): void {
-    let regs: readonly number[] = this.spareRegs;
     this.diffRegs(this.spareRegs);
+    if (this.batching) this.collector!.instruction(this.seq, icount, cpl, eip >>> 0, this.threadId, op, this.spareRegs, this.traceWrites, this.traceTableWrites);
+    if (!this.perEvent) {
+      this.seq++;
+      if (this.spareRegs.length !== 0) this.spareRegs.length = 0;
+      if (this.traceWrites.length !== 0) this.traceWrites.length = 0;
+      if (this.traceTableWrites.length !== 0) this.traceTableWrites.length = 0;
+      return;
+    }
+    let regs: readonly number[] = this.spareRegs;
     if (regs.length === 0) regs = NO_EFFECTS;
     else this.spareRegs = [];
     let writes: readonly number[] = this.traceWrites;
@@ -1603,7 +1630,13 @@ export class CPU {
 
   /** Emit an event built by the caller with `...this.base()` (only call while tracing). */
   emit(e: TraceEvent): void {
+    if (this.batching) this.collector!.other(e);
     this.events.next(e);
+  }
+
+  /** Hand out the batch so far (the machine closing). */
+  flushBatch(): void {
+    this.collector?.flush();
   }
   private emitRaw(e: TraceEvent): void {
     this.events.next(e);

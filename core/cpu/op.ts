@@ -61,6 +61,8 @@ export class Op {
   sub = 0;
   /** WinDbg-style text, filled on first request. */
   text: string | null = null;
+  /** The code id a batch gave its last execution (core/batches.ts), -1 before any. */
+  traceCode = -1;
 
   constructor(exec: Handler) {
     this.exec = exec;

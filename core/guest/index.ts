@@ -3,6 +3,7 @@
 import type { Observable } from 'rxjs';
 import type { CpuModel, StopReason } from '../cpu/cpu.js';
 import { EmulatorError } from '../cpu/faults.js';
+import type { EventBatch } from '../batches.js';
 import type { TraceEvent } from '../events.js';
 import type { Machine } from '../machine.js';
 import { MachineStopped, type Kernel, type Outcome } from './kernel.js';
@@ -47,6 +48,11 @@ export class Guest {
 
   get events$(): Observable<TraceEvent> {
     return this.machine.events$;
+  }
+
+  /** The same events in batches (Machine.batches$). */
+  get batches$(): Observable<EventBatch> {
+    return this.machine.batches$;
   }
 
   /** Run until the program exits, faults, the system bug-checks, or `maxInstructions` retire. */

@@ -1,11 +1,13 @@
-// The packed form of an event's effects (exceptions.effects; each instruction's in instruction_runs.effects):
+// The packed form of an event's effects: how the machine hands each instruction's effects to a
+// batch consumer (batches$, core/batches.ts) and how the trace keeps them (exceptions.effects;
+// each instruction's, in columns, in instruction_runs.effects):
 //   register:   1 byte RegId (0-18), 4 bytes value LE; or 0x20|RegId with 2 bytes when the value
 //               is below 0x10000, 0x40|RegId with 1 byte below 0x100; EFLAGS holding only CF PF AF
 //               ZF SF OF IF DF (and the fixed bit 1) is 0x68 + 1 byte of those eight bits
 //   memory:     1 byte 0x80 | size (1, 2, 4), 4 bytes linear address LE, `size` bytes value LE
 //   page table: 1 byte 0xC0, 4 bytes physical address LE, 4 bytes value LE (accessed/dirty bits)
 // Replaying every row's effects in seq order rebuilds registers and memory (the analyzer does).
-import type { Effects } from '../core/index.js';
+import type { Effects } from './events.js';
 
 export const MEMORY_WRITE = 0x80;
 export const TABLE_WRITE = 0xc0;
@@ -17,10 +19,9 @@ const EFLAGS_ID = 8;
 const FLAG_BITS = [0, 2, 4, 6, 7, 11, 9, 10]; // CF PF AF ZF SF OF IF DF
 const FLAG_MASK = FLAG_BITS.reduce((m, b) => m | (1 << b), 0) | 2;
 
+/** FLAG_BITS gathered into one byte, written out: it runs for nearly every instruction recorded. */
 function packFlags(v: number): number {
-  let b = 0;
-  FLAG_BITS.forEach((bit, i) => (b |= ((v >>> bit) & 1) << i));
-  return b;
+  return (v & 1) | ((v >>> 1) & 2) | ((v >>> 2) & 4) | ((v >>> 3) & 8) | ((v >>> 3) & 0x10) | ((v >>> 6) & 0x20) | ((v >>> 3) & 0x40) | ((v >>> 3) & 0x80);
 }
 function unpackFlags(b: number): number {
   let v = 2;
@@ -41,8 +42,18 @@ export function packedSize(e: Effects): number {
   return n;
 }
 
+/** At most this many bytes for these effect lists (a bound that needs no look at the values). */
+export function packedBound(regs: readonly number[], writes: readonly number[], tableWrites: readonly number[]): number {
+  return (regs.length >> 1) * 5 + (writes.length / 3) * 9 + (tableWrites.length >> 1) * 9;
+}
+
 /** Write the packed effects into `out` at `at`; returns the new offset. */
 export function packEffects(e: Effects, out: Uint8Array, at: number): number {
+  return packLists(e.regs, e.writes, e.tableWrites, out, at);
+}
+
+/** packEffects from the three lists themselves (the machine's batches pack without an event object). */
+export function packLists(r: readonly number[], w: readonly number[], t: readonly number[], out: Uint8Array, at: number): number {
   const put32 = (v: number) => {
     out[at] = v;
     out[at + 1] = v >>> 8;
@@ -50,7 +61,6 @@ export function packEffects(e: Effects, out: Uint8Array, at: number): number {
     out[at + 3] = v >>> 24;
     at += 4;
   };
-  const r = e.regs;
   for (let i = 0; i < r.length; i += 2) {
     const v = r[i + 1];
     if (r[i] === EFLAGS_ID && (v & ~FLAG_MASK) === 0) {
@@ -68,7 +78,6 @@ export function packEffects(e: Effects, out: Uint8Array, at: number): number {
       put32(v);
     }
   }
-  const w = e.writes;
   for (let i = 0; i < w.length; i += 3) {
     const size = w[i + 1];
     out[at++] = MEMORY_WRITE | size;
@@ -76,7 +85,6 @@ export function packEffects(e: Effects, out: Uint8Array, at: number): number {
     const v = w[i + 2];
     for (let b = 0; b < size; b++) out[at++] = (v >>> (8 * b)) & 0xff;
   }
-  const t = e.tableWrites;
   for (let i = 0; i < t.length; i += 2) {
     out[at++] = TABLE_WRITE;
     put32(t[i]);
