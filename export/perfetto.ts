@@ -9,7 +9,8 @@
 // entering instruction to the return, which need not nest with the frames around it. Flow arrows
 // (flow_ids / terminating_flow_ids) go from each system call to its service routine's frame and on
 // to the return. One trusted_packet_sequence_id; nothing is interned, so no incremental state.
-import protobuf from 'protobufjs';
+import { createRequire } from 'node:module';
+import type protobuf from 'protobufjs';
 import { readTimeline, TS_UNIT, type Args, type FlowRef, type Slice, type Timeline } from './model.js';
 import type { ExportRequest, ExportSink, ExportStats } from './types.js';
 
@@ -93,7 +94,9 @@ const TYPE = { begin: 1, end: 2, instant: 3 } as const;
 let traceType: protobuf.Type | null = null;
 /** The Trace message type of PERFETTO_PROTO (parsed once). */
 export function perfettoTraceType(): protobuf.Type {
-  traceType ??= protobuf.parse(PERFETTO_PROTO, { keepCase: true }).root.lookupType('perfetto.protos.Trace');
+  // protobufjs loads on the first Perfetto export only (its import costs every command ~60 ms at start).
+  const pb = createRequire(import.meta.url)('protobufjs') as typeof protobuf;
+  traceType ??= pb.parse(PERFETTO_PROTO, { keepCase: true }).root.lookupType('perfetto.protos.Trace');
   return traceType;
 }
 

@@ -5,7 +5,7 @@
 // @ts-ignore -- d3 7 ships no type declarations and @types/d3 is not a dependency; the small
 // part of the selection API used here is typed below.
 import * as d3untyped from 'd3';
-import { parseHTML } from 'linkedom';
+import { createRequire } from 'node:module';
 import { fitText, textWidth } from './text-width.js';
 import type { FlameLayout, GraphLayout, LaidStep, SequenceLayout } from './types.js';
 import { failedLine } from './layout-charts.js';
@@ -44,9 +44,15 @@ export const COLORS = {
   text: '#1b1f23',
 } as const;
 
+// linkedom (the server-side DOM) loads on the first drawing, through its CommonJS build: importing
+// it costs about 0.2 s, which every other command (record, query, …) would pay at start.
+type ParseHtml = typeof import('linkedom').parseHTML;
+let parseHtml: ParseHtml | null = null;
+const loadParseHtml = (): ParseHtml => (parseHtml ??= (createRequire(import.meta.url)('linkedom') as { parseHTML: ParseHtml }).parseHTML);
+
 /** A fresh <svg> in a server-side document, with the arrow markers every diagram uses. */
 function newSvg(width: number, height: number, kind: string): Selection {
-  const { document } = parseHTML('<!doctype html><html><head></head><body></body></html>');
+  const { document } = loadParseHtml()('<!doctype html><html><head></head><body></body></html>');
   const svg = d3
     .select(document.body)
     .append('svg')
