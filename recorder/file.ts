@@ -5,6 +5,7 @@ import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, read
 import { dirname, resolve } from 'node:path';
 import { TraceFileError } from './errors.js';
 import { encodeEffectsList, MAX_RUN } from './runs.js';
+import { BlockEncoder, type NewBlock } from './blocks.js';
 import { EVENT_TABLES, SCHEMA_VERSION, schemaSql } from './schema.js';
 import { NTFLOW_VERSION } from './version.js';
 
@@ -192,28 +193,81 @@ const UPGRADES: Record<number, (db: Database.Database) => void> = {
   },
   // Schema 5: instructions in runs (recorder/runs.ts) instead of one instruction_log row each.
   4: upgradeToRuns,
+  // Schema 6: a run lists its instructions as straight-line blocks with repeat counts (recorder/blocks.ts).
+  5: upgradeToBlocks,
 };
 
 /** The oldest schema readers open as it is; older files are upgraded when first opened. */
-const READABLE_SINCE = 5;
+const READABLE_SINCE = 6;
+
+/** instruction_runs as schema 5 made it: a JSON array of code ids per run (upgradeToBlocks rewrites it). */
+const SCHEMA_5_RUNS = `CREATE TABLE instruction_runs (
+  session_id INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  count INTEGER NOT NULL,
+  icount INTEGER NOT NULL,
+  thread_id INTEGER NOT NULL,
+  codes TEXT NOT NULL,
+  effects BLOB,
+  PRIMARY KEY (session_id, seq)
+) WITHOUT ROWID`;
+
+/**
+ * Schema 5 → 6: each run's JSON array of code ids becomes its block items, the blocks stored once
+ * per session in code_blocks (numbered in the order they first run, as the recorder numbers them);
+ * the effects are kept as they are. Then the views are made anew.
+ */
+function upgradeToBlocks(db: Database.Database): void {
+  const statements = schemaSql();
+  const make = (prefix: string) => db.exec(statements.find((s) => s.startsWith(prefix))!);
+  db.exec('DROP VIEW IF EXISTS events');
+  db.exec('DROP VIEW IF EXISTS instructions');
+  const hasCodes = db.prepare("SELECT 1 FROM pragma_table_info('instruction_runs') WHERE name = 'codes'").get() !== undefined;
+  if (hasCodes) {
+    db.exec('ALTER TABLE instruction_runs RENAME TO instruction_runs_v5');
+    make('CREATE TABLE code_blocks (');
+    make('CREATE TABLE counting (');
+    make('WITH RECURSIVE numbers');
+    make('CREATE TABLE instruction_runs (');
+    const insertRun = db.prepare('INSERT INTO instruction_runs (session_id, seq, count, icount, thread_id, blocks, effects) VALUES (?, ?, ?, ?, ?, ?, ?)');
+    const insertBlock = db.prepare('INSERT INTO code_blocks (session_id, id, codes, length) VALUES (?, ?, ?, ?)');
+    const page = db.prepare('SELECT seq, count, icount, thread_id, codes, effects FROM instruction_runs_v5 WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT 1024').raw();
+    const codeRows = db.prepare('SELECT id, eip, length(bytes) FROM code WHERE session_id = ?').raw();
+    for (const id of db.prepare('SELECT id FROM sessions ORDER BY id').pluck().all() as number[]) {
+      const blocks = new BlockEncoder();
+      for (const [code, eip, length] of codeRows.all(id) as [number, number, number][]) blocks.addCode(code, eip, length);
+      for (let after = -1; ; ) {
+        const rows = page.all(id, after) as [number, number, number, number, string, Uint8Array | null][];
+        if (rows.length === 0) break;
+        for (const [seq, count, icount, thread, codes, effects] of rows) {
+          const ids = JSON.parse(codes) as number[];
+          if (ids.length !== count) throw new TraceFileError(`the instruction run at seq ${seq} of session ${id} lists ${ids.length} instructions, not ${count}; the trace file is damaged: restore it from a copy or record it again`);
+          const fresh: NewBlock[] = [];
+          const items = blocks.encode(ids, 0, count, fresh);
+          for (const b of fresh) insertBlock.run(id, b.id, b.codes, b.length);
+          insertRun.run(id, seq, count, icount, thread, items, effects);
+        }
+        after = rows[rows.length - 1][0];
+      }
+    }
+    db.exec('DROP TABLE instruction_runs_v5');
+  }
+  make('CREATE VIEW instructions');
+  make('CREATE VIEW events');
+}
 
 /**
  * Schema 4 → 5: every session's instruction_log rows regrouped into instruction_runs — each row's
  * icount and thread taken from the last other event before it (event_marks), as the old
- * instructions view did — then instruction_log dropped and the views made anew.
+ * instructions view did — then instruction_log dropped (upgradeToBlocks, next, makes the views).
  */
 function upgradeToRuns(db: Database.Database): void {
-  const statements = schemaSql();
   db.exec('DROP VIEW IF EXISTS events');
   db.exec('DROP VIEW IF EXISTS instructions');
   const hasLog = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'instruction_log'").get() !== undefined;
-  if (!hasLog) {
-    // Runs already (a file whose version row was set back by hand): only the views are made anew.
-    db.exec(statements.find((s) => s.startsWith('CREATE VIEW instructions'))!);
-    db.exec(statements.find((s) => s.startsWith('CREATE VIEW events'))!);
-    return;
-  }
-  db.exec(statements.find((s) => s.startsWith('CREATE TABLE instruction_runs ('))!);
+  // Runs already (a file whose version row was set back by hand): the next step makes the views.
+  if (!hasLog) return;
+  db.exec(SCHEMA_5_RUNS);
   const insert = db.prepare('INSERT INTO instruction_runs (session_id, seq, count, icount, thread_id, codes, effects) VALUES (?, ?, ?, ?, ?, ?, ?)');
   const sessions = db.prepare('SELECT id, first_thread FROM sessions ORDER BY id').all() as { id: number; first_thread: number }[];
   const page = db.prepare('SELECT seq, code_id, effects FROM instruction_log WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT 65536').raw();
@@ -246,8 +300,7 @@ function upgradeToRuns(db: Database.Database): void {
     flush();
   }
   db.exec('DROP TABLE instruction_log');
-  db.exec(statements.find((s) => s.startsWith('CREATE VIEW instructions'))!);
-  db.exec(statements.find((s) => s.startsWith('CREATE VIEW events'))!);
+  // The views come with schema 6 (upgradeToBlocks), the step that always follows.
 }
 
 function pragmasForWriting(db: Database.Database): void {

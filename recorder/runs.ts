@@ -1,7 +1,8 @@
-// Instruction runs: how the trace stores instructions (schema 5). A run is up to MAX_RUN
+// Instruction runs: how the trace stores instructions (schema 5; schema 6 lists a run's
+// instructions as straight-line blocks with repeat counts, blocks.ts). A run is up to MAX_RUN
 // consecutive instruction events with no other event between them — so one thread, seq and icount
-// both counting up by one — stored as one row of instruction_runs: the code ids as a JSON array
-// (core SQLite's json_each expands it: the `instructions` view needs no extension) and every
+// both counting up by one — stored as one row of instruction_runs: its instructions as block items
+// (core SQLite's json_each expands them: the `instructions` view needs no extension) and every
 // instruction's effects in one encoded blob, which only ntflow decodes (run_effects in
 // `ntflow query`). Writing one row per run instead of one per instruction is what lets recording
 // keep up with the machine.
@@ -12,6 +13,7 @@
 // differences from the register's previous value, addresses from the previous write's end).
 import type Database from 'better-sqlite3';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import { BlockFormatError, EXPAND_RUNS_SQL, RUN_CODE_SQL, RUN_INDEX_SQL, expandBlocks } from './blocks.js';
 import { ColumnsError, fromColumns, toColumns } from './effect-columns.js';
 import { TraceFileError } from './errors.js';
 
@@ -22,8 +24,12 @@ const STORED = 0;
 const DEFLATED = 1;
 /** Runs whose columns are shorter than this are stored as they are (deflate cannot win much there). */
 const DEFLATE_FROM = 64;
-/** zlib's level: 6 saves a tenth of the bytes level 1 leaves, on the writer's thread. */
-const DEFLATE_LEVEL = 6;
+/**
+ * zlib's level: on the 2 M-instruction loop's columns level 3 takes 0.6 of level 6's time for 3 %
+ * more bytes (level 1 is slower than 3 on them, and larger); the writer's thread is the recorder's
+ * bottleneck.
+ */
+const DEFLATE_LEVEL = 3;
 
 /**
  * Encode the effects of `count` instructions: `ends[i]` is the end offset of instruction i's
@@ -64,10 +70,10 @@ export interface RunEffects {
   starts: Uint32Array;
 }
 
-/** A run's effects blob that is not what ntflow writes: the file is damaged (a one-line error, like any damaged trace). */
+/** A run's effects blob or block list that is not what ntflow writes: the file is damaged (a one-line error, like any damaged trace). */
 export class RunFormatError extends TraceFileError {
-  constructor(what: string) {
-    super(`an instruction run's effects are damaged (${what}); the trace file is damaged: restore it from a copy or record it again`);
+  constructor(what: string, part: 'effects' | 'list' = 'effects') {
+    super(`an instruction run's ${part === 'effects' ? 'effects are' : 'instruction list is'} damaged (${what}); the trace file is damaged: restore it from a copy or record it again`);
   }
 }
 
@@ -101,15 +107,10 @@ export function effectsAt(run: RunEffects | null, i: number): Uint8Array | null 
   return e > s ? run.bytes.subarray(s, e) : null;
 }
 
-/** The code ids of a run's JSON array. */
-export function parseCodes(codes: string): number[] {
-  return JSON.parse(codes) as number[];
-}
-
 interface RunRow {
   seq: number;
   count: number;
-  codes: string;
+  blocks: string;
   effects: Uint8Array | null;
 }
 
@@ -125,12 +126,16 @@ export class InstructionRuns {
   private readonly lastStmt: Database.Statement;
   private readonly countStmt: Database.Statement;
   private readonly runAtStmt: Database.Statement;
+  private readonly blockStmt: Database.Statement;
+  /** The session's blocks read so far: id → code ids. */
+  private readonly blocks = new Map<number, number[]>();
 
   constructor(
     db: Database.Database,
     readonly sessionId: number,
   ) {
-    const cols = 'seq, count, codes, effects';
+    const cols = 'seq, count, blocks, effects';
+    this.blockStmt = db.prepare('SELECT codes FROM code_blocks WHERE session_id = ? AND id = ?').pluck();
     this.holding = db.prepare(`SELECT ${cols} FROM instruction_runs WHERE session_id = ? AND seq <= ? ORDER BY seq DESC LIMIT 1`);
     this.overlapping = db.prepare(`SELECT ${cols} FROM instruction_runs WHERE session_id = ? AND seq > ? AND seq <= ? ORDER BY seq`);
     this.overlappingDesc = db.prepare(`SELECT ${cols} FROM instruction_runs WHERE session_id = ? AND seq > ? AND seq <= ? ORDER BY seq DESC`);
@@ -138,6 +143,32 @@ export class InstructionRuns {
     this.lastStmt = db.prepare('SELECT seq + count - 1 FROM instruction_runs WHERE session_id = ? ORDER BY seq DESC LIMIT 1').pluck();
     this.countStmt = db.prepare('SELECT coalesce(sum(count), 0) FROM instruction_runs WHERE session_id = ?').pluck();
     this.runAtStmt = db.prepare('SELECT seq, count, icount, thread_id AS thread FROM instruction_runs WHERE session_id = ? AND seq <= ? ORDER BY seq DESC LIMIT 1');
+  }
+
+  /** A run's code ids, one per instruction (its blocks expanded). */
+  private codesOf(r: RunRow): number[] {
+    try {
+      return expandBlocks(r.blocks, r.count, (id) => this.block(id));
+    } catch (e) {
+      if (e instanceof BlockFormatError) throw new RunFormatError(`the run at seq ${r.seq}: ${e.message}`, 'list');
+      throw e;
+    }
+  }
+
+  private block(id: number): number[] | undefined {
+    let codes = this.blocks.get(id);
+    if (codes === undefined) {
+      const text = this.blockStmt.get(this.sessionId, id) as string | undefined;
+      if (text === undefined) return undefined;
+      try {
+        codes = JSON.parse(text) as number[];
+      } catch {
+        throw new BlockFormatError(`block ${id}'s codes are not JSON`);
+      }
+      if (!Array.isArray(codes) || codes.length === 0) throw new BlockFormatError(`block ${id}'s codes are not a non-empty JSON array`);
+      this.blocks.set(id, codes);
+    }
+    return codes;
   }
 
   /** The last run starting at or before seq (it holds seq when seq < its seq + count). */
@@ -174,7 +205,7 @@ export class InstructionRuns {
       const from = Math.max(0, lo - r.seq);
       const to = Math.min(r.count, hi - r.seq + 1);
       if (from >= to) continue;
-      const ids = parseCodes(r.codes);
+      const ids = this.codesOf(r);
       out.push({ seq: r.seq + from, codes: from === 0 && to === r.count ? ids : ids.slice(from, to) });
     }
     return out;
@@ -185,7 +216,7 @@ export class InstructionRuns {
     const seqs: number[] = [];
     const codes: number[] = [];
     for (const r of this.rows(lo, hi)) {
-      const ids = parseCodes(r.codes);
+      const ids = this.codesOf(r);
       const from = Math.max(0, lo - r.seq);
       const to = Math.min(r.count - 1, hi - r.seq);
       for (let i = from; i <= to; i++) {
@@ -201,7 +232,7 @@ export class InstructionRuns {
     const r = this.rows(seq, seq, true)[0]; // the last run starting at or before seq
     if (!r || seq >= r.seq + r.count) return undefined;
     const i = seq - r.seq;
-    return { code: parseCodes(r.codes)[i], effects: effectsAt(decodeRunEffects(r.effects, r.count), i) };
+    return { code: this.codesOf(r)[i], effects: effectsAt(decodeRunEffects(r.effects, r.count), i) };
   }
 
   /**
@@ -236,7 +267,7 @@ export class InstructionRuns {
     const out: { seq: number; code: number; effects: Uint8Array | null }[] = [];
     const rows = [...this.rows(from, from), ...(this.after.all(this.sessionId, from, runs) as RunRow[])];
     for (const r of rows) {
-      const ids = parseCodes(r.codes);
+      const ids = this.codesOf(r);
       const effects = decodeRunEffects(r.effects, r.count);
       for (let i = Math.max(0, from - r.seq); i < r.count; i++) out.push({ seq: r.seq + i, code: ids[i], effects: effectsAt(effects, i) });
     }
@@ -247,7 +278,7 @@ export class InstructionRuns {
   first(after: number, test: (code: number) => boolean, limit = Infinity): number | null {
     // The run holding `after`, then the following runs a batch at a time.
     for (const r of this.rows(after + 1, after + 1)) {
-      const ids = parseCodes(r.codes);
+      const ids = this.codesOf(r);
       for (let i = Math.max(0, after + 1 - r.seq); i < r.count; i++) {
         if (r.seq + i >= limit) return null;
         if (test(ids[i])) return r.seq + i;
@@ -259,7 +290,7 @@ export class InstructionRuns {
       if (rows.length === 0) return null;
       for (const r of rows) {
         if (r.seq <= after) continue;
-        const ids = parseCodes(r.codes);
+        const ids = this.codesOf(r);
         for (let i = 0; i < r.count; i++) {
           if (r.seq + i >= limit) return null;
           if (test(ids[i])) return r.seq + i;
@@ -272,6 +303,6 @@ export class InstructionRuns {
 
 /** SQL for the instructions of one session in a seq range, as (seq, code_id) rows: for ntflow's own queries. */
 export function instructionsInRangeSql(session: string, lo: string, hi: string): string {
-  return `(SELECT r.seq + j.key AS seq, j.value AS code_id FROM instruction_runs r, json_each(r.codes) j
-      WHERE r.session_id = ${session} AND r.seq > (${lo}) - ${MAX_RUN} AND r.seq <= (${hi}) AND r.seq + j.key BETWEEN (${lo}) AND (${hi}))`;
+  return `(SELECT r.seq + ${RUN_INDEX_SQL} AS seq, ${RUN_CODE_SQL} AS code_id FROM instruction_runs r ${EXPAND_RUNS_SQL}
+      WHERE r.session_id = ${session} AND r.seq > (${lo}) - ${MAX_RUN} AND r.seq <= (${hi}) AND r.seq + ${RUN_INDEX_SQL} BETWEEN (${lo}) AND (${hi}))`;
 }

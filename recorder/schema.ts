@@ -2,8 +2,10 @@
 // SQLite keeps in the file (so each trace carries its own documentation), the event type each
 // typed table holds, and how an event's fields become its columns.
 import type { TraceEvent } from '../core/index.js';
+import { EXPAND_RUNS_SQL, RUN_CODE_SQL, RUN_INDEX_SQL } from './blocks.js';
+import { MAX_RUN } from './runs.js';
 
-export const SCHEMA_VERSION = 5;
+export const SCHEMA_VERSION = 6;
 
 type SqlType = 'INTEGER' | 'TEXT' | 'BLOB';
 export interface Column {
@@ -339,7 +341,7 @@ export function schemaSql(): string[] {
     `CREATE TABLE code (
   -- each distinct instruction a session executed, stored once and shared by every execution of it
   session_id INTEGER NOT NULL, -- the session (sessions.id)
-  id INTEGER NOT NULL, -- the code id instruction_runs.codes lists
+  id INTEGER NOT NULL, -- the code id code_blocks.codes lists
   eip INTEGER NOT NULL, -- its linear address
   bytes BLOB NOT NULL, -- its bytes
   cpl INTEGER NOT NULL, -- the privilege level it ran at
@@ -347,14 +349,27 @@ export function schemaSql(): string[] {
   symbol TEXT, -- module!Name+0xOffset of the address (NULL outside every module)
   PRIMARY KEY (session_id, id)
 ) WITHOUT ROWID`,
+    `CREATE TABLE code_blocks (
+  -- straight-line blocks of instructions (each at the address where the one before it ended), each distinct one stored once per session; instruction_runs.blocks lists them
+  session_id INTEGER NOT NULL, -- the session (sessions.id)
+  id INTEGER NOT NULL, -- the block id instruction_runs.blocks lists
+  codes TEXT NOT NULL, -- its instructions in order, a JSON array of code ids (code.id)
+  length INTEGER NOT NULL, -- how many (json_array_length(codes))
+  PRIMARY KEY (session_id, id)
+) WITHOUT ROWID`,
+    `CREATE TABLE counting (
+  -- the whole numbers 0 … ${MAX_RUN - 1}: the instructions view expands a block's repeats with it (core SQLite has no series function)
+  n INTEGER PRIMARY KEY -- a number
+)`,
+    `WITH RECURSIVE numbers(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM numbers WHERE n < ${MAX_RUN - 1}) INSERT INTO counting (n) SELECT n FROM numbers`,
     `CREATE TABLE instruction_runs (
-  -- the retired instructions ('instruction' events), in runs: up to 4096 consecutive instructions with no other event between them (so one thread), one row; the instructions view expands them
+  -- the retired instructions ('instruction' events), in runs: up to ${MAX_RUN} consecutive instructions with no other event between them (so one thread), one row; the instructions view expands them
   session_id INTEGER NOT NULL, -- the session (sessions.id)
   seq INTEGER NOT NULL, -- the first instruction's event number: the run holds events seq … seq+count-1
-  count INTEGER NOT NULL, -- instructions in the run (1 … 4096)
+  count INTEGER NOT NULL, -- instructions in the run (1 … ${MAX_RUN})
   icount INTEGER NOT NULL, -- instructions retired before the first (the k-th instruction of the run has icount + k)
   thread_id INTEGER NOT NULL, -- the guest thread that ran them
-  codes TEXT NOT NULL, -- the instructions, a JSON array of code ids (code.id: address, bytes, privilege level, disassembly), one per instruction in order: json_each(codes) gives key k (the k-th, seq + k) and value (the code id)
+  blocks TEXT NOT NULL, -- the instructions, a JSON array of items [offset, block, times]: from the run's offset-th instruction on, block (code_blocks.id) executed times times in a row; a loop body repeated 1000 times is one item
   effects BLOB, -- what the instructions changed, encoded (ntflow query's run_effects(effects, count, k) gives the k-th instruction's, packed as exceptions.effects describes); NULL when no instruction of the run changed more than EIP
   PRIMARY KEY (session_id, seq)
 ) WITHOUT ROWID`,
@@ -397,19 +412,20 @@ export function schemaSql(): string[] {
     `CREATE INDEX guest_symbols_by_address ON guest_symbols (session_id, address) -- which symbol holds an address`,
     `CREATE INDEX checkpoints_by_seq ON checkpoints (session_id, seq) -- the nearest checkpoint before an event`,
     `CREATE VIEW instructions AS
-  -- one row per retired instruction, with its address, bytes and disassembly: instruction_runs expanded by json_each and joined with code (plain SQLite, no extension; the effects are in instruction_effects, which needs ntflow query)
+  -- one row per retired instruction, with its address, bytes and disassembly: instruction_runs expanded (items, repeats, each block's codes) and joined with code (plain SQLite, no extension; the effects are in instruction_effects, which needs ntflow query)
   SELECT
     r.session_id, -- the session
-    r.seq + j.key AS seq, -- event number
+    r.seq + ${RUN_INDEX_SQL} AS seq, -- event number
     c.eip, -- the instruction's address
     c.cpl, -- privilege level it ran at
     c.bytes, -- its bytes
     c.asm, -- its disassembly
     c.symbol, -- module!Name+0xOffset
-    r.icount + j.key AS icount, -- instructions retired before it
+    r.icount + ${RUN_INDEX_SQL} AS icount, -- instructions retired before it
     r.thread_id, -- the guest thread
-    j.value AS code_id -- the instruction (code.id)
-  FROM instruction_runs r CROSS JOIN json_each(r.codes) j CROSS JOIN code c ON c.session_id = r.session_id AND c.id = j.value -- CROSS JOIN keeps this order: runs by (session_id, seq), each run's instructions in turn, so rows come in seq order`,
+    ${RUN_CODE_SQL} AS code_id -- the instruction (code.id)
+  FROM instruction_runs r ${EXPAND_RUNS_SQL}
+  CROSS JOIN code c ON c.session_id = r.session_id AND c.id = ${RUN_CODE_SQL} -- CROSS JOIN keeps this order: runs by (session_id, seq), each run's items, each repeat, each code of the block, so rows come in seq order`,
     [
       'CREATE VIEW events AS',
       '  -- every event of every session in one place: its type and the common columns (the typed tables hold the rest)',

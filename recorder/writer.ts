@@ -8,6 +8,7 @@ import { parentPort } from 'node:worker_threads';
 import { SymbolTable, formatBytes } from '../core/index.js';
 import type { BatchMessage, OtherEvent } from './batch.js';
 import { openTraceForWriting, TraceFileError } from './file.js';
+import { BlockEncoder, type NewBlock } from './blocks.js';
 import { encodeRunEffects, MAX_RUN } from './runs.js';
 import { COMMON_COLUMNS, EVENT_TABLES } from './schema.js';
 
@@ -75,6 +76,9 @@ class Writer {
   private symbols = new SymbolTable();
   private insertRun!: Database.Statement;
   private insertCode!: Database.Statement;
+  private insertBlock!: Database.Statement;
+  /** The session's blocks (instruction_runs.blocks, recorder/blocks.ts). */
+  private blocks = new BlockEncoder();
   private insertMark!: Database.Statement;
   private insertOther = new Map<string, Database.Statement>();
   private updateCounts!: Database.Statement;
@@ -113,7 +117,9 @@ class Writer {
       const last = msg.symbols.filter((x) => x.module === module).reduce((m, x) => Math.max(m, x.address + x.size), 0);
       this.symbols.addModule(module, syms, last);
     }
-    this.insertRun = db.prepare('INSERT INTO instruction_runs (session_id, seq, count, icount, thread_id, codes, effects) VALUES (?, ?, ?, ?, ?, ?, ?)');
+    this.insertRun = db.prepare('INSERT INTO instruction_runs (session_id, seq, count, icount, thread_id, blocks, effects) VALUES (?, ?, ?, ?, ?, ?, ?)');
+    this.insertBlock = db.prepare('INSERT INTO code_blocks (session_id, id, codes, length) VALUES (?, ?, ?, ?)');
+    this.blocks = new BlockEncoder();
     this.insertCode = db.prepare('INSERT INTO code (session_id, id, eip, cpl, bytes, asm, symbol) VALUES (?, ?, ?, ?, ?, ?, ?)');
     this.insertMark = db.prepare('INSERT INTO event_marks (session_id, seq, icount, thread_id) VALUES (?, ?, ?, ?)');
     for (const t of EVENT_TABLES) {
@@ -132,6 +138,7 @@ class Writer {
     const sid = this.sessionId;
     db.transaction(() => {
       for (const c of b.newCode) {
+        this.blocks.addCode(c.id, c.eip, c.bytes.length);
         const bytes = Buffer.from(c.bytes);
         this.insertCode.run(sid, c.id, c.eip, c.cpl, bytes, formatBytes(c.bytes, c.eip, { symbols: this.symbols }), this.symbols.format(c.eip));
       }
@@ -140,7 +147,10 @@ class Writer {
         let n = 1;
         while (i + n < b.count && n < MAX_RUN && b.seq[i + n] === b.seq[i] + n && b.icount[i + n] === b.icount[i] + n && b.thread[i + n] === b.thread[i]) n++;
         const start = i === 0 ? 0 : b.effectsEnd[i - 1];
-        this.insertRun.run(sid, b.seq[i], n, b.icount[i], b.thread[i], `[${b.code.subarray(i, i + n).join(',')}]`, encodeRunEffects(b.effects, b.effectsEnd, i, n, start));
+        const fresh: NewBlock[] = [];
+        const items = this.blocks.encode(b.code, i, n, fresh);
+        for (const k of fresh) this.insertBlock.run(sid, k.id, k.codes, k.length);
+        this.insertRun.run(sid, b.seq[i], n, b.icount[i], b.thread[i], items, encodeRunEffects(b.effects, b.effectsEnd, i, n, start));
         i += n;
       }
       for (const e of b.others) this.insertEvent(e);

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { record } from '../recorder/index.js';
+import { record, SCHEMA_VERSION } from '../recorder/index.js';
 import { namedCommand, queryAction, queryCommand, schemaCommand } from '../bin/query.js';
 import { QueryError } from '../analyzer/query.js';
 import { NAMED_QUERIES, findNamedQuery, requireProjections } from '../analyzer/named.js';
@@ -193,7 +193,7 @@ t.test('--schema prints every table and view with its comments, from the file', 
   db.close();
   t.ok(objects.length >= 20);
   for (const o of objects) t.match(text, new RegExp(`CREATE ${o.type.toUpperCase()} ${o.name} `), `${o.type} ${o.name}`);
-  t.match(text, /^-- .*: ntflow trace schema 5 \(created by ntflow /);
+  t.match(text, new RegExp(`^-- .*: ntflow trace schema ${SCHEMA_VERSION} \\(created by ntflow `));
   t.match(text, /ssdt_lookups[\s\S]*in_range INTEGER, -- 1 when the number passed the limit check/);
   t.match(text, /:session is the --session id/);
   // The same through the command's dispatcher.

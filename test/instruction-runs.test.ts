@@ -1,5 +1,6 @@
-// How the trace stores instructions (schema 5, issue J §1): runs of consecutive instructions, one
-// row each, expanded by the `instructions` view in plain SQLite. Checked against the machine's own
+// How the trace stores instructions (schema 6, issue J §1): runs of consecutive instructions, one
+// row each listing straight-line blocks with repeat counts, expanded by the `instructions` view in
+// plain SQLite. Checked against the machine's own
 // event stream (what the recording was fed), through the sqlite3 CLI (no ntflow functions), and
 // through ntflow query's instruction_effects; and the run encoding on its own, bad blobs included.
 //   npx tsc -p tsconfig.json && npx tap dist/test/instruction-runs.test.js
@@ -8,7 +9,7 @@ import Database from 'better-sqlite3';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import type { TraceEvent } from '../core/index.js';
-import { MAX_RUN, decodeRunEffects, effectsAt, encodeRunEffects, packEffects, record, RunFormatError } from '../recorder/index.js';
+import { BlockEncoder, InstructionRuns, MAX_RUN, decodeRunEffects, effectsAt, encodeRunEffects, expandBlocks, packEffects, record, RunFormatError, type NewBlock } from '../recorder/index.js';
 import { ntflow } from './util/cli.js';
 
 const dir = t.testdir();
@@ -60,13 +61,15 @@ t.test('runs: up to 4096 instructions a row, together with the other events ever
   const db = new Database(trace, { readonly: true });
   t.teardown(() => db.close());
   for (const [id, seen] of live) {
-    const runs = db.prepare('SELECT seq, count, icount, thread_id, codes FROM instruction_runs WHERE session_id = ? ORDER BY seq').all(id) as { seq: number; count: number; icount: number; thread_id: number; codes: string }[];
+    const runs = db.prepare('SELECT seq, count, icount, thread_id, blocks FROM instruction_runs WHERE session_id = ? ORDER BY seq').all(id) as { seq: number; count: number; icount: number; thread_id: number; blocks: string }[];
+    const blockLength = new Map(db.prepare('SELECT id, length FROM code_blocks WHERE session_id = ?').raw().all(id) as [number, number][]);
     const marks = db.prepare('SELECT seq FROM event_marks WHERE session_id = ?').pluck().all(id) as number[];
     const covered = new Uint8Array(events.get(id)!);
     for (const r of runs) for (let k = 0; k < r.count; k++) covered[r.seq + k]++;
     for (const m of marks) covered[m]++;
     t.ok(covered.every((c) => c === 1), `session ${id}: seq 0 … ${covered.length - 1}, each once`);
-    t.ok(runs.every((r) => r.count >= 1 && r.count <= MAX_RUN && (JSON.parse(r.codes) as number[]).length === r.count), 'each run 1 … 4096 instructions, one code id each');
+    const listed = (r: { blocks: string }) => (JSON.parse(r.blocks) as [number, number, number][]).reduce((n, [, block, times]) => n + times * blockLength.get(block)!, 0);
+    t.ok(runs.every((r) => r.count >= 1 && r.count <= MAX_RUN && listed(r) === r.count), 'each run 1 … 4096 instructions, its blocks listing each once');
     t.equal(runs.reduce((n, r) => n + r.count, 0), seen.size, 'as many instructions as the machine retired');
     // A run ends only where another event comes between, or at a batch's end or its length cap.
     const markSet = new Set(marks);
@@ -142,4 +145,48 @@ t.test('the run encoding: effects round-trip through the columns, stored or defl
   damage(Uint8Array.of(0, 2, 1, 0x40), /value column ends early/, 'a value missing');
   damage(Uint8Array.of(0, 2, 1, 0x40, 4, 9), /more than their instructions/, 'bytes left over');
   damage(Uint8Array.of(1, 0xff, 0xff, 0xff), /damaged/, 'deflate data that does not inflate');
+});
+
+t.test('block lists: straight-line blocks, repeats as one item, expanded back exactly; damage is named', async (t) => {
+  // Code 0..5: 0-1-2 straight (2 bytes each from 0x1000), 3 a jump back (at 0x1006), 4-5 elsewhere.
+  const enc = new BlockEncoder();
+  [[0, 0x1000, 2], [1, 0x1002, 2], [2, 0x1004, 2], [3, 0x1006, 2], [4, 0x2000, 1], [5, 0x2001, 5]].forEach(([id, eip, len]) => enc.addCode(id, eip, len));
+  const loop = [4, 5, ...Array.from({ length: 1000 }, () => [0, 1, 2, 3]).flat(), 0, 1];
+  const fresh: NewBlock[] = [];
+  const items = enc.encode(loop, 0, loop.length, fresh);
+  t.equal(items, '[[0,0,1],[2,1,1000],[4002,2,1]]', 'the loop body is one item repeated 1000 times');
+  t.same(fresh.map((b) => [b.id, b.codes, b.length]), [[0, '[4,5]', 2], [1, '[0,1,2,3]', 4], [2, '[0,1]', 2]], 'each distinct block once');
+  const byId = new Map(fresh.map((b) => [b.id, JSON.parse(b.codes) as number[]]));
+  t.same(expandBlocks(items, loop.length, (id) => byId.get(id)), loop, 'expanded: every code id in order');
+  const again: NewBlock[] = [];
+  t.equal(enc.encode([0, 1, 2, 3, 0, 1, 2, 3], 0, 8, again), '[[0,1,2]]', 'a later run reuses the numbered block');
+  t.same(again, [], 'and adds none');
+  const damaged = (list: string, count: number, why: RegExp) => {
+    let thrown: unknown = null;
+    try {
+      expandBlocks(list, count, (id) => byId.get(id));
+    } catch (e) {
+      thrown = e;
+    }
+    t.match((thrown as Error)?.message, why, `${list} (${count}): ${why}`);
+  };
+  damaged('[[0,1,2]', 8, /not JSON/);
+  damaged('[[0,9,1]]', 2, /block 9 is not in code_blocks/);
+  damaged('[[0,1,3]]', 8, /does not follow on/);
+  damaged('[[0,1,1]]', 8, /hold 4 instructions, not 8/);
+  damaged('[[1,1,1]]', 4, /does not follow on/);
+
+  // Through the reader, a damaged list in a file is one line naming it (a TraceFileError).
+  const db = new Database(trace);
+  t.teardown(() => db.close());
+  const seq = db.prepare('SELECT seq FROM instruction_runs WHERE session_id = 1 ORDER BY seq LIMIT 1').pluck().get() as number;
+  db.prepare("UPDATE instruction_runs SET blocks = '[[0,999999,1]]' WHERE session_id = 1 AND seq = ?").run(seq);
+  let thrown: unknown = null;
+  try {
+    new InstructionRuns(db, 1).codes(seq, seq);
+  } catch (e) {
+    thrown = e;
+  }
+  t.ok(thrown instanceof RunFormatError, 'a RunFormatError');
+  t.match((thrown as Error).message, /^an instruction run's instruction list is damaged \(the run at seq \d+: block 999999 is not in code_blocks\); the trace file is damaged/);
 });

@@ -1,7 +1,7 @@
 // Editing a session's instructions in a trace file, for tests that tamper with the log: the runs
 // (recorder/runs.ts) read as one list of instructions, changed, and written back regrouped.
 import type Database from 'better-sqlite3';
-import { InstructionRuns, MAX_RUN, encodeEffectsList } from '../../recorder/index.js';
+import { BlockEncoder, InstructionRuns, MAX_RUN, encodeEffectsList, type NewBlock } from '../../recorder/index.js';
 
 export interface LoggedInstruction {
   seq: number;
@@ -27,14 +27,21 @@ export function loggedInstructions(db: Database.Database, sessionId: number): Lo
 /** Replace the session's instructions with `edit`'s list (kept in seq order, regrouped into runs). */
 export function rewriteInstructions(db: Database.Database, sessionId: number, edit: (list: LoggedInstruction[]) => LoggedInstruction[]): void {
   const list = edit(loggedInstructions(db, sessionId)).sort((a, b) => a.seq - b.seq);
-  const insert = db.prepare('INSERT INTO instruction_runs (session_id, seq, count, icount, thread_id, codes, effects) VALUES (?, ?, ?, ?, ?, ?, ?)');
+  const insert = db.prepare('INSERT INTO instruction_runs (session_id, seq, count, icount, thread_id, blocks, effects) VALUES (?, ?, ?, ?, ?, ?, ?)');
+  const insertBlock = db.prepare('INSERT INTO code_blocks (session_id, id, codes, length) VALUES (?, ?, ?, ?)');
+  const blocks = new BlockEncoder();
+  for (const [id, eip, length] of db.prepare('SELECT id, eip, length(bytes) FROM code WHERE session_id = ?').raw().all(sessionId) as [number, number, number][]) blocks.addCode(id, eip, length);
   db.transaction(() => {
     db.prepare('DELETE FROM instruction_runs WHERE session_id = ?').run(sessionId);
+    db.prepare('DELETE FROM code_blocks WHERE session_id = ?').run(sessionId);
     for (let i = 0; i < list.length; ) {
       let n = 1;
       while (i + n < list.length && n < MAX_RUN && list[i + n].seq === list[i].seq + n && list[i + n].thread === list[i].thread && list[i + n].icount === list[i].icount + n) n++;
       const part = list.slice(i, i + n);
-      insert.run(sessionId, list[i].seq, n, list[i].icount, list[i].thread, `[${part.map((x) => x.code).join(',')}]`, encodeEffectsList(part.map((x) => x.effects)));
+      const fresh: NewBlock[] = [];
+      const items = blocks.encode(part.map((x) => x.code), 0, n, fresh);
+      for (const b of fresh) insertBlock.run(sessionId, b.id, b.codes, b.length);
+      insert.run(sessionId, list[i].seq, n, list[i].icount, list[i].thread, items, encodeEffectsList(part.map((x) => x.effects)));
       i += n;
     }
   })();

@@ -30,6 +30,7 @@ export class TinyTrace {
   cpl = 3;
   private readonly codeIds = new Map<string, number>();
   private readonly insertLog: Database.Statement;
+  private readonly insertBlock: Database.Statement;
   private readonly insertCode: Database.Statement;
   private readonly insertMark: Database.Statement;
 
@@ -45,8 +46,9 @@ export class TinyTrace {
         )
         .run(options.name ?? 'tiny', this.thread).lastInsertRowid,
     );
-    // Each instruction a run of its own (valid: a run holds 1 to 4096).
-    this.insertLog = this.db.prepare('INSERT INTO instruction_runs (session_id, seq, count, icount, thread_id, codes, effects) VALUES (?, ?, 1, ?, ?, ?, ?)');
+    // Each instruction a run of its own (valid: a run holds 1 to 4096), its block the code alone.
+    this.insertLog = this.db.prepare('INSERT INTO instruction_runs (session_id, seq, count, icount, thread_id, blocks, effects) VALUES (?, ?, 1, ?, ?, ?, ?)');
+    this.insertBlock = this.db.prepare('INSERT INTO code_blocks (session_id, id, codes, length) VALUES (?, ?, ?, 1)');
     this.insertCode = this.db.prepare('INSERT INTO code (session_id, id, eip, bytes, cpl, asm, symbol) VALUES (?, ?, ?, ?, ?, ?, ?)');
     this.insertMark = this.db.prepare('INSERT INTO event_marks (session_id, seq, icount, thread_id) VALUES (?, ?, ?, ?)');
   }
@@ -66,6 +68,7 @@ export class TinyTrace {
       id = this.codeIds.size;
       this.codeIds.set(key, id);
       this.insertCode.run(this.sessionId, id, eip >>> 0, Buffer.alloc(len, 0x90), cpl, asm, spec.symbol ?? null);
+      this.insertBlock.run(this.sessionId, id, `[${id}]`);
     }
     let effects: Buffer | null = null;
     if (spec.regs) {
@@ -74,7 +77,7 @@ export class TinyTrace {
       const end = packEffects({ regs, writes: [], tableWrites: [] }, out, 0);
       effects = encodeRunEffects(out, Uint32Array.of(end), 0, 1, 0);
     }
-    this.insertLog.run(this.sessionId, this.seq, this.icount, this.thread, `[${id}]`, effects);
+    this.insertLog.run(this.sessionId, this.seq, this.icount, this.thread, `[[0,${id},1]]`, effects);
     this.icount++;
     return this.seq++;
   }
