@@ -101,6 +101,12 @@ export function foldCalls(ctx: LogContext): OperatorFunction<LogEvent, unknown[]
             if (e.type === 'exception') ts.exceptionSeq = e.seq;
             return;
           }
+          if (e.stretch) {
+            // Plain instructions and jumps, each after the one before: no frame opens or closes.
+            ts.prevSeq = e.seq;
+            ts.prevCode = e.code;
+            return;
+          }
           const c = e.code;
           const prev = ts.prevCode;
           const eip = e.eip;

@@ -33,6 +33,14 @@ export interface LogEvent {
   code: number;
   /** A typed event's own columns, in its table's column order; null for instructions. */
   row: unknown[] | null;
+  /**
+   * With readLog's `stretches`: true for a stretch of `count` instructions each of which is quiet
+   * after the one before it (quietCodes) — the folds only count them and take the last (whose seq,
+   * icount, eip and code these are) as the thread's previous instruction. False for every other event.
+   */
+  stretch: boolean;
+  /** Instructions this event stands for (1 unless a stretch). */
+  count: number;
 }
 
 /** Where a typed table's own columns sit in `LogEvent.row`: COLUMN['ssdt-lookup'].in_range → 8. */
@@ -203,10 +211,38 @@ const WINDOW = 1 << 16;
 const COMMON = COMMON_COLUMNS.slice(1).map((c) => c.name); // seq, icount, cpl, eip, thread_id
 
 /**
- * The session's events in seq order. Cold: every subscription reads the log again. Emits one
- * reused LogEvent; `onWindow(eventsDone)` is called after each window (progress bars).
+ * Which instructions may join the stretch before them (readLog's `stretches`): the projections'
+ * folds (syscalls, calls, ring_spans) do nothing for such an instruction but count it and remember
+ * it as the thread's previous one. An instruction is quiet after its predecessor, in the same run
+ * (same thread, no event between), when both are plain or jumps (no call, return, interrupt,
+ * SYSENTER or SYSEXIT), they run at the same privilege level, and it was reached either by falling
+ * through from a plain instruction at an address no call returns to (no kernel caller's call ends
+ * there, nor any service-enter's caller), or — at CPL 3, where no system call is open — by a jump.
+ * Returns, per code id: 1 when quiet after falling through, 2 when also quiet after a jump (CPL 3).
+ * test/log-stretches.test.ts folds every scenario both ways and compares the projections.
  */
-export function readLog(ctx: LogContext, onWindow?: (done: number) => void): Observable<LogEvent> {
+function quietCodes(code: CodeTable, callers: Iterable<number>): Uint8Array {
+  // Where a system call can end at CPL 0: after an entering instruction, or at an Nt routine's caller.
+  const returnPoints = new Set<number>(callers);
+  for (let id = 0; id < code.size; id++) {
+    const f = code.flow[id];
+    if (f === Flow.Call || f === Flow.Int || f === Flow.Sysenter) returnPoints.add((code.eip[id] + code.length[id]) >>> 0);
+  }
+  const quiet = new Uint8Array(code.size);
+  for (let id = 0; id < code.size; id++) {
+    const f = code.flow[id];
+    if ((f === Flow.Next || f === Flow.Jump) && !returnPoints.has(code.eip[id])) quiet[id] = code.cpl[id] === 3 ? 2 : 1;
+  }
+  return quiet;
+}
+
+/**
+ * The session's events in seq order. Cold: every subscription reads the log again. Emits one
+ * reused LogEvent; `onWindow(eventsDone)` is called after each window (progress bars). With
+ * `stretches`, quiet instructions (quietCodes) come as one event per stretch (LogEvent.count):
+ * what the projections' folds read, a loop's millions of instructions in a few events.
+ */
+export function readLog(ctx: LogContext, onWindow?: (done: number) => void, options: { stretches?: boolean } = {}): Observable<LogEvent> {
   return new Observable<LogEvent>((subscriber) => {
     const { db, sessionId, code } = ctx;
     const runs = new InstructionRuns(db, sessionId);
@@ -214,7 +250,19 @@ export function readLog(ctx: LogContext, onWindow?: (done: number) => void): Obs
       type: t.event,
       stmt: db.prepare(`SELECT ${[...COMMON, ...t.columns.map((c) => c.name)].join(', ')} FROM ${t.name} WHERE session_id = ? AND seq >= ? AND seq < ? ORDER BY seq`).raw(),
     }));
-    const e: LogEvent = { seq: 0, type: 'instruction', icount: 0, cpl: 0, eip: 0, thread: ctx.firstThread, code: -1, row: null };
+    const e: LogEvent = { seq: 0, type: 'instruction', icount: 0, cpl: 0, eip: 0, thread: ctx.firstThread, code: -1, row: null, stretch: false, count: 1 };
+    const quiet = options.stretches ? quietCodes(code, db.prepare('SELECT DISTINCT caller FROM service_enters WHERE session_id = ?').pluck().all(sessionId) as number[]) : null;
+    const flow = code.flow;
+    const eipOf = code.eip;
+    const cplOf = code.cpl;
+    const lengthOf = code.length;
+    /** May instruction `id` join the stretch of `prev`, the instruction just before it in the same run? */
+    const joins = (prev: number, id: number): boolean => {
+      const q = quiet![id];
+      if (q === 0 || quiet![prev] === 0 || cplOf[prev] !== cplOf[id]) return false;
+      if (flow[prev] === Flow.Next) return eipOf[id] === ((eipOf[prev] + lengthOf[prev]) >>> 0);
+      return q === 2; // after a jump: at CPL 3 only
+    };
     let icount = 0;
     let thread = ctx.firstThread;
     for (let lo = 0; lo < ctx.events && !subscriber.closed; lo += WINDOW) {
@@ -231,19 +279,34 @@ export function readLog(ctx: LogContext, onWindow?: (done: number) => void): Obs
         const nextOther = r < rest.length ? (rest[r].row[0] as number) : Infinity;
         const nextInstr = g < segments.length ? segments[g].seq + i : Infinity;
         if (nextInstr < nextOther) {
-          const id = segments[g].codes[i++];
-          if (i === segments[g].codes.length) {
+          const codes = segments[g].codes;
+          // A stretch: from an instruction quiet after the one before it in its segment (a run's
+          // part: same thread, no event between), as far as each next one is quiet after its own.
+          let last = codes[i];
+          let count = 1;
+          const stretch = quiet !== null && i > 0 && joins(codes[i - 1], last);
+          i++;
+          if (stretch) {
+            while (i < codes.length && joins(last, codes[i])) {
+              last = codes[i++];
+              count++;
+            }
+          }
+          if (i === codes.length) {
             g++;
             i = 0;
           }
-          e.seq = nextInstr;
+          e.seq = nextInstr + count - 1;
           e.type = 'instruction';
-          e.icount = icount++;
-          e.cpl = code.cpl[id];
-          e.eip = code.eip[id];
+          icount += count;
+          e.icount = icount - 1;
+          e.cpl = cplOf[last];
+          e.eip = eipOf[last];
           e.thread = thread;
-          e.code = id;
+          e.code = last;
           e.row = null;
+          e.stretch = stretch;
+          e.count = count;
         } else {
           const { type, row } = rest[r++];
           e.seq = nextOther;
@@ -254,6 +317,8 @@ export function readLog(ctx: LogContext, onWindow?: (done: number) => void): Obs
           e.thread = thread = row[4] as number;
           e.code = -1;
           e.row = row.slice(5);
+          e.stretch = false;
+          e.count = 1;
         }
         subscriber.next(e);
       }

@@ -38,7 +38,7 @@ export function foldRingSpans(_ctx: LogContext): OperatorFunction<LogEvent, unkn
             instructions = 0;
           }
           end = e.seq;
-          if (e.type === 'instruction') instructions++;
+          if (e.type === 'instruction') instructions += e.count;
         },
         error: (err) => subscriber.error(err),
         complete: () => {

@@ -213,6 +213,14 @@ export function foldSyscalls(ctx: LogContext): OperatorFunction<LogEvent, Syscal
             ts = state(curThread);
           }
           if (e.type === 'instruction') {
+            if (e.stretch) {
+              // Plain instructions and jumps at one level, none at a caller's return point: no call opens or ends.
+              ts.prevFirst = e.seq;
+              ts.prevSeq = e.seq;
+              ts.prevIcount = e.icount;
+              ts.prevCode = e.code;
+              return;
+            }
             const c = e.code;
             const prev = ts.prevCode;
             // 1. The end of calls: back at CPL 3, or at a kernel caller's next instruction.
