@@ -64,6 +64,11 @@ interface Decoded {
 /** Fills batches for the CPU: one call per retired instruction, one per other event. */
 export class BatchCollector {
   private batch: EventBatch | null = null;
+  /**
+   * Columns for the next batch: the instructions left before the run pauses (the CPU sets it), so
+   * a recorder pausing every few thousand instructions does not allocate (and collect) 32,768 rows.
+   */
+  capacity = BATCH_INSTRUCTIONS;
   private effectsAt = 0;
   private readonly codeEip: number[] = [];
   private readonly codeCpl: number[] = [];
@@ -73,7 +78,7 @@ export class BatchCollector {
   constructor(private readonly emit: (b: EventBatch) => void) {}
 
   private open(): EventBatch {
-    return (this.batch ??= emptyBatch(BATCH_INSTRUCTIONS));
+    return (this.batch ??= emptyBatch(this.capacity));
   }
 
   instruction(seq: number, icount: number, cpl: number, eip: number, thread: number, op: Decoded, regs: readonly number[], writes: readonly number[], tableWrites: readonly number[]): void {
@@ -96,7 +101,7 @@ export class BatchCollector {
       this.effectsAt = packLists(regs, writes, tableWrites, b.effects, this.effectsAt);
     }
     b.effectsEnd[i] = this.effectsAt;
-    if (b.count === BATCH_INSTRUCTIONS) this.flush();
+    if (b.count === b.seq.length) this.flush();
   }
 
   other(e: TraceEvent): void {

@@ -3,7 +3,7 @@
 // in the family files under ops/; privilege-changing microcode (sysenter, sysexit, int, iret) is
 // here because it is where ring transitions and MSR reads are reported.
 import { Subject } from 'rxjs';
-import { BatchCollector, type EventBatch } from '../batches.js';
+import { BATCH_INSTRUCTIONS, BatchCollector, type EventBatch } from '../batches.js';
 import { Mnemonic } from 'iced-x86';
 import type {
   MsrSource,
@@ -1392,6 +1392,7 @@ export class CPU {
   continueRun(pauseAt: number): StopReason | null;
   continueRun(pauseAt?: number): StopReason | null {
     const limit = pauseAt === undefined ? this.limit : Math.min(this.limit, pauseAt);
+    if (this.batching) this.collector!.capacity = Math.max(256, Math.min(BATCH_INSTRUCTIONS, limit - this.icount + 1));
     while (this.running) {
       try {
         if (this.tracing) this.loopTraced(limit);
