@@ -2,7 +2,7 @@
 // subscriber and with a counting subscriber on events$, side by side in one run (absolute times on
 // shared machines are noisy; the ratio is what to compare). Prints a table and one JSON line.
 import { assemble, Machine, PTE_P, PTE_RW, PTE_US } from '../core/index.js';
-import { benchCliView, benchOsrBytes, benchRecord, rmSync } from './record.js';
+import { benchCliView, benchOsrBytes, benchRecord, benchRecordScaling, rmSync } from './record.js';
 import { benchReplay, benchState } from './analyze.js';
 import { benchViz, benchVizLarge, printVizLarge } from './viz.js';
 import { benchPe } from './pe.js';
@@ -48,10 +48,10 @@ interface Figure {
   events?: number;
 }
 
-function measure(name: string, iterations: number, subscribe: boolean): Figure {
+function measure(name: string, iterations: number, subscribe: boolean | 'batches'): Figure {
   const m = loopMachine(iterations);
   let events = 0;
-  const sub = subscribe ? m.events$.subscribe(() => events++) : null;
+  const sub = subscribe === 'batches' ? m.batches$.subscribe((b) => (events += b.count + b.others.length)) : subscribe ? m.events$.subscribe(() => events++) : null;
   const t0 = process.hrtime.bigint();
   const stop = m.run();
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
@@ -63,7 +63,7 @@ function measure(name: string, iterations: number, subscribe: boolean): Figure {
   return fig;
 }
 
-function best(name: string, iterations: number, subscribe: boolean, runs: number): Figure {
+function best(name: string, iterations: number, subscribe: boolean | 'batches', runs: number): Figure {
   let top: Figure | null = null;
   for (let i = 0; i < runs; i++) {
     const f = measure(name, iterations, subscribe);
@@ -75,9 +75,11 @@ function best(name: string, iterations: number, subscribe: boolean, runs: number
 const iterations = Number(process.env.NTFLOW_BENCH_ITERATIONS ?? 10_000_000);
 measure('warm-up', 200_000, false);
 measure('warm-up', 200_000, true);
+measure('warm-up', 200_000, 'batches');
 const figures = [
   best('emulate-only (no subscriber)', iterations, false, 3),
   best('counting subscriber on events$', Math.floor(iterations / 4), true, 3),
+  best('batches$ (columns; the recorder)', Math.floor(iterations / 4), 'batches', 3),
 ];
 console.log(`ntflow bench — loop: mov ecx,N; l: add eax,ecx; xor edx,eax; dec ecx; jnz l (paging on)`);
 for (const f of figures) {
@@ -90,6 +92,9 @@ console.log(`  record command with projections     ${(rec.recordPerSecond / 1e6)
 console.log(`  raw better-sqlite3, 10-col rows     ${(rec.rawPerSecond / 1e6).toFixed(3).padStart(7)} M rows/s   (${rec.rawSeconds.toFixed(2)} s; 50k-row transactions, WAL, synchronous=OFF)`);
 console.log(`  record / raw                        ${rec.ratio.toFixed(2).padStart(7)}            (goal >= 0.8)`);
 console.log(`  trace size                          ${rec.bytesPerInstruction.toFixed(1).padStart(7)} bytes/instruction (${(rec.bytes / 1e6).toFixed(1)} MB; the runs ${rec.runsBytesPerInstruction.toFixed(2)}, code ${rec.codeBytesPerInstruction.toFixed(3)}; goal <= 4)`);
+const scaling = benchRecordScaling(Number(process.env.NTFLOW_BENCH_RECORD_ITERATIONS ?? 500_000), Number(process.env.NTFLOW_BENCH_SCALING_ITERATIONS ?? 5_000_000));
+console.log(`  record, fixed cost                  ${scaling.floorSeconds.toFixed(2).padStart(7)} s       (a program of ${scaling.small.instructions > 0 ? 'a few' : 'no'} instructions: node, imports, boot, file, projections)`);
+console.log(`  record past it (${(scaling.small.instructions / 1e6).toFixed(0)} M → ${(scaling.large.instructions / 1e6).toFixed(0)} M instr)      ${(scaling.marginalPerSecond / 1e6).toFixed(2).padStart(7)} M instr/s  (${scaling.small.seconds.toFixed(2)} s → ${scaling.large.seconds.toFixed(2)} s for the whole command)`);
 const osr = benchOsrBytes();
 console.log(`  osr-log-user-handle                 ${osr.fileBytesPerInstruction.toFixed(0).padStart(7)} bytes/instruction for the whole file (${osr.instructions.toLocaleString('en')} instructions: symbols and the first checkpoint dominate); its runs ${osr.runsPayloadPerInstruction.toFixed(2)} (payload; ${osr.runsPagesPerInstruction.toFixed(1)} in pages), code ${osr.codePagesPerInstruction.toFixed(1)}`);
 const cliView = benchCliView(rec.trace);
@@ -134,4 +139,4 @@ for (const f of exp.formats) {
   console.log(`  ntflow export --format ${f.format.padEnd(12)} ${f.seconds.toFixed(2).padStart(7)} s   (${f.items.toLocaleString('en')} items, ${(f.bytes / 1e6).toFixed(1)} MB, peak RSS ${f.peakRssMiB.toFixed(0)} MiB)`);
 }
 rmSync(dirname(exp.trace), { recursive: true, force: true });
-console.log(JSON.stringify({ bench: 'ntflow', node: process.version, cpu: figures, record: { ...rec, trace: undefined }, osr, cliView, replay, state: { ...state, times: undefined }, viz, vizLarge, pe, explain: { ...explain, trace: undefined }, diff: { ...diff, trace: undefined }, export: { ...exp, trace: undefined } }));
+console.log(JSON.stringify({ bench: 'ntflow', node: process.version, cpu: figures, record: { ...rec, trace: undefined }, scaling, osr, cliView, replay, state: { ...state, times: undefined }, viz, vizLarge, pe, explain: { ...explain, trace: undefined }, diff: { ...diff, trace: undefined }, export: { ...exp, trace: undefined } }));

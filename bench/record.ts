@@ -19,19 +19,19 @@ export interface RecordFigures {
   ratio: number;
   bytes: number;
   bytesPerInstruction: number;
-  /** The instruction storage alone: instruction_runs' pages, and code's (each distinct instruction once), per instruction. */
+  /** The instruction storage alone: instruction_runs' pages, and code's and code_blocks' (each distinct instruction and block once), per instruction. */
   runsBytesPerInstruction: number;
   codeBytesPerInstruction: number;
 }
 
-/** Bytes of a table's pages (dbstat), and of its runs' payload (codes and effects). */
+/** Bytes of a table's pages (dbstat), and of its runs' payload (block lists and effects). */
 function storage(trace: string, sessionId?: number): { runsPages: number; codePages: number; runsPayload: number; instructions: number } {
   const db = new Database(trace, { readonly: true });
   try {
     const pages = (name: string) => (db.prepare('SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name = ?').pluck().get(name) as number);
     const where = sessionId === undefined ? '' : ` WHERE session_id = ${sessionId}`;
-    const [runsPayload, instructions] = db.prepare(`SELECT coalesce(sum(length(codes) + coalesce(length(effects), 0)), 0), coalesce(sum(count), 0) FROM instruction_runs${where}`).raw().get() as [number, number];
-    return { runsPages: pages('instruction_runs'), codePages: pages('code'), runsPayload, instructions };
+    const [runsPayload, instructions] = db.prepare(`SELECT coalesce(sum(length(blocks) + coalesce(length(effects), 0)), 0), coalesce(sum(count), 0) FROM instruction_runs${where}`).raw().get() as [number, number];
+    return { runsPages: pages('instruction_runs'), codePages: pages('code') + pages('code_blocks'), runsPayload, instructions };
   } finally {
     db.close();
   }
@@ -40,7 +40,7 @@ function storage(trace: string, sessionId?: number): { runsPages: number; codePa
 export interface OsrBytes {
   instructions: number;
   fileBytesPerInstruction: number;
-  /** codes + effects of its runs (the per-execution record), per instruction. */
+  /** block lists + effects of its runs (the per-execution record), per instruction. */
   runsPayloadPerInstruction: number;
   runsPagesPerInstruction: number;
   codePagesPerInstruction: number;
@@ -161,3 +161,38 @@ export function benchRecord(iterations = 500_000, dir = mkdtempSync(join(tmpdir(
 }
 
 export { rmSync };
+
+export interface RecordScaling {
+  /** `ntflow record` of a program of a few instructions: node's start, the imports, the boot, the file, the projections. */
+  floorSeconds: number;
+  small: { instructions: number; seconds: number };
+  large: { instructions: number; seconds: number };
+  /** (large − small) instructions over (large − small) seconds: the whole command's rate once it is going. */
+  marginalPerSecond: number;
+}
+
+/** The whole record command at three sizes: its fixed cost, and its rate past it. */
+export function benchRecordScaling(smallIterations = 500_000, largeIterations = 5_000_000): RecordScaling {
+  const dir = mkdtempSync(join(tmpdir(), 'ntflow-bench-scale-'));
+  try {
+    const run = (iterations: number) => {
+      const program = join(dir, `loop-${iterations}.asm`);
+      writeFileSync(program, LOOP(iterations));
+      const trace = join(dir, `loop-${iterations}.db`);
+      const t0 = process.hrtime.bigint();
+      const r = spawnSync(process.execPath, [join(repoRoot(), 'bin', 'ntflow'), 'record', program, '-o', trace], { encoding: 'utf8' });
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      if (r.status !== 0) throw new Error(`ntflow record failed: ${r.stderr}`);
+      const db = new Database(trace, { readonly: true });
+      const instructions = db.prepare('SELECT instructions FROM sessions ORDER BY id DESC LIMIT 1').pluck().get() as number;
+      db.close();
+      return { instructions, seconds };
+    };
+    const floor = run(1);
+    const small = run(smallIterations);
+    const large = run(largeIterations);
+    return { floorSeconds: floor.seconds, small, large, marginalPerSecond: (large.instructions - small.instructions) / (large.seconds - small.seconds) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
