@@ -81,7 +81,8 @@ export class BatchCollector {
     return (this.batch ??= emptyBatch(this.capacity));
   }
 
-  instruction(seq: number, icount: number, cpl: number, eip: number, thread: number, op: Decoded, regs: readonly number[], writes: readonly number[], tableWrites: readonly number[]): void {
+  /** A retired instruction; its effects as [RegId, value] pairs, [linear, size, value] triples and [physical, value] pairs, the first two with their lengths. */
+  instruction(seq: number, icount: number, cpl: number, eip: number, thread: number, op: Decoded, regs: Uint32Array, nRegs: number, writes: Uint32Array, nWrites: number, tableWrites: readonly number[]): void {
     const b = this.open();
     const i = b.count++;
     b.seq[i] = seq;
@@ -91,14 +92,14 @@ export class BatchCollector {
     let id = op.traceCode;
     if (id < 0 || this.codeEip[id] !== eip || this.codeCpl[id] !== cpl) id = this.intern(b, op, eip, cpl);
     b.code[i] = id;
-    if (regs.length !== 0 || writes.length !== 0 || tableWrites.length !== 0) {
-      const need = packedBound(regs, writes, tableWrites);
+    if (nRegs !== 0 || nWrites !== 0 || tableWrites.length !== 0) {
+      const need = packedBound(nRegs, nWrites, tableWrites.length);
       if (this.effectsAt + need > b.effects.length) {
         const grown = new Uint8Array(Math.max(b.effects.length * 2, this.effectsAt + need));
         grown.set(b.effects.subarray(0, this.effectsAt));
         b.effects = grown;
       }
-      this.effectsAt = packLists(regs, writes, tableWrites, b.effects, this.effectsAt);
+      this.effectsAt = packLists(regs, nRegs, writes, nWrites, tableWrites, tableWrites.length, b.effects, this.effectsAt);
     }
     b.effectsEnd[i] = this.effectsAt;
     if (b.count === b.seq.length) this.flush();

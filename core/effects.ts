@@ -42,18 +42,21 @@ export function packedSize(e: Effects): number {
   return n;
 }
 
-/** At most this many bytes for these effect lists (a bound that needs no look at the values). */
-export function packedBound(regs: readonly number[], writes: readonly number[], tableWrites: readonly number[]): number {
-  return (regs.length >> 1) * 5 + (writes.length / 3) * 9 + (tableWrites.length >> 1) * 9;
+/** At most this many bytes for effect lists of these lengths (a bound that needs no look at the values). */
+export function packedBound(regsLength: number, writesLength: number, tableWritesLength: number): number {
+  return (regsLength >> 1) * 5 + (writesLength / 3) * 9 + (tableWritesLength >> 1) * 9;
 }
 
 /** Write the packed effects into `out` at `at`; returns the new offset. */
 export function packEffects(e: Effects, out: Uint8Array, at: number): number {
-  return packLists(e.regs, e.writes, e.tableWrites, out, at);
+  return packLists(e.regs, e.regs.length, e.writes, e.writes.length, e.tableWrites, e.tableWrites.length, out, at);
 }
 
-/** packEffects from the three lists themselves (the machine's batches pack without an event object). */
-export function packLists(r: readonly number[], w: readonly number[], t: readonly number[], out: Uint8Array, at: number): number {
+/**
+ * packEffects from the lists themselves, each the first `…Length` entries of its array (the
+ * machine's batches pack from its reused buffers, without an event object).
+ */
+export function packLists(r: ArrayLike<number>, rLength: number, w: ArrayLike<number>, wLength: number, t: ArrayLike<number>, tLength: number, out: Uint8Array, at: number): number {
   const put32 = (v: number) => {
     out[at] = v;
     out[at + 1] = v >>> 8;
@@ -61,7 +64,7 @@ export function packLists(r: readonly number[], w: readonly number[], t: readonl
     out[at + 3] = v >>> 24;
     at += 4;
   };
-  for (let i = 0; i < r.length; i += 2) {
+  for (let i = 0; i < rLength; i += 2) {
     const v = r[i + 1];
     if (r[i] === EFLAGS_ID && (v & ~FLAG_MASK) === 0) {
       out[at++] = EFLAGS_PACKED;
@@ -78,14 +81,14 @@ export function packLists(r: readonly number[], w: readonly number[], t: readonl
       put32(v);
     }
   }
-  for (let i = 0; i < w.length; i += 3) {
+  for (let i = 0; i < wLength; i += 3) {
     const size = w[i + 1];
     out[at++] = MEMORY_WRITE | size;
     put32(w[i]);
     const v = w[i + 2];
     for (let b = 0; b < size; b++) out[at++] = (v >>> (8 * b)) & 0xff;
   }
-  for (let i = 0; i < t.length; i += 2) {
+  for (let i = 0; i < tLength; i += 2) {
     out[at++] = TABLE_WRITE;
     put32(t[i]);
     put32(t[i + 1]);

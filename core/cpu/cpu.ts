@@ -236,10 +236,16 @@ export class CPU {
   /** Guest thread id stamped on events (the guest layer sets it on thread switches). */
   threadId = 0;
   /** Effects since the last effect-carrying event (only while tracing). */
-  private traceWrites: number[] = [];
+  // Typed buffers with a length, reused: a JS array emptied with `length = 0` after every
+  // instruction gives up its storage and allocates again on the next push (most of a recording's
+  // garbage). Event objects get arrays copied from them.
+  /** Memory writes since the last effect-carrying event: [linear, size, value] triples. */
+  private traceWrites = new Uint32Array(48);
+  private traceWritesLength = 0;
   private traceTableWrites: number[] = [];
-  /** The next event's register-effect list (reused while it stays empty). */
-  private spareRegs: number[] = [];
+  /** The register changes of the event being made: [RegId, value] pairs (diffRegs). */
+  private readonly regDiff = new Uint32Array(2 * 19);
+  private regDiffLength = 0;
   private readonly traceBase = new Int32Array(19);
 
   // --- execution control --------------------------------------------------------------------
@@ -515,7 +521,7 @@ export class CPU {
 
   write8(lin: number, v: number): void {
     this.mem.write8(this.xlate(lin, true, this.user, 1), v);
-    if (this.tracing) this.traceWrites.push(lin >>> 0, 1, v & 0xff);
+    if (this.tracing) this.noteWrite(lin, 1, v & 0xff);
   }
   write16(lin: number, v: number): void {
     this.writeN(lin, 2, v & 0xffff, this.user);
@@ -523,7 +529,7 @@ export class CPU {
   write32(lin: number, v: number): void {
     if ((lin & 0xfff) <= 0xffc) {
       this.mem.write32(this.xlate(lin, true, this.user, 4), v);
-      if (this.tracing) this.traceWrites.push(lin >>> 0, 4, v >>> 0);
+      if (this.tracing) this.noteWrite(lin, 4, v);
       return;
     }
     this.writeN(lin, 4, v, this.user);
@@ -545,7 +551,34 @@ export class CPU {
       const p = second >= 0 && (l & ~0xfff) === (lastLin & ~0xfff) ? second + (l & 0xfff) : first + i;
       this.mem.write8(p, (v >>> (8 * i)) & 0xff);
     }
-    if (this.tracing) this.traceWrites.push(lin >>> 0, size, size === 4 ? v >>> 0 : v & ((1 << (8 * size)) - 1));
+    if (this.tracing) this.noteWrite(lin, size, size === 4 ? v : v & ((1 << (8 * size)) - 1));
+  }
+
+  /** A memory write for the effects of the event being made (only while tracing). */
+  private noteWrite(lin: number, size: number, v: number): void {
+    let w = this.traceWrites;
+    const n = this.traceWritesLength;
+    if (n + 3 > w.length) {
+      w = new Uint32Array(w.length * 2);
+      w.set(this.traceWrites);
+      this.traceWrites = w;
+    }
+    w[n] = lin;
+    w[n + 1] = size;
+    w[n + 2] = v;
+    this.traceWritesLength = n + 3;
+  }
+
+  /** The effects collected for an event object, as the lists events$ carries; the buffers start empty again. */
+  private takeEffectLists(): { regs: readonly number[]; writes: readonly number[]; tableWrites: readonly number[] } {
+    const regs = this.regDiffLength === 0 ? NO_EFFECTS : Array.from(this.regDiff.subarray(0, this.regDiffLength));
+    const writes = this.traceWritesLength === 0 ? NO_EFFECTS : Array.from(this.traceWrites.subarray(0, this.traceWritesLength));
+    let tableWrites: readonly number[] = this.traceTableWrites;
+    if (tableWrites.length === 0) tableWrites = NO_EFFECTS;
+    else this.traceTableWrites = [];
+    this.regDiffLength = 0;
+    this.traceWritesLength = 0;
+    return { regs, writes, tableWrites };
   }
 
   /** Implicit supervisor accesses (GDT, IDT, TSS): not subject to the CPL-3 user check. */
@@ -1512,24 +1545,18 @@ export class CPU {
    * without one they are emptied and reused).
    */
   private emitRetired(eip: number, cpl: number, icount: number, op: Op): void {
-    this.diffRegs(this.spareRegs);
-    if (this.batching) this.collector!.instruction(this.seq, icount, cpl, eip >>> 0, this.threadId, op, this.spareRegs, this.traceWrites, this.traceTableWrites);
+    this.diffRegs();
+    if (this.batching) {
+      this.collector!.instruction(this.seq, icount, cpl, eip >>> 0, this.threadId, op, this.regDiff, this.regDiffLength, this.traceWrites, this.traceWritesLength, this.traceTableWrites);
+    }
     if (!this.perEvent) {
       this.seq++;
-      if (this.spareRegs.length !== 0) this.spareRegs.length = 0;
-      if (this.traceWrites.length !== 0) this.traceWrites.length = 0;
-      if (this.traceTableWrites.length !== 0) this.traceTableWrites.length = 0;
+      this.regDiffLength = 0;
+      this.traceWritesLength = 0;
+      if (this.traceTableWrites.length !== 0) this.traceTableWrites = [];
       return;
     }
-    let regs: readonly number[] = this.spareRegs;
-    if (regs.length === 0) regs = NO_EFFECTS;
-    else this.spareRegs = [];
-    let writes: readonly number[] = this.traceWrites;
-    if (writes.length === 0) writes = NO_EFFECTS;
-    else this.traceWrites = [];
-    let tableWrites: readonly number[] = this.traceTableWrites;
-    if (tableWrites.length === 0) tableWrites = NO_EFFECTS;
-    else this.traceTableWrites = [];
+    const { regs, writes, tableWrites } = this.takeEffectLists();
     this.emitRaw({
       type: 'instruction',
       seq: this.seq++,
@@ -1664,12 +1691,8 @@ export class CPU {
   /** The exception event: where it happened (`at`), what was delivered, and the delivery's effects. */
   private emitException(at: { eip: number; cpl: number }, delivered: GuestFault, original: GuestFault = delivered): void {
     if (!this.tracing) return;
-    const regs: number[] = [];
-    this.diffRegs(regs);
-    const writes = this.traceWrites;
-    this.traceWrites = [];
-    const tableWrites = this.traceTableWrites;
-    this.traceTableWrites = [];
+    this.diffRegs();
+    const { regs, writes, tableWrites } = this.takeEffectLists();
     this.emit({
       type: 'exception',
       ...this.base(),
@@ -1702,16 +1725,21 @@ export class CPU {
     this.tracedFlagsVersion = -1;
     this.tracedEf = -1;
     this.systemDirty = true;
-    this.traceWrites = [];
+    this.traceWritesLength = 0;
+    this.regDiffLength = 0;
     this.traceTableWrites = [];
   }
-  private diffRegs(out: number[]): void {
+  /** The registers changed since the last effect-carrying event, into regDiff (RegId order). */
+  private diffRegs(): void {
     const b = this.traceBase;
     const r = this.regs;
+    const out = this.regDiff;
+    let n = 0;
     for (let id = 0; id < 8; id++) {
       if (r[id] !== b[id]) {
         b[id] = r[id];
-        out.push(id, r[id] >>> 0);
+        out[n++] = id;
+        out[n++] = r[id] >>> 0;
       }
     }
     // EFLAGS is only recomputed when its inputs changed (a new lazy record, or stored bits).
@@ -1721,7 +1749,8 @@ export class CPU {
       const ef = this.getEflags();
       if (ef !== b[8]) {
         b[8] = ef;
-        out.push(8, ef >>> 0);
+        out[n++] = 8;
+        out[n++] = ef >>> 0;
       }
     }
     // Selectors and control registers change rarely: compared only after something touched them.
@@ -1731,7 +1760,8 @@ export class CPU {
       for (let s = 0; s < 6; s++) {
         if (sel[s] !== b[9 + s]) {
           b[9 + s] = sel[s];
-          out.push(9 + s, sel[s]);
+          out[n++] = 9 + s;
+          out[n++] = sel[s];
         }
       }
       if (this.cr0 !== b[15] || this.cr2 !== b[16] || this.cr3 !== b[17] || this.cr4 !== b[18]) {
@@ -1739,11 +1769,13 @@ export class CPU {
           const v = this.currentRegValue(id);
           if (v !== b[id]) {
             b[id] = v;
-            out.push(id, v >>> 0);
+            out[n++] = id;
+            out[n++] = v >>> 0;
           }
         }
       }
     }
+    this.regDiffLength = n;
   }
   private tracedFlagsVersion = -1;
   private tracedEf = -1;
