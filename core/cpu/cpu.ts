@@ -242,8 +242,7 @@ export class CPU {
   seq = 0;
   /** Guest thread id stamped on events (the guest layer sets it on thread switches). */
   threadId = 0;
-  /** Effects since the last effect-carrying event (only while tracing). */
-  // Typed buffers with a length, reused: a JS array emptied with `length = 0` after every
+  // Effects since the last effect-carrying event (only while tracing), in typed buffers with a length, reused: a JS array emptied with `length = 0` after every
   // instruction gives up its storage and allocates again on the next push (most of a recording's
   // garbage). Event objects get arrays copied from them.
   /** Memory writes since the last effect-carrying event: [linear, size, value] triples. */
@@ -1548,8 +1547,8 @@ export class CPU {
 
   /**
    * A retired instruction, with the effects collected since the last event: into the batch's
-   * columns, and as an event object for events$ subscribers (the lists are handed to the object;
-   * without one they are emptied and reused).
+   * columns, and as an event object for events$ subscribers (with copies of the lists); then the
+   * buffers start empty again.
    */
   private emitRetired(eip: number, cpl: number, icount: number, op: Op): void {
     this.diffRegs();
