@@ -242,9 +242,10 @@ export class CPU {
   seq = 0;
   /** Guest thread id stamped on events (the guest layer sets it on thread switches). */
   threadId = 0;
-  // Effects since the last effect-carrying event (only while tracing), in typed buffers with a length, reused: a JS array emptied with `length = 0` after every
-  // instruction gives up its storage and allocates again on the next push (most of a recording's
-  // garbage). Event objects get arrays copied from them.
+  // Effects since the last effect-carrying event (only while tracing), in typed buffers with a
+  // length, reused: a JS array emptied with `length = 0` after every instruction gives up its
+  // storage and allocates again on the next push (most of a recording's garbage). Event objects
+  // get arrays copied from them.
   /** Memory writes since the last effect-carrying event: [linear, size, value] triples. */
   private traceWrites = new Uint32Array(48);
   private traceWritesLength = 0;
