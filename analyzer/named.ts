@@ -4,7 +4,7 @@
 // functions sym(), status_name(), service_name() and hex32() (see query.ts); copy one and adapt
 // it. Those over `syscalls` need the projections: run 'ntflow replay FILE' first.
 import type Database from 'better-sqlite3';
-import { EVENT_TABLES, EXPAND_RUNS_SQL, MAX_RUN, RUN_CODE_SQL, RUN_INDEX_SQL } from '../recorder/index.js';
+import { EVENT_TABLES, expandRunsSql, MAX_RUN, RUN_CODE_SQL, RUN_INDEX_SQL } from '../recorder/index.js';
 import { QueryError, chooseSession, tableNames } from './query.js';
 import { parseSyscallRef } from './syscall-ref.js';
 
@@ -27,7 +27,7 @@ export interface NamedQuery {
  */
 function instructionsIn(session: string, lo: string, hi: string): string {
   return `(SELECT r.seq + ${RUN_INDEX_SQL} AS seq, r.thread_id, c.eip, c.cpl, c.bytes, c.asm, c.symbol
-      FROM instruction_runs r ${EXPAND_RUNS_SQL} CROSS JOIN code c ON c.session_id = r.session_id AND c.id = ${RUN_CODE_SQL}
+      FROM instruction_runs r ${expandRunsSql()} CROSS JOIN code c ON c.session_id = r.session_id AND c.id = ${RUN_CODE_SQL}
       WHERE r.session_id = ${session} AND r.seq > (${lo}) - ${MAX_RUN} AND r.seq <= (${hi}) AND r.seq + ${RUN_INDEX_SQL} BETWEEN (${lo}) AND (${hi}))`;
 }
 

@@ -15,7 +15,7 @@
 import type Database from 'better-sqlite3';
 import { once } from 'node:events';
 import { serviceByNumber, statusName, type SymbolTable } from '../core/index.js';
-import { EXPAND_RUNS_SQL, RUN_INDEX_SQL, TraceFileError, decodeRunEffects, effectsAt, type RunEffects } from '../recorder/index.js';
+import { expandRunsSql, RUN_INDEX_SQL, TraceFileError, decodeRunEffects, effectsAt, type RunEffects } from '../recorder/index.js';
 import { openWithProjections } from './replay.js';
 import { displayOf, showNumber, type Display } from './display.js';
 import { resolveSession, sessionSymbols } from './state.js';
@@ -123,7 +123,7 @@ export function registerFunctions(db: Database.Database, sessionId: number | nul
   // The instructions' effects, beside the instructions view (which plain SQLite reads without them).
   db.exec(`CREATE TEMP VIEW IF NOT EXISTS instruction_effects AS
     SELECT r.session_id, r.seq + ${RUN_INDEX_SQL} AS seq, run_effects(r.effects, r.count, ${RUN_INDEX_SQL}) AS effects
-    FROM main.instruction_runs r ${EXPAND_RUNS_SQL.replace('code_blocks', 'main.code_blocks').replace('counting', 'main.counting')}`);
+    FROM main.instruction_runs r ${expandRunsSql('main')}`);
 }
 
 /** The first words of a statement, for messages ("INSERT INTO meta …"). */

@@ -171,8 +171,8 @@ export interface RecordScaling {
   marginalPerSecond: number;
 }
 
-/** The whole record command at three sizes: its fixed cost, and its rate past it. */
-export function benchRecordScaling(smallIterations = 500_000, largeIterations = 5_000_000): RecordScaling {
+/** The whole record command at three sizes: its fixed cost, and its rate past it. `root`: the checkout whose bin/ntflow runs (scripts/bench-side-by-side.mjs measures an older one). */
+export function benchRecordScaling(smallIterations = 500_000, largeIterations = 5_000_000, root = repoRoot()): RecordScaling {
   const dir = mkdtempSync(join(tmpdir(), 'ntflow-bench-scale-'));
   try {
     const run = (iterations: number) => {
@@ -180,7 +180,7 @@ export function benchRecordScaling(smallIterations = 500_000, largeIterations = 
       writeFileSync(program, LOOP(iterations));
       const trace = join(dir, `loop-${iterations}.db`);
       const t0 = process.hrtime.bigint();
-      const r = spawnSync(process.execPath, [join(repoRoot(), 'bin', 'ntflow'), 'record', program, '-o', trace], { encoding: 'utf8' });
+      const r = spawnSync(process.execPath, [join(root, 'bin', 'ntflow'), 'record', program, '-o', trace], { encoding: 'utf8' });
       const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
       if (r.status !== 0) throw new Error(`ntflow record failed: ${r.stderr}`);
       const db = new Database(trace, { readonly: true });

@@ -123,13 +123,16 @@ export class BlockFormatError extends Error {}
  * order — after `FROM instruction_runs r`; RUN_INDEX_SQL and RUN_CODE_SQL give each one's index in
  * its run and code id. CROSS JOIN fixes the nesting: runs, their items, each repeat, each code of
  * the block. The aliases (run_item, run_block, run_repeat, run_code) are long so as not to hide a
- * correlated outer query's.
+ * correlated outer query's. `schema` names the tables' schema (a TEMP view over the file's tables).
  */
-export const EXPAND_RUNS_SQL = `CROSS JOIN json_each(r.blocks) run_item
-  CROSS JOIN code_blocks run_block ON run_block.session_id = r.session_id AND run_block.id = run_item.value ->> 1
-  CROSS JOIN counting run_repeat ON run_repeat.n < run_item.value ->> 2
+export function expandRunsSql(schema: 'main' | '' = ''): string {
+  const at = schema ? `${schema}.` : '';
+  return `CROSS JOIN json_each(r.blocks) run_item
+  CROSS JOIN ${at}code_blocks run_block ON run_block.session_id = r.session_id AND run_block.id = run_item.value ->> 1
+  CROSS JOIN ${at}counting run_repeat ON run_repeat.n < run_item.value ->> 2
   CROSS JOIN json_each(run_block.codes) run_code`;
-/** The instruction's index in its run, with EXPAND_RUNS_SQL. */
+}
+/** The instruction's index in its run, with expandRunsSql. */
 export const RUN_INDEX_SQL = `(run_item.value ->> 0) + run_repeat.n * run_block.length + run_code.key`;
-/** Its code id, with EXPAND_RUNS_SQL. */
+/** Its code id, with expandRunsSql. */
 export const RUN_CODE_SQL = 'run_code.value';

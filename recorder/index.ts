@@ -5,4 +5,4 @@ export { SCHEMA_VERSION, schemaSql, EVENT_TABLES, COMMON_COLUMNS, EFFECTS_FORMAT
 export { packEffects, unpackEffects, type UnpackedEffects } from '../core/index.js';
 export { NTFLOW_VERSION } from './version.js';
 export { InstructionRuns, MAX_RUN, decodeRunEffects, encodeEffectsList, encodeRunEffects, effectsAt, instructionsInRangeSql, RunFormatError, type RunEffects } from './runs.js';
-export { EXPAND_RUNS_SQL, RUN_INDEX_SQL, RUN_CODE_SQL, BlockEncoder, expandBlocks, type NewBlock } from './blocks.js';
+export { expandRunsSql, RUN_INDEX_SQL, RUN_CODE_SQL, BlockEncoder, expandBlocks, type NewBlock } from './blocks.js';

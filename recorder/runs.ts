@@ -13,7 +13,7 @@
 // differences from the register's previous value, addresses from the previous write's end).
 import type Database from 'better-sqlite3';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
-import { BlockFormatError, EXPAND_RUNS_SQL, RUN_CODE_SQL, RUN_INDEX_SQL, expandBlocks } from './blocks.js';
+import { BlockFormatError, expandRunsSql, RUN_CODE_SQL, RUN_INDEX_SQL, expandBlocks } from './blocks.js';
 import { ColumnsError, fromColumns, toColumns } from './effect-columns.js';
 import { TraceFileError } from './errors.js';
 
@@ -303,6 +303,6 @@ export class InstructionRuns {
 
 /** SQL for the instructions of one session in a seq range, as (seq, code_id) rows: for ntflow's own queries. */
 export function instructionsInRangeSql(session: string, lo: string, hi: string): string {
-  return `(SELECT r.seq + ${RUN_INDEX_SQL} AS seq, ${RUN_CODE_SQL} AS code_id FROM instruction_runs r ${EXPAND_RUNS_SQL}
+  return `(SELECT r.seq + ${RUN_INDEX_SQL} AS seq, ${RUN_CODE_SQL} AS code_id FROM instruction_runs r ${expandRunsSql()}
       WHERE r.session_id = ${session} AND r.seq > (${lo}) - ${MAX_RUN} AND r.seq <= (${hi}) AND r.seq + ${RUN_INDEX_SQL} BETWEEN (${lo}) AND (${hi}))`;
 }

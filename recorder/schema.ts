@@ -2,7 +2,7 @@
 // SQLite keeps in the file (so each trace carries its own documentation), the event type each
 // typed table holds, and how an event's fields become its columns.
 import type { TraceEvent } from '../core/index.js';
-import { EXPAND_RUNS_SQL, RUN_CODE_SQL, RUN_INDEX_SQL } from './blocks.js';
+import { expandRunsSql, RUN_CODE_SQL, RUN_INDEX_SQL } from './blocks.js';
 import { MAX_RUN } from './runs.js';
 
 export const SCHEMA_VERSION = 6;
@@ -424,7 +424,7 @@ export function schemaSql(): string[] {
     r.icount + ${RUN_INDEX_SQL} AS icount, -- instructions retired before it
     r.thread_id, -- the guest thread
     ${RUN_CODE_SQL} AS code_id -- the instruction (code.id)
-  FROM instruction_runs r ${EXPAND_RUNS_SQL}
+  FROM instruction_runs r ${expandRunsSql()}
   CROSS JOIN code c ON c.session_id = r.session_id AND c.id = ${RUN_CODE_SQL} -- CROSS JOIN keeps this order: runs by (session_id, seq), each run's items, each repeat, each code of the block, so rows come in seq order`,
     [
       'CREATE VIEW events AS',
